@@ -1,0 +1,20 @@
+// The autograd engine: Tensor, the tape, every differentiable op, gradcheck.
+#pragma once
+
+#include <xgrad/autograd/broadcast.hpp>
+#include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/generator.hpp>
+#include <xgrad/autograd/gradcheck.hpp>
+#include <xgrad/autograd/ops/dropout.hpp>
+#include <xgrad/autograd/ops/elementwise.hpp>
+#include <xgrad/autograd/ops/embedding.hpp>
+#include <xgrad/autograd/ops/layer_norm.hpp>
+#include <xgrad/autograd/ops/loss.hpp>
+#include <xgrad/autograd/ops/masking.hpp>
+#include <xgrad/autograd/ops/matmul.hpp>
+#include <xgrad/autograd/ops/reduction.hpp>
+#include <xgrad/autograd/ops/shape_ops.hpp>
+#include <xgrad/autograd/ops/softmax.hpp>
+#include <xgrad/autograd/shape.hpp>
+#include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/tensor.hpp>

@@ -1,0 +1,226 @@
+#include <xgrad/autograd/tape.hpp>
+
+#include <queue>
+
+#include <fmt/format.h>
+#include <xtensor/xnoalias.hpp>
+
+#include <xgrad/autograd/error.hpp>
+
+namespace xgrad {
+
+namespace {
+std::atomic<std::uint64_t> next_sequence{0};
+std::atomic<long> live_count{0};
+thread_local bool grad_enabled = true;
+}  // namespace
+
+bool is_grad_enabled() { return grad_enabled; }
+void set_grad_enabled(bool enabled) { grad_enabled = enabled; }
+long live_records() { return live_count.load(); }
+
+Node::Node(const char* name, std::vector<Edge> inputs, BackwardFn backward)
+    : name(name), sequence(next_sequence++), inputs(std::move(inputs)), backward(std::move(backward)) {
+  ++live_count;
+}
+
+void Node::release() {
+  if (backward) {
+    backward = nullptr;
+    --live_count;
+  }
+  inputs.clear();
+}
+
+Node::~Node() {
+  if (backward) --live_count;
+  // Destroying a long chain through nested shared_ptr destructors would recurse once per record.
+  // Unlink it instead: records owned only by this chain are emptied here, one at a time.
+  std::vector<std::shared_ptr<Node>> pending;
+  for (auto& edge : inputs) {
+    if (edge.node) pending.push_back(std::move(edge.node));
+  }
+  while (!pending.empty()) {
+    std::shared_ptr<Node> node = std::move(pending.back());
+    pending.pop_back();
+    if (node.use_count() == 1) {
+      for (auto& edge : node->inputs) {
+        if (edge.node) pending.push_back(std::move(edge.node));
+      }
+    }
+  }
+}
+
+// --- BackwardContext -----------------------------------------------------------------------------
+
+bool BackwardContext::needs_grad(std::size_t input) const {
+  return input < node_.inputs.size() && node_.inputs[input].needs_grad();
+}
+
+Array& BackwardContext::slot(std::size_t input, bool& first) {
+  if (input >= node_.inputs.size()) {
+    throw Error(fmt::format("{}: backward wrote a gradient for input {}, but the op has {} inputs", node_.name,
+                            input, node_.inputs.size()));
+  }
+  Edge& edge = node_.inputs[input];
+  if (edge.node) {
+    Node& target = *edge.node;
+    first = !target.has_grad;
+    if (first) {
+      on_first_grad_(target);  // throws if the target was released: it is left untouched
+      target.has_grad = true;
+    }
+    return target.grad;
+  }
+  if (edge.leaf) {
+    first = !edge.leaf->grad;
+    if (first) edge.leaf->grad = std::make_shared<Array>();
+    return *edge.leaf->grad;
+  }
+  throw Error(fmt::format("{}: backward wrote a gradient for input {}, which does not require grad "
+                          "(check needs_grad first)",
+                          node_.name, input));
+}
+
+void BackwardContext::accumulate(std::size_t input, Array grad) {
+  if (!needs_grad(input)) return;
+  const Shape& expected = node_.inputs[input].shape;
+  if (grad.dimension() != expected.size() || !std::equal(expected.begin(), expected.end(), grad.shape().begin())) {
+    throw Error(fmt::format("{}: backward produced a gradient of shape {} for input {} of shape {}", node_.name,
+                            shape_str(shape_of(grad)), input, shape_str(expected)));
+  }
+  bool first = false;
+  Array& target = slot(input, first);
+  if (first) {
+    target = std::move(grad);
+  } else {
+    xt::noalias(target) += grad;
+  }
+}
+
+Array& BackwardContext::grad_buffer(std::size_t input) {
+  bool first = false;
+  Array& target = slot(input, first);
+  if (first) {
+    target = Array::from_shape(node_.inputs[input].shape);
+    target.fill(0.f);
+  }
+  return target;
+}
+
+// --- recording -----------------------------------------------------------------------------------
+
+Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<Tensor>& inputs,
+              BackwardFn backward) {
+  bool any_requires_grad = false;
+  if (grad_enabled) {
+    for (const Tensor& input : inputs) {
+      if (!input.defined()) throw Error(fmt::format("{}: an input tensor is undefined", op));
+      any_requires_grad = any_requires_grad || input.requires_grad();
+    }
+  }
+  if (!any_requires_grad) return Tensor(std::move(output), nullptr);
+
+  std::vector<Edge> edges;
+  edges.reserve(inputs.size());
+  for (const Tensor& input : inputs) {
+    Edge edge;
+    edge.shape = input.shape();
+    if (input.grad_fn()) edge.node = input.grad_fn();
+    else if (input.requires_grad()) edge.leaf = input.impl_ptr();
+    edges.push_back(std::move(edge));
+  }
+  auto node = std::make_shared<Node>(op, std::move(edges), std::move(backward));
+  return Tensor(std::move(output), std::move(node));
+}
+
+Tensor record(const char* op, Array output, const std::vector<Tensor>& inputs, BackwardFn backward) {
+  return record(op, std::make_shared<Array>(std::move(output)), inputs, std::move(backward));
+}
+
+// --- backward ------------------------------------------------------------------------------------
+
+namespace {
+struct LaterFirst {
+  bool operator()(const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) const {
+    return a->sequence < b->sequence;
+  }
+};
+
+std::string released_message(const Node& node) {
+  return fmt::format(
+      "backward: the record of '{}' was already released by an earlier backward(); call backward(grad, "
+      "/*retain_graph=*/true) the first time to go through a graph twice",
+      node.name);
+}
+}  // namespace
+
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
+  if (!root.requires_grad()) {
+    throw Error(fmt::format("backward: the tensor of shape {} does not require grad and no op recorded it "
+                            "(mark its leaves with set_requires_grad(true) before computing it)",
+                            shape_str(root.shape())));
+  }
+  Array seed;
+  if (gradient.defined()) {
+    if (gradient.shape() != root.shape()) {
+      throw Error(fmt::format("backward: the output gradient has shape {}, expected the output's shape {}",
+                              shape_str(gradient.shape()), shape_str(root.shape())));
+    }
+    seed = gradient.value();
+  } else {
+    if (root.numel() != 1) {
+      throw Error(fmt::format("backward: a gradient can be implied only for a one-element output; this one has "
+                              "shape {}: pass backward(gradient) with that shape",
+                              shape_str(root.shape())));
+    }
+    seed = Array::from_shape(root.shape());
+    seed.fill(1.f);
+  }
+
+  if (!root.grad_fn()) {  // a leaf: its gradient is the seed itself
+    TensorImpl& leaf = *root.impl();
+    if (!leaf.grad) leaf.grad = std::make_shared<Array>(std::move(seed));
+    else xt::noalias(*leaf.grad) += seed;
+    return;
+  }
+
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, LaterFirst> ready;
+  const std::shared_ptr<Node>& start = root.grad_fn();
+  if (start->released()) throw Error(released_message(*start));
+  start->grad = std::move(seed);
+  start->has_grad = true;
+  ready.push(start);
+
+  try {
+    while (!ready.empty()) {
+      std::shared_ptr<Node> node = ready.top();
+      ready.pop();
+      // Records that receive their first gradient join the work list; the edge holding them is
+      // found through the current node, whose inputs are the only ones it can reach.
+      BackwardContext ctx(*node, [&](Node& target) {
+        if (target.released()) throw Error(released_message(target));
+        for (const Edge& edge : node->inputs) {
+          if (edge.node.get() == &target) {
+            ready.push(edge.node);
+            return;
+          }
+        }
+      });
+      node->backward(ctx);
+      node->grad = Array();
+      node->has_grad = false;
+      if (!retain_graph) node->release();
+    }
+  } catch (...) {
+    // Leave no half-gathered gradient behind for the next backward.
+    while (!ready.empty()) {
+      ready.top()->grad = Array();
+      ready.top()->has_grad = false;
+      ready.pop();
+    }
+    throw;
+  }
+}
+
+}  // namespace xgrad

@@ -1,0 +1,112 @@
+// The tape: every differentiable op whose inputs require grad leaves a record (op name, inputs,
+// backward closure). backward() replays the records reachable from the loss in reverse order of
+// creation -- a reverse topological order, since an op is always recorded after its inputs --
+// with a work list, never recursion, so a chain of any depth cannot overflow the stack.
+//
+// How an op is written (see docs/ARCHITECTURE.md):
+//
+//   Tensor exp(const Tensor& x) {
+//     Array y = xt::exp(x.value());                       // forward
+//     auto out = std::make_shared<Array>(std::move(y));
+//     return record("exp", out, {x}, [out](BackwardContext& ctx) {
+//       ctx.accumulate(0, ctx.grad_output() * *out);      // d/dx exp(x) = exp(x)
+//     });
+//   }
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <xgrad/autograd/tensor.hpp>
+
+namespace xgrad {
+
+class BackwardContext;
+using BackwardFn = std::function<void(BackwardContext&)>;
+
+/// Where one input of a record sends its gradient: to the record that produced it, or, for a
+/// leaf that requires grad, into that leaf's .grad. Neither: the input needs no gradient.
+struct Edge {
+  std::shared_ptr<Node> node;
+  std::shared_ptr<TensorImpl> leaf;
+  Shape shape;  // the input's shape when recorded: the gradient must have it
+  bool needs_grad() const { return node != nullptr || leaf != nullptr; }
+};
+
+/// One record of the tape.
+struct Node {
+  Node(const char* name, std::vector<Edge> inputs, BackwardFn backward);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const char* name;            // the op, for error messages and graph dumps
+  std::uint64_t sequence;      // creation order: replaying in decreasing order is a topological sort
+  std::vector<Edge> inputs;
+  BackwardFn backward;         // empty once released
+  Array grad;                  // gradient of this record's output, gathered during backward
+  bool has_grad = false;
+
+  bool released() const { return !backward; }
+  /// Frees the closure and what it saved, and the links to earlier records.
+  void release();
+};
+
+/// What a backward closure sees: the gradient of its output, and where its inputs' gradients go.
+class BackwardContext {
+ public:
+  BackwardContext(Node& node, std::function<void(Node&)> on_first_grad)
+      : node_(node), on_first_grad_(std::move(on_first_grad)) {}
+
+  const char* op() const { return node_.name; }
+  /// d(loss)/d(output), of the output's shape.
+  const Array& grad_output() const { return node_.grad; }
+  /// Whether input i needs a gradient at all (skip computing the ones nobody needs).
+  bool needs_grad(std::size_t input) const;
+  /// Adds `grad` to input i's gradient. Its shape must be the input's: a mismatch throws an
+  /// xgrad::Error naming the op, the input and both shapes (broadcast ops call sum_to_shape first).
+  void accumulate(std::size_t input, Array grad);
+  /// Input i's gradient buffer, zero-filled if this is its first contribution, for kernels that
+  /// accumulate in place (GEMM with beta = 1).
+  Array& grad_buffer(std::size_t input);
+
+ private:
+  Array& slot(std::size_t input, bool& first);
+  Node& node_;
+  std::function<void(Node&)> on_first_grad_;
+};
+
+/// Returns the output tensor of an op. With grad mode on and any input requiring grad, the
+/// output gets a tape record holding the inputs' edges and `backward`; otherwise `backward` is
+/// dropped and the output is a plain tensor.
+Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<Tensor>& inputs,
+              BackwardFn backward);
+Tensor record(const char* op, Array output, const std::vector<Tensor>& inputs, BackwardFn backward);
+
+/// Runs backward from `root`; what Tensor::backward calls.
+void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph);
+
+/// Records alive whose closure has not been released: 0 after a backward without
+/// retain_graph has consumed a graph whose outputs were then dropped. For leak tests.
+long live_records();
+
+// --- grad mode ---------------------------------------------------------------------------------
+bool is_grad_enabled();
+void set_grad_enabled(bool enabled);
+
+/// Within its scope no op records anything (inference, optimizer updates), as torch::NoGradGuard.
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(is_grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace xgrad

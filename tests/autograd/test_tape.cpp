@@ -1,0 +1,136 @@
+// The tape: recording, reverse replay, accumulation, release, no-grad, deep graphs.
+#include <doctest/doctest.h>
+
+#include <xgrad/xgrad.hpp>
+
+using namespace xgrad;
+
+TEST_CASE("backward of y = x*x + 3x gives 2x + 3") {
+  Tensor x = from_vector({1.f, -2.f, 0.5f}, {3}).set_requires_grad(true);
+  Tensor y = x * x + x * 3.f;
+  y.backward(ones({3}));
+  const Array& g = x.grad().value();
+  CHECK(g(0) == doctest::Approx(5.f));
+  CHECK(g(1) == doctest::Approx(-1.f));
+  CHECK(g(2) == doctest::Approx(4.f));
+}
+
+TEST_CASE("gradients accumulate across backward calls and zero_grad clears them") {
+  Tensor x = from_vector({2.f}, {1}).set_requires_grad(true);
+  (x * x).backward(ones({1}));
+  (x * x).backward(ones({1}));
+  CHECK(x.grad().value()(0) == doctest::Approx(8.f));
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("a tensor used twice gets both contributions (diamond graph)") {
+  Tensor x = from_vector({3.f}, {1}).set_requires_grad(true);
+  Tensor a = exp(x);
+  Tensor y = a * a + a;  // dy/dx = (2a + 1) a
+  y.backward(ones({1}));
+  const float e = std::exp(3.f);
+  CHECK(x.grad().value()(0) == doctest::Approx((2 * e + 1) * e));
+}
+
+TEST_CASE("the graph is released after backward unless retain_graph") {
+  const long before = live_records();
+  Tensor x = from_vector({1.f, 2.f}, {2}).set_requires_grad(true);
+  {
+    Tensor y = tanh(x * 2.f);
+    CHECK(live_records() == before + 2);
+    y.backward(ones({2}), /*retain_graph=*/true);
+    CHECK(live_records() == before + 2);
+    y.backward(ones({2}));
+    CHECK(live_records() == before);
+    CHECK_THROWS_WITH_AS(y.backward(ones({2})), doctest::Contains("already released"), Error);
+  }
+  CHECK(live_records() == before);
+}
+
+TEST_CASE("no record or buffer outlives backward") {
+  const long before = live_records();
+  Tensor w = randn({4, 4}).set_requires_grad(true);
+  std::weak_ptr<Node> first;
+  {
+    Tensor h = tanh(w * 2.f);
+    first = h.grad_fn();
+    Tensor loss = h * h;
+    loss.backward(ones({4, 4}));
+    CHECK(live_records() == before);  // closures and what they saved are gone
+  }
+  CHECK(first.expired());  // and so are the records themselves once the outputs are dropped
+}
+
+TEST_CASE("records are freed when an unused graph is dropped") {
+  const long before = live_records();
+  Tensor x = randn({3}).set_requires_grad(true);
+  { Tensor y = exp(x) + x; }
+  CHECK(live_records() == before);
+}
+
+TEST_CASE("NoGradGuard records nothing") {
+  Tensor x = randn({3}).set_requires_grad(true);
+  const long before = live_records();
+  {
+    NoGradGuard guard;
+    Tensor y = x * 2.f;
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.grad_fn() == nullptr);
+    CHECK(live_records() == before);
+  }
+  CHECK(is_grad_enabled());
+  CHECK((x * 2.f).requires_grad());
+}
+
+TEST_CASE("no record when no input requires grad") {
+  Tensor x = randn({3});
+  Tensor y = exp(x) * 2.f;
+  CHECK_FALSE(y.requires_grad());
+  CHECK(y.grad_fn() == nullptr);
+}
+
+TEST_CASE("a chain of 100,000 ops neither overflows the stack in backward nor in destruction") {
+  Tensor x = from_vector({0.5f}, {1}).set_requires_grad(true);
+  Tensor y = x;
+  for (int i = 0; i < 100000; ++i) y = y * 1.0f;
+  y.backward(ones({1}));
+  CHECK(x.grad().value()(0) == doctest::Approx(1.f));
+
+  Tensor z = x;  // a chain dropped without backward is torn down without recursion too
+  for (int i = 0; i < 100000; ++i) z = z + 0.f;
+}
+
+TEST_CASE("backward on bad roots throws") {
+  Tensor plain = randn({2});
+  CHECK_THROWS_WITH_AS(plain.backward(), doctest::Contains("does not require grad"), Error);
+  Tensor x = randn({2}).set_requires_grad(true);
+  Tensor y = x * 2.f;
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("shape [2]"), Error);
+  CHECK_THROWS_WITH_AS(y.backward(ones({3})), doctest::Contains("expected the output's shape [2]"), Error);
+}
+
+TEST_CASE("a backward closure that writes a gradient of the wrong shape is caught in one place") {
+  Tensor x = randn({2, 3}).set_requires_grad(true);
+  Tensor y = record("broken", Array(x.value()), {x},
+                    [](BackwardContext& ctx) { ctx.accumulate(0, Array::from_shape({3, 2})); });
+  CHECK_THROWS_WITH_AS(y.backward(ones({2, 3})),
+                       doctest::Contains("broken: backward produced a gradient of shape [3,2] for input 0 of shape [2,3]"),
+                       Error);
+}
+
+TEST_CASE("set_requires_grad on an op's output throws; detach makes a leaf sharing the value") {
+  Tensor x = randn({2}).set_requires_grad(true);
+  Tensor y = x * 2.f;
+  CHECK_THROWS_AS(y.set_requires_grad(true), Error);
+  Tensor d = y.detach();
+  CHECK(d.is_leaf());
+  CHECK_FALSE(d.requires_grad());
+  CHECK(&d.value() == &y.value());
+}
+
+TEST_CASE("a leaf's own backward accumulates the given gradient") {
+  Tensor x = randn({2}).set_requires_grad(true);
+  x.backward(full({2}, 3.f));
+  CHECK(x.grad().value()(1) == doctest::Approx(3.f));
+}

@@ -1,0 +1,4 @@
+// xgrad: everything a user needs, in one include.
+#pragma once
+
+#include <xgrad/autograd/autograd.hpp>
