@@ -18,3 +18,4 @@
 #include <xgrad/autograd/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/autograd/tensor.hpp>
+#include <xgrad/autograd/threads.hpp>
