@@ -20,8 +20,9 @@ namespace {
 using kernels::AxisView;
 using kernels::exp_simd;
 
-// Legend: n = length of the softmax axis, w = columns in a tile (<= kTile), stride = inner.
-constexpr std::size_t kTile = 64;
+// Legend: n = length of the softmax axis, w = columns in a tile (<= kMaxTile), stride = inner.
+constexpr std::size_t kMaxTile = 512;
+constexpr std::size_t kMinTile = 64;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
 /// The tensor seen around the softmax axis (negative counts from the end; a 0-d tensor takes 0
@@ -39,10 +40,18 @@ void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
     kernels::parallel_rows(v.outer, v.n, [&](std::size_t o) { row(o * v.n); });
     return;
   }
-  const std::size_t tiles = (v.inner + kTile - 1) / kTile;
-  kernels::parallel_rows(v.outer * tiles, v.n * kTile, [&](std::size_t t) {
-    const std::size_t o = t / tiles, i0 = (t % tiles) * kTile;
-    columns(o * v.n * v.inner + i0, std::min(kTile, v.inner - i0));
+  // Tiles of whole cache lines, wide enough for the prefetchers to stream each segment of a
+  // row; narrower when there are fewer blocks than threads, so that every thread gets work.
+  std::size_t tile = std::min(v.inner, kMaxTile);
+  const auto threads = static_cast<std::size_t>(omp_get_max_threads());
+  if (v.outer < threads) {
+    const std::size_t per_thread = (v.inner + threads - 1) / threads;
+    tile = std::min(tile, std::max(kMinTile, (per_thread + 15) / 16 * 16));
+  }
+  const std::size_t tiles = (v.inner + tile - 1) / tile;
+  kernels::parallel_rows(v.outer * tiles, v.n * tile, [&](std::size_t t) {
+    const std::size_t o = t / tiles, i0 = (t % tiles) * tile;
+    columns(o * v.n * v.inner + i0, std::min(tile, v.inner - i0));
   });
 }
 
@@ -53,7 +62,7 @@ void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
 void forward_row(const float* x, float* y, std::size_t n, bool log) {
   float m = kMinusInf;
 #pragma omp simd reduction(max : m)
-  for (std::size_t k = 0; k < n; ++k) m = std::max(m, x[k]);
+  for (std::size_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;  // (GCC does not vectorize std::max here)
   float s = 0.f;
   if (log) {
 #pragma omp simd reduction(+ : s)
@@ -74,25 +83,21 @@ void forward_row(const float* x, float* y, std::size_t n, bool log) {
   }
 }
 
-/// forward_row for w columns at once: element (k, i) at k * stride + i.
+/// forward_row for w columns at once: element (k, i) at k * stride + i. Three passes over the
+/// tile (max, sum of exp, output: exp computed again rather than y read back and rescaled).
 void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride, std::size_t w, bool log) {
-  float m[kTile], s[kTile];  // (w)
+  float m[kMaxTile], s[kMaxTile];  // (w)
   std::fill(m, m + w, kMinusInf);
   std::fill(s, s + w, 0.f);
   for (std::size_t k = 0; k < n; ++k) {
     const float* xk = x + k * stride;
 #pragma omp simd
-    for (std::size_t i = 0; i < w; ++i) m[i] = std::max(m[i], xk[i]);
+    for (std::size_t i = 0; i < w; ++i) m[i] = xk[i] > m[i] ? xk[i] : m[i];
   }
   for (std::size_t k = 0; k < n; ++k) {
     const float* xk = x + k * stride;
-    float* yk = y + k * stride;
 #pragma omp simd
-    for (std::size_t i = 0; i < w; ++i) {
-      const float e = exp_simd(xk[i] - m[i]);
-      if (!log) yk[i] = e;
-      s[i] += e;
-    }
+    for (std::size_t i = 0; i < w; ++i) s[i] += exp_simd(xk[i] - m[i]);
   }
   for (std::size_t i = 0; i < w; ++i) s[i] = log ? std::log(s[i]) : 1.f / s[i];
   for (std::size_t k = 0; k < n; ++k) {
@@ -103,7 +108,7 @@ void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride
       for (std::size_t i = 0; i < w; ++i) yk[i] = (xk[i] - m[i]) - s[i];
     } else {
 #pragma omp simd
-      for (std::size_t i = 0; i < w; ++i) yk[i] *= s[i];
+      for (std::size_t i = 0; i < w; ++i) yk[i] = exp_simd(xk[i] - m[i]) * s[i];
     }
   }
 }
@@ -130,7 +135,7 @@ void backward_row(const float* y, const float* dy, float* dx, std::size_t n, boo
 /// backward_row for w columns at once: element (k, i) at k * stride + i.
 void backward_columns(const float* y, const float* dy, float* dx, std::size_t n, std::size_t stride, std::size_t w,
                       bool log) {
-  float s[kTile];  // (w)
+  float s[kMaxTile];  // (w)
   std::fill(s, s + w, 0.f);
   for (std::size_t k = 0; k < n; ++k) {
     const float* yk = y + k * stride;

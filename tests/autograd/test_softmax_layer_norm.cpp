@@ -204,6 +204,8 @@ TEST_CASE("softmax and log_softmax match a double reference along every axis, fo
     // Tiles of columns: inner = 350 is 5 full tiles of 64 and a partial one.
     check_against_reference({2, 3, 5, 70}, 1, log);
     check_against_reference({2, 3, 5, 70}, -4, log);
+    check_against_reference({3, 4, 600}, 1, log);   // tiles of 512 and 88 columns
+    check_against_reference({1, 5, 1100}, -2, log);  // one block split over the threads
     // Large enough for the threaded paths, along the last axis and along the first.
     check_against_reference({64, 1024}, -1, log);
     check_against_reference({300, 200}, 0, log);
@@ -244,6 +246,22 @@ TEST_CASE("softmax of logits at -inf (masked) gives them 0") {
   CHECK(l(1) == -kInf);
   softmax(x, 0).backward(from_vector({1, 2, 3, 4}, {4}));
   CHECK(x.grad().value()(1) == 0.f);
+}
+
+TEST_CASE("a NaN logit makes its whole slice NaN, as PyTorch") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor x = from_vector({1, nan, 2, 3, 4, 5}, {2, 3});
+  for (bool log : {false, true}) {
+    CAPTURE(log);
+    Array y = softmax_kind(x, 1, log).value();
+    for (std::size_t j = 0; j < 3; ++j) CHECK(std::isnan(y(0, j)));
+    CHECK_FALSE(std::isnan(y(1, 0)));
+    Array c = softmax_kind(x, 0, log).value();  // along the columns: only column 1 has a NaN
+    CHECK(std::isnan(c(0, 1)));
+    CHECK(std::isnan(c(1, 1)));
+    CHECK_FALSE(std::isnan(c(0, 0)));
+    CHECK_FALSE(std::isnan(c(1, 2)));
+  }
 }
 
 TEST_CASE("softmax rows sum to 1") {
