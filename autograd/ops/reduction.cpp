@@ -7,8 +7,6 @@
 #include <cmath>
 
 #include <fmt/format.h>
-#include <xtensor/xbroadcast.hpp>
-#include <xtensor/xnoalias.hpp>
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/ops/row_kernels.hpp>
@@ -87,26 +85,33 @@ void sum_over_axis(const In* in, double* out, const AxisView& v, F f) {
   }
 }
 
-/// sum f(x) over the reduced axes, in double, laid out as the reduced shape. Adjacent reduced
-/// axes are one contiguous run; runs are reduced last first, each pass shrinking the data.
-template <class F>
-std::vector<double> sum_reduced(const Array& x, const std::vector<bool>& reduced, F f) {
-  struct Run {
-    std::size_t size;
-    bool reduced;
-  };
+/// A tensor's axes merged into runs of adjacent axes that are all reduced or all kept: a run is
+/// contiguous in memory, so a reduction or a broadcast handles it as one axis.
+struct Run {
+  std::size_t size;
+  bool reduced;
+};
+
+std::vector<Run> runs_of(const Shape& shape, const std::vector<bool>& reduced) {
   std::vector<Run> runs;
-  for (std::size_t d = 0; d < x.dimension(); ++d) {
-    if (!runs.empty() && runs.back().reduced == reduced[d]) runs.back().size *= x.shape()[d];
-    else runs.push_back({x.shape()[d], reduced[d]});
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (!runs.empty() && runs.back().reduced == reduced[d]) runs.back().size *= shape[d];
+    else runs.push_back({shape[d], reduced[d]});
   }
+  if (runs.empty()) runs.push_back({1, false});  // a 0-d tensor
+  return runs;
+}
+
+/// sum f(x) over the reduced runs, in double, laid out as the reduced shape. The last reduced
+/// run goes first, each pass shrinking the data.
+template <class F>
+std::vector<double> sum_reduced(const Array& x, std::vector<Run> runs, F f) {
   auto last_reduced = [&runs] {
     for (std::size_t r = runs.size(); r-- > 0;) {
       if (runs[r].reduced) return r;
     }
     return runs.size();
   };
-
   std::vector<double> current, next;
   bool from_input = true;
   for (std::size_t r = last_reduced(); r < runs.size(); r = last_reduced()) {
@@ -123,11 +128,60 @@ std::vector<double> sum_reduced(const Array& x, const std::vector<bool>& reduced
     from_input = false;
     runs.erase(runs.begin() + static_cast<std::ptrdiff_t>(r));
   }
-  if (from_input) {  // nothing reduced (a 0-d tensor)
+  if (from_input) {  // nothing reduced
     current.resize(x.size());
     for (std::size_t i = 0; i < x.size(); ++i) current[i] = f(x.data()[i]);
   }
   return current;
+}
+
+/// Walks a tensor made of `runs` and the reduced tensor it pairs with (its kept runs only), in
+/// contiguous segments of the last run: segment(offset, reduced_offset, length, step) stands for
+/// elements offset + j, j < length, paired with reduced_offset + j * step (step 0 when the last
+/// run is reduced: one value for the whole segment).
+template <class Segment>
+void for_each_segment(const std::vector<Run>& runs, Segment&& segment) {
+  const std::size_t last = runs.size() - 1;
+  std::vector<std::size_t> stride(runs.size()), reduced_stride(runs.size()), index(runs.size(), 0);
+  std::size_t total = 1, reduced_total = 1;
+  for (std::size_t r = runs.size(); r-- > 0;) {
+    stride[r] = total;
+    reduced_stride[r] = runs[r].reduced ? 0 : reduced_total;
+    total *= runs[r].size;
+    if (!runs[r].reduced) reduced_total *= runs[r].size;
+  }
+  if (total == 0) return;
+  const std::size_t length = runs[last].size, step = runs[last].reduced ? 0 : 1;
+  std::size_t offset = 0, reduced_offset = 0;
+  for (std::size_t done = 0; done < total; done += length) {
+    segment(offset, reduced_offset, length, step);
+    for (std::size_t r = last; r-- > 0;) {  // odometer over the runs before the last
+      offset += stride[r];
+      reduced_offset += reduced_stride[r];
+      if (++index[r] < runs[r].size) break;
+      offset -= stride[r] * runs[r].size;
+      reduced_offset -= reduced_stride[r] * runs[r].size;
+      index[r] = 0;
+    }
+  }
+}
+
+/// out = f(in, g broadcast over the reduced runs) elementwise, `in` and `out` of the full shape.
+template <class F>
+void broadcast_apply(const std::vector<Run>& runs, const float* in, const float* g, float* out, F f) {
+  for_each_segment(runs, [&](std::size_t at, std::size_t g_at, std::size_t length, std::size_t step) {
+    const float* a = in + at;
+    float* o = out + at;
+    if (step == 0) {
+      const float b = g[g_at];
+#pragma omp simd
+      for (std::size_t j = 0; j < length; ++j) o[j] = f(a[j], b);
+    } else {
+      const float* b = g + g_at;
+#pragma omp simd
+      for (std::size_t j = 0; j < length; ++j) o[j] = f(a[j], b[j]);
+    }
+  });
 }
 
 /// `values * scale` as a float array of the given shape.
@@ -137,14 +191,12 @@ Array to_array(const std::vector<double>& values, const Shape& shape, double sca
   return out;
 }
 
-/// The gradient of a reduction's output, broadcast back over the reduced axes to the input's
-/// shape, times `scale`: the adjoint of summing.
-Array broadcast_back(const Array& grad, const Shape& keep_shape, const Shape& shape, float scale) {
-  Array g = grad;
-  g.reshape(keep_shape);
+/// scale * the gradient of a reduction's output, broadcast back over the reduced runs to the
+/// input's shape: the adjoint of summing.
+Array broadcast_back(const Array& grad, const std::vector<Run>& runs, const Shape& shape, float scale) {
   Array out = Array::from_shape(shape);
-  if (scale == 1.f) xt::noalias(out) = xt::broadcast(g, shape);
-  else xt::noalias(out) = xt::broadcast(g * scale, shape);
+  // `in` is only read through f's first argument, which is ignored: pass the output itself.
+  broadcast_apply(runs, out.data(), grad.data(), out.data(), [scale](float, float g) { return g * scale; });
   return out;
 }
 
@@ -159,10 +211,10 @@ Tensor sum(const Tensor& x) { return sum(x, {}); }
 Tensor sum(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
   const Shape shape = x.shape();
   const std::vector<bool> reduced = reduced_axes("sum", axes, shape.size());
-  const Shape keep_shape = reduced_shape(shape, reduced, true);
-  Array out = to_array(sum_reduced(x.value(), reduced, identity), reduced_shape(shape, reduced, keepdim));
-  return record("sum", std::move(out), {x}, [shape, keep_shape](BackwardContext& ctx) {
-    ctx.accumulate(0, broadcast_back(ctx.grad_output(), keep_shape, shape, 1.f));
+  const std::vector<Run> runs = runs_of(shape, reduced);
+  Array out = to_array(sum_reduced(x.value(), runs, identity), reduced_shape(shape, reduced, keepdim));
+  return record("sum", std::move(out), {x}, [shape, runs](BackwardContext& ctx) {
+    ctx.accumulate(0, broadcast_back(ctx.grad_output(), runs, shape, 1.f));
   });
 }
 
@@ -171,12 +223,12 @@ Tensor mean(const Tensor& x) { return mean(x, {}); }
 Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
   const Shape shape = x.shape();
   const std::vector<bool> reduced = reduced_axes("mean", axes, shape.size());
-  const Shape keep_shape = reduced_shape(shape, reduced, true);
+  const std::vector<Run> runs = runs_of(shape, reduced);
   const std::size_t n = reduced_count(shape, reduced);  // 0: the mean of nothing is NaN, as PyTorch
   const double inv_n = n > 0 ? 1.0 / static_cast<double>(n) : std::nan("");
-  Array out = to_array(sum_reduced(x.value(), reduced, identity), reduced_shape(shape, reduced, keepdim), inv_n);
-  return record("mean", std::move(out), {x}, [shape, keep_shape, inv_n](BackwardContext& ctx) {
-    ctx.accumulate(0, broadcast_back(ctx.grad_output(), keep_shape, shape, static_cast<float>(inv_n)));
+  Array out = to_array(sum_reduced(x.value(), runs, identity), reduced_shape(shape, reduced, keepdim), inv_n);
+  return record("mean", std::move(out), {x}, [shape, runs, inv_n](BackwardContext& ctx) {
+    ctx.accumulate(0, broadcast_back(ctx.grad_output(), runs, shape, static_cast<float>(inv_n)));
   });
 }
 
@@ -185,7 +237,7 @@ Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim
 Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes, std::int64_t correction, bool keepdim) {
   const Shape shape = x.shape();
   const std::vector<bool> reduced = reduced_axes("var", axes, shape.size());
-  const Shape keep_shape = reduced_shape(shape, reduced, true);
+  const std::vector<Run> runs = runs_of(shape, reduced);
   const auto n = static_cast<std::int64_t>(reduced_count(shape, reduced));
   if (n - correction <= 0) {
     throw Error(fmt::format("var: the variance of {} element(s) with correction {} divides by n - correction = {}: "
@@ -197,19 +249,22 @@ Tensor var(const Tensor& x, const std::vector<std::int64_t>& axes, std::int64_t 
 
   // Two passes: the mean, then the sum of squared deviations from it.
   const Array& xv = x.value();
-  auto mean_kept = std::make_shared<Array>(to_array(sum_reduced(xv, reduced, identity), keep_shape, inv_n));
+  auto mean = std::make_shared<std::vector<float>>();  // (reduced shape)
+  for (double m : sum_reduced(xv, runs, identity)) mean->push_back(static_cast<float>(m * inv_n));
   Array centered = Array::from_shape(shape);
-  xt::noalias(centered) = xv - xt::broadcast(*mean_kept, shape);
-  Array out = to_array(sum_reduced(centered, reduced, [](float d) { return d * d; }),
+  broadcast_apply(runs, xv.data(), mean->data(), centered.data(), [](float a, float m) { return a - m; });
+  Array out = to_array(sum_reduced(centered, runs, [](float d) { return d * d; }),
                        reduced_shape(shape, reduced, keepdim), inv_dof);
 
   // d var / dx = 2 (x - mean) / (n - correction); the mean's own dependence on x cancels.
   auto x_saved = x.saved();
-  return record("var", std::move(out), {x}, [x_saved, mean_kept, shape, keep_shape, inv_dof](BackwardContext& ctx) {
-    Array g = ctx.grad_output() * static_cast<float>(2 * inv_dof);
-    g.reshape(keep_shape);
+  return record("var", std::move(out), {x}, [x_saved, mean, shape, runs, inv_dof](BackwardContext& ctx) {
+    const float scale = static_cast<float>(2 * inv_dof);
+    const float* g = ctx.grad_output().data();
     Array dx = Array::from_shape(shape);
-    xt::noalias(dx) = xt::broadcast(g, shape) * (*x_saved - xt::broadcast(*mean_kept, shape));
+    // dx = g * (x - mean) * scale, with g and the mean broadcast alike: first dx = x - mean.
+    broadcast_apply(runs, x_saved->data(), mean->data(), dx.data(), [](float a, float m) { return a - m; });
+    broadcast_apply(runs, dx.data(), g, dx.data(), [scale](float d, float gv) { return d * gv * scale; });
     ctx.accumulate(0, std::move(dx));
   });
 }
@@ -227,18 +282,26 @@ inline bool beats(float candidate, float best) {
 /// values(o, i) = max_k x(o, k, i) and indices(o, i) its first k; v.n must be positive.
 void max_over_axis(const float* x, float* values, std::int64_t* indices, const AxisView& v) {
   if (v.inner == 1) {
+    // Per row: the largest value in one vectorized pass (counting NaNs alongside), then the
+    // first position holding it (or holding a NaN).
     parallel_rows(v.outer, v.n, [&](std::size_t o) {
       const float* row = x + o * v.n;
       float best = row[0];
-      std::int64_t best_k = 0;
-      for (std::size_t k = 1; k < v.n; ++k) {
-        if (beats(row[k], best)) {
-          best = row[k];
-          best_k = static_cast<std::int64_t>(k);
-        }
+      int nans = 0;
+#pragma omp simd reduction(max : best) reduction(+ : nans)
+      for (std::size_t k = 0; k < v.n; ++k) {
+        best = row[k] > best ? row[k] : best;
+        nans += row[k] != row[k];
+      }
+      std::size_t k = 0;
+      if (nans > 0) {
+        while (row[k] == row[k]) ++k;
+        best = row[k];
+      } else {
+        while (row[k] != best) ++k;
       }
       values[o] = best;
-      indices[o] = best_k;
+      indices[o] = static_cast<std::int64_t>(k);
     });
     return;
   }
