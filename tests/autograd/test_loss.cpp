@@ -177,6 +177,20 @@ TEST_CASE("cross_entropy is numerically stable for large logits and handles -inf
   l.backward();
   CHECK(masked.grad().value()(0, 1) == 0.f);
   CHECK(masked.grad().value()(0, 0) == doctest::Approx(1 / (1 + std::exp(1.0))));
+
+  // The same through the vectorised path: 40 classes, all but two masked.
+  Array wide = Array::from_shape({1, 40});
+  wide.fill(-kInf);
+  wide(0, 17) = 1.f;
+  wide(0, 33) = 2.f;
+  Tensor w = Tensor(wide).set_requires_grad(true);
+  Tensor lw = cross_entropy(w, Indices{33});
+  CHECK(lw.item() == doctest::Approx(std::log1p(std::exp(-1.0))));
+  lw.backward();
+  bool zero_elsewhere = true;
+  for (std::size_t c = 0; c < 40; ++c) zero_elsewhere = zero_elsewhere && (c == 17 || c == 33 || w.grad().value()(0, c) == 0.f);
+  CHECK(zero_elsewhere);
+  CHECK(w.grad().value()(0, 17) == doctest::Approx(1 / (1 + std::exp(1.0))));
 }
 
 TEST_CASE("cross_entropy with every target ignored: Mean is NaN (0/0, as PyTorch), gradient 0") {
