@@ -142,6 +142,9 @@ Json parse_header(const Reader& reader, const std::string& text) {
     }
     return true;
   };
+  // nlohmann's parser would stop at a NUL byte and ignore whatever follows it.
+  const std::size_t nul = text.find('\0');
+  if (nul != std::string::npos) reader.fail(fmt::format("malformed JSON header: a NUL byte at header byte {}", nul));
   try {
     return Json::parse(text, check);
   } catch (const Json::exception& e) {
