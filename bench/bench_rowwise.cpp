@@ -9,12 +9,13 @@
 //
 //   bench_rowwise [--rows 8192] [--cols 512] [--reps 20] [--threads N] [--malloc both]
 //
-// Threads: OMP_NUM_THREADS, or --threads, or every core.
+// Threads: OMP_NUM_THREADS, or --threads, or every core. Columns: wall time (median and best
+// run) and GB/s from each, CPU time of the process (summed over threads; on a machine shared with
+// other jobs it shows the cost of a run without the waits), minor page faults per run.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -70,8 +71,7 @@ long minor_page_faults() {
   return usage.ru_minflt;
 }
 
-/// CPU time of the whole process (all threads), in seconds: on a machine shared with other jobs
-/// it shows what a run costs even when the wall time includes waiting for a core.
+/// CPU time of the whole process (all threads), in seconds.
 double cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);

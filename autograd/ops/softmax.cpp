@@ -36,6 +36,7 @@ AxisView view_around(const char* op, const Shape& shape, std::int64_t axis) {
 /// columns(offset, w) for each tile of w columns of each (n, inner) block.
 template <class Row, class Columns>
 void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
+  if (v.outer == 0 || v.n == 0 || v.inner == 0) return;  // an empty tensor
   if (v.inner == 1) {
     kernels::parallel_rows(v.outer, v.n, [&](std::size_t o) { row(o * v.n); });
     return;

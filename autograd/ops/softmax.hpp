@@ -1,5 +1,6 @@
 // Softmax and log-softmax over one axis: fused, numerically stable kernels (the row maximum is
-// subtracted first, so logits of 1e4 do not overflow).
+// subtracted first, so logits of 1e4 do not overflow). Any axis, negative ones counting from the
+// end; a logit of -inf gets probability 0; a NaN makes its whole slice NaN, as in PyTorch.
 #pragma once
 
 #include <cstdint>

@@ -298,6 +298,25 @@ TEST_CASE("gradcheck: softmax and log_softmax after a transpose and after a slic
   }
 }
 
+TEST_CASE("softmax and layer_norm of empty tensors are empty") {
+  for (const Shape& shape : {Shape{2, 0}, Shape{0, 3}, Shape{0}}) {
+    CAPTURE(shape_str(shape));
+    for (std::int64_t axis : {0, -1}) {
+      Tensor x = zeros(shape).set_requires_grad(true);
+      Tensor y = softmax(x, axis);
+      CHECK(y.shape() == shape);
+      y.backward(zeros(shape));
+      CHECK(x.grad().shape() == shape);
+      CHECK(log_softmax(x, axis).shape() == shape);
+    }
+    Tensor x = zeros(shape).set_requires_grad(true);
+    Tensor y = layer_norm(x);
+    CHECK(y.shape() == shape);
+    y.backward(zeros(shape));
+    CHECK(x.grad().shape() == shape);
+  }
+}
+
 TEST_CASE("softmax and log_softmax reject a bad axis") {
   Tensor x = randn({2, 3});
   CHECK_THROWS_WITH_AS(softmax(x, 2), doctest::Contains("softmax: axis 2 is out of range for a tensor of rank 2"),
