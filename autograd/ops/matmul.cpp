@@ -119,7 +119,8 @@ MatmulPlan plan_matmul(const Shape& a_shape, const Shape& b_shape) {
     }
   }
 
-  const std::size_t largest = std::max({plan.a_count * plan.n, plan.k, plan.m});
+  const std::size_t rows = plan.folded() ? plan.a_count * plan.n : plan.n;  // of the largest GEMM
+  const std::size_t largest = std::max({rows, plan.k, plan.m});
   if (largest > static_cast<std::size_t>(INT_MAX)) {
     throw Error(fmt::format("matmul: cannot multiply {} by {}: a matrix dimension of {} exceeds BLAS' limit of {}",
                             shape_str(a_shape), shape_str(b_shape), largest, INT_MAX));
