@@ -1,12 +1,25 @@
-// Op benchmarks: xgrad's matmul against plain cblas_sgemm on the same shapes (GFLOP/s and their
-// ratio). One line per measurement: the median of several repetitions after warm-up.
+// Op benchmarks, one line per measurement (the median of several repetitions after warm-up):
+// - matmul forward and forward+backward in GFLOP/s, beside plain cblas_sgemm on the same shapes
+//   (into preallocated buffers) and the ratio;
+// - softmax, layer_norm and cross_entropy forward and forward+backward in effective GB/s, beside
+//   a copy of the same bytes (memcpy into a preallocated buffer). Bytes: every array the maths
+//   reads or writes, once per pass: softmax and layer norm read x and write y forward (2 arrays),
+//   read y or x and dy and write dx backward (3 more); cross-entropy reads the logits forward
+//   (1), reads them and writes their gradient backward (2 more).
+// Every op allocates its output, and glibc maps a fresh block for each large one unless its mmap
+// and trim thresholds are raised: the first touch of those pages can cost a fifth of a GEMM.
+// The suite runs with glibc's defaults, then with freed blocks kept for reuse (mallopt).
 //
-//   bench_ops [--threads N] [--reps R]
+//   bench_ops [--threads N] [--reps R] [--malloc default|reuse|both]
+//
+// Threads: --threads, else OMP_NUM_THREADS, else every core.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <malloc.h>
 #include <string>
 #include <vector>
 
@@ -58,8 +71,15 @@ Timings median_seconds(Ours&& ours, Baseline&& baseline) {
 void print_gflops(const char* what, const std::string& shapes, double flops, double xgrad_s, const char* baseline,
                   double baseline_s) {
   const double ours = flops / xgrad_s * 1e-9, theirs = flops / baseline_s * 1e-9;
-  std::printf("%-24s %-26s xgrad %7.1f GFLOP/s   %-22s %7.1f GFLOP/s   ratio %.2f\n", what, shapes.c_str(), ours,
+  std::printf("%-30s %-26s xgrad %7.1f GFLOP/s   %-22s %7.1f GFLOP/s   ratio %.2f\n", what, shapes.c_str(), ours,
               baseline, theirs, ours / theirs);
+}
+
+void print_gbps(const char* what, const std::string& shape, double bytes, double xgrad_s, double copy_bytes,
+                double copy_s) {
+  const double ours = bytes / xgrad_s * 1e-9, copy = copy_bytes / copy_s * 1e-9;
+  std::printf("%-30s %-26s xgrad %7.1f GB/s      %-22s %7.1f GB/s      ratio %.2f\n", what, shape.c_str(), ours,
+              "copy", copy, ours / copy);
 }
 
 /// C = op(A) op(B) + beta C on contiguous row-major blocks (M, N) = (M, K) (K, N).
@@ -72,7 +92,9 @@ void sgemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B
 /// then cblas_sgemm on the same shapes into preallocated buffers.
 void bench_matmul(std::size_t batch, std::size_t n, std::size_t k, std::size_t m) {
   const bool batched = batch > 1;
-  auto stack = [&](std::size_t rows, std::size_t cols) { return batched ? Shape{batch, rows, cols} : Shape{rows, cols}; };
+  auto stack = [&](std::size_t rows, std::size_t cols) {
+    return batched ? Shape{batch, rows, cols} : Shape{rows, cols};
+  };
   const Shape a_shape = stack(n, k), b_shape = stack(k, m), c_shape = stack(n, m);
   const std::string shapes = shape_str(a_shape) + "x" + shape_str(b_shape);
   const double flops = 2.0 * batch * n * k * m;
@@ -129,24 +151,79 @@ void bench_matmul(std::size_t batch, std::size_t n, std::size_t k, std::size_t m
   }
 }
 
+/// A row-wise op forward, and forward+backward from a random output gradient, in GB/s (`arrays`
+/// arrays of x's size moved by each), beside a copy of x into a preallocated buffer.
+void bench_rowwise(const char* name, const Shape& shape, const std::function<Tensor(const Tensor&)>& op,
+                   double forward_arrays, double both_arrays, const std::vector<Tensor>& other_leaves = {}) {
+  Tensor x = randn(shape);
+  Tensor leaf = x.detach().set_requires_grad();
+  const Tensor y = op(x);
+  const Tensor dy = randn(y.shape());
+  const double array_bytes = static_cast<double>(x.numel()) * sizeof(float);
+  std::vector<float> copy(x.numel());
+  auto copy_x = [&] { std::memcpy(copy.data(), x.value().data(), copy.size() * sizeof(float)); };
+
+  Timings t = median_seconds([&] { op(x); }, copy_x);
+  print_gbps((std::string(name) + " forward").c_str(), shape_str(shape), forward_arrays * array_bytes, t.ours,
+             2 * array_bytes, t.baseline);
+  t = median_seconds(
+      [&] {
+        leaf.zero_grad();
+        for (const Tensor& other : other_leaves) other.zero_grad();
+        op(leaf).backward(dy);
+      },
+      copy_x);
+  print_gbps((std::string(name) + " forward+backward").c_str(), shape_str(shape), both_arrays * array_bytes, t.ours,
+             2 * array_bytes, t.baseline);
+}
+
+void run_suite() {
+  bench_matmul(1, 1024, 256, 256);
+  bench_matmul(1, 1024, 256, 1024);
+  bench_matmul(256, 32, 32, 32);
+
+  // Shapes of the benchmark Transformer: batch 32 x 32 tokens, d 256, 8 heads, vocabulary 1000.
+  bench_rowwise("softmax", {32, 8, 32, 32}, [](const Tensor& x) { return softmax(x, -1); }, 2, 5);
+  bench_rowwise("softmax", {1024, 1000}, [](const Tensor& x) { return softmax(x, -1); }, 2, 5);
+  const Tensor weight = ones({256}).set_requires_grad(), bias = zeros({256}).set_requires_grad();
+  bench_rowwise("layer_norm", {1024, 256}, [&](const Tensor& x) { return layer_norm(x, weight, bias); }, 2, 5,
+                {weight, bias});
+  Generator generator(0);
+  Indices targets = Indices::from_shape({1024});
+  for (auto& target : targets) target = static_cast<std::int64_t>(generator.integer(1000));
+  bench_rowwise("cross_entropy", {1024, 1000}, [&](const Tensor& x) { return cross_entropy(x, targets); }, 1, 3);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string malloc_mode = "both";
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+    const bool has_value = i + 1 < argc;
+    if (std::strcmp(argv[i], "--threads") == 0 && has_value && std::atoi(argv[i + 1]) > 0) {
       set_num_threads(std::atoi(argv[++i]));
-    } else if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-      min_reps = std::max(1, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--reps") == 0 && has_value && std::atoi(argv[i + 1]) > 0) {
+      min_reps = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--malloc") == 0 && has_value &&
+               (std::strcmp(argv[i + 1], "default") == 0 || std::strcmp(argv[i + 1], "reuse") == 0 ||
+                std::strcmp(argv[i + 1], "both") == 0)) {
+      malloc_mode = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--reps R]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--malloc default|reuse|both]\n", argv[0]);
       return 2;
     }
   }
   std::printf("threads %d, BLAS threading %s, median of >= %d repetitions after %d warm-up runs\n",
               get_num_threads(), blas_threading(), min_reps, kWarmup);
-
-  bench_matmul(1, 1024, 256, 256);
-  bench_matmul(1, 1024, 256, 1024);
-  bench_matmul(256, 32, 32, 32);
+  if (malloc_mode != "reuse") {
+    std::printf("glibc malloc defaults:\n");
+    run_suite();
+  }
+  if (malloc_mode != "default") {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest: blocks up to 32 MB come from the heap
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);   // and freed ones stay there for the next op
+    std::printf("malloc keeping freed blocks (mallopt M_MMAP_THRESHOLD 32 MB, M_TRIM_THRESHOLD 1 GB):\n");
+    run_suite();
+  }
   return 0;
 }

@@ -119,7 +119,8 @@ MatmulPlan plan_matmul(const Shape& a_shape, const Shape& b_shape) {
     }
   }
 
-  const std::size_t largest = std::max({plan.a_count * plan.n, plan.k, plan.m});
+  const std::size_t rows = plan.folded() ? plan.a_count * plan.n : plan.n;  // of the largest GEMM
+  const std::size_t largest = std::max({rows, plan.k, plan.m});
   if (largest > static_cast<std::size_t>(INT_MAX)) {
     throw Error(fmt::format("matmul: cannot multiply {} by {}: a matrix dimension of {} exceeds BLAS' limit of {}",
                             shape_str(a_shape), shape_str(b_shape), largest, INT_MAX));
@@ -127,12 +128,28 @@ MatmulPlan plan_matmul(const Shape& a_shape, const Shape& b_shape) {
   return plan;
 }
 
-/// For each of `count` stored matrices, the output matrices it took part in (ascending): its
-/// gradient is the sum of their contributions.
-std::vector<std::vector<std::size_t>> group_outputs(const std::vector<std::size_t>& index, std::size_t count) {
-  std::vector<std::vector<std::size_t>> groups(count);
-  for (std::size_t p = 0; p < index.size(); ++p) groups[index[p]].push_back(p);
-  return groups;
+/// Calls accumulate(i, p) for every output matrix p made from stored matrix i (index[p] == i),
+/// in increasing p for each i. Each stored matrix (so each gradient block) is handled by one
+/// thread; different ones may run on different threads.
+template <class Accumulate>
+void for_each_use(const std::vector<std::size_t>& index, std::size_t stored, bool parallel, Accumulate accumulate) {
+  const auto count = static_cast<std::ptrdiff_t>(stored);
+  if (index.size() == stored) {  // no broadcast: output p is made from stored matrix p
+#pragma omp parallel for schedule(static) if (parallel)
+    for (std::ptrdiff_t i = 0; i < count; ++i) accumulate(i, i);
+    return;
+  }
+  // Output matrices ordered by the stored matrix they use (a counting sort): stored matrix i's
+  // uses are order[first[i]] .. order[first[i + 1] - 1].
+  std::vector<std::size_t> first(stored + 1, 0), order(index.size());
+  for (std::size_t i : index) ++first[i + 1];
+  for (std::size_t i = 0; i < stored; ++i) first[i + 1] += first[i];
+  std::vector<std::size_t> next(first.begin(), first.end() - 1);
+  for (std::size_t p = 0; p < index.size(); ++p) order[next[index[p]]++] = p;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (std::ptrdiff_t i = 0; i < count; ++i) {
+    for (std::size_t q = first[i]; q < first[i + 1]; ++q) accumulate(i, order[q]);
+  }
 }
 
 }  // namespace
@@ -178,14 +195,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
       if (plan->folded()) {  // dA = dC B^T with A's stack as one matrix: one GEMM
         gemm(false, true, plan->a_count * n, k, m, dC, B, 1.f, dA);
       } else {
-        const auto groups = group_outputs(plan->a_index, plan->a_count);
-        const auto count = static_cast<std::ptrdiff_t>(groups.size());
-#pragma omp parallel for schedule(static) if (plan->parallel(groups.size()))
-        for (std::ptrdiff_t i = 0; i < count; ++i) {
-          for (std::size_t p : groups[i]) {
-            gemm(false, true, n, k, m, dC + p * n * m, B + plan->b_index[p] * k * m, 1.f, dA + i * n * k);
-          }
-        }
+        for_each_use(plan->a_index, plan->a_count, plan->parallel(plan->a_count), [&](std::size_t i, std::size_t p) {
+          gemm(false, true, n, k, m, dC + p * n * m, B + plan->b_index[p] * k * m, 1.f, dA + i * n * k);
+        });
       }
     }
     if (ctx.needs_grad(1)) {
@@ -193,14 +205,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
       if (plan->folded()) {  // dB = A^T dC summed over A's stack: one (k, a_count n) x (a_count n, m) GEMM
         gemm(true, false, k, m, plan->a_count * n, A, dC, 1.f, dB);
       } else {
-        const auto groups = group_outputs(plan->b_index, plan->b_count);
-        const auto count = static_cast<std::ptrdiff_t>(groups.size());
-#pragma omp parallel for schedule(static) if (plan->parallel(groups.size()))
-        for (std::ptrdiff_t j = 0; j < count; ++j) {
-          for (std::size_t p : groups[j]) {
-            gemm(true, false, k, m, n, A + plan->a_index[p] * n * k, dC + p * n * m, 1.f, dB + j * k * m);
-          }
-        }
+        for_each_use(plan->b_index, plan->b_count, plan->parallel(plan->b_count), [&](std::size_t j, std::size_t p) {
+          gemm(true, false, k, m, n, A + plan->a_index[p] * n * k, dC + p * n * m, 1.f, dB + j * k * m);
+        });
       }
     }
   });
