@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -109,8 +108,6 @@ class Reader {
       offset += static_cast<std::uint64_t>(n);
     }
   }
-
-  const std::string& path() const { return path_; }
 
  private:
   std::string path_;
