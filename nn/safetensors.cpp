@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -100,17 +99,19 @@ class Reader {
   void read_exact(int fd, void* destination, std::uint64_t bytes, std::uint64_t offset) const {
     auto* out = static_cast<unsigned char*>(destination);
     while (bytes > 0) {
-      const ssize_t n = ::pread(fd, out, std::min<std::uint64_t>(bytes, kMaxTransfer), static_cast<off_t>(offset));
+      const ssize_t n =
+          ::pread(fd, out, std::min<std::uint64_t>(bytes, kMaxTransfer), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) fail(fmt::format("read failed at byte {}: {}", offset, errno_text()));
-      if (n == 0) fail(fmt::format("the file ends at byte {}, before the data the header announces (was it changed while being read?)", offset));
+      if (n == 0) {
+        fail(fmt::format("the file ends at byte {}, short of what its header announces (changed meanwhile?)",
+                         offset));
+      }
       out += n;
       bytes -= static_cast<std::uint64_t>(n);
       offset += static_cast<std::uint64_t>(n);
     }
   }
-
-  const std::string& path() const { return path_; }
 
  private:
   std::string path_;
@@ -144,7 +145,9 @@ Json parse_header(const Reader& reader, const std::string& text) {
   };
   // nlohmann's parser would stop at a NUL byte and ignore whatever follows it.
   const std::size_t nul = text.find('\0');
-  if (nul != std::string::npos) reader.fail(fmt::format("malformed JSON header: a NUL byte at header byte {}", nul));
+  if (nul != std::string::npos) {
+    reader.fail(fmt::format("malformed JSON header: a NUL byte at header byte {}", nul));
+  }
   try {
     return Json::parse(text, check);
   } catch (const Json::exception& e) {
@@ -153,7 +156,9 @@ Json parse_header(const Reader& reader, const std::string& text) {
 }
 
 Dtype parse_dtype(const Reader& reader, const std::string& tensor, const Json& value) {
-  if (!value.is_string()) reader.fail(tensor, fmt::format("dtype is a JSON {}, expected a string", value.type_name()));
+  if (!value.is_string()) {
+    reader.fail(tensor, fmt::format("dtype is a JSON {}, expected a string", value.type_name()));
+  }
   const auto& text = value.get_ref<const std::string&>();
   for (Dtype dtype : kAllDtypes) {
     if (text == dtype_name(dtype)) return dtype;
@@ -169,7 +174,8 @@ std::uint64_t parse_size(const Reader& reader, const std::string& tensor, const 
   if (value.is_number_unsigned()) return value.get<std::uint64_t>();
   if (value.is_number_integer()) reader.fail(tensor, fmt::format("{} is {}, negative", what, value.dump()));
   if (value.is_number()) reader.fail(tensor, fmt::format("{} is {}, not an integer", what, value.dump()));
-  reader.fail(tensor, fmt::format("{} is a JSON {}, expected a non-negative integer", what, value.type_name()));
+  reader.fail(tensor,
+              fmt::format("{} is a JSON {}, expected a non-negative integer", what, value.type_name()));
 }
 
 std::string span_str(std::uint64_t begin, std::uint64_t end) { return fmt::format("[{}, {}]", begin, end); }
@@ -182,7 +188,8 @@ Span parse_entry(const Reader& reader, const std::string& name, const Json& entr
   }
   for (const auto& [field, value] : entry.items()) {
     if (field != "dtype" && field != "shape" && field != "data_offsets") {
-      reader.fail(name, fmt::format("unexpected field {} (a tensor entry has dtype, shape and data_offsets)", quoted(field)));
+      reader.fail(name, fmt::format("unexpected field {} (a tensor entry has dtype, shape and data_offsets)",
+                                    quoted(field)));
     }
   }
   for (const char* field : {"dtype", "shape", "data_offsets"}) {
@@ -194,17 +201,26 @@ Span parse_entry(const Reader& reader, const std::string& name, const Json& entr
   span.dtype = parse_dtype(reader, name, entry.at("dtype"));
 
   const Json& shape = entry.at("shape");
-  if (!shape.is_array()) reader.fail(name, fmt::format("shape is a JSON {}, expected an array of non-negative integers", shape.type_name()));
+  if (!shape.is_array()) {
+    reader.fail(name, fmt::format("shape is a JSON {}, expected an array of non-negative integers",
+                                  shape.type_name()));
+  }
   for (std::size_t i = 0; i < shape.size(); ++i) {
     span.shape.push_back(parse_size(reader, name, fmt::format("shape[{}]", i), shape[i]));
   }
 
   const Json& offsets = entry.at("data_offsets");
-  if (!offsets.is_array()) reader.fail(name, fmt::format("data_offsets is a JSON {}, expected [begin, end]", offsets.type_name()));
-  if (offsets.size() != 2) reader.fail(name, fmt::format("data_offsets has {} entries, expected [begin, end]", offsets.size()));
+  if (!offsets.is_array()) {
+    reader.fail(name, fmt::format("data_offsets is a JSON {}, expected [begin, end]", offsets.type_name()));
+  }
+  if (offsets.size() != 2) {
+    reader.fail(name, fmt::format("data_offsets has {} entries, expected [begin, end]", offsets.size()));
+  }
   span.begin = parse_size(reader, name, "data_offsets[0]", offsets[0]);
   span.end = parse_size(reader, name, "data_offsets[1]", offsets[1]);
-  if (span.begin > span.end) reader.fail(name, fmt::format("data_offsets {} begin after they end", span_str(span.begin, span.end)));
+  if (span.begin > span.end) {
+    reader.fail(name, fmt::format("data_offsets {} begin after they end", span_str(span.begin, span.end)));
+  }
   if (span.end > data_bytes) {
     reader.fail(name, fmt::format("data_offsets {} reach beyond the data section, which is {} bytes",
                                   span_str(span.begin, span.end), data_bytes));
@@ -215,12 +231,14 @@ Span parse_entry(const Reader& reader, const std::string& name, const Json& entr
   std::uint64_t bytes = empty ? 0 : element_size(span.dtype);
   for (std::uint64_t dim : span.shape) {
     if (!empty && __builtin_mul_overflow(bytes, dim, &bytes)) {
-      reader.fail(name, fmt::format("shape {} of {} needs more than 2^64 bytes", shape_str(span.shape), dtype_name(span.dtype)));
+      reader.fail(name, fmt::format("shape {} of {} needs more than 2^64 bytes", shape_str(span.shape),
+                                    dtype_name(span.dtype)));
     }
   }
   if (bytes != span.end - span.begin) {
-    reader.fail(name, fmt::format("shape {} of {} needs {} bytes but data_offsets {} span {}", shape_str(span.shape),
-                                  dtype_name(span.dtype), bytes, span_str(span.begin, span.end), span.end - span.begin));
+    reader.fail(name, fmt::format("shape {} of {} needs {} bytes but data_offsets {} span {}",
+                                  shape_str(span.shape), dtype_name(span.dtype), bytes,
+                                  span_str(span.begin, span.end), span.end - span.begin));
   }
   return span;
 }
@@ -234,23 +252,27 @@ void check_coverage(const Reader& reader, std::vector<Span>& spans, std::uint64_
   const Span* previous = nullptr;
   for (const Span& span : spans) {
     if (span.begin < covered) {
-      reader.fail(span.name, fmt::format("data_offsets {} overlap those of tensor {} {}", span_str(span.begin, span.end),
-                                         quoted(previous->name), span_str(previous->begin, previous->end)));
+      reader.fail(span.name,
+                  fmt::format("data_offsets {} overlap those of tensor {} {}", span_str(span.begin, span.end),
+                              quoted(previous->name), span_str(previous->begin, previous->end)));
     }
     if (span.begin > covered) {
-      const std::string after = previous ? fmt::format("tensor {} ends at {}", quoted(previous->name), covered)
-                                         : std::string("the data section starts at 0");
-      reader.fail(span.name, fmt::format("data_offsets {} leave a gap of {} bytes ({}): the data section must be "
-                                         "covered exactly, span after span",
-                                         span_str(span.begin, span.end), span.begin - covered, after));
+      const std::string after = previous
+                                    ? fmt::format("tensor {} ends at {}", quoted(previous->name), covered)
+                                    : std::string("the data section starts at 0");
+      reader.fail(span.name,
+                  fmt::format("data_offsets {} leave a gap of {} bytes ({}): the data section must be "
+                              "covered exactly, span after span",
+                              span_str(span.begin, span.end), span.begin - covered, after));
     }
     covered = span.end;
     previous = &span;
   }
   if (covered != data_bytes) {
-    reader.fail(fmt::format("{} trailing bytes after the last tensor's data: the data section is {} bytes, the "
-                            "tensors cover {}",
-                            data_bytes - covered, data_bytes, covered));
+    reader.fail(
+        fmt::format("{} trailing bytes after the last tensor's data: the data section is {} bytes, the "
+                    "tensors cover {}",
+                    data_bytes - covered, data_bytes, covered));
   }
 }
 
@@ -324,7 +346,9 @@ void decode_integers(const Reader& reader, const std::string& name, Dtype dtype,
       case Dtype::I8: out[i] = load<std::int8_t>(in); break;
       case Dtype::U8: out[i] = load<std::uint8_t>(in); break;
       case Dtype::BOOL:
-        if (*in > 1) reader.fail(name, fmt::format("BOOL element {} is byte {}, expected 0 or 1", i, int(*in)));
+        if (*in > 1) {
+          reader.fail(name, fmt::format("BOOL element {} is byte {}, expected 0 or 1", i, int(*in)));
+        }
         out[i] = *in;
         break;
       default: out[i] = load<std::int64_t>(in); break;
@@ -383,7 +407,9 @@ class AtomicFile {
   void commit() {
     if (::fsync(fd_.get()) != 0) fail("fsync of the temporary file failed");
     if (!fd_.close()) fail("closing the temporary file failed");
-    if (::rename(temp_.c_str(), path_.c_str()) != 0) fail("renaming the temporary file over the target failed");
+    if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+      fail("renaming the temporary file over the target failed");
+    }
     committed_ = true;
     // The rename itself is durable once the folder is synced. Some file systems cannot sync a
     // folder (EINVAL): the rename is then as durable as they make it.
@@ -433,10 +459,16 @@ const char* dtype_name(Dtype dtype) {
 
 std::size_t element_size(Dtype dtype) {
   switch (dtype) {
-    case Dtype::F64: case Dtype::I64: return 8;
-    case Dtype::F32: case Dtype::I32: return 4;
-    case Dtype::F16: case Dtype::BF16: case Dtype::I16: return 2;
-    case Dtype::I8: case Dtype::U8: case Dtype::BOOL: return 1;
+    case Dtype::F64:
+    case Dtype::I64: return 8;
+    case Dtype::F32:
+    case Dtype::I32: return 4;
+    case Dtype::F16:
+    case Dtype::BF16:
+    case Dtype::I16: return 2;
+    case Dtype::I8:
+    case Dtype::U8:
+    case Dtype::BOOL: return 1;
   }
   return 0;
 }
@@ -458,7 +490,9 @@ bool File::contains(const std::string& name) const { return dtypes_.count(name) 
 
 Dtype File::dtype(const std::string& name) const {
   auto found = dtypes_.find(name);
-  if (found == dtypes_.end()) throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
+  if (found == dtypes_.end()) {
+    throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
+  }
   return found->second;
 }
 
@@ -466,8 +500,8 @@ const Array& File::get_tensor(const std::string& name) const {
   auto found = tensors_.find(name);
   if (found != tensors_.end()) return found->second;
   if (indices_.count(name)) {
-    throw Error(fmt::format("safetensors: {}: tensor {} is {}, an integer tensor: use get_indices", quoted(path_),
-                            quoted(name), dtype_name(dtype(name))));
+    throw Error(fmt::format("safetensors: {}: tensor {} is {}, an integer tensor: use get_indices",
+                            quoted(path_), quoted(name), dtype_name(dtype(name))));
   }
   throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
 }
@@ -502,10 +536,12 @@ File read(const std::string& path) {
   std::uint64_t header_bytes = 0;
   for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | length_bytes[i];
   if (header_bytes > kMaxHeaderBytes) {
-    reader.fail(fmt::format("header length {} is absurd (more than {} bytes)", header_bytes, kMaxHeaderBytes));
+    reader.fail(
+        fmt::format("header length {} is absurd (more than {} bytes)", header_bytes, kMaxHeaderBytes));
   }
   if (header_bytes > file_bytes - kHeaderLengthBytes) {
-    reader.fail(fmt::format("header length {} reaches beyond the end of the file ({} bytes)", header_bytes, file_bytes));
+    reader.fail(fmt::format("header length {} reaches beyond the end of the file ({} bytes)", header_bytes,
+                            file_bytes));
   }
   const std::uint64_t data_start = kHeaderLengthBytes + header_bytes;
   const std::uint64_t data_bytes = file_bytes - data_start;
@@ -513,17 +549,23 @@ File read(const std::string& path) {
   std::string text(header_bytes, '\0');
   reader.read_exact(fd.get(), text.data(), header_bytes, kHeaderLengthBytes);
   const Json header = parse_header(reader, text);
-  if (!header.is_object()) reader.fail(fmt::format("the header is a JSON {}, expected an object", header.type_name()));
+  if (!header.is_object()) {
+    reader.fail(fmt::format("the header is a JSON {}, expected an object", header.type_name()));
+  }
 
   File file;
   file.path_ = path;
   std::vector<Span> spans;
   for (const auto& [name, entry] : header.items()) {
     if (name == kMetadataKey) {
-      if (!entry.is_object()) reader.fail(fmt::format("{} is a JSON {}, expected an object of strings", kMetadataKey, entry.type_name()));
+      if (!entry.is_object()) {
+        reader.fail(
+            fmt::format("{} is a JSON {}, expected an object of strings", kMetadataKey, entry.type_name()));
+      }
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string()) {
-          reader.fail(fmt::format("metadata key {} has a JSON {} value, expected a string", quoted(key), value.type_name()));
+          reader.fail(fmt::format("metadata key {} has a JSON {} value, expected a string", quoted(key),
+                                  value.type_name()));
         }
         file.metadata_[key] = value.get<std::string>();
       }
@@ -563,7 +605,8 @@ File read(const std::string& path) {
 // --- write -----------------------------------------------------------------------------------
 
 void write(const std::string& path, const std::map<std::string, Array>& tensors,
-           const std::map<std::string, Indices>& indices, const std::map<std::string, std::string>& metadata) {
+           const std::map<std::string, Indices>& indices,
+           const std::map<std::string, std::string>& metadata) {
   auto fail = [&](const std::string& problem) {
     throw Error(fmt::format("safetensors: {}: {}", quoted(path), problem));
   };
@@ -573,11 +616,16 @@ void write(const std::string& path, const std::map<std::string, Array>& tensors,
     outgoing.emplace(name, Outgoing{Dtype::F32, shape, values.data(), byte_count(shape, sizeof(float))});
   }
   for (const auto& [name, values] : indices) {
-    if (outgoing.count(name)) fail(fmt::format("tensor {} is both a float and an integer tensor", quoted(name)));
+    if (outgoing.count(name)) {
+      fail(fmt::format("tensor {} is both a float and an integer tensor", quoted(name)));
+    }
     const Shape shape(values.shape().begin(), values.shape().end());
-    outgoing.emplace(name, Outgoing{Dtype::I64, shape, values.data(), byte_count(shape, sizeof(std::int64_t))});
+    outgoing.emplace(name,
+                     Outgoing{Dtype::I64, shape, values.data(), byte_count(shape, sizeof(std::int64_t))});
   }
-  if (outgoing.count(kMetadataKey)) fail(fmt::format("{} names the metadata, it cannot name a tensor", quoted(kMetadataKey)));
+  if (outgoing.count(kMetadataKey)) {
+    fail(fmt::format("{} names the metadata, it cannot name a tensor", quoted(kMetadataKey)));
+  }
 
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header[kMetadataKey] = metadata;
@@ -597,7 +645,9 @@ void write(const std::string& path, const std::map<std::string, Array>& tensors,
   text.append((8 - text.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
 
   unsigned char length_bytes[kHeaderLengthBytes];
-  for (std::size_t i = 0; i < kHeaderLengthBytes; ++i) length_bytes[i] = static_cast<unsigned char>(text.size() >> (8 * i));
+  for (std::size_t i = 0; i < kHeaderLengthBytes; ++i) {
+    length_bytes[i] = static_cast<unsigned char>(text.size() >> (8 * i));
+  }
 
   AtomicFile file(path);
   file.append(length_bytes, kHeaderLengthBytes);
