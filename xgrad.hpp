@@ -2,3 +2,4 @@
 #pragma once
 
 #include <xgrad/autograd/autograd.hpp>
+#include <xgrad/nn/nn.hpp>

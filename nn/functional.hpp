@@ -1,0 +1,56 @@
+// nn::functional: the stateless forms of the layers (torch.nn.functional). The modules in nn/
+// hold parameters and call these.
+//
+// Dimension legend: B = batch, T = query (target) length, S = key (source) length,
+// D = model width, H = heads, dk = D / H per head.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include <xgrad/autograd/ops/dropout.hpp>
+#include <xgrad/autograd/ops/embedding.hpp>
+#include <xgrad/autograd/ops/layer_norm.hpp>
+#include <xgrad/autograd/tensor.hpp>
+
+namespace xgrad::nn::functional {
+
+using xgrad::dropout;
+using xgrad::embedding;
+using xgrad::layer_norm;
+
+/// y = x W^T + b.   x (..., in), weight (out, in), bias (out) or undefined -> y (..., out).
+/// One GEMM with W^T as a BLAS flag; backward: dx = dy W, dW += dy^T x, db += sum of dy's rows.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+struct AttentionOptions {
+  /// Additive mask added to the scores before softmax, (T, S) for every batch and head or
+  /// (B*H, T, S); -inf blocks a position (e.g. the causal mask).
+  std::optional<Array> attn_mask;
+  /// (B, S): true marks a key to ignore (padding), as PyTorch's key_padding_mask.
+  std::optional<Mask> key_padding_mask;
+  float dropout_p = 0.f;  ///< dropout on the attention weights, when training
+  bool training = false;
+  Generator* generator = nullptr;  ///< for the dropout mask (default generator if null)
+  bool need_weights = false;       ///< also return the weights averaged over heads
+};
+
+struct AttentionResult {
+  Tensor output;   // (B, T, H*dv)
+  Tensor weights;  // (B, T, S), averaged over heads; defined only with need_weights (no gradient)
+};
+
+/// Multi-head scaled dot-product attention, "Attention Is All You Need" 3.2, with the H heads
+/// side by side in the last axis (head h uses columns [h*dk, (h+1)*dk)):
+///   A_h = softmax(Q_h K_h^T / sqrt(dk) + mask),  out_h = dropout(A_h) V_h.
+/// q (B, T, H*dk), k (B, S, H*dk), v (B, S, H*dv) -> (B, T, H*dv). A query row whose keys are all
+/// masked attends to nothing: its weights and output are 0 (never NaN). One fused kernel per
+/// (batch, head); heads are BLAS leading dimensions, never copies. Backward, with P = A_h:
+///   dV = P^T dO,  dP = dO V^T,  dS = P o (dP - rowsum(dP o P)),  dQ = dS K / sqrt(dk),  dK = dS^T Q / sqrt(dk).
+AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t num_heads,
+                                             const AttentionOptions& options = {});
+
+/// The (T, T) causal mask: 0 on and below the diagonal, -inf above (a query sees no later key).
+Array causal_mask(std::size_t length);
+
+}  // namespace xgrad::nn::functional

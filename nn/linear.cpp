@@ -1,0 +1,29 @@
+#include <xgrad/nn/linear.hpp>
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <xgrad/nn/functional.hpp>
+#include <xgrad/nn/init.hpp>
+
+namespace xgrad::nn {
+
+Linear::Linear(std::size_t in_features, std::size_t out_features, bool with_bias, Generator& generator)
+    : Module("Linear"), in_features_(in_features), out_features_(out_features) {
+  weight = register_parameter("weight", zeros({out_features, in_features}));
+  init::kaiming_uniform_(weight, std::sqrt(5.0), init::FanMode::FanIn, "leaky_relu", generator);
+  if (with_bias) {
+    bias = register_parameter("bias", zeros({out_features}));
+    const double bound = in_features > 0 ? 1.0 / std::sqrt(static_cast<double>(in_features)) : 0.0;
+    init::uniform_(bias, -bound, bound, generator);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) const { return run_hooks(functional::linear(x, weight, bias)); }
+
+std::string Linear::extra_repr() const {
+  return fmt::format("in_features={}, out_features={}, bias={}", in_features_, out_features_, bias.defined());
+}
+
+}  // namespace xgrad::nn

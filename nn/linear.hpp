@@ -1,0 +1,28 @@
+// nn::Linear: y = x W^T + b.
+#pragma once
+
+#include <xgrad/autograd/generator.hpp>
+#include <xgrad/nn/module.hpp>
+
+namespace xgrad::nn {
+
+/// Shape: input (..., in_features) -> output (..., out_features).
+/// Parameters: weight (out_features, in_features), bias (out_features), both U(-1/sqrt(in), 1/sqrt(in))
+/// as PyTorch (kaiming_uniform_ with a = sqrt(5)).
+class Linear : public Module {
+ public:
+  Linear(std::size_t in_features, std::size_t out_features, bool bias = true,
+         Generator& generator = default_generator());
+  Tensor forward(const Tensor& x) const;
+
+  Tensor weight;
+  Tensor bias;  // undefined without bias
+
+ protected:
+  std::string extra_repr() const override;
+
+ private:
+  std::size_t in_features_, out_features_;
+};
+
+}  // namespace xgrad::nn

@@ -1,0 +1,156 @@
+// nn::functional: linear and scaled dot-product attention against naive loops, gradchecks,
+// masks (causal, padding, fully masked rows), dropout on the weights, bad input.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include <xgrad/xgrad.hpp>
+#include <xgrad/nn/functional.hpp>
+
+using namespace xgrad;
+namespace F = xgrad::nn::functional;
+
+namespace {
+using Inputs = const std::vector<Tensor>&;
+
+Tensor param(const Shape& shape, std::uint64_t seed) {
+  Generator g(seed);
+  return uniform(shape, -1.f, 1.f, g).set_requires_grad(true);
+}
+
+/// Attention for one (b, h) written out with plain loops in double: the reference.
+Array naive_attention(const Array& q, const Array& k, const Array& v, std::size_t H, const Array* mask,
+                      const Mask* padding) {
+  const std::size_t B = q.shape()[0], T = q.shape()[1], S = k.shape()[1];
+  const std::size_t dk = q.shape()[2] / H, dv = v.shape()[2] / H;
+  Array out = Array::from_shape({B, T, H * dv});
+  out.fill(0.f);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t h = 0; h < H; ++h)
+      for (std::size_t t = 0; t < T; ++t) {
+        std::vector<double> score(S);
+        double max = -INFINITY;
+        for (std::size_t s = 0; s < S; ++s) {
+          double dot = 0;
+          for (std::size_t i = 0; i < dk; ++i) dot += double(q(b, t, h * dk + i)) * k(b, s, h * dk + i);
+          score[s] = dot / std::sqrt(double(dk)) + (mask ? (*mask)(t, s) : 0.f);
+          if (padding && (*padding)(b, s)) score[s] = -INFINITY;
+          max = std::max(max, score[s]);
+        }
+        if (max == -INFINITY) continue;
+        double total = 0;
+        for (double& s : score) total += (s = std::exp(s - max));
+        for (std::size_t i = 0; i < dv; ++i) {
+          double acc = 0;
+          for (std::size_t s = 0; s < S; ++s) acc += score[s] / total * v(b, s, h * dv + i);
+          out(b, t, h * dv + i) = float(acc);
+        }
+      }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("linear: values, gradcheck with and without bias, any leading axes") {
+  Tensor x = from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor w = from_vector({1, 0, -1, 2, 1, 0}, {2, 3});
+  Tensor b = from_vector({0.5f, -1}, {2});
+  CHECK(F::linear(x, w, b).value() == Array{{-1.5f, 3.f}, {-1.5f, 12.f}});
+  CHECK(F::linear(x, w).value() == Array{{-2.f, 4.f}, {-2.f, 13.f}});
+  Tensor x3 = param({2, 3, 4}, 1), w3 = param({5, 4}, 2), b3 = param({5}, 3);
+  CHECK(F::linear(x3, w3, b3).shape() == Shape{2, 3, 5});
+  CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2]); }, {x3, w3, b3}));
+  CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1]); }, {x3, w3}));
+}
+
+TEST_CASE("linear: bad shapes") {
+  CHECK_THROWS_WITH_AS(F::linear(zeros({2, 3}), zeros({4, 5})),
+                       doctest::Contains("linear: input [2,3] does not end in in_features 5 of weight [4,5]"), Error);
+  CHECK_THROWS_WITH_AS(F::linear(zeros({2, 3}), zeros({4, 3}), zeros({3})),
+                       doctest::Contains("bias must have shape [4], got [3]"), Error);
+  CHECK_THROWS_WITH_AS(F::linear(zeros({2, 3}), zeros({3})), doctest::Contains("weight must be 2-D"), Error);
+}
+
+TEST_CASE("attention matches the naive computation with causal and padding masks") {
+  const std::size_t B = 2, T = 3, S = 4, H = 2;
+  Tensor q = param({B, T, 6}, 4), k = param({B, S, 6}, 5), v = param({B, S, 8}, 6);
+  Array mask = Array::from_shape({T, S});
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t s = 0; s < S; ++s) mask(t, s) = s > t + 1 ? -INFINITY : 0.1f * float(s);
+  Mask padding = {{false, false, false, true}, {false, true, false, true}};
+  F::AttentionOptions options;
+  options.attn_mask = mask;
+  options.key_padding_mask = padding;
+  options.need_weights = true;
+  F::AttentionResult r = F::scaled_dot_product_attention(q, k, v, H, options);
+  Array expected = naive_attention(q.value(), k.value(), v.value(), H, &mask, &padding);
+  CHECK(xt::allclose(r.output.value(), expected, 1e-5, 1e-6));
+  // Averaged weights: rows sum to 1, padded keys get nothing.
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < T; ++t) {
+      float total = 0;
+      for (std::size_t s = 0; s < S; ++s) total += r.weights.value()(b, t, s);
+      CHECK(total == doctest::Approx(1.f));
+      CHECK(r.weights.value()(b, t, 3) == 0.f);
+    }
+  CHECK(gradcheck([&](Inputs in) { return F::scaled_dot_product_attention(in[0], in[1], in[2], H, options).output; },
+                  {q, k, v}));
+}
+
+TEST_CASE("attention: a query whose keys are all masked gives zeros, not NaN, and zero gradient") {
+  Tensor q = param({1, 2, 4}, 7), k = param({1, 3, 4}, 8), v = param({1, 3, 4}, 9);
+  Array mask = {{-INFINITY, -INFINITY, -INFINITY}, {0.f, 0.f, -INFINITY}};
+  F::AttentionOptions options;
+  options.attn_mask = mask;
+  Tensor out = F::scaled_dot_product_attention(q, k, v, 2, options).output;
+  for (std::size_t i = 0; i < 4; ++i) CHECK(out.value()(0, 0, i) == 0.f);
+  CHECK(std::isfinite(out.value()(0, 1, 0)));
+  out.backward(ones({1, 2, 4}));
+  for (float g : q.grad().value()) CHECK(std::isfinite(g));
+  CHECK(gradcheck([&](Inputs in) { return F::scaled_dot_product_attention(in[0], in[1], in[2], 2, options).output; },
+                  {q, k, v}));
+}
+
+TEST_CASE("attention: self-attention with q, k and v the same tensor, gradcheck") {
+  Tensor x = param({2, 3, 4}, 10);
+  F::AttentionOptions options;
+  options.attn_mask = F::causal_mask(3);
+  CHECK(gradcheck([&](Inputs in) { return F::scaled_dot_product_attention(in[0], in[0], in[0], 2, options).output; },
+                  {x}));
+}
+
+TEST_CASE("attention: dropout on the weights is seeded, inverted, and gradchecked with its mask fixed") {
+  Tensor q = param({2, 3, 4}, 11), k = param({2, 5, 4}, 12), v = param({2, 5, 4}, 13);
+  auto run = [&](Inputs in, std::uint64_t seed) {
+    Generator g(seed);
+    F::AttentionOptions options;
+    options.training = true;
+    options.dropout_p = 0.3f;
+    options.generator = &g;
+    return F::scaled_dot_product_attention(in[0], in[1], in[2], 2, options).output;
+  };
+  CHECK(run({q, k, v}, 1).value() == run({q, k, v}, 1).value());
+  CHECK(run({q, k, v}, 1).value() != run({q, k, v}, 2).value());
+  CHECK(gradcheck([&](Inputs in) { return run(in, 3); }, {q, k, v}));
+}
+
+TEST_CASE("attention: bad input names shapes") {
+  Tensor q = zeros({2, 3, 6}), k = zeros({2, 4, 6}), v = zeros({2, 4, 6});
+  CHECK_THROWS_WITH_AS(F::scaled_dot_product_attention(q, k, v, 4), doctest::Contains("not divisible by 4 heads"), Error);
+  CHECK_THROWS_WITH_AS(F::scaled_dot_product_attention(q, zeros({2, 5, 6}), v, 2), doctest::Contains("disagree"), Error);
+  F::AttentionOptions options;
+  options.attn_mask = Array::from_shape({3, 3});
+  CHECK_THROWS_WITH_AS(F::scaled_dot_product_attention(q, k, v, 2, options),
+                       doctest::Contains("attn_mask has shape [3,3], expected [3,4]"), Error);
+  options.attn_mask.reset();
+  options.key_padding_mask = Mask::from_shape({2, 3});
+  CHECK_THROWS_WITH_AS(F::scaled_dot_product_attention(q, k, v, 2, options),
+                       doctest::Contains("key_padding_mask has shape [2,3], expected [2,4]"), Error);
+}
+
+TEST_CASE("causal_mask: 0 on and below the diagonal, -inf above") {
+  Array m = F::causal_mask(3);
+  CHECK(m(1, 1) == 0.f);
+  CHECK(m(2, 0) == 0.f);
+  CHECK(m(0, 1) == -std::numeric_limits<float>::infinity());
+}
