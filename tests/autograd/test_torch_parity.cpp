@@ -158,8 +158,15 @@ struct Outputs {
 
 using OpCall = std::function<Outputs(Case&)>;
 
+/// The largest |xgrad - torch| / max(1, |torch|) seen, and where: how much of the tolerance is used.
+struct Worst {
+  double error = 0;
+  std::string where;
+};
+
 /// Lists the elements of `got` that differ from the fixture tensor `expected` beyond tolerance.
-void compare(const std::string& what, const Array& got, const json& expected, std::vector<std::string>& failures) {
+void compare(const std::string& what, const Array& got, const json& expected, std::vector<std::string>& failures,
+             Worst& worst) {
   const Shape shape = shape_of_json(expected);
   if (shape_of(got) != shape) {
     failures.push_back(what + ": shape " + shape_str(shape_of(got)) + ", torch " + shape_str(shape));
@@ -170,7 +177,9 @@ void compare(const std::string& what, const Array& got, const json& expected, st
   for (std::size_t i = 0; i < got.size(); ++i) {
     const double a = got.data()[i];
     const double b = values.at(i).get<double>();
-    if (std::abs(a - b) <= kRelTol * std::max(1.0, std::abs(b))) continue;  // false for NaN too
+    const double error = std::abs(a - b) / std::max(1.0, std::abs(b));
+    if (error > worst.error) worst = {error, what + " element " + element_text(i, shape)};
+    if (error <= kRelTol) continue;  // false for NaN too
     if (++bad <= kMaxListed) {
       failures.push_back(what + " element " + element_text(i, shape) + ": xgrad " + format_number(a) + ", torch " +
                          format_number(b));
@@ -205,7 +214,7 @@ bool all_zero(const json& t) {
 
 /// Runs one case: the call, its outputs against torch's, backward with grad_outputs, and every
 /// input's gradient against torch's. Returns the failures, one line each ("" when it passes).
-std::string run_case(const json& spec, const OpCall& call) {
+std::string run_case(const json& spec, const OpCall& call, Worst& worst) {
   std::vector<std::string> failures;
   try {
     Case c(spec);
@@ -221,7 +230,7 @@ std::string run_case(const json& spec, const OpCall& call) {
                          std::to_string(outputs.size()) + " and " + std::to_string(index_outputs.size()));
     } else {
       for (std::size_t i = 0; i < outputs.size(); ++i)
-        compare("output " + std::to_string(i), out.values[i].value(), outputs[i], failures);
+        compare("output " + std::to_string(i), out.values[i].value(), outputs[i], failures, worst);
       for (std::size_t i = 0; i < index_outputs.size(); ++i)
         compare_indices("index output " + std::to_string(i), out.indices[i], index_outputs[i], failures);
 
@@ -236,7 +245,7 @@ std::string run_case(const json& spec, const OpCall& call) {
         const std::string what = "gradient of " + c.input_names()[k];
         Tensor g = c.inputs()[k].grad();
         if (g.defined()) {
-          compare(what, g.value(), grads[k], failures);
+          compare(what, g.value(), grads[k], failures, worst);
         } else if (!all_zero(grads[k])) {
           failures.push_back(what + ": none reached it, torch's is nonzero");
         }
@@ -330,14 +339,19 @@ TEST_CASE("every fixture case has an xgrad call and every call a fixture case") 
 
 TEST_CASE("xgrad matches PyTorch on every fixture case (values and gradients, 1e-5 relative)") {
   std::size_t run = 0;
+  Worst worst;
   for (const json& spec : fixture()) {
-    auto call = op_calls().find(spec.at("name").get<std::string>());
+    const std::string name = spec.at("name").get<std::string>();
+    auto call = op_calls().find(name);
     if (call == op_calls().end()) continue;  // reported by the test above
-    const std::string report = run_case(spec, call->second);
+    Worst worst_here;
+    const std::string report = run_case(spec, call->second, worst_here);
     CHECK_MESSAGE(report.empty(), report);
+    if (worst_here.error > worst.error) worst = {worst_here.error, name + ": " + worst_here.where};
     ++run;
   }
-  MESSAGE(run << " of " << fixture().size() << " fixture cases compared with PyTorch");
+  MESSAGE(run << " of " << fixture().size() << " fixture cases compared with PyTorch; largest error "
+              << worst.error << " (tolerance " << kRelTol << ") at " << worst.where);
 }
 
 TEST_CASE("the parity check reports case, tensor, element and both values, with a floor of 1 near 0") {
@@ -351,7 +365,8 @@ TEST_CASE("the parity check reports case, tensor, element and both values, with 
     "grads": [{"shape": [3], "values": [0.0, 1.0, -2.0001]}]
   })");
   const OpCall twice = [](Case& c) { return mul(c.in("x"), c.real("scalar")); };
-  const std::string report = run_case(spec, twice);
+  Worst worst;
+  const std::string report = run_case(spec, twice, worst);
   CHECK(report.find("probe: output 0 element [1]: xgrad 4, torch 4.0001") != std::string::npos);
   // 2e-7 against 0 is inside the floor of 1e-5; -2 against -2.0001 is 5e-5 relative, outside.
   CHECK(report.find("gradient of x element [0]") == std::string::npos);
@@ -361,7 +376,7 @@ TEST_CASE("the parity check reports case, tensor, element and both values, with 
   spec["outputs"][0]["values"] = {2.0, 4.0, 1.0};
   spec["grads"][0]["values"] = {2e-7, 1.0, -2.0};
   spec["args"].erase("unused");
-  CHECK(run_case(spec, twice).empty());
+  CHECK(run_case(spec, twice, worst).empty());
   spec["grads"][0]["values"] = {2e-7, 1.0, -2.00004};
-  CHECK_FALSE(run_case(spec, twice).empty());
+  CHECK_FALSE(run_case(spec, twice, worst).empty());
 }
