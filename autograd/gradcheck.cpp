@@ -28,15 +28,25 @@ std::string index_str(std::size_t flat, const Shape& shape) {
 }  // namespace
 
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& options) {
-  // Fresh leaves that share nothing with the caller's tensors, so the caller's .grad is untouched.
-  std::vector<Tensor> leaves;
+  // The inputs themselves are perturbed (and restored exactly), so `f` may reach them through a
+  // module's members; their gradients are set aside for the check and put back afterwards.
+  std::vector<std::shared_ptr<Array>> caller_grads;
   for (const Tensor& input : inputs) {
-    Tensor leaf(input.value());
-    leaf.set_requires_grad(input.requires_grad());
-    leaves.push_back(leaf);
+    if (!input.defined() || !input.is_leaf()) {
+      throw Error(fmt::format("gradcheck({}): every input must be a defined leaf tensor", options.name));
+    }
+    caller_grads.push_back(input.impl()->grad);
+    input.impl()->grad.reset();
   }
+  struct RestoreGrads {
+    const std::vector<Tensor>& inputs;
+    std::vector<std::shared_ptr<Array>>& grads;
+    ~RestoreGrads() {
+      for (std::size_t i = 0; i < inputs.size(); ++i) inputs[i].impl()->grad = grads[i];
+    }
+  } restore{inputs, caller_grads};
 
-  Tensor output = f(leaves);
+  Tensor output = f(inputs);
   std::string name = options.name;
   if (name.empty()) name = output.grad_fn() ? output.grad_fn()->name : "function";
   if (!output.requires_grad()) {
@@ -50,20 +60,20 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
 
   GradcheckResult result;
   double worst_excess = 0;
-  for (std::size_t i = 0; i < leaves.size(); ++i) {
-    if (!leaves[i].requires_grad()) continue;
-    Array& x = leaves[i].mutable_value();
-    const Tensor grad = leaves[i].grad();
-    const Shape shape = leaves[i].shape();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].requires_grad()) continue;
+    Array& x = inputs[i].mutable_value();
+    const Tensor grad = inputs[i].grad();  // taken before any perturbation
+    const Shape shape = inputs[i].shape();
     for (std::size_t k = 0; k < x.size(); ++k) {
       const float original = x.data()[k];
       double numerical;
       {
         NoGradGuard no_grad;
         x.data()[k] = static_cast<float>(original + options.eps);
-        const double plus = projected(f(leaves).value(), v);
+        const double plus = projected(f(inputs).value(), v);
         x.data()[k] = static_cast<float>(original - options.eps);
-        const double minus = projected(f(leaves).value(), v);
+        const double minus = projected(f(inputs).value(), v);
         x.data()[k] = original;
         numerical = (plus - minus) / (2 * options.eps);
       }

@@ -30,7 +30,9 @@ using GradcheckFn = std::function<Tensor(const std::vector<Tensor>&)>;
 
 /// Checks d(sum(v * f(inputs)))/d(input) for a fixed random v (any output shape) against central
 /// differences (f(x + eps) - f(x - eps)) / 2 eps in double precision, for every element of every
-/// input that requires grad. Inputs are not modified (each is perturbed and restored).
+/// input that requires grad. `f` may use the inputs directly or through modules that hold them
+/// (a layer's own parameters can be checked): each element is perturbed in place and restored
+/// exactly, and the inputs' accumulated gradients are set aside and restored.
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
 

@@ -5,6 +5,7 @@ find_package(xtl REQUIRED)
 find_package(xsimd REQUIRED)
 find_package(xtensor REQUIRED)
 find_package(fmt REQUIRED)
+find_package(nlohmann_json REQUIRED)
 find_package(OpenMP REQUIRED)
 
 # OpenBLAS, found explicitly: the reference BLAS is ~30x slower and must never be picked by

@@ -39,3 +39,28 @@ TEST_CASE("gradcheck leaves the caller's tensors untouched") {
   CHECK(x.value() == before);
   CHECK_FALSE(x.grad().defined());
 }
+
+TEST_CASE("gradcheck checks tensors the function reaches by itself, and restores their gradients") {
+  Tensor w = randn({3}).set_requires_grad(true);
+  Tensor x = randn({3}).set_requires_grad(true);
+  (w * 2.f).backward(ones({3}));  // an accumulated gradient the check must not disturb
+  CHECK(gradcheck([&](const std::vector<Tensor>& in) { return tanh(in[0] * w); }, {x, w}));
+  CHECK(w.grad().value() == Array{2.f, 2.f, 2.f});
+  CHECK_FALSE(x.grad().defined());
+  // A tensor the function uses but that is not passed is not checked; one that is passed but
+  // unused has zero gradient, which its finite differences confirm.
+  Tensor unused = randn({2}).set_requires_grad(true);
+  CHECK(gradcheck([&](const std::vector<Tensor>& in) { return tanh(in[0] * w); }, {x, unused}));
+}
+
+TEST_CASE("gradcheck catches a tensor whose gradient flows nowhere although it is used") {
+  Tensor w = randn({3}).set_requires_grad(true);
+  Tensor x = randn({3}).set_requires_grad(true);
+  GradcheckOptions options;
+  options.raise_exception = false;
+  // The function reads w's value outside the tape: its numerical gradient is not zero.
+  GradcheckResult result = gradcheck(
+      [&](const std::vector<Tensor>& in) { return in[0] * Tensor(in[1].value()); }, {x, w}, options);
+  CHECK_FALSE(result.ok);
+  CHECK(result.report.find("input 1") != std::string::npos);
+}
