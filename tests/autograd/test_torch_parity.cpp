@@ -299,11 +299,139 @@ void add_elementwise(std::map<std::string, OpCall>& calls) {
   calls["gelu_none"] = calls["gelu_tanh"] = [](Case& c) { return gelu(c.in("x"), c.text("approximate")); };
 }
 
+void add_matmul(std::map<std::string, OpCall>& calls) {
+  for (const char* pattern : {"2d", "vector_vector", "vector_matrix", "matrix_vector", "batched", "batch_matrix",
+                              "matrix_batch", "broadcast_batch", "batch_vector", "vector_batch"})
+    calls[std::string("matmul_") + pattern] = [](Case& c) { return matmul(c.in("a"), c.in("b")); };
+}
+
+void add_shape_ops(std::map<std::string, OpCall>& calls) {
+  calls["reshape"] = calls["reshape_inferred"] = calls["reshape_flat"] = [](Case& c) {
+    return reshape(c.in("x"), c.integers("shape"));
+  };
+  calls["view"] = [](Case& c) { return view(c.in("x"), c.integers("shape")); };
+  calls["flatten"] = [](Case& c) { return flatten(c.in("x")); };
+  calls["flatten_middle"] = calls["flatten_negative"] = [](Case& c) {
+    return flatten(c.in("x"), c.integer("start_axis"), c.integer("end_axis"));
+  };
+  for (const char* name : {"2d", "3d_outer", "3d_negative"})
+    calls[std::string("transpose_") + name] = [](Case& c) {
+      return transpose(c.in("x"), c.integer("axis0"), c.integer("axis1"));
+    };
+  for (const char* name : {"201", "120", "negative"})
+    calls[std::string("permute_") + name] = [](Case& c) { return permute(c.in("x"), c.integers("dims")); };
+  for (const char* name : {"front", "middle", "end"})
+    calls[std::string("unsqueeze_") + name] = [](Case& c) { return unsqueeze(c.in("x"), c.integer("axis")); };
+  calls["squeeze_all"] = [](Case& c) { return squeeze(c.in("x")); };
+  calls["squeeze_axis"] = calls["squeeze_axis_negative"] = calls["squeeze_axis_not_one"] = [](Case& c) {
+    return squeeze(c.in("x"), c.integer("axis"));
+  };
+  for (const char* name : {"rows", "step", "negative", "clamped", "middle_axis_step"})
+    calls[std::string("slice_") + name] = [](Case& c) {
+      return slice(c.in("x"), c.integer("axis"), c.integer("start"), c.integer("end"), c.integer("step"));
+    };
+  calls["narrow"] = calls["narrow_negative_axis"] = [](Case& c) {
+    return narrow(c.in("x"), c.integer("axis"), c.integer("start"), c.integer("length"));
+  };
+  calls["cat_axis0"] = calls["cat_axis1"] = calls["cat_negative_axis"] = [](Case& c) {
+    return cat(c.inputs(), c.integer("axis"));
+  };
+  calls["split_size"] = calls["split_size_last_axis"] = [](Case& c) {
+    return split(c.in("x"), c.integer("split_size"), c.integer("axis"));
+  };
+  calls["split_sizes"] = [](Case& c) { return split(c.in("x"), c.integers("sizes"), c.integer("axis")); };
+  calls["chunk_even"] = calls["chunk_uneven"] = calls["chunk_fewer_pieces"] = [](Case& c) {
+    return chunk(c.in("x"), c.integer("chunks"), c.integer("axis"));
+  };
+  calls["expand"] = calls["expand_keep"] = calls["expand_new_axes"] = [](Case& c) {
+    return expand(c.in("x"), c.integers("shape"));
+  };
+  calls["broadcast_to"] = [](Case& c) { return broadcast_to(c.in("x"), c.shape("shape")); };
+  calls["contiguous"] = [](Case& c) { return contiguous(c.in("x")); };
+}
+
+void add_reductions(std::map<std::string, OpCall>& calls) {
+  calls["sum_all"] = [](Case& c) { return sum(c.in("x")); };
+  calls["mean_all"] = [](Case& c) { return mean(c.in("x")); };
+  for (const char* axes : {"axis0", "axis1", "last", "outer", "all_listed"}) {
+    for (const char* keepdim : {"", "_keepdim"}) {
+      calls[std::string("sum_") + axes + keepdim] = [](Case& c) {
+        return sum(c.in("x"), c.integers("axes"), c.flag("keepdim"));
+      };
+      calls[std::string("mean_") + axes + keepdim] = [](Case& c) {
+        return mean(c.in("x"), c.integers("axes"), c.flag("keepdim"));
+      };
+    }
+  }
+  for (const char* name : {"last", "axis0", "two_axes_biased", "keepdim", "all_correction2"})
+    calls[std::string("var_") + name] = [](Case& c) {
+      return var(c.in("x"), c.integers("axes"), c.integer("correction"), c.flag("keepdim"));
+    };
+  calls["max_all"] = [](Case& c) { return max(c.in("x")); };
+  for (const char* name : {"axis0", "last", "middle_keepdim"}) {
+    calls[std::string("max_") + name] = [](Case& c) { return max(c.in("x"), c.integer("axis"), c.flag("keepdim")); };
+    calls[std::string("argmax_") + name] = [](Case& c) {
+      return argmax(c.in("x"), c.integer("axis"), c.flag("keepdim"));
+    };
+  }
+}
+
+void add_softmax_layer_norm(std::map<std::string, OpCall>& calls) {
+  for (const char* name : {"last", "first", "middle", "large_logits"}) {
+    calls[std::string("softmax_") + name] = [](Case& c) { return softmax(c.in("x"), c.integer("axis")); };
+    calls[std::string("log_softmax_") + name] = [](Case& c) { return log_softmax(c.in("x"), c.integer("axis")); };
+  }
+  // weight and bias are absent from the cases without them: undefined tensors, as PyTorch's None.
+  for (const char* name : {"affine", "plain", "weight_only", "large_eps"})
+    calls[std::string("layer_norm_") + name] = [](Case& c) {
+      return layer_norm(c.in("x"), c.optional_in("weight"), c.optional_in("bias"), c.real("eps"));
+    };
+}
+
+void add_embedding_masking(std::map<std::string, OpCall>& calls) {
+  calls["embedding"] = calls["embedding_1d"] = [](Case& c) { return embedding(c.indices("indices"), c.in("weight")); };
+  calls["embedding_padding_idx"] = calls["embedding_padding_idx_negative"] = [](Case& c) {
+    return embedding(c.indices("indices"), c.in("weight"), c.integer("padding_idx"));
+  };
+  calls["masked_fill"] = calls["masked_fill_row_mask"] = calls["masked_fill_causal"] = [](Case& c) {
+    return masked_fill(c.in("x"), c.mask("mask"), c.real("value"));
+  };
+  calls["where"] = calls["where_broadcast"] = calls["where_scalar_side"] = [](Case& c) {
+    return xgrad::where(c.mask("condition"), c.in("a"), c.in("b"));
+  };
+}
+
+void add_losses(std::map<std::string, OpCall>& calls) {
+  for (const char* reduction : {"mean", "sum", "none"}) {
+    const std::string r = reduction;
+    for (const char* variant : {"", "_ignored", "_ignore_index_2", "_smoothing", "_smoothing_ignored"})
+      calls["cross_entropy_" + r + variant] = [](Case& c) {
+        CrossEntropyOptions options;
+        options.ignore_index = c.integer("ignore_index");
+        options.label_smoothing = c.real("label_smoothing");
+        options.reduction = c.reduction("reduction");
+        return cross_entropy(c.in("logits"), c.indices("targets"), options);
+      };
+    for (const char* variant : {"", "_ignored", "_ignore_index_2"})
+      calls["nll_loss_" + r + variant] = [](Case& c) {
+        return nll_loss(c.in("log_probs"), c.indices("targets"), c.integer("ignore_index"), c.reduction("reduction"));
+      };
+    calls["mse_loss_" + r] = [](Case& c) { return mse_loss(c.in("input"), c.in("target"), c.reduction("reduction")); };
+  }
+  calls["mse_loss_broadcast_target"] = calls["mse_loss_mean"];
+}
+
 /// Case name -> xgrad call, for every case in ops.json.
 const std::map<std::string, OpCall>& op_calls() {
   static const std::map<std::string, OpCall> calls = [] {
     std::map<std::string, OpCall> calls;
     add_elementwise(calls);
+    add_matmul(calls);
+    add_shape_ops(calls);
+    add_reductions(calls);
+    add_softmax_layer_norm(calls);
+    add_embedding_masking(calls);
+    add_losses(calls);
     return calls;
   }();
   return calls;
