@@ -2,26 +2,18 @@
 // arithmetic order of torch's single-tensor implementation (torch 1.13, _single_tensor_adam[w]).
 #include <xgrad/optim/adam.hpp>
 
-#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
-#include <xsimd/xsimd.hpp>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/optim/detail/flags.hpp>
+#include <xgrad/optim/detail/batch_loop.hpp>
 
 namespace xgrad::optim {
 namespace detail {
 namespace {
 
-struct AdamKernelArgs {
-  float* p;              // the parameter
-  const float* g;        // its gradient
-  float* m;              // exp_avg
-  float* v;              // exp_avg_sq
-  float* v_max;          // max_exp_avg_sq (amsgrad), else null
-  std::int64_t n;        // elements of each
+struct AdamConstants {
   float sign;            // -1 to maximize, else 1
   float shrink;          // AdamW's 1 - lr lambda, else 1
   float weight_decay;    // Adam's lambda
@@ -31,69 +23,31 @@ struct AdamKernelArgs {
   float neg_step_size;   // -lr / (1 - beta1^t)
 };
 
-inline float pick(bool condition, float yes, float no) { return condition ? yes : no; }
-template <class Arch>
-xsimd::batch<float, Arch> pick(const xsimd::batch_bool<float, Arch>& condition, const xsimd::batch<float, Arch>& yes,
-                               const xsimd::batch<float, Arch>& no) {
-  return xsimd::select(condition, yes, no);
-}
-
-// One Adam step of one element (T = float) or one SIMD batch of them (T = xsimd::batch), with
-// torch's operation order (its addcmul is v + (value * g) * g, its addcdiv p + (value * m) / denom).
-// Returns the new parameter value; m, v and v_max are updated in place.
-template <bool Amsgrad, bool CoupledDecay, class T>
-T adam_element(T g, T p, T& m, T& v, T& v_max, const AdamKernelArgs& a) {
-  using std::sqrt;
-  using xsimd::sqrt;
-  g = g * T(a.sign);
-  p = p * T(a.shrink);
-  if constexpr (CoupledDecay) g = g + T(a.weight_decay) * p;
-  m = m * T(a.beta1) + T(a.one_minus_beta1) * g;
-  v = v * T(a.beta2) + T(a.one_minus_beta2) * g * g;
-  T second = v;
-  if constexpr (Amsgrad) {
-    v_max = pick((v > v_max) | (v != v), v, v_max);  // torch.maximum: NaN wins
-    second = v_max;
-  }
-  const T denom = sqrt(second) / T(a.bias_correction2_sqrt) + T(a.eps);
-  return p + T(a.neg_step_size) * m / denom;
-}
-
-// Elements [begin, end) of a parameter: whole SIMD batches, then one element at a time. (Written
-// with xsimd because GCC leaves a loop calling std::sqrt scalar unless errno is switched off.)
+// One Adam step of a contiguous parameter, with torch's operation order (its addcmul is
+// v + (value * g) * g, its addcdiv p + (value * m) / denom).
 template <bool Amsgrad, bool CoupledDecay>
-void adam_block(const AdamKernelArgs& a, std::int64_t begin, std::int64_t end) {
-  using Batch = xsimd::batch<float>;
-  constexpr auto width = static_cast<std::int64_t>(Batch::size);
-  std::int64_t k = begin;
-  for (; k + width <= end; k += width) {
-    Batch m = Batch::load_unaligned(a.m + k);
-    Batch v = Batch::load_unaligned(a.v + k);
-    Batch v_max = Amsgrad ? Batch::load_unaligned(a.v_max + k) : Batch(0.f);
-    const Batch p = adam_element<Amsgrad, CoupledDecay>(Batch::load_unaligned(a.g + k), Batch::load_unaligned(a.p + k),
-                                                        m, v, v_max, a);
-    p.store_unaligned(a.p + k);
-    m.store_unaligned(a.m + k);
-    v.store_unaligned(a.v + k);
-    if constexpr (Amsgrad) v_max.store_unaligned(a.v_max + k);
-  }
-  for (; k < end; ++k) {
-    float v_max = Amsgrad ? a.v_max[k] : 0.f;
-    a.p[k] = adam_element<Amsgrad, CoupledDecay>(a.g[k], a.p[k], a.m[k], a.v[k], v_max, a);
-    if constexpr (Amsgrad) a.v_max[k] = v_max;
-  }
-}
-
-// Fixed blocks, so which elements take the batch path never depends on the thread count.
-constexpr std::int64_t kBlock = 4096;
-
-template <bool Amsgrad, bool CoupledDecay>
-void adam_kernel(const AdamKernelArgs& a) {
-  const std::int64_t blocks = (a.n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (a.n >= static_cast<std::int64_t>(kParallelUpdateElements))
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    adam_block<Amsgrad, CoupledDecay>(a, b * kBlock, std::min(a.n, (b + 1) * kBlock));
-  }
+void adam_update(float* param, float* grad, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
+                 std::int64_t n, const AdamConstants& c) {
+  const Batch sign(c.sign), shrink(c.shrink), weight_decay(c.weight_decay), beta1(c.beta1),
+      one_minus_beta1(c.one_minus_beta1), beta2(c.beta2), one_minus_beta2(c.one_minus_beta2),
+      bias_correction2_sqrt(c.bias_correction2_sqrt), eps(c.eps), neg_step_size(c.neg_step_size);
+  for_each_batch<5>({param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq}, n, [&](const std::array<float*, 5>& at) {
+    Batch g = Batch::load_unaligned(at[1]) * sign;
+    const Batch p = Batch::load_unaligned(at[0]) * shrink;
+    if constexpr (CoupledDecay) g = g + weight_decay * p;
+    const Batch m = Batch::load_unaligned(at[2]) * beta1 + one_minus_beta1 * g;
+    const Batch v = Batch::load_unaligned(at[3]) * beta2 + one_minus_beta2 * g * g;
+    m.store_unaligned(at[2]);
+    v.store_unaligned(at[3]);
+    Batch second = v;
+    if constexpr (Amsgrad) {
+      const Batch previous = Batch::load_unaligned(at[4]);
+      second = xsimd::select((v > previous) || (v != v), v, previous);  // torch.maximum: NaN wins
+      second.store_unaligned(at[4]);
+    }
+    const Batch denom = xsimd::sqrt(second) / bias_correction2_sqrt + eps;
+    (p + neg_step_size * m / denom).store_unaligned(at[0]);
+  });
 }
 
 }  // namespace
@@ -135,7 +89,7 @@ void AdamBase::step() {
   const bool amsgrad = options_.amsgrad_;
 
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    const Array* grad = grad_of(i);
+    Array* grad = grad_of(i);
     if (!grad) continue;
     Array& value = params_[i].mutable_value();
     if (!state_[i]) reset_state(i, true);
@@ -151,13 +105,13 @@ void AdamBase::step() {
     const float neg_step_size = static_cast<float>(-(lr / bias_correction1));
     const float bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
 
-    AdamKernelArgs args{value.data(), grad->data(), state.exp_avg.data(), state.exp_avg_sq.data(),
-                        amsgrad ? state.max_exp_avg_sq.data() : nullptr, static_cast<std::int64_t>(value.size()),
-                        sign, shrink, weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                        bias_correction2_sqrt, eps, neg_step_size};
+    const AdamConstants constants{sign, shrink, weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                                  bias_correction2_sqrt, eps, neg_step_size};
     with_flag(amsgrad, [&](auto amsgrad_flag) {
       with_flag(coupled_decay, [&](auto decay_flag) {
-        adam_kernel<decltype(amsgrad_flag)::value, decltype(decay_flag)::value>(args);
+        adam_update<decltype(amsgrad_flag)::value, decltype(decay_flag)::value>(
+            value.data(), grad->data(), state.exp_avg.data(), state.exp_avg_sq.data(),
+            amsgrad ? state.max_exp_avg_sq.data() : nullptr, static_cast<std::int64_t>(value.size()), constants);
       });
     });
   }

@@ -6,16 +6,14 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/optim/detail/flags.hpp>
+#include <xgrad/optim/detail/batch_loop.hpp>
 
 namespace xgrad::optim {
 namespace {
 
-struct SGDKernelArgs {
-  float* p;            // the parameter
-  const float* g;      // its gradient
-  float* b;            // its momentum buffer, or null without momentum
-  std::int64_t n;      // elements of each
+using detail::Batch;
+
+struct SGDConstants {
   float sign;          // -1 to maximize, else 1
   float weight_decay;  // lambda
   float momentum;      // mu
@@ -23,26 +21,24 @@ struct SGDKernelArgs {
   float neg_lr;        // -lr
 };
 
-// One SGD step over a contiguous parameter, with torch's operation order (its add with alpha is
-// a + alpha * b).
+// One SGD step of a contiguous parameter, with torch's operation order (its add with alpha is
+// a + alpha * b). First: the momentum buffer starts as d.
 template <bool Decay, bool Momentum, bool First, bool Nesterov>
-void sgd_kernel(const SGDKernelArgs& a) {
-  float* p = a.p;
-  const float* g = a.g;
-  float* b = a.b;
-#pragma omp parallel for simd schedule(static) if (a.n >= static_cast<std::int64_t>(kParallelUpdateElements))
-  for (std::int64_t k = 0; k < a.n; ++k) {
-    float d = g[k] * a.sign;
-    if constexpr (Decay) d = d + a.weight_decay * p[k];
+void sgd_update(float* param, float* grad, float* momentum_buffer, std::int64_t n, const SGDConstants& c) {
+  const Batch sign(c.sign), weight_decay(c.weight_decay), momentum(c.momentum), keep(c.keep), neg_lr(c.neg_lr);
+  detail::for_each_batch<3>({param, grad, momentum_buffer}, n, [&](const std::array<float*, 3>& at) {
+    const Batch p = Batch::load_unaligned(at[0]);
+    Batch d = Batch::load_unaligned(at[1]) * sign;
+    if constexpr (Decay) d = d + weight_decay * p;
     if constexpr (Momentum) {
-      float buffer = d;
-      if constexpr (!First) buffer = b[k] * a.momentum + a.keep * d;
-      b[k] = buffer;
-      if constexpr (Nesterov) d = d + a.momentum * buffer;
+      Batch buffer = d;
+      if constexpr (!First) buffer = Batch::load_unaligned(at[2]) * momentum + keep * d;
+      buffer.store_unaligned(at[2]);
+      if constexpr (Nesterov) d = d + momentum * buffer;
       else d = buffer;
     }
-    p[k] = p[k] + a.neg_lr * d;
-  }
+    (p + neg_lr * d).store_unaligned(at[0]);
+  });
 }
 
 }  // namespace
@@ -83,21 +79,22 @@ void SGD::step() {
   const float sign = options_.maximize_ ? -1.f : 1.f;  // maximize: step along +g
 
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    const Array* grad = grad_of(i);
+    Array* grad = grad_of(i);
     if (!grad) continue;
     Array& value = params_[i].mutable_value();
     const bool first = use_momentum && !momentum_buffers_[i];
-    if (first) momentum_buffers_[i] = Array::from_shape(value.shape());
+    if (first) momentum_buffers_[i] = xt::zeros<float>(value.shape());
     if (use_momentum) check_state_shape(i, *momentum_buffers_[i], "momentum buffer");
 
-    SGDKernelArgs args{value.data(), grad->data(), use_momentum ? momentum_buffers_[i]->data() : nullptr,
-                       static_cast<std::int64_t>(value.size()), sign, weight_decay, momentum, keep, neg_lr};
+    const SGDConstants constants{sign, weight_decay, momentum, keep, neg_lr};
+    float* buffer = use_momentum ? momentum_buffers_[i]->data() : nullptr;
+    const auto n = static_cast<std::int64_t>(value.size());
     detail::with_flag(decay, [&](auto decay_flag) {
       detail::with_flag(use_momentum, [&](auto momentum_flag) {
         detail::with_flag(first, [&](auto first_flag) {
           detail::with_flag(nesterov, [&](auto nesterov_flag) {
-            sgd_kernel<decltype(decay_flag)::value, decltype(momentum_flag)::value, decltype(first_flag)::value,
-                       decltype(nesterov_flag)::value>(args);
+            sgd_update<decltype(decay_flag)::value, decltype(momentum_flag)::value, decltype(first_flag)::value,
+                       decltype(nesterov_flag)::value>(value.data(), grad->data(), buffer, n, constants);
           });
         });
       });
