@@ -26,7 +26,8 @@ std::vector<Array*> gradients_of(const std::vector<Tensor>& parameters, const ch
 // Elements per partial sum: fixed, so that the sums' order never depends on the thread count.
 constexpr std::int64_t kChunk = 8192;
 
-// sum_k f(x_k) in double, over fixed chunks (in parallel for large arrays) added in order.
+// sum_k f(x_k) in double, over fixed chunks (in parallel for large arrays) added in order; within
+// a chunk, eight running sums over k mod 8 (vectorizable, and the same order at any address).
 template <class F>
 double chunked_sum(const Array& values, F f) {
   const float* x = values.data();
@@ -35,10 +36,16 @@ double chunked_sum(const Array& values, F f) {
   std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
 #pragma omp parallel for schedule(static) if (values.size() >= kParallelUpdateElements)
   for (std::int64_t c = 0; c < chunks; ++c) {
-    const std::int64_t end = std::min(n, (c + 1) * kChunk);
-    double sum = 0.0;
-    for (std::int64_t k = c * kChunk; k < end; ++k) sum += f(x[k]);
-    partial[static_cast<std::size_t>(c)] = sum;
+    const std::int64_t begin = c * kChunk;
+    const std::int64_t end = std::min(n, begin + kChunk);
+    double lanes[8] = {};
+    std::int64_t k = begin;
+    for (; k + 8 <= end; k += 8) {
+      for (int j = 0; j < 8; ++j) lanes[j] += f(x[k + j]);
+    }
+    for (int j = 0; k < end; ++k, ++j) lanes[j] += f(x[k]);
+    partial[static_cast<std::size_t>(c)] =
+        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   }
   double total = 0.0;
   for (double s : partial) total += s;
