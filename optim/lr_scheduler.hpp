@@ -14,6 +14,7 @@
 
 namespace xgrad::optim {
 
+/// The base of every schedule. It holds a reference to its optimizer, which must outlive it.
 class LRScheduler {
  public:
   virtual ~LRScheduler() = default;

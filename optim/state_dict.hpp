@@ -4,7 +4,8 @@
 //
 // Encodings, chosen so that a float32 map holds every value exactly:
 //   real  (lr, betas, eps, ...)    shape [3]: float32 parts [hi, mid, lo] whose sum, done in
-//                                  double as hi + (mid + lo), is the double exactly
+//                                  double as hi + (mid + lo), is the double exactly (for 0
+//                                  and every |x| from about 1e-29 to float32's maximum)
 //   count (steps, epochs)          the same [3] encoding (exact for |n| < 2^53)
 //   flag  (amsgrad, nesterov, ...) shape []: 0 or 1
 //   buffer (exp_avg, ...)          the array itself, with the parameter's shape
