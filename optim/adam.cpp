@@ -1,0 +1,171 @@
+// Adam's and AdamW's update: one fused pass over each parameter's contiguous data, in the
+// arithmetic order of torch's single-tensor implementation (torch 1.13, _single_tensor_adam[w]).
+#include <xgrad/optim/adam.hpp>
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <xgrad/autograd/error.hpp>
+#include <xgrad/optim/detail/batch_loop.hpp>
+
+namespace xgrad::optim {
+namespace detail {
+namespace {
+
+struct AdamConstants {
+  float sign;            // -1 to maximize, else 1
+  float shrink;          // AdamW's 1 - lr lambda, else 1
+  float weight_decay;    // Adam's lambda
+  float beta1, one_minus_beta1, beta2, one_minus_beta2;
+  float bias_correction2_sqrt;
+  float eps;
+  float neg_step_size;   // -lr / (1 - beta1^t)
+};
+
+// One Adam step of a contiguous parameter, with torch's operation order (its addcmul is
+// v + (value * g) * g, its addcdiv p + (value * m) / denom).
+template <bool Amsgrad, bool CoupledDecay>
+void adam_update(float* param, float* grad, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
+                 std::int64_t n, const AdamConstants& c) {
+  const Batch sign(c.sign), shrink(c.shrink), weight_decay(c.weight_decay), beta1(c.beta1),
+      one_minus_beta1(c.one_minus_beta1), beta2(c.beta2), one_minus_beta2(c.one_minus_beta2),
+      bias_correction2_sqrt(c.bias_correction2_sqrt), eps(c.eps), neg_step_size(c.neg_step_size);
+  for_each_batch<5>({param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq}, n, [&](const std::array<float*, 5>& at) {
+    Batch g = Batch::load_unaligned(at[1]) * sign;
+    const Batch p = Batch::load_unaligned(at[0]) * shrink;
+    if constexpr (CoupledDecay) g = g + weight_decay * p;
+    const Batch m = Batch::load_unaligned(at[2]) * beta1 + one_minus_beta1 * g;
+    const Batch v = Batch::load_unaligned(at[3]) * beta2 + one_minus_beta2 * g * g;
+    m.store_unaligned(at[2]);
+    v.store_unaligned(at[3]);
+    Batch second = v;
+    if constexpr (Amsgrad) {
+      const Batch previous = Batch::load_unaligned(at[4]);
+      second = xsimd::select((v > previous) || (v != v), v, previous);  // torch.maximum: NaN wins
+      second.store_unaligned(at[4]);
+    }
+    const Batch denom = xsimd::sqrt(second) / bias_correction2_sqrt + eps;
+    (p + neg_step_size * m / denom).store_unaligned(at[0]);
+  });
+}
+
+}  // namespace
+
+AdamBase::AdamBase(std::string name, std::vector<Tensor> params, AdamOptions options, bool decoupled_weight_decay)
+    : Optimizer(std::move(name), std::move(params)),
+      options_(options),
+      decoupled_weight_decay_(decoupled_weight_decay),
+      state_(params_.size()) {
+  validate();
+}
+
+void AdamBase::validate() const {
+  check_non_negative(name(), "learning rate", options_.lr_);
+  check_non_negative(name(), "epsilon value", options_.eps_);
+  check_unit_interval(name(), "beta parameter at index 0", options_.beta1_);
+  check_unit_interval(name(), "beta parameter at index 1", options_.beta2_);
+  check_non_negative(name(), "weight_decay value", options_.weight_decay_);
+}
+
+void AdamBase::set_lr(double lr) {
+  check_non_negative(name(), "learning rate", lr);
+  options_.lr_ = lr;
+}
+
+void AdamBase::step() {
+  const double lr = options_.lr_;
+  // Scalars enter the float arithmetic as torch's kernels take them: cast to float once.
+  const float beta1 = static_cast<float>(options_.beta1_);
+  const float beta2 = static_cast<float>(options_.beta2_);
+  const float one_minus_beta1 = static_cast<float>(1.0 - options_.beta1_);
+  const float one_minus_beta2 = static_cast<float>(1.0 - options_.beta2_);
+  const float eps = static_cast<float>(options_.eps_);
+  const float weight_decay = static_cast<float>(options_.weight_decay_);
+  // AdamW: p (1 - lr lambda); Adam: p * 1, exact.
+  const float shrink = decoupled_weight_decay_ ? static_cast<float>(1.0 - lr * options_.weight_decay_) : 1.f;
+  const float sign = options_.maximize_ ? -1.f : 1.f;  // maximize: step along +g
+  const bool coupled_decay = !decoupled_weight_decay_ && options_.weight_decay_ != 0.0;
+  const bool amsgrad = options_.amsgrad_;
+
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    Array* grad = grad_of(i);
+    if (!grad) continue;
+    Array& value = params_[i].mutable_value();
+    if (!state_[i]) reset_state(i, true);
+    AdamParamState& state = *state_[i];
+    check_state_shape(i, state.exp_avg, "exp_avg");
+    check_state_shape(i, state.exp_avg_sq, "exp_avg_sq");
+    if (amsgrad) check_state_shape(i, state.max_exp_avg_sq, "max_exp_avg_sq");
+
+    state.step += 1;
+    const double t = static_cast<double>(state.step);
+    const double bias_correction1 = 1.0 - std::pow(options_.beta1_, t);
+    const double bias_correction2 = 1.0 - std::pow(options_.beta2_, t);
+    const float neg_step_size = static_cast<float>(-(lr / bias_correction1));
+    const float bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+
+    const AdamConstants constants{sign, shrink, weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                                  bias_correction2_sqrt, eps, neg_step_size};
+    with_flag(amsgrad, [&](auto amsgrad_flag) {
+      with_flag(coupled_decay, [&](auto decay_flag) {
+        adam_update<decltype(amsgrad_flag)::value, decltype(decay_flag)::value>(
+            value.data(), grad->data(), state.exp_avg.data(), state.exp_avg_sq.data(),
+            amsgrad ? state.max_exp_avg_sq.data() : nullptr, static_cast<std::int64_t>(value.size()), constants);
+      });
+    });
+  }
+}
+
+void AdamBase::visit_hyper_parameters(StateVisitor& visitor) {
+  visitor.real("lr", options_.lr_);
+  visitor.real("betas.0", options_.beta1_);
+  visitor.real("betas.1", options_.beta2_);
+  visitor.real("eps", options_.eps_);
+  visitor.real("weight_decay", options_.weight_decay_);
+  visitor.flag("amsgrad", options_.amsgrad_);
+  visitor.flag("maximize", options_.maximize_);
+}
+
+void AdamBase::reset_state(std::size_t i, bool present) {
+  if (!present) {
+    state_[i].reset();
+    return;
+  }
+  const auto& shape = params_[i].value().shape();
+  AdamParamState state;
+  state.exp_avg = xt::zeros<float>(shape);
+  state.exp_avg_sq = xt::zeros<float>(shape);
+  if (options_.amsgrad_) state.max_exp_avg_sq = xt::zeros<float>(shape);
+  state_[i] = std::move(state);
+}
+
+void AdamBase::visit_state(std::size_t i, StateVisitor& visitor) {
+  AdamParamState& state = *state_[i];
+  const Shape shape = params_[i].shape();
+  visitor.count("step", state.step);
+  visitor.buffer("exp_avg", state.exp_avg, shape);
+  visitor.buffer("exp_avg_sq", state.exp_avg_sq, shape);
+  if (options_.amsgrad_) visitor.buffer("max_exp_avg_sq", state.max_exp_avg_sq, shape);
+}
+
+}  // namespace detail
+
+Adam::Adam(std::vector<Tensor> params, AdamOptions options)
+    : AdamBase("Adam", std::move(params), options, /*decoupled_weight_decay=*/false) {}
+
+namespace {
+AdamOptions as_adam_options(const AdamWOptions& options) {
+  return AdamOptions(options.lr())
+      .betas(options.betas())
+      .eps(options.eps())
+      .weight_decay(options.weight_decay())
+      .amsgrad(options.amsgrad())
+      .maximize(options.maximize());
+}
+}  // namespace
+
+AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)
+    : AdamBase("AdamW", std::move(params), as_adam_options(options), /*decoupled_weight_decay=*/true) {}
+
+}  // namespace xgrad::optim
