@@ -12,3 +12,4 @@
 #include <xgrad/nn/module.hpp>
 #include <xgrad/nn/multihead_attention.hpp>
 #include <xgrad/nn/positional.hpp>
+#include <xgrad/nn/safetensors.hpp>
