@@ -1,6 +1,7 @@
 // nn: modules, their functional forms, initialisers and checkpoints.
 #pragma once
 
+#include <xgrad/nn/checkpoint.hpp>
 #include <xgrad/nn/container.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>

@@ -1,0 +1,33 @@
+#include <xgrad/nn/checkpoint.hpp>
+
+#include <fmt/format.h>
+
+#include <xgrad/autograd/error.hpp>
+#include <xgrad/nn/safetensors.hpp>
+
+namespace xgrad::nn {
+
+void save(const Module& module, const std::string& path, const std::map<std::string, std::string>& metadata) {
+  std::map<std::string, Array> tensors;
+  for (const auto& [name, tensor] : module.state_dict()) tensors.emplace(name, tensor.value());
+  safetensors::write(path, tensors, {}, metadata);
+}
+
+std::map<std::string, std::string> load(Module& module, const std::string& path, bool strict) {
+  const safetensors::File file = safetensors::read(path);
+  StateDict state;
+  for (const auto& [name, array] : file.tensors()) state.emplace(name, Tensor(array));
+  if (!file.indices().empty()) {
+    std::string names;
+    for (const auto& [name, values] : file.indices()) names += (names.empty() ? "" : ", ") + name;
+    if (strict) throw Error(fmt::format("nn::load: '{}' holds integer tensors where parameters are expected: {}", path, names));
+  }
+  try {
+    module.load_state_dict(state, strict);
+  } catch (const Error& e) {
+    throw Error(fmt::format("nn::load: '{}': {}", path, e.what()));
+  }
+  return file.metadata();
+}
+
+}  // namespace xgrad::nn
