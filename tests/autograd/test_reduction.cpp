@@ -14,31 +14,7 @@ using namespace xgrad;
 
 namespace {
 
-/// `x` with axes a and b swapped, as a recorded op: what follows it sees a tensor that went
-/// through a transpose, and the gradient flows back through it.
-Tensor swapped(const Tensor& x, std::size_t a, std::size_t b) {
-  std::vector<std::size_t> perm(x.dim());
-  for (std::size_t d = 0; d < perm.size(); ++d) perm[d] = d;
-  std::swap(perm[a], perm[b]);
-  Array y = xt::transpose(x.value(), perm);
-  return record("swapaxes", std::move(y), {x}, [perm](BackwardContext& ctx) {
-    ctx.accumulate(0, Array(xt::transpose(ctx.grad_output(), perm)));
-  });
-}
 
-/// Elements [start, stop) of `axis`, as a recorded op.
-Tensor sliced(const Tensor& x, std::size_t axis, std::size_t start, std::size_t stop) {
-  xt::xstrided_slice_vector slice(x.dim(), xt::all());
-  slice[axis] = xt::range(start, stop);
-  Array y = xt::strided_view(x.value(), slice);
-  const Shape shape = x.shape();
-  return record("slice", std::move(y), {x}, [shape, slice](BackwardContext& ctx) {
-    Array dx = Array::from_shape(shape);
-    dx.fill(0.f);
-    xt::strided_view(dx, slice) = ctx.grad_output();
-    ctx.accumulate(0, std::move(dx));
-  });
-}
 
 /// Checks shape and values (to a relative 1e-5) of an array.
 void check_values(const Array& actual, const Shape& shape, const std::vector<float>& expected) {
@@ -308,7 +284,7 @@ TEST_CASE("gradcheck: max") {
 
 TEST_CASE("reductions of a transposed tensor") {
   Tensor x = small();
-  Tensor t = swapped(x, 0, 1);  // [[1,4],[2,5],[3,6]]
+  Tensor t = transpose(x, 0, 1);  // [[1,4],[2,5],[3,6]]
   check_values(sum(t, {1}).value(), {3}, {5, 7, 9});
   check_values(mean(t, {0}).value(), {2}, {2, 5});
   check_values(var(t, {0}, 0).value(), {2}, {2.f / 3, 2.f / 3});
@@ -329,10 +305,10 @@ TEST_CASE("gradcheck: reductions after a transpose and after a slice") {
     CHECK(gradcheck([&](const std::vector<Tensor>& in) { return max_values(before(in[0]), -1, true); },
                     {distinct_3d()}));
   };
-  check_all([](const Tensor& t) { return swapped(t, 0, 2); });  // [4,3,2]
-  check_all([](const Tensor& t) { return swapped(t, 1, 2); });  // [2,4,3]
-  check_all([](const Tensor& t) { return sliced(t, 2, 1, 3); });  // [2,3,2]
-  check_all([](const Tensor& t) { return sliced(swapped(t, 0, 1), 0, 1, 3); });  // [2,2,4]
+  check_all([](const Tensor& t) { return transpose(t, 0, 2); });  // [4,3,2]
+  check_all([](const Tensor& t) { return transpose(t, 1, 2); });  // [2,4,3]
+  check_all([](const Tensor& t) { return slice(t, 2, 1, 3); });  // [2,3,2]
+  check_all([](const Tensor& t) { return slice(transpose(t, 0, 1), 0, 1, 3); });  // [2,2,4]
 }
 
 // --- bad input -----------------------------------------------------------------------------------
