@@ -20,79 +20,13 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "torch_fixture.hpp"
+
 using namespace xgrad;
 using json = nlohmann::json;
+using namespace torch_fixture;
 
 namespace {
-
-// |xgrad - torch| <= kRelTol * max(1, |torch|), as in test_torch_parity.cpp (which explains the floor).
-constexpr double kRelTol = 1e-5;
-constexpr std::size_t kMaxListed = 4;  // mismatches listed per tensor before "... and N more"
-
-std::string format_number(double v) {
-  std::ostringstream out;
-  out.precision(9);
-  out << v;
-  return out.str();
-}
-
-Shape shape_of_json(const json& t) { return t.at("shape").get<Shape>(); }
-
-Array array_of_json(const json& t) {
-  Array a = Array::from_shape(shape_of_json(t));
-  const json& values = t.at("values");
-  if (values.size() != a.size()) throw Error("fixture: values do not fill shape " + shape_str(shape_of_json(t)));
-  for (std::size_t i = 0; i < a.size(); ++i) a.data()[i] = static_cast<float>(values[i].get<double>());
-  return a;
-}
-
-/// "[1,2]": the position of flat element `flat` in a row-major array of `shape`.
-std::string element_text(std::size_t flat, const Shape& shape) {
-  std::vector<std::size_t> index(shape.size());
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  std::string s = "[";
-  for (std::size_t d = 0; d < index.size(); ++d) s += (d ? "," : "") + std::to_string(index[d]);
-  return s + "]";
-}
-
-/// The largest |xgrad - torch| / max(1, |torch|) seen, and where.
-struct Worst {
-  double error = 0;
-  std::string where;
-};
-
-/// Lists the elements of `got` that differ from the fixture tensor `expected` beyond tolerance.
-void compare(const std::string& what, const Array& got, const json& expected, std::vector<std::string>& failures,
-             Worst& worst) {
-  const Shape shape = shape_of_json(expected);
-  if (shape_of(got) != shape) {
-    failures.push_back(what + ": shape " + shape_str(shape_of(got)) + ", torch " + shape_str(shape));
-    return;
-  }
-  const json& values = expected.at("values");
-  std::size_t bad = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double a = got.data()[i];
-    const double b = values.at(i).get<double>();
-    const double error = std::abs(a - b) / std::max(1.0, std::abs(b));
-    if (error > worst.error) worst = {error, what + " element " + element_text(i, shape)};
-    if (error <= kRelTol) continue;  // false for NaN too
-    if (++bad <= kMaxListed) {
-      failures.push_back(what + " element " + element_text(i, shape) + ": xgrad " + format_number(a) + ", torch " +
-                         format_number(b));
-    }
-  }
-  if (bad > kMaxListed) failures.push_back(what + ": ... and " + std::to_string(bad - kMaxListed) + " more");
-}
-
-bool all_zero(const json& t) {
-  for (const json& v : t.at("values"))
-    if (v.get<double>() != 0.0) return false;
-  return true;
-}
 
 /// One fixture case as its builder sees it: constructor arguments, float inputs (leaves requiring
 /// grad), other forward arguments. Every config entry and argument read is ticked off: one the
