@@ -53,6 +53,7 @@ std::string TransformerConfig::to_json() const {
             {"max_len", max_len},
             {"pad_id", pad_id},
             {"positional", positional}};
+  if (tie_embeddings) j["tie_embeddings"] = true;
   return j.dump();
 }
 
@@ -88,6 +89,9 @@ TransformerConfig TransformerConfig::from_json(const std::string& text) {
       } else if (key == "positional") {
         if (!value.is_string()) throw Error("a string");
         c.positional = value.get<std::string>();
+      } else if (key == "tie_embeddings") {
+        if (!value.is_boolean()) throw Error("a boolean");
+        c.tie_embeddings = value.get<bool>();
       } else if (key == "norm_first") {
         if (!value.is_boolean()) throw Error("a boolean");
         c.norm_first = value.get<bool>();
@@ -115,6 +119,9 @@ void TransformerConfig::validate() const {
   if (positional != "sinusoidal") fail(fmt::format("positional must be \"sinusoidal\", got \"{}\"", positional));
   if (!(dropout >= 0.f && dropout < 1.f)) fail(fmt::format("dropout must be in [0, 1), got {}", dropout));
   if (max_len == 0) fail("max_len must be positive");
+  if (tie_embeddings && src_vocab != tgt_vocab) {
+    fail(fmt::format("tie_embeddings needs one vocabulary, got src_vocab {} and tgt_vocab {}", src_vocab, tgt_vocab));
+  }
 }
 
 // --- embeddings ---------------------------------------------------------------------------------
@@ -125,9 +132,34 @@ Embeddings::Embeddings(std::size_t vocab, std::size_t d_model, Generator& genera
   nn::init::normal_(weight, 0.0, 1.0, generator);
 }
 
+Embeddings::Embeddings(const Tensor& shared, std::size_t d_model)
+    : Module("Embeddings"), vocab_(shared.value().shape()[0]), d_model_(d_model) {
+  weight = register_parameter("weight", shared);
+}
+
 Tensor Embeddings::forward(const Indices& tokens) const {
   return run_hooks(mul(embedding(tokens, weight), std::sqrt(static_cast<float>(d_model_))));  // (B, L, D)
 }
+
+// --- generator --------------------------------------------------------------------------------
+
+Projection::Projection(std::size_t d_model, std::size_t vocab, Generator& generator) : Module("Projection") {
+  weight = register_parameter("weight", Tensor(Array::from_shape({vocab, d_model})));
+  nn::init::kaiming_uniform_(weight, std::sqrt(5.0), nn::init::FanMode::FanIn, "leaky_relu", generator);
+  bias = register_parameter("bias", Tensor(Array::from_shape({vocab})));
+  const double bound = 1.0 / std::sqrt(static_cast<double>(d_model));
+  nn::init::uniform_(bias, -bound, bound, generator);
+}
+
+Projection::Projection(const Tensor& shared, Generator& generator) : Module("Projection") {
+  weight = register_parameter("weight", shared);
+  const std::size_t vocab = shared.value().shape()[0], d_model = shared.value().shape()[1];
+  bias = register_parameter("bias", Tensor(Array::from_shape({vocab})));
+  const double bound = 1.0 / std::sqrt(static_cast<double>(d_model));
+  nn::init::uniform_(bias, -bound, bound, generator);
+}
+
+Tensor Projection::forward(const Tensor& x) const { return run_hooks(nn::functional::linear(x, weight, bias)); }
 
 // --- layers -------------------------------------------------------------------------------------
 
@@ -256,9 +288,11 @@ EncoderDecoder::EncoderDecoder(const TransformerConfig& c, Generator& generator)
 Transformer::Transformer(const TransformerConfig& c, Generator& gen) : Module("Transformer"), config_(c) {
   config_.validate();
   src_embed = register_module("src_embed", std::make_shared<Embeddings>(c.src_vocab, c.d_model, gen));
-  tgt_embed = register_module("tgt_embed", std::make_shared<Embeddings>(c.tgt_vocab, c.d_model, gen));
+  tgt_embed = register_module("tgt_embed", c.tie_embeddings ? std::make_shared<Embeddings>(src_embed->weight, c.d_model)
+                                                             : std::make_shared<Embeddings>(c.tgt_vocab, c.d_model, gen));
   transformer = register_module("transformer", std::make_shared<EncoderDecoder>(c, gen));
-  generator = register_module("generator", std::make_shared<nn::Linear>(c.d_model, c.tgt_vocab, true, gen));
+  generator = register_module("generator", c.tie_embeddings ? std::make_shared<Projection>(src_embed->weight, gen)
+                                                             : std::make_shared<Projection>(c.d_model, c.tgt_vocab, gen));
   positional = register_module("positional", std::make_shared<nn::SinusoidalPositionalEncoding>(c.d_model, c.max_len));
   dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, gen));
 }

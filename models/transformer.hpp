@@ -38,6 +38,9 @@ struct TransformerConfig {
   std::size_t max_len = 512;
   std::int64_t pad_id = 0;
   std::string positional = "sinusoidal";
+  /// One table for source and target embeddings and the generator's weight (3.4; needs a shared
+  /// vocabulary). Not a key of the reference: written to JSON only when true.
+  bool tie_embeddings = false;
 
   /// The paper's sizes: "tiny" (D 64, 4 heads, 2+2 layers, F 256), "small" (256/8/3+3/1024),
   /// "base" (512/8/6+6/2048, dropout 0.1), "big" (1024/16/6+6/4096, dropout 0.3).
@@ -55,12 +58,27 @@ struct TransformerConfig {
 class Embeddings : public nn::Module {
  public:
   Embeddings(std::size_t vocab, std::size_t d_model, Generator& generator = default_generator());
+  /// Shares `weight` (vocab, D) with another module (tied embeddings).
+  Embeddings(const Tensor& weight, std::size_t d_model);
   Tensor forward(const Indices& tokens) const;
 
   Tensor weight;  // (vocab, D)
 
  private:
   std::size_t vocab_, d_model_;
+};
+
+/// The generator (Figure 1's "Linear" before the softmax): hidden (..., D) -> logits (..., V) =
+/// x W^T + b. Parameters weight (V, D) and bias (V), initialised as nn.Linear's, or weight shared
+/// with the embeddings when they are tied.
+class Projection : public nn::Module {
+ public:
+  Projection(std::size_t d_model, std::size_t vocab, Generator& generator = default_generator());
+  Projection(const Tensor& weight, Generator& generator = default_generator());
+  Tensor forward(const Tensor& x) const;
+
+  Tensor weight;  // (V, D)
+  Tensor bias;    // (V)
 };
 
 /// One encoder layer (Figure 1, left): self-attention, then the position-wise feed-forward, each
@@ -169,7 +187,7 @@ class Transformer : public nn::Module {
   std::shared_ptr<Embeddings> src_embed;
   std::shared_ptr<Embeddings> tgt_embed;
   std::shared_ptr<EncoderDecoder> transformer;
-  std::shared_ptr<nn::Linear> generator;
+  std::shared_ptr<Projection> generator;
   std::shared_ptr<nn::SinusoidalPositionalEncoding> positional;  // non-persistent table
   std::shared_ptr<nn::Dropout> dropout;
 

@@ -241,4 +241,48 @@ TEST_CASE("parameter counts of the presets") {
       CHECK(model.parameter_count() == body + 3 * 37000 * 512 + 37000);
     }
   }
+  // Tied: the paper's 65M (one shared 37000-token table, as its byte-pair vocabulary).
+  TransformerConfig c = TransformerConfig::preset("base", 37000, 37000);
+  c.tie_embeddings = true;
+  Transformer tied(c);
+  std::printf("preset base  (vocab 37000, tied):   %zu parameters\n", tied.parameter_count());
+  CHECK(tied.parameter_count() == tied.transformer->parameter_count() + 37000 * 512 + 37000);
+  CHECK(tied.parameter_count() > 60000000);
+  CHECK(tied.parameter_count() < 66000000);
+}
+
+TEST_CASE("tied embeddings: one table, three names, and a round trip") {
+  TransformerConfig c = TransformerConfig::preset("tiny", 12, 12);
+  c.d_model = 16, c.nhead = 2, c.dim_feedforward = 24, c.num_encoder_layers = 1, c.num_decoder_layers = 1;
+  c.tie_embeddings = true;
+  Generator generator(9);
+  Transformer model(c, generator);
+  model.eval();
+  CHECK(&model.src_embed->weight.value() == &model.tgt_embed->weight.value());
+  CHECK(&model.src_embed->weight.value() == &model.generator->weight.value());
+  const auto state = model.state_dict();
+  CHECK(state.count("src_embed.weight") == 1);
+  CHECK(state.count("tgt_embed.weight") == 1);
+  CHECK(state.count("generator.weight") == 1);
+  CHECK(c.to_json().find("tie_embeddings") != std::string::npos);
+  TransformerConfig untied = c;
+  untied.tie_embeddings = false;
+  CHECK(untied.to_json().find("tie_embeddings") == std::string::npos);  // the reference's keys only
+
+  const auto path = (std::filesystem::temp_directory_path() / "xgrad_transformer_tied.safetensors").string();
+  save_model(model, path);
+  auto loaded = load_model(path);
+  loaded->eval();
+  std::filesystem::remove(path);
+  CHECK(loaded->config().tie_embeddings);
+  CHECK(&loaded->src_embed->weight.value() == &loaded->generator->weight.value());
+  Indices src = {{3, 4, 5}}, tgt = {{1, 6}};
+  CHECK(max_error(loaded->forward(src, tgt).value(), model.forward(src, tgt).value()) == 0.0);
+
+  // The shared table's gradient sums the three uses.
+  Tensor loss = model.loss(src, tgt, Indices{{6, 2}});
+  loss.backward();
+  CHECK(model.src_embed->weight.grad().defined());
+  c.tgt_vocab = 13;
+  CHECK_THROWS_WITH_AS(Transformer{c}, doctest::Contains("tie_embeddings needs one vocabulary"), Error);
 }
