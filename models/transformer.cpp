@@ -2,6 +2,7 @@
 #include <xgrad/models/transformer.hpp>
 
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include <fmt/format.h>
@@ -167,6 +168,13 @@ namespace {
 
 Tensor activate(const std::string& activation, const Tensor& x) { return activation == "relu" ? relu(x) : gelu(x); }
 
+/// A sublayer in its residual connection with layer norm, the pattern of every layer:
+///   post-LN (the paper, 5.3): norm(x + sublayer(x));   pre-LN: x + sublayer(norm(x)).
+Tensor residual(bool norm_first, const nn::LayerNorm& norm, const Tensor& x,
+                const std::function<Tensor(const Tensor&)>& sublayer) {
+  return norm_first ? x + sublayer(norm.forward(x)) : norm.forward(x + sublayer(x));
+}
+
 }  // namespace
 
 EncoderLayer::EncoderLayer(const TransformerConfig& c, Generator& generator)
@@ -191,14 +199,8 @@ Tensor EncoderLayer::feed_forward_block(const Tensor& x) const {
 }
 
 Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& src_padding) const {
-  Tensor h = x;  // (B, S, D)
-  if (norm_first_) {
-    h = h + self_attention_block(norm1->forward(h), src_padding);
-    h = h + feed_forward_block(norm2->forward(h));
-  } else {
-    h = norm1->forward(h + self_attention_block(h, src_padding));
-    h = norm2->forward(h + feed_forward_block(h));
-  }
+  Tensor h = residual(norm_first_, *norm1, x, [&](const Tensor& y) { return self_attention_block(y, src_padding); });
+  h = residual(norm_first_, *norm2, h, [&](const Tensor& y) { return feed_forward_block(y); });  // (B, S, D)
   return run_hooks(h);
 }
 
@@ -235,16 +237,9 @@ Tensor DecoderLayer::feed_forward_block(const Tensor& x) const {
 
 Tensor DecoderLayer::forward(const Tensor& x, const Tensor& memory, const Array& causal,
                              const std::optional<Mask>& tgt_padding, const std::optional<Mask>& src_padding) const {
-  Tensor h = x;  // (B, T, D)
-  if (norm_first_) {
-    h = h + self_attention_block(norm1->forward(h), causal, tgt_padding);
-    h = h + cross_attention_block(norm2->forward(h), memory, src_padding);
-    h = h + feed_forward_block(norm3->forward(h));
-  } else {
-    h = norm1->forward(h + self_attention_block(h, causal, tgt_padding));
-    h = norm2->forward(h + cross_attention_block(h, memory, src_padding));
-    h = norm3->forward(h + feed_forward_block(h));
-  }
+  Tensor h = residual(norm_first_, *norm1, x, [&](const Tensor& y) { return self_attention_block(y, causal, tgt_padding); });
+  h = residual(norm_first_, *norm2, h, [&](const Tensor& y) { return cross_attention_block(y, memory, src_padding); });
+  h = residual(norm_first_, *norm3, h, [&](const Tensor& y) { return feed_forward_block(y); });  // (B, T, D)
   return run_hooks(h);
 }
 

@@ -57,6 +57,9 @@ void check_parity(const std::string& name) {
   const double want_loss = batch.get_tensor("loss").data()[0];
   const double loss_error = std::abs(loss.value().data()[0] - want_loss) / std::abs(want_loss);
   CHECK(loss_error < 1e-4);
+  const double want_smoothed = batch.get_tensor("loss_smoothed").data()[0];
+  const double smoothed = model->loss(src, tgt_in, tgt_out, 0.1f).value().data()[0];
+  CHECK(std::abs(smoothed - want_smoothed) / want_smoothed < 1e-4);
   model->zero_grad();
   loss.backward();
 
@@ -132,6 +135,23 @@ TEST_CASE("tokens at padded positions do not change the logits at real positions
   Indices src4 = src;
   src4(1, 1) = 9;
   CHECK(model->forward(src4, tgt).value()(1, 0, 0) != doctest::Approx(before(1, 0, 0)).epsilon(1e-6));
+}
+
+TEST_CASE("bad inputs throw, naming what was expected") {
+  auto model = load_model(fixture("transformer_postln_relu.safetensors"));
+  Indices src = {{3, 4, 5}}, tgt = {{1, 6}};
+  CHECK_THROWS_WITH_AS(model->forward(Indices{3, 4, 5}, tgt), doctest::Contains("token ids must be (B, L), got [3]"), Error);
+  CHECK_THROWS_WITH_AS(model->forward(src, Indices{{1, 6}, {1, 7}}), doctest::Contains("with the same B"), Error);
+  CHECK_THROWS_WITH_AS(model->loss(src, tgt, Indices{{6, 2, 2}}), doctest::Contains("tgt_out [1,3] must have tgt_in's shape [1,2]"),
+                       Error);
+  Indices too_long = Indices::from_shape({1, 33});
+  too_long.fill(3);
+  CHECK_THROWS_WITH_AS(model->forward(too_long, tgt), doctest::Contains("sequence length 33 exceeds max_len 32"), Error);
+  CHECK_THROWS_AS(model->forward(Indices{{3, 11}}, tgt), Error);  // id beyond the source vocabulary
+  const auto path = (std::filesystem::temp_directory_path() / "xgrad_transformer_noconfig.safetensors").string();
+  nn::save(*model, path);
+  CHECK_THROWS_WITH_AS(load_model(path), doctest::Contains("has no \"config\""), Error);
+  std::filesystem::remove(path);
 }
 
 TEST_CASE("configuration JSON round trip, and bad configurations") {
