@@ -48,12 +48,14 @@ std::string TransformerConfig::to_json() const {
             {"num_encoder_layers", num_encoder_layers},
             {"num_decoder_layers", num_decoder_layers},
             {"dim_feedforward", dim_feedforward},
-            {"dropout", dropout},
+            {"dropout", json::parse(fmt::format("{}", dropout))},  // 0.1, not 0.10000000149
             {"activation", activation},
             {"norm_first", norm_first},
             {"max_len", max_len},
-            {"pad_id", pad_id},
-            {"positional", positional}};
+            {"pad_id", pad_id}};
+  // Keys beyond the reference's only when they differ from its model, so that
+  // Seq2SeqTransformer(**config) builds an xgrad checkpoint's model.
+  if (positional != "sinusoidal") j["positional"] = positional;
   if (tie_embeddings) j["tie_embeddings"] = true;
   return j.dump();
 }

@@ -37,7 +37,7 @@ struct TransformerConfig {
   bool norm_first = false;          ///< pre-LN when true, the paper's post-LN when false
   std::size_t max_len = 512;
   std::int64_t pad_id = 0;
-  std::string positional = "sinusoidal";
+  std::string positional = "sinusoidal";  ///< only "sinusoidal" for now
   /// One table for source and target embeddings and the generator's weight (3.4; needs a shared
   /// vocabulary). Not a key of the reference: written to JSON only when true.
   bool tie_embeddings = false;
@@ -45,7 +45,8 @@ struct TransformerConfig {
   /// The paper's sizes: "tiny" (D 64, 4 heads, 2+2 layers, F 256), "small" (256/8/3+3/1024),
   /// "base" (512/8/6+6/2048, dropout 0.1), "big" (1024/16/6+6/4096, dropout 0.3).
   static TransformerConfig preset(const std::string& name, std::size_t src_vocab, std::size_t tgt_vocab);
-  /// The JSON object the reference writes as a checkpoint's "config" metadata.
+  /// The JSON object the reference writes as a checkpoint's "config" metadata: its CONFIG_KEYS,
+  /// and positional and tie_embeddings only when they are not the reference's (sinusoidal, untied).
   std::string to_json() const;
   /// Parses that JSON; keys absent keep their defaults, unknown keys and bad values throw.
   static TransformerConfig from_json(const std::string& text);

@@ -167,6 +167,7 @@ TEST_CASE("configuration JSON round trip, and bad configurations") {
   CHECK(d.dim_feedforward == 1024);
   CHECK(d.norm_first);
   CHECK(d.pad_id == 3);
+  CHECK(c.to_json().find("\"dropout\":0.1,") != std::string::npos);  // as Python writes 0.1
   CHECK_THROWS_WITH_AS(TransformerConfig::from_json(R"({"src_vocab": 5, "tgt_vocab": 5, "d_model": 10, "nhead": 3})"),
                        doctest::Contains("d_model 10 must be a positive multiple of nhead 3"), Error);
   CHECK_THROWS_WITH_AS(TransformerConfig::from_json(R"({"src_vocab": 5, "tgt_vocab": 5, "colour": 1})"),
@@ -288,6 +289,7 @@ TEST_CASE("tied embeddings: one table, three names, and a round trip") {
   TransformerConfig untied = c;
   untied.tie_embeddings = false;
   CHECK(untied.to_json().find("tie_embeddings") == std::string::npos);  // the reference's keys only
+  CHECK(untied.to_json().find("positional") == std::string::npos);
 
   const auto path = (std::filesystem::temp_directory_path() / "xgrad_transformer_tied.safetensors").string();
   save_model(model, path);
