@@ -137,6 +137,26 @@ TEST_CASE("tokens at padded positions do not change the logits at real positions
   CHECK(model->forward(src4, tgt).value()(1, 0, 0) != doctest::Approx(before(1, 0, 0)).epsilon(1e-6));
 }
 
+TEST_CASE("encode then decode is forward; dropout acts only in training") {
+  auto model = load_model(fixture("transformer_preln_gelu.safetensors"));
+  model->eval();
+  Indices src = {{3, 4, 5, 0}, {6, 7, 8, 9}}, tgt = {{1, 6, 0}, {1, 5, 4}};
+  const Tensor memory = model->encode(src);  // (B, S, D)
+  CHECK(shape_of(memory.value()) == Shape{2, 4, 16});
+  const Tensor logits = model->generator->forward(model->decode(tgt, memory, model->padding_mask(src)));
+  CHECK(max_error(logits.value(), model->forward(src, tgt).value()) < 1e-6);
+
+  TransformerConfig c = model->config();
+  c.dropout = 0.5f;
+  Generator generator(4);
+  Transformer noisy(c, generator);
+  noisy.load_state_dict(model->state_dict());
+  noisy.train();
+  CHECK(max_error(noisy.forward(src, tgt).value(), noisy.forward(src, tgt).value()) > 1e-3);
+  noisy.eval();
+  CHECK(max_error(noisy.forward(src, tgt).value(), model->forward(src, tgt).value()) < 1e-6);
+}
+
 TEST_CASE("bad inputs throw, naming what was expected") {
   auto model = load_model(fixture("transformer_postln_relu.safetensors"));
   Indices src = {{3, 4, 5}}, tgt = {{1, 6}};
