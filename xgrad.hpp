@@ -4,3 +4,4 @@
 #include <xgrad/autograd/autograd.hpp>
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
+#include <xgrad/models/transformer.hpp>

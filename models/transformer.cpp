@@ -1,0 +1,367 @@
+// The encoder-decoder Transformer: configuration, the layers of Figure 1, and checkpoints.
+#include <xgrad/models/transformer.hpp>
+
+#include <cmath>
+#include <functional>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/ops/elementwise.hpp>
+#include <xgrad/autograd/ops/embedding.hpp>
+#include <xgrad/autograd/ops/loss.hpp>
+#include <xgrad/autograd/ops/shape_ops.hpp>
+#include <xgrad/nn/checkpoint.hpp>
+#include <xgrad/nn/functional.hpp>
+#include <xgrad/nn/init.hpp>
+#include <xgrad/nn/safetensors.hpp>
+
+namespace xgrad::models {
+
+using json = nlohmann::json;
+
+// --- configuration ------------------------------------------------------------------------------
+
+TransformerConfig TransformerConfig::preset(const std::string& name, std::size_t src_vocab, std::size_t tgt_vocab) {
+  TransformerConfig c;
+  c.src_vocab = src_vocab;
+  c.tgt_vocab = tgt_vocab;
+  auto set = [&](std::size_t d, std::size_t h, std::size_t n, std::size_t f, float p) {
+    c.d_model = d, c.nhead = h, c.num_encoder_layers = n, c.num_decoder_layers = n, c.dim_feedforward = f;
+    c.dropout = p;
+  };
+  if (name == "tiny") set(64, 4, 2, 256, 0.1f);
+  else if (name == "small") set(256, 8, 3, 1024, 0.1f);
+  else if (name == "base") set(512, 8, 6, 2048, 0.1f);
+  else if (name == "big") set(1024, 16, 6, 4096, 0.3f);
+  else throw Error(fmt::format("TransformerConfig::preset: unknown preset \"{}\" (tiny, small, base, big)", name));
+  return c;
+}
+
+std::string TransformerConfig::to_json() const {
+  json j = {{"src_vocab", src_vocab},
+            {"tgt_vocab", tgt_vocab},
+            {"d_model", d_model},
+            {"nhead", nhead},
+            {"num_encoder_layers", num_encoder_layers},
+            {"num_decoder_layers", num_decoder_layers},
+            {"dim_feedforward", dim_feedforward},
+            {"dropout", json::parse(fmt::format("{}", dropout))},  // 0.1, not 0.10000000149
+            {"activation", activation},
+            {"norm_first", norm_first},
+            {"max_len", max_len},
+            {"pad_id", pad_id}};
+  // Keys beyond the reference's only when they differ from its model, so that
+  // Seq2SeqTransformer(**config) builds an xgrad checkpoint's model.
+  if (positional != "sinusoidal") j["positional"] = positional;
+  if (tie_embeddings) j["tie_embeddings"] = true;
+  return j.dump();
+}
+
+TransformerConfig TransformerConfig::from_json(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("TransformerConfig::from_json: not valid JSON: {}", e.what()));
+  }
+  if (!j.is_object()) throw Error("TransformerConfig::from_json: expected a JSON object, got " + j.dump());
+  TransformerConfig c;
+  for (const auto& [key, value] : j.items()) {
+    try {
+      auto size = [&](std::size_t& field) {
+        if (!value.is_number_integer() || value.get<std::int64_t>() < 0) throw Error("a non-negative integer");
+        field = value.get<std::size_t>();
+      };
+      if (key == "src_vocab") size(c.src_vocab);
+      else if (key == "tgt_vocab") size(c.tgt_vocab);
+      else if (key == "d_model") size(c.d_model);
+      else if (key == "nhead") size(c.nhead);
+      else if (key == "num_encoder_layers") size(c.num_encoder_layers);
+      else if (key == "num_decoder_layers") size(c.num_decoder_layers);
+      else if (key == "dim_feedforward") size(c.dim_feedforward);
+      else if (key == "max_len") size(c.max_len);
+      else if (key == "dropout") {
+        if (!value.is_number()) throw Error("a number");
+        c.dropout = value.get<float>();
+      } else if (key == "activation") {
+        if (!value.is_string()) throw Error("a string");
+        c.activation = value.get<std::string>();
+      } else if (key == "positional") {
+        if (!value.is_string()) throw Error("a string");
+        c.positional = value.get<std::string>();
+      } else if (key == "tie_embeddings") {
+        if (!value.is_boolean()) throw Error("a boolean");
+        c.tie_embeddings = value.get<bool>();
+      } else if (key == "norm_first") {
+        if (!value.is_boolean()) throw Error("a boolean");
+        c.norm_first = value.get<bool>();
+      } else if (key == "pad_id") {
+        if (!value.is_number_integer()) throw Error("an integer");
+        c.pad_id = value.get<std::int64_t>();
+      } else {
+        throw Error(fmt::format("TransformerConfig::from_json: unknown key \"{}\"", key));
+      }
+    } catch (const Error& e) {
+      if (std::string(e.what()).rfind("TransformerConfig", 0) == 0) throw;
+      throw Error(fmt::format("TransformerConfig::from_json: \"{}\" must be {}, got {}", key, e.what(), value.dump()));
+    }
+  }
+  c.validate();
+  return c;
+}
+
+void TransformerConfig::validate() const {
+  auto fail = [](const std::string& what) { throw Error("TransformerConfig: " + what); };
+  if (src_vocab == 0 || tgt_vocab == 0) fail(fmt::format("vocabularies must be non-empty, got src_vocab {} and tgt_vocab {}", src_vocab, tgt_vocab));
+  if (nhead == 0 || d_model == 0 || d_model % nhead != 0) fail(fmt::format("d_model {} must be a positive multiple of nhead {}", d_model, nhead));
+  if (d_model % 2 != 0) fail(fmt::format("d_model {} must be even for the sinusoidal table", d_model));
+  if (activation != "relu" && activation != "gelu") fail(fmt::format("activation must be \"relu\" or \"gelu\", got \"{}\"", activation));
+  if (positional != "sinusoidal") fail(fmt::format("positional must be \"sinusoidal\", got \"{}\"", positional));
+  if (!(dropout >= 0.f && dropout < 1.f)) fail(fmt::format("dropout must be in [0, 1), got {}", dropout));
+  if (max_len == 0) fail("max_len must be positive");
+  if (tie_embeddings && src_vocab != tgt_vocab) {
+    fail(fmt::format("tie_embeddings needs one vocabulary, got src_vocab {} and tgt_vocab {}", src_vocab, tgt_vocab));
+  }
+}
+
+// --- embeddings ---------------------------------------------------------------------------------
+
+Embeddings::Embeddings(std::size_t vocab, std::size_t d_model, Generator& generator)
+    : Module("Embeddings"), vocab_(vocab), d_model_(d_model) {
+  weight = register_parameter("weight", Tensor(Array::from_shape({vocab, d_model})));
+  nn::init::normal_(weight, 0.0, 1.0, generator);
+}
+
+Embeddings::Embeddings(const Tensor& shared, std::size_t d_model)
+    : Module("Embeddings"), vocab_(shared.value().shape()[0]), d_model_(d_model) {
+  weight = register_parameter("weight", shared);
+}
+
+Tensor Embeddings::forward(const Indices& tokens) const {
+  return run_hooks(mul(embedding(tokens, weight), std::sqrt(static_cast<float>(d_model_))));  // (B, L, D)
+}
+
+// --- generator --------------------------------------------------------------------------------
+
+Projection::Projection(std::size_t d_model, std::size_t vocab, Generator& generator) : Module("Projection") {
+  weight = register_parameter("weight", Tensor(Array::from_shape({vocab, d_model})));
+  nn::init::kaiming_uniform_(weight, std::sqrt(5.0), nn::init::FanMode::FanIn, "leaky_relu", generator);
+  bias = register_parameter("bias", Tensor(Array::from_shape({vocab})));
+  const double bound = 1.0 / std::sqrt(static_cast<double>(d_model));
+  nn::init::uniform_(bias, -bound, bound, generator);
+}
+
+Projection::Projection(const Tensor& shared, Generator& generator) : Module("Projection") {
+  weight = register_parameter("weight", shared);
+  const std::size_t vocab = shared.value().shape()[0], d_model = shared.value().shape()[1];
+  bias = register_parameter("bias", Tensor(Array::from_shape({vocab})));
+  const double bound = 1.0 / std::sqrt(static_cast<double>(d_model));
+  nn::init::uniform_(bias, -bound, bound, generator);
+}
+
+Tensor Projection::forward(const Tensor& x) const { return run_hooks(nn::functional::linear(x, weight, bias)); }
+
+// --- layers -------------------------------------------------------------------------------------
+
+namespace {
+
+Tensor activate(const std::string& activation, const Tensor& x) { return activation == "relu" ? relu(x) : gelu(x); }
+
+/// A sublayer in its residual connection with layer norm, the pattern of every layer:
+///   post-LN (the paper, 5.3): norm(x + sublayer(x));   pre-LN: x + sublayer(norm(x)).
+Tensor residual(bool norm_first, const nn::LayerNorm& norm, const Tensor& x,
+                const std::function<Tensor(const Tensor&)>& sublayer) {
+  return norm_first ? x + sublayer(norm.forward(x)) : norm.forward(x + sublayer(x));
+}
+
+}  // namespace
+
+EncoderLayer::EncoderLayer(const TransformerConfig& c, Generator& generator)
+    : Module("EncoderLayer"), norm_first_(c.norm_first), activation_(c.activation) {
+  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(c.d_model, c.nhead, c.dropout, generator));
+  linear1 = register_module("linear1", std::make_shared<nn::Linear>(c.d_model, c.dim_feedforward, true, generator));
+  dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, generator));
+  linear2 = register_module("linear2", std::make_shared<nn::Linear>(c.dim_feedforward, c.d_model, true, generator));
+  norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(c.d_model));
+  norm2 = register_module("norm2", std::make_shared<nn::LayerNorm>(c.d_model));
+  dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(c.dropout, generator));
+  dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(c.dropout, generator));
+}
+
+Tensor EncoderLayer::self_attention_block(const Tensor& x, const std::optional<Mask>& src_padding) const {
+  return dropout1->forward(self_attn->forward(x, x, x, src_padding).output);
+}
+
+Tensor EncoderLayer::feed_forward_block(const Tensor& x) const {
+  Tensor hidden = activate(activation_, linear1->forward(x));  // (B, S, F)
+  return dropout2->forward(linear2->forward(dropout->forward(hidden)));
+}
+
+Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& src_padding) const {
+  Tensor h = residual(norm_first_, *norm1, x, [&](const Tensor& y) { return self_attention_block(y, src_padding); });
+  h = residual(norm_first_, *norm2, h, [&](const Tensor& y) { return feed_forward_block(y); });  // (B, S, D)
+  return run_hooks(h);
+}
+
+DecoderLayer::DecoderLayer(const TransformerConfig& c, Generator& generator)
+    : Module("DecoderLayer"), norm_first_(c.norm_first), activation_(c.activation) {
+  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(c.d_model, c.nhead, c.dropout, generator));
+  multihead_attn =
+      register_module("multihead_attn", std::make_shared<nn::MultiheadAttention>(c.d_model, c.nhead, c.dropout, generator));
+  linear1 = register_module("linear1", std::make_shared<nn::Linear>(c.d_model, c.dim_feedforward, true, generator));
+  dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, generator));
+  linear2 = register_module("linear2", std::make_shared<nn::Linear>(c.dim_feedforward, c.d_model, true, generator));
+  norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(c.d_model));
+  norm2 = register_module("norm2", std::make_shared<nn::LayerNorm>(c.d_model));
+  norm3 = register_module("norm3", std::make_shared<nn::LayerNorm>(c.d_model));
+  dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(c.dropout, generator));
+  dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(c.dropout, generator));
+  dropout3 = register_module("dropout3", std::make_shared<nn::Dropout>(c.dropout, generator));
+}
+
+Tensor DecoderLayer::self_attention_block(const Tensor& x, const Array& causal,
+                                          const std::optional<Mask>& tgt_padding) const {
+  return dropout1->forward(self_attn->forward(x, x, x, tgt_padding, nn::AttnMask(causal)).output);
+}
+
+Tensor DecoderLayer::cross_attention_block(const Tensor& x, const Tensor& memory,
+                                           const std::optional<Mask>& src_padding) const {
+  return dropout2->forward(multihead_attn->forward(x, memory, memory, src_padding).output);
+}
+
+Tensor DecoderLayer::feed_forward_block(const Tensor& x) const {
+  Tensor hidden = activate(activation_, linear1->forward(x));  // (B, T, F)
+  return dropout3->forward(linear2->forward(dropout->forward(hidden)));
+}
+
+Tensor DecoderLayer::forward(const Tensor& x, const Tensor& memory, const Array& causal,
+                             const std::optional<Mask>& tgt_padding, const std::optional<Mask>& src_padding) const {
+  Tensor h = residual(norm_first_, *norm1, x, [&](const Tensor& y) { return self_attention_block(y, causal, tgt_padding); });
+  h = residual(norm_first_, *norm2, h, [&](const Tensor& y) { return cross_attention_block(y, memory, src_padding); });
+  h = residual(norm_first_, *norm3, h, [&](const Tensor& y) { return feed_forward_block(y); });  // (B, T, D)
+  return run_hooks(h);
+}
+
+// --- stacks -------------------------------------------------------------------------------------
+
+Encoder::Encoder(const TransformerConfig& c, Generator& generator) : Module("Encoder") {
+  layers = register_module("layers", std::make_shared<nn::ModuleList<EncoderLayer>>());
+  for (std::size_t i = 0; i < c.num_encoder_layers; ++i) layers->push_back(std::make_shared<EncoderLayer>(c, generator));
+  norm = register_module("norm", std::make_shared<nn::LayerNorm>(c.d_model));
+}
+
+Tensor Encoder::forward(const Tensor& x, const std::optional<Mask>& src_padding) const {
+  Tensor h = x;  // (B, S, D)
+  for (const auto& layer : *layers) h = layer->forward(h, src_padding);
+  return run_hooks(norm->forward(h));
+}
+
+Decoder::Decoder(const TransformerConfig& c, Generator& generator) : Module("Decoder") {
+  layers = register_module("layers", std::make_shared<nn::ModuleList<DecoderLayer>>());
+  for (std::size_t i = 0; i < c.num_decoder_layers; ++i) layers->push_back(std::make_shared<DecoderLayer>(c, generator));
+  norm = register_module("norm", std::make_shared<nn::LayerNorm>(c.d_model));
+}
+
+Tensor Decoder::forward(const Tensor& x, const Tensor& memory, const Array& causal,
+                        const std::optional<Mask>& tgt_padding, const std::optional<Mask>& src_padding) const {
+  Tensor h = x;  // (B, T, D)
+  for (const auto& layer : *layers) h = layer->forward(h, memory, causal, tgt_padding, src_padding);
+  return run_hooks(norm->forward(h));
+}
+
+EncoderDecoder::EncoderDecoder(const TransformerConfig& c, Generator& generator) : Module("EncoderDecoder") {
+  encoder = register_module("encoder", std::make_shared<Encoder>(c, generator));
+  decoder = register_module("decoder", std::make_shared<Decoder>(c, generator));
+  for (const Tensor& p : parameters()) {
+    if (p.value().dimension() > 1) nn::init::xavier_uniform_(p, 1.0, generator);
+  }
+}
+
+// --- the model ----------------------------------------------------------------------------------
+
+Transformer::Transformer(const TransformerConfig& c, Generator& gen) : Module("Transformer"), config_(c) {
+  config_.validate();
+  src_embed = register_module("src_embed", std::make_shared<Embeddings>(c.src_vocab, c.d_model, gen));
+  tgt_embed = register_module("tgt_embed", c.tie_embeddings ? std::make_shared<Embeddings>(src_embed->weight, c.d_model)
+                                                             : std::make_shared<Embeddings>(c.tgt_vocab, c.d_model, gen));
+  transformer = register_module("transformer", std::make_shared<EncoderDecoder>(c, gen));
+  generator = register_module("generator", c.tie_embeddings ? std::make_shared<Projection>(src_embed->weight, gen)
+                                                             : std::make_shared<Projection>(c.d_model, c.tgt_vocab, gen));
+  positional = register_module("positional", std::make_shared<nn::SinusoidalPositionalEncoding>(c.d_model, c.max_len));
+  dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, gen));
+}
+
+Mask Transformer::padding_mask(const Indices& tokens) const {
+  if (tokens.dimension() != 2) {
+    throw Error(fmt::format("Transformer: token ids must be (B, L), got {}", shape_str(Shape(tokens.shape().begin(), tokens.shape().end()))));
+  }
+  Mask mask = Mask::from_shape(tokens.shape());
+  for (std::size_t i = 0; i < tokens.size(); ++i) mask.data()[i] = tokens.data()[i] == config_.pad_id;
+  return mask;
+}
+
+Tensor Transformer::embed(const Embeddings& table, const Indices& tokens) const {
+  if (tokens.dimension() == 2 && tokens.shape()[1] > config_.max_len) {
+    throw Error(fmt::format("Transformer: sequence length {} exceeds max_len {}", tokens.shape()[1], config_.max_len));
+  }
+  return dropout->forward(positional->forward(table.forward(tokens)));  // (B, L, D)
+}
+
+Tensor Transformer::encode(const Indices& src) const {
+  return transformer->encoder->forward(embed(*src_embed, src), padding_mask(src));  // (B, S, D)
+}
+
+Tensor Transformer::decode(const Indices& tgt_in, const Tensor& memory, const std::optional<Mask>& src_padding) const {
+  const Mask tgt_padding = padding_mask(tgt_in);  // (B, T)
+  const Array causal = nn::functional::causal_mask(tgt_in.shape()[1]);  // (T, T)
+  return transformer->decoder->forward(embed(*tgt_embed, tgt_in), memory, causal, tgt_padding, src_padding);
+}
+
+Tensor Transformer::forward(const Indices& src, const Indices& tgt_in) const {
+  const Mask src_padding = padding_mask(src);  // (B, S)
+  if (tgt_in.dimension() != 2 || tgt_in.shape()[0] != src.shape()[0]) {
+    throw Error(fmt::format("Transformer: src {} and tgt_in {} must be (B, S) and (B, T) with the same B",
+                            shape_str(Shape(src.shape().begin(), src.shape().end())),
+                            shape_str(Shape(tgt_in.shape().begin(), tgt_in.shape().end()))));
+  }
+  const Tensor memory = transformer->encoder->forward(embed(*src_embed, src), src_padding);  // (B, S, D)
+  return run_hooks(generator->forward(decode(tgt_in, memory, src_padding)));                // (B, T, V)
+}
+
+Tensor Transformer::loss(const Indices& src, const Indices& tgt_in, const Indices& tgt_out, float label_smoothing) const {
+  if (tgt_out.shape() != tgt_in.shape()) {
+    throw Error(fmt::format("Transformer::loss: tgt_out {} must have tgt_in's shape {}",
+                            shape_str(Shape(tgt_out.shape().begin(), tgt_out.shape().end())),
+                            shape_str(Shape(tgt_in.shape().begin(), tgt_in.shape().end()))));
+  }
+  const Tensor logits = forward(src, tgt_in);  // (B, T, V)
+  const auto vocab = static_cast<std::int64_t>(config_.tgt_vocab);
+  Indices targets = Indices::from_shape({tgt_out.size()});  // (B*T)
+  std::copy(tgt_out.data(), tgt_out.data() + tgt_out.size(), targets.data());
+  CrossEntropyOptions options;
+  options.ignore_index = config_.pad_id;
+  options.label_smoothing = label_smoothing;
+  return cross_entropy(reshape(logits, {-1, vocab}), targets, options);
+}
+
+// --- checkpoints --------------------------------------------------------------------------------
+
+std::shared_ptr<Transformer> load_model(const std::string& path) {
+  const safetensors::File file = safetensors::read(path);
+  const auto config = file.metadata().find("config");
+  if (config == file.metadata().end()) {
+    throw Error(fmt::format("load_model: {} has no \"config\" in its metadata", path));
+  }
+  auto model = std::make_shared<Transformer>(TransformerConfig::from_json(config->second));
+  nn::load(*model, path, true);
+  return model;
+}
+
+void save_model(const Transformer& model, const std::string& path) {
+  nn::save(model, path, {{"format", "pt"}, {"config", model.config().to_json()}});
+}
+
+}  // namespace xgrad::models

@@ -1,0 +1,207 @@
+// The encoder-decoder Transformer of "Attention Is All You Need", one class per box of the
+// paper's Figure 1, with the computation and parameter names of torch.nn.Transformer
+// (batch_first) wrapped as the reference Seq2SeqTransformer: a checkpoint written by either
+// loads in the other and gives the same logits and gradients.
+//
+// Dimension legend: B = batch, S = source length, T = target length, D = d_model,
+// H = heads, F = dim_feedforward, V = target vocabulary.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <xgrad/autograd/generator.hpp>
+#include <xgrad/nn/container.hpp>
+#include <xgrad/nn/dropout.hpp>
+#include <xgrad/nn/layer_norm.hpp>
+#include <xgrad/nn/linear.hpp>
+#include <xgrad/nn/module.hpp>
+#include <xgrad/nn/multihead_attention.hpp>
+#include <xgrad/nn/positional.hpp>
+
+namespace xgrad::models {
+
+/// The reference's CONFIG_KEYS, plus the kind of positional encoding.
+struct TransformerConfig {
+  std::size_t src_vocab = 0;
+  std::size_t tgt_vocab = 0;
+  std::size_t d_model = 512;
+  std::size_t nhead = 8;
+  std::size_t num_encoder_layers = 6;
+  std::size_t num_decoder_layers = 6;
+  std::size_t dim_feedforward = 2048;
+  float dropout = 0.1f;
+  std::string activation = "relu";  ///< "relu" or "gelu"
+  bool norm_first = false;          ///< pre-LN when true, the paper's post-LN when false
+  std::size_t max_len = 512;
+  std::int64_t pad_id = 0;
+  std::string positional = "sinusoidal";  ///< only "sinusoidal" for now
+  /// One table for source and target embeddings and the generator's weight (3.4; needs a shared
+  /// vocabulary). Not a key of the reference: written to JSON only when true.
+  bool tie_embeddings = false;
+
+  /// The paper's sizes: "tiny" (D 64, 4 heads, 2+2 layers, F 256), "small" (256/8/3+3/1024),
+  /// "base" (512/8/6+6/2048, dropout 0.1), "big" (1024/16/6+6/4096, dropout 0.3).
+  static TransformerConfig preset(const std::string& name, std::size_t src_vocab, std::size_t tgt_vocab);
+  /// The JSON object the reference writes as a checkpoint's "config" metadata: its CONFIG_KEYS,
+  /// and positional and tie_embeddings only when they are not the reference's (sinusoidal, untied).
+  std::string to_json() const;
+  /// Parses that JSON; keys absent keep their defaults, unknown keys and bad values throw.
+  static TransformerConfig from_json(const std::string& text);
+  /// Throws xgrad::Error on an inconsistent configuration (e.g. D not divisible by H).
+  void validate() const;
+};
+
+/// Token embedding scaled by sqrt(D) (3.4): (B, L) int64 -> (B, L, D). Parameter weight (vocab, D)
+/// ~ N(0, 1), as nn.Embedding, so the checkpoint name is "<name>.weight".
+class Embeddings : public nn::Module {
+ public:
+  Embeddings(std::size_t vocab, std::size_t d_model, Generator& generator = default_generator());
+  /// Shares `weight` (vocab, D) with another module (tied embeddings).
+  Embeddings(const Tensor& weight, std::size_t d_model);
+  Tensor forward(const Indices& tokens) const;
+
+  Tensor weight;  // (vocab, D)
+
+ private:
+  std::size_t vocab_, d_model_;
+};
+
+/// The generator (Figure 1's "Linear" before the softmax): hidden (..., D) -> logits (..., V) =
+/// x W^T + b. Parameters weight (V, D) and bias (V), initialised as nn.Linear's, or weight shared
+/// with the embeddings when they are tied.
+class Projection : public nn::Module {
+ public:
+  Projection(std::size_t d_model, std::size_t vocab, Generator& generator = default_generator());
+  Projection(const Tensor& weight, Generator& generator = default_generator());
+  Tensor forward(const Tensor& x) const;
+
+  Tensor weight;  // (V, D)
+  Tensor bias;    // (V)
+};
+
+/// One encoder layer (Figure 1, left): self-attention, then the position-wise feed-forward, each
+/// in a residual connection with layer norm, as torch.nn.TransformerEncoderLayer:
+///   post-LN: x = norm1(x + dropout1(SelfAttn(x)));  x = norm2(x + dropout2(FFN(x)))
+///   pre-LN:  x = x + dropout1(SelfAttn(norm1(x)));  x = x + dropout2(FFN(norm2(x)))
+/// with FFN(x) = linear2(dropout(act(linear1(x)))). Shape: (B, S, D) -> (B, S, D).
+class EncoderLayer : public nn::Module {
+ public:
+  EncoderLayer(const TransformerConfig& config, Generator& generator = default_generator());
+  Tensor forward(const Tensor& x, const std::optional<Mask>& src_padding) const;
+
+  std::shared_ptr<nn::MultiheadAttention> self_attn;
+  std::shared_ptr<nn::Linear> linear1;
+  std::shared_ptr<nn::Dropout> dropout;
+  std::shared_ptr<nn::Linear> linear2;
+  std::shared_ptr<nn::LayerNorm> norm1, norm2;
+  std::shared_ptr<nn::Dropout> dropout1, dropout2;
+
+ private:
+  Tensor self_attention_block(const Tensor& x, const std::optional<Mask>& src_padding) const;
+  Tensor feed_forward_block(const Tensor& x) const;
+  bool norm_first_;
+  std::string activation_;
+};
+
+/// One decoder layer (Figure 1, right): masked self-attention, attention over the encoder's
+/// output (memory), then the feed-forward, each a residual sublayer with layer norm, as
+/// torch.nn.TransformerDecoderLayer:
+///   post-LN: x = norm1(x + SelfAttn(x));  x = norm2(x + CrossAttn(x, m));  x = norm3(x + FFN(x))
+///   pre-LN:  x = x + SelfAttn(norm1(x));  x = x + CrossAttn(norm2(x), m);  x = x + FFN(norm3(x))
+/// (each sublayer's output through dropout1/2/3). Shape: (B, T, D), memory (B, S, D) -> (B, T, D).
+class DecoderLayer : public nn::Module {
+ public:
+  DecoderLayer(const TransformerConfig& config, Generator& generator = default_generator());
+  Tensor forward(const Tensor& x, const Tensor& memory, const Array& causal, const std::optional<Mask>& tgt_padding,
+                 const std::optional<Mask>& src_padding) const;
+
+  std::shared_ptr<nn::MultiheadAttention> self_attn;
+  std::shared_ptr<nn::MultiheadAttention> multihead_attn;
+  std::shared_ptr<nn::Linear> linear1;
+  std::shared_ptr<nn::Dropout> dropout;
+  std::shared_ptr<nn::Linear> linear2;
+  std::shared_ptr<nn::LayerNorm> norm1, norm2, norm3;
+  std::shared_ptr<nn::Dropout> dropout1, dropout2, dropout3;
+
+ private:
+  Tensor self_attention_block(const Tensor& x, const Array& causal, const std::optional<Mask>& tgt_padding) const;
+  Tensor cross_attention_block(const Tensor& x, const Tensor& memory, const std::optional<Mask>& src_padding) const;
+  Tensor feed_forward_block(const Tensor& x) const;
+  bool norm_first_;
+  std::string activation_;
+};
+
+/// N encoder layers and a final layer norm: (B, S, D) -> memory (B, S, D).
+class Encoder : public nn::Module {
+ public:
+  Encoder(const TransformerConfig& config, Generator& generator = default_generator());
+  Tensor forward(const Tensor& x, const std::optional<Mask>& src_padding) const;
+
+  std::shared_ptr<nn::ModuleList<EncoderLayer>> layers;
+  std::shared_ptr<nn::LayerNorm> norm;
+};
+
+/// N decoder layers and a final layer norm: (B, T, D), memory (B, S, D) -> (B, T, D).
+class Decoder : public nn::Module {
+ public:
+  Decoder(const TransformerConfig& config, Generator& generator = default_generator());
+  Tensor forward(const Tensor& x, const Tensor& memory, const Array& causal, const std::optional<Mask>& tgt_padding,
+                 const std::optional<Mask>& src_padding) const;
+
+  std::shared_ptr<nn::ModuleList<DecoderLayer>> layers;
+  std::shared_ptr<nn::LayerNorm> norm;
+};
+
+/// torch.nn.Transformer's body: "transformer.encoder..." and "transformer.decoder...".
+/// Every parameter of rank > 1 is re-drawn with xavier_uniform_, as its _reset_parameters.
+class EncoderDecoder : public nn::Module {
+ public:
+  EncoderDecoder(const TransformerConfig& config, Generator& generator = default_generator());
+
+  std::shared_ptr<Encoder> encoder;
+  std::shared_ptr<Decoder> decoder;
+};
+
+/// The whole model: embeddings, encoder-decoder, and the generator (the final linear layer
+/// giving logits). Token ids equal to pad_id are masked as keys in every attention; the decoder's
+/// self-attention is causal.
+class Transformer : public nn::Module {
+ public:
+  explicit Transformer(const TransformerConfig& config, Generator& generator = default_generator());
+
+  /// src (B, S) -> memory (B, S, D).
+  Tensor encode(const Indices& src) const;
+  /// tgt_in (B, T), memory (B, S, D), src_padding (B, S) true at padding -> hidden (B, T, D).
+  Tensor decode(const Indices& tgt_in, const Tensor& memory, const std::optional<Mask>& src_padding) const;
+  /// src (B, S), tgt_in (B, T) -> logits (B, T, V).
+  Tensor forward(const Indices& src, const Indices& tgt_in) const;
+  /// Mean cross-entropy of the logits against tgt_out (B, T) over positions where tgt_out != pad_id.
+  Tensor loss(const Indices& src, const Indices& tgt_in, const Indices& tgt_out, float label_smoothing = 0.f) const;
+
+  /// (B, L) -> (B, L), true where the token is pad_id.
+  Mask padding_mask(const Indices& tokens) const;
+  const TransformerConfig& config() const { return config_; }
+
+  std::shared_ptr<Embeddings> src_embed;
+  std::shared_ptr<Embeddings> tgt_embed;
+  std::shared_ptr<EncoderDecoder> transformer;
+  std::shared_ptr<Projection> generator;
+  std::shared_ptr<nn::SinusoidalPositionalEncoding> positional;  // non-persistent table
+  std::shared_ptr<nn::Dropout> dropout;
+
+ private:
+  /// dropout(embed(tokens) * sqrt(D) + PE[:L]): (B, L) -> (B, L, D).
+  Tensor embed(const Embeddings& table, const Indices& tokens) const;
+  TransformerConfig config_;
+};
+
+/// Builds a Transformer from a safetensors checkpoint's "config" metadata and loads its
+/// tensors strictly.
+std::shared_ptr<Transformer> load_model(const std::string& path);
+/// Writes the model's state_dict with metadata {"format": "pt", "config": <config JSON>}.
+void save_model(const Transformer& model, const std::string& path);
+
+}  // namespace xgrad::models
