@@ -23,6 +23,7 @@ int main() {
     Indices src = Indices::from_shape({batch, src_len});  // (B, S)
     for (std::size_t i = 0; i < src.size(); ++i) src.data()[i] = 1 + static_cast<std::int64_t>(generator.integer(vocab - 1));
     for (const bool kv_cache : {true, false}) {
+      greedy_decode(model, src, 1, 2, 4, kv_cache);  // warm-up: thread pool, allocator
       const auto start = std::chrono::steady_clock::now();
       const Indices out = greedy_decode(model, src, 1, 2, out_len, kv_cache);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
