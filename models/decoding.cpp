@@ -146,6 +146,12 @@ Array IncrementalDecoder::step(const Indices& tokens) {
   if (length_ >= c.max_len) {
     throw Error(fmt::format("IncrementalDecoder::step: position {} is past the model's max_len {}", length_, c.max_len));
   }
+  for (std::size_t b = 0; b < batch; ++b) {
+    if (tokens.data()[b] < 0 || tokens.data()[b] >= static_cast<std::int64_t>(c.tgt_vocab)) {
+      throw Error(fmt::format("IncrementalDecoder::step: token {} of row {} is outside the target vocabulary [0, {})",
+                              tokens.data()[b], b, c.tgt_vocab));
+    }
+  }
   Indices column = Indices::from_shape({batch, 1});  // (B, 1)
   std::copy_n(tokens.data(), batch, column.data());
   // Keys equal to pad_id are masked, as the full decoder's target padding mask does.

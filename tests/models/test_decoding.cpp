@@ -241,3 +241,29 @@ TEST_CASE("beam_search: beam 1 is greedy; scores sorted; n-best size; length pen
   CHECK_THROWS_WITH_AS(beam_search(*model, Indices::from_shape({1, 0}), kBos, kEos, 5),
                        doctest::Contains("is empty"), Error);
 }
+
+TEST_CASE("IncrementalDecoder: bad tokens, batch, positions and rows throw") {
+  auto model = tiny_model(true);
+  const Indices src = padded_sources();
+  IncrementalDecoder decoder(*model, model->encode(src), model->padding_mask(src));
+  CHECK_THROWS_WITH_AS(decoder.step(Indices{kBos, 13, kBos}),
+                       doctest::Contains("token 13 of row 1 is outside the target vocabulary [0, 13)"), Error);
+  CHECK_THROWS_WITH_AS(decoder.step(Indices{kBos, kBos}), doctest::Contains("2 tokens for a batch of 3"), Error);
+  CHECK_THROWS_WITH_AS(decoder.reorder({0, 3}), doctest::Contains("row 3 of a batch of 3"), Error);
+  for (std::size_t t = 0; t < 24; ++t) decoder.step(Indices{kBos, kBos, kBos});
+  CHECK(decoder.length() == 24);
+  CHECK_THROWS_WITH_AS(decoder.step(Indices{kBos, kBos, kBos}), doctest::Contains("position 24 is past the model's max_len 24"),
+                       Error);
+  // Reordering keeps the chosen rows' caches: row 2 repeated decodes as row 2.
+  IncrementalDecoder a(*model, model->encode(src), model->padding_mask(src));
+  const Array first = a.step(Indices{kBos, kBos, kBos});  // (B, V)
+  a.reorder({2, 2});
+  const Array second = a.step(Indices{5, 5});  // (2, V)
+  IncrementalDecoder b(*model, model->encode(src), model->padding_mask(src));
+  b.step(Indices{kBos, kBos, kBos});
+  const Array want = b.step(Indices{5, 5, 5});
+  for (std::size_t v = 0; v < 13; ++v) {
+    CHECK(second(0, v) == doctest::Approx(want(2, v)).epsilon(1e-5));
+    CHECK(second(1, v) == doctest::Approx(want(2, v)).epsilon(1e-5));
+  }
+}
