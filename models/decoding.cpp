@@ -1,4 +1,4 @@
-// Autoregressive decoding: greedy and sampled, re-feeding the prefix.
+// Autoregressive decoding: greedy, sampled and beam search, re-feeding the prefix or with a KV cache.
 #include <xgrad/models/decoding.hpp>
 
 #include <algorithm>
@@ -64,7 +64,8 @@ class RefeedStepper {
       : model_(model), memory_(memory), src_padding_(src_padding) {}
 
   Array step(const Indices& tokens) {  // (B) -> logits (B, V)
-    const std::size_t batch = tokens.size(), d = model_.config().d_model, t = prefix_.empty() ? 1 : prefix_.size() / batch + 1;
+    const std::size_t batch = tokens.size(), d = model_.config().d_model;
+    const std::size_t t = prefix_.size() / batch + 1;  // positions after this one
     Indices prefix = Indices::from_shape({batch, t});  // (B, t)
     for (std::size_t b = 0; b < batch; ++b) {
       for (std::size_t j = 0; j + 1 < t; ++j) prefix(b, j) = prefix_[b * (t - 1) + j];
@@ -72,11 +73,11 @@ class RefeedStepper {
     }
     prefix_.assign(prefix.data(), prefix.data() + prefix.size());
     const Tensor decoded = model_.decode(prefix, memory_, src_padding_);
-    const Array& hidden = decoded.value();  // (B, t, D)
-    Array last = Array::from_shape({batch, 1, d});                               // (B, 1, D)
+    const Array& hidden = decoded.value();          // (B, t, D)
+    Array last = Array::from_shape({batch, 1, d});  // (B, 1, D)
     for (std::size_t b = 0; b < batch; ++b) std::copy_n(hidden.data() + (b * t + t - 1) * d, d, last.data() + b * d);
     Array logits = model_.generator->forward(Tensor(std::move(last))).value();  // (B, 1, V)
-    logits.reshape({batch, model_.config().tgt_vocab});
+    logits.reshape({batch, model_.config().tgt_vocab});                            // (B, V)
     return logits;
   }
 
