@@ -1,0 +1,84 @@
+// Autoregressive decoding with a trained models::Transformer: greedy and sampled.
+//
+// Every function encodes the source once and then extends each row one token at a time, either
+// feeding the whole prefix back through the decoder at every step (kv_cache = false, the textbook
+// way) or with an IncrementalDecoder that keeps each layer's self-attention keys and values and
+// the memory's cross-attention keys and values (kv_cache = true: the same tokens, O(t) per step).
+// All run without recording (NoGradGuard) and without dropout: put the model in eval() mode.
+// Output: (B, L) target ids with L <= max_len, BOS excluded; a row that emitted EOS keeps it and is
+// padded with pad_id after it; L is the number of steps the longest row needed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <xgrad/autograd/generator.hpp>
+#include <xgrad/models/transformer.hpp>
+
+namespace xgrad::models {
+
+/// The decoder run one position at a time. Per layer it caches the projected self-attention keys
+/// and values of every position fed so far (B, t, D) and the cross-attention keys and values of
+/// the memory (B, S, D), computed once. step() gives the logits of the new position, equal to
+/// the last position of model.decode() on the whole prefix (dropout aside).
+class IncrementalDecoder {
+ public:
+  /// memory (B, S, D) = model.encode(src), src_padding (B, S) = model.padding_mask(src).
+  IncrementalDecoder(const Transformer& model, const Tensor& memory, const Mask& src_padding);
+  ~IncrementalDecoder();
+  /// tokens (B): the token at position t for each row -> logits (B, V) for position t + 1.
+  Array step(const Indices& tokens);
+  /// Keeps rows `rows` (with repeats) of every cache: the batch becomes rows.size() (beam search).
+  void reorder(const std::vector<std::size_t>& rows);
+  std::size_t length() const { return length_; }
+
+ private:
+  struct LayerCache;
+  const Transformer& model_;
+  Mask src_padding_;   // (B, S)
+  Mask self_padding_;  // (B, t): true where the fed token was pad_id
+  std::vector<std::shared_ptr<LayerCache>> layers_;
+  std::size_t length_ = 0;
+};
+
+/// Greedy decoding: y_t = argmax_v p(v | y_<t, x) (ties to the lowest id).
+/// src (B, S) with S >= 1 and S <= config.max_len, ids in [0, src_vocab); bos_id and eos_id in
+/// [0, tgt_vocab); 1 <= max_len <= config.max_len. Anything else throws xgrad::Error.
+Indices greedy_decode(const Transformer& model, const Indices& src, std::int64_t bos_id, std::int64_t eos_id,
+                      std::size_t max_len, bool kv_cache = true);
+
+/// Ancestral sampling: y_t ~ softmax(logits / temperature) restricted to the top_k largest logits
+/// (top_k = 0: the whole vocabulary). top_k = 1 is greedy decoding. temperature > 0.
+Indices sample_decode(const Transformer& model, const Indices& src, std::int64_t bos_id, std::int64_t eos_id,
+                      std::size_t max_len, float temperature, std::size_t top_k, Generator& generator,
+                      bool kv_cache = true);
+
+/// Beam search settings: beam size k, the GNMT length penalty lp(L) = ((5 + L) / 6)^alpha
+/// (alpha = 0: plain log-probability), and how many hypotheses to return per source.
+struct BeamSearchOptions {
+  std::size_t beam_size = 4;
+  float length_penalty = 0.6f;  ///< alpha
+  std::size_t n_best = 1;
+};
+
+/// One finished hypothesis: its tokens (BOS excluded; EOS included when it ended by it), its
+/// log-probability sum_t log p(y_t | y_<t, x), and its score log_prob / lp(len(tokens)).
+struct Hypothesis {
+  std::vector<std::int64_t> tokens;
+  float log_prob = 0.f;
+  float score = 0.f;
+};
+
+/// Beam search over a batch of sources with a KV cache, k beams per source. Each step every live
+/// beam is extended by every token; of the best 2k extensions, those ending in EOS become finished
+/// hypotheses (while they rank in the top k) and the best k others stay live. A source is done when
+/// it has k finished hypotheses; at max_len its live beams are finished as they are. Returns, per
+/// source, its min(k, n_best) best hypotheses, by score, best first (fewer only when the vocabulary
+/// has fewer than k + 1 tokens). Inputs are checked as greedy_decode's; k >= 1, n_best >= 1.
+std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const Indices& src, std::int64_t bos_id,
+                                                 std::int64_t eos_id, std::size_t max_len,
+                                                 const BeamSearchOptions& options = {});
+
+}  // namespace xgrad::models

@@ -1,0 +1,269 @@
+// models::greedy_decode and sample_decode on random (untrained, seeded) tiny Transformers:
+// each emitted token is the argmax of the full forward pass on the prefix, padded sources decode
+// as alone, the KV cache gives what re-feeding gives, top-k 1 sampling is greedy, and bad inputs throw.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <vector>
+#include <memory>
+
+#include <xgrad/models/decoding.hpp>
+#include <xgrad/xgrad.hpp>
+
+using namespace xgrad;
+using namespace xgrad::models;
+
+namespace {
+
+constexpr std::int64_t kBos = 1, kEos = 2;
+
+std::shared_ptr<Transformer> tiny_model(bool norm_first, std::uint64_t seed = 7) {
+  TransformerConfig c = TransformerConfig::preset("tiny", 11, 13);
+  c.norm_first = norm_first;
+  c.activation = norm_first ? "gelu" : "relu";
+  c.dropout = 0.f;
+  c.max_len = 24;
+  Generator generator(seed);
+  auto model = std::make_shared<Transformer>(c, generator);
+  model->eval();
+  return model;
+}
+
+/// Padded batch of three sources of lengths 5, 3, 1.
+Indices padded_sources() { return Indices{{3, 4, 5, 6, 7}, {8, 9, 10, 0, 0}, {5, 0, 0, 0, 0}}; }
+
+/// Checks that out (B, L) is what re-running the whole model on each prefix picks by argmax.
+void check_greedy_against_forward(const Transformer& model, const Indices& src, const Indices& out) {
+  const std::size_t batch = out.shape()[0], len = out.shape()[1], vocab = model.config().tgt_vocab;
+  Indices tgt_in = Indices::from_shape({batch, len});  // (B, L): BOS then out shifted right
+  for (std::size_t b = 0; b < batch; ++b) {
+    tgt_in(b, 0) = kBos;
+    for (std::size_t t = 1; t < len; ++t) tgt_in(b, t) = out(b, t - 1);
+  }
+  NoGradGuard no_grad;
+  const Array logits = model.forward(src, tgt_in).value();  // (B, L, V)
+  for (std::size_t b = 0; b < batch; ++b) {
+    bool ended = false;
+    for (std::size_t t = 0; t < len; ++t) {
+      if (ended) {
+        CHECK(out(b, t) == model.config().pad_id);
+        continue;
+      }
+      const float* row = &logits(b, t, 0);
+      CHECK(out(b, t) == std::max_element(row, row + vocab) - row);
+      ended = out(b, t) == kEos;
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("greedy_decode picks the argmax of the full forward pass, post-LN relu and pre-LN gelu") {
+  for (const bool norm_first : {false, true}) {
+    CAPTURE(norm_first);
+    auto model = tiny_model(norm_first);
+    const Indices src = padded_sources();
+    const Indices out = greedy_decode(*model, src, kBos, kEos, 12);
+    REQUIRE(out.dimension() == 2);
+    CHECK(out.shape()[0] == 3);
+    CHECK(out.shape()[1] >= 1);
+    CHECK(out.shape()[1] <= 12);
+    check_greedy_against_forward(*model, src, out);
+    // Each padded row decodes as it does alone.
+    for (std::size_t b = 0; b < 3; ++b) {
+      const std::size_t s = b == 0 ? 5 : b == 1 ? 3 : 1;
+      Indices alone = Indices::from_shape({1, s});
+      for (std::size_t j = 0; j < s; ++j) alone(0, j) = src(b, j);
+      const Indices single = greedy_decode(*model, alone, kBos, kEos, 12);
+      for (std::size_t t = 0; t < single.shape()[1]; ++t) CHECK(single(0, t) == out(b, t));
+    }
+  }
+}
+
+TEST_CASE("greedy_decode stops rows at EOS and pads after it") {
+  auto model = tiny_model(false, 3);
+  const Indices src = padded_sources();
+  // Take the token greedy decoding emits first in row 0 as EOS: that row ends after one step.
+  const Indices first = greedy_decode(*model, src, kBos, kEos, 1);
+  REQUIRE(first.shape()[1] == 1);
+  const std::int64_t eos = first(0, 0);
+  const Indices out = greedy_decode(*model, src, kBos, eos, 10);
+  CHECK(out(0, 0) == eos);
+  for (std::size_t t = 1; t < out.shape()[1]; ++t) CHECK(out(0, t) == model->config().pad_id);
+  // All rows ended before max_len, or some row ran to it.
+  bool all_ended = true;
+  for (std::size_t b = 0; b < 3; ++b) {
+    all_ended = all_ended && std::find(&out(b, 0), &out(b, 0) + out.shape()[1], eos) != &out(b, 0) + out.shape()[1];
+  }
+  CHECK((all_ended || out.shape()[1] == 10));
+}
+
+TEST_CASE("sample_decode: top-k 1 is greedy; seeded; tokens in the vocabulary") {
+  auto model = tiny_model(true);
+  const Indices src = padded_sources();
+  const Indices greedy = greedy_decode(*model, src, kBos, kEos, 12);
+  Generator g1(11);
+  CHECK(sample_decode(*model, src, kBos, kEos, 12, 0.7f, 1, g1) == greedy);
+  Generator a(5), b(5);
+  const Indices sa = sample_decode(*model, src, kBos, kEos, 12, 1.5f, 0, a);
+  const Indices sb = sample_decode(*model, src, kBos, kEos, 12, 1.5f, 0, b);
+  CHECK(sa == sb);
+  for (std::size_t i = 0; i < sa.size(); ++i) CHECK((sa.data()[i] >= 0 && sa.data()[i] < 13));
+  // With the whole vocabulary at a high temperature, some seed must leave the greedy path.
+  bool differs = false;
+  for (std::uint64_t seed = 0; seed < 5 && !differs; ++seed) {
+    Generator g(seed);
+    differs = sample_decode(*model, src, kBos, kEos, 12, 5.f, 0, g) != greedy;
+  }
+  CHECK(differs);
+  // Top-k 3 only ever picks one of the 3 largest logits: checked on the first step.
+  Generator g3(9);
+  const Indices s3 = sample_decode(*model, src, kBos, kEos, 1, 1.f, 3, g3);
+  NoGradGuard no_grad;
+  Indices bos = Indices::from_shape({3, 1});
+  std::fill(bos.begin(), bos.end(), kBos);
+  const Array logits = model->forward(src, bos).value();  // (B, 1, V)
+  for (std::size_t r = 0; r < 3; ++r) {
+    std::vector<float> row(&logits(r, 0, 0), &logits(r, 0, 0) + 13);
+    std::vector<float> sorted = row;
+    std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+    CHECK(row[s3(r, 0)] >= sorted[2]);
+  }
+}
+
+TEST_CASE("decoding bad inputs throw xgrad::Error") {
+  auto model = tiny_model(false);
+  CHECK_THROWS_WITH_AS(greedy_decode(*model, Indices{{3, 11}}, kBos, kEos, 5),
+                       doctest::Contains("source id 11 at flat index 1 is outside the vocabulary [0, 11)"), Error);
+  CHECK_THROWS_WITH_AS(greedy_decode(*model, Indices{{3, -1}}, kBos, kEos, 5), doctest::Contains("source id -1"), Error);
+  CHECK_THROWS_WITH_AS(greedy_decode(*model, Indices{{3, 4}}, 13, kEos, 5),
+                       doctest::Contains("bos/eos id 13 is outside the target vocabulary [0, 13)"), Error);
+  CHECK_THROWS_WITH_AS(greedy_decode(*model, Indices::from_shape({2, 0}), kBos, kEos, 5),
+                       doctest::Contains("src [2,0] is empty"), Error);
+  CHECK_THROWS_WITH_AS(greedy_decode(*model, Indices::from_shape({2, 30}), kBos, kEos, 5),
+                       doctest::Contains("source length 30 exceeds the model's max_len 24"), Error);
+  CHECK_THROWS_WITH_AS(greedy_decode(*model, Indices{{3, 4}}, kBos, kEos, 25),
+                       doctest::Contains("max_len 25 must be in [1, 24]"), Error);
+  CHECK_THROWS_WITH_AS(greedy_decode(*model, Indices{3, 4}, kBos, kEos, 5), doctest::Contains("src must be (B, S)"), Error);
+  Generator g;
+  CHECK_THROWS_WITH_AS(sample_decode(*model, Indices{{3, 4}}, kBos, kEos, 5, 0.f, 0, g),
+                       doctest::Contains("temperature must be finite and > 0"), Error);
+}
+
+TEST_CASE("KV-cache decoding gives the tokens and logits of re-feeding, post-LN relu and pre-LN gelu") {
+  for (const bool norm_first : {false, true}) {
+    CAPTURE(norm_first);
+    auto model = tiny_model(norm_first, 21);
+    const Indices src = padded_sources();
+    CHECK(greedy_decode(*model, src, kBos, kEos, 16, true) == greedy_decode(*model, src, kBos, kEos, 16, false));
+    Generator a(4), b(4);
+    CHECK(sample_decode(*model, src, kBos, kEos, 16, 1.f, 5, a, true) ==
+          sample_decode(*model, src, kBos, kEos, 16, 1.f, 5, b, false));
+    // Logits step by step against the full decoder, including a pad_id fed mid-sequence.
+    NoGradGuard no_grad;
+    const Indices tgt = {{kBos, 5, 6, 0, 7}, {kBos, 9, 3, 4, 4}, {kBos, 0, 8, 8, 2}};  // (B, T)
+    const Array full = model->forward(src, tgt).value();                               // (B, T, V)
+    IncrementalDecoder decoder(*model, model->encode(src), model->padding_mask(src));
+    double worst = 0;
+    for (std::size_t t = 0; t < 5; ++t) {
+      const Array logits = decoder.step(Indices{tgt(0, t), tgt(1, t), tgt(2, t)});  // (B, V)
+      for (std::size_t r = 0; r < 3; ++r) {
+        for (std::size_t v = 0; v < 13; ++v) worst = std::max(worst, double(std::abs(logits(r, v) - full(r, t, v))));
+      }
+    }
+    CHECK(worst < 1e-4);
+  }
+}
+
+TEST_CASE("beam_search: beam 1 is greedy; scores sorted; n-best size; length penalty") {
+  for (const bool norm_first : {false, true}) {
+    CAPTURE(norm_first);
+    auto model = tiny_model(norm_first, 5);
+    const Indices src = padded_sources();
+    const Indices greedy = greedy_decode(*model, src, kBos, kEos, 10);
+    BeamSearchOptions one;
+    one.beam_size = 1;
+    const auto beams = beam_search(*model, src, kBos, kEos, 10, one);
+    REQUIRE(beams.size() == 3);
+    for (std::size_t b = 0; b < 3; ++b) {
+      REQUIRE(beams[b].size() == 1);
+      std::vector<std::int64_t> row;
+      for (std::size_t t = 0; t < greedy.shape()[1]; ++t) {
+        row.push_back(greedy(b, t));
+        if (greedy(b, t) == kEos) break;
+      }
+      if (row.back() != kEos) row.resize(10);  // ran to max_len
+      CHECK(beams[b][0].tokens == row);
+    }
+    for (const std::size_t n_best : {std::size_t{1}, std::size_t{3}, std::size_t{6}}) {
+      BeamSearchOptions options;
+      options.beam_size = 4;
+      options.n_best = n_best;
+      options.length_penalty = 0.6f;
+      const auto nbest = beam_search(*model, src, kBos, kEos, 8, options);
+      REQUIRE(nbest.size() == 3);
+      for (std::size_t b = 0; b < 3; ++b) {
+        CHECK(nbest[b].size() == std::min<std::size_t>(4, n_best));
+        for (std::size_t i = 0; i < nbest[b].size(); ++i) {
+          const Hypothesis& h = nbest[b][i];
+          if (i > 0) CHECK(nbest[b][i - 1].score >= h.score);
+          CHECK(h.tokens.size() >= 1);
+          CHECK(h.tokens.size() <= 8);
+          CHECK(h.log_prob <= 0.f);
+          CHECK(h.score == doctest::Approx(h.log_prob / std::pow((5.0 + h.tokens.size()) / 6.0, 0.6)).epsilon(1e-5));
+          // The score is the model's: the sum of log-probabilities of the tokens by re-feeding.
+          Indices alone = Indices::from_shape({1, 5});
+          for (std::size_t j = 0; j < 5; ++j) alone(0, j) = src(b, j);
+          Indices tgt_in = Indices::from_shape({1, h.tokens.size()});
+          tgt_in(0, 0) = kBos;
+          for (std::size_t t = 1; t < h.tokens.size(); ++t) tgt_in(0, t) = h.tokens[t - 1];
+          NoGradGuard no_grad;
+          const Array logits = model->forward(alone, tgt_in).value();  // (1, L, V)
+          double total = 0;
+          for (std::size_t t = 0; t < h.tokens.size(); ++t) {
+            double z = 0;
+            for (std::size_t v = 0; v < 13; ++v) z += std::exp(double(logits(0, t, v)));
+            total += logits(0, t, h.tokens[t]) - std::log(z);
+          }
+          CHECK(h.log_prob == doctest::Approx(total).epsilon(1e-4));
+        }
+      }
+    }
+  }
+  // Bad options throw.
+  auto model = tiny_model(false);
+  BeamSearchOptions zero;
+  zero.beam_size = 0;
+  CHECK_THROWS_WITH_AS(beam_search(*model, padded_sources(), kBos, kEos, 5, zero),
+                       doctest::Contains("beam_size 0 and n_best 1 must be >= 1"), Error);
+  CHECK_THROWS_WITH_AS(beam_search(*model, Indices::from_shape({1, 0}), kBos, kEos, 5),
+                       doctest::Contains("is empty"), Error);
+}
+
+TEST_CASE("IncrementalDecoder: bad tokens, batch, positions and rows throw") {
+  auto model = tiny_model(true);
+  const Indices src = padded_sources();
+  IncrementalDecoder decoder(*model, model->encode(src), model->padding_mask(src));
+  CHECK_THROWS_WITH_AS(decoder.step(Indices{kBos, 13, kBos}),
+                       doctest::Contains("token 13 of row 1 is outside the target vocabulary [0, 13)"), Error);
+  CHECK_THROWS_WITH_AS(decoder.step(Indices{kBos, kBos}), doctest::Contains("2 tokens for a batch of 3"), Error);
+  CHECK_THROWS_WITH_AS(decoder.reorder({0, 3}), doctest::Contains("row 3 of a batch of 3"), Error);
+  for (std::size_t t = 0; t < 24; ++t) decoder.step(Indices{kBos, kBos, kBos});
+  CHECK(decoder.length() == 24);
+  CHECK_THROWS_WITH_AS(decoder.step(Indices{kBos, kBos, kBos}), doctest::Contains("position 24 is past the model's max_len 24"),
+                       Error);
+  // Reordering keeps the chosen rows' caches: row 2 repeated decodes as row 2.
+  IncrementalDecoder a(*model, model->encode(src), model->padding_mask(src));
+  const Array first = a.step(Indices{kBos, kBos, kBos});  // (B, V)
+  a.reorder({2, 2});
+  const Array second = a.step(Indices{5, 5});  // (2, V)
+  IncrementalDecoder b(*model, model->encode(src), model->padding_mask(src));
+  b.step(Indices{kBos, kBos, kBos});
+  const Array want = b.step(Indices{5, 5, 5});
+  for (std::size_t v = 0; v < 13; ++v) {
+    CHECK(second(0, v) == doctest::Approx(want(2, v)).epsilon(1e-5));
+    CHECK(second(1, v) == doctest::Approx(want(2, v)).epsilon(1e-5));
+  }
+}
