@@ -4,4 +4,5 @@
 #include <xgrad/autograd/autograd.hpp>
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
+#include <xgrad/models/decoding.hpp>
 #include <xgrad/models/transformer.hpp>
