@@ -5,3 +5,5 @@
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/models/transformer.hpp>
+#include <xgrad/models/gpt.hpp>
+#include <xgrad/models/encoder_classifier.hpp>
