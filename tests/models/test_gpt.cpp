@@ -126,6 +126,10 @@ TEST_CASE("GPT sampling is reproducible with a seeded generator and respects top
   const Indices first = model.generate(prompt, 10, options);
   options.generator = &b;
   CHECK(model.generate(prompt, 10, options) == first);
+  // Another seed draws other tokens (fixed seeds: deterministic).
+  Generator c(43);
+  options.generator = &c;
+  CHECK(model.generate(prompt, 10, options) != first);
   // top_k = 1 is greedy whatever the temperature.
   options.top_k = 1;
   CHECK(model.generate(prompt, 10, options) == model.generate(prompt, 10));
@@ -133,7 +137,9 @@ TEST_CASE("GPT sampling is reproducible with a seeded generator and respects top
 
 TEST_CASE("GPT learns a repeating sequence well below chance") {
   // Sequences of the cycle 1 2 3 4 5 6 from a random phase: chance is log(11) = 2.40.
-  GPTConfig c = tiny("learned");
+  for (const char* positional : {"learned", "rotary"}) {
+  CAPTURE(positional);
+  GPTConfig c = tiny(positional);
   c.num_layers = 1;
   Generator generator(7);
   GPT model(c, generator);
@@ -156,12 +162,13 @@ TEST_CASE("GPT learns a repeating sequence well below chance") {
     if (last < 0.05f) break;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("GPT repeating sequence: loss %.3f after %.2f s\n", last, seconds);
+  std::printf("GPT repeating sequence (%s): loss %.3f after %.2f s\n", positional, last, seconds);
   CHECK(last < 0.2f);
   Indices prompt = Indices::from_shape({1, 2});
   prompt(0, 0) = 3, prompt(0, 1) = 4;
   const Indices out = model.generate(prompt, 6);
   for (std::size_t j = 0; j < 8; ++j) CHECK(out(0, j) == 1 + (2 + j) % 6);
+  }
 }
 
 TEST_CASE("GPT bad input throws") {
