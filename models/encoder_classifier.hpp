@@ -37,7 +37,8 @@ struct EncoderClassifierConfig {
 
 /// ids (B, L) -> logits (B, C). Pooling is the mean of the final hidden states over the positions
 /// whose id is not pad_id; padding keys are masked in every attention, so padding never changes
-/// the logits. A sequence made only of padding is an error.
+/// the logits. Positions count from the first column: pad at the end (padding placed before or
+/// between tokens shifts their positions). A sequence made only of padding is an error.
 class EncoderClassifier : public nn::Module {
  public:
   explicit EncoderClassifier(const EncoderClassifierConfig& config, Generator& generator = default_generator());
