@@ -6,3 +6,5 @@
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/models/decoding.hpp>
 #include <xgrad/models/transformer.hpp>
+#include <xgrad/models/gpt.hpp>
+#include <xgrad/models/encoder_classifier.hpp>

@@ -1,0 +1,89 @@
+// A decoder-only language model in the GPT-2 layout: token embedding, learned or rotary
+// positions, pre-LN causal self-attention blocks, a final layer norm and an output projection
+// tied to the token embedding; generation with a per-layer key/value cache.
+//
+// Dimension legend: B = batch, T = new tokens, P = cached tokens, D = d_model, V = vocabulary.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <xgrad/autograd/generator.hpp>
+#include <xgrad/nn/container.hpp>
+#include <xgrad/nn/embedding.hpp>
+#include <xgrad/nn/layer_norm.hpp>
+#include <xgrad/nn/linear.hpp>
+#include <xgrad/nn/module.hpp>
+#include <xgrad/nn/multihead_attention.hpp>
+#include <xgrad/nn/positional.hpp>
+
+namespace xgrad::models {
+
+struct GPTConfig {
+  std::size_t vocab = 0;
+  std::size_t d_model = 64;
+  std::size_t nhead = 4;
+  std::size_t num_layers = 2;
+  std::size_t dim_feedforward = 256;
+  std::size_t max_len = 128;
+  std::string positional = "learned";  ///< "learned" (added to the embeddings) or "rotary" (RoPE on q and k)
+  /// Throws xgrad::Error on an inconsistent configuration.
+  void validate() const;
+};
+
+/// Keys and values of every layer for the tokens seen so far: layer l holds keys[l], values[l]
+/// (B, P, D), already rotated with RoPE. Empty until the first cached forward.
+struct KVCache {
+  std::vector<Tensor> keys, values;
+  std::size_t length = 0;  ///< P
+};
+
+/// One pre-LN block: x = x + SelfAttn(ln1(x)) (causal);  x = x + W2 gelu(W1 ln2(x)).
+/// (B, T, D) -> (B, T, D) for positions offset .. offset + T - 1.
+class GPTBlock : public nn::Module {
+ public:
+  GPTBlock(const GPTConfig& config, Generator& generator = default_generator());
+  /// With `keys`/`values` non-null, the new keys and values are appended to them (cached
+  /// decoding) and the queries attend to all of them; otherwise offset is 0 and there is no cache.
+  Tensor forward(const Tensor& x, std::size_t offset, Tensor* keys = nullptr, Tensor* values = nullptr) const;
+
+  std::shared_ptr<nn::LayerNorm> ln1, ln2;
+  std::shared_ptr<nn::MultiheadAttention> attn;
+  std::shared_ptr<nn::Linear> fc1, fc2;
+};
+
+struct GenerateOptions {
+  float temperature = 0.f;   ///< 0: greedy (argmax); > 0: sample from softmax(logits / temperature)
+  std::size_t top_k = 0;     ///< when sampling, keep only the k most likely tokens (0: all)
+  Generator* generator = nullptr;  ///< for sampling (the default generator if null)
+};
+
+class GPT : public nn::Module {
+ public:
+  explicit GPT(const GPTConfig& config, Generator& generator = default_generator());
+
+  /// ids (B, T) -> logits (B, T, V).
+  Tensor forward(const Indices& ids) const;
+  /// ids (B, T) following the cache's P tokens -> logits (B, T, V); appends their keys and values.
+  Tensor forward(const Indices& ids, KVCache& cache) const;
+  /// Mean next-token cross-entropy: logits at positions 0..T-2 against ids at 1..T. Needs T >= 2.
+  Tensor loss(const Indices& ids) const;
+  /// prompt (B, T0), T0 >= 1 -> (B, T0 + max_new_tokens): the prompt, then tokens chosen one at a
+  /// time from the last position's logits, with the key/value cache (no gradient recorded).
+  Indices generate(const Indices& prompt, std::size_t max_new_tokens, const GenerateOptions& options = {}) const;
+
+  const GPTConfig& config() const { return config_; }
+
+  std::shared_ptr<nn::Embedding> wte;                      // (V, D), also the output projection
+  std::shared_ptr<nn::LearnedPositionalEmbedding> wpe;     // (max_len, D); null with rotary
+  std::shared_ptr<nn::ModuleList<GPTBlock>> blocks;
+  std::shared_ptr<nn::LayerNorm> ln_f;
+
+ private:
+  Tensor run(const Indices& ids, KVCache* cache) const;
+  GPTConfig config_;
+};
+
+}  // namespace xgrad::models
