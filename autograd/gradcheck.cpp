@@ -16,15 +16,6 @@ double projected(const Array& y, const Array& v) {
   for (std::size_t i = 0; i < y.size(); ++i) total += static_cast<double>(y.data()[i]) * v.data()[i];
   return total;
 }
-
-std::string index_str(std::size_t flat, const Shape& shape) {
-  std::vector<std::size_t> index(shape.size());
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return fmt::format("[{}]", fmt::join(index, ","));
-}
 }  // namespace
 
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& options) {

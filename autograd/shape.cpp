@@ -12,6 +12,15 @@ std::string shape_str(const Shape& shape) {
   return fmt::format("[{}]", fmt::join(shape, ","));
 }
 
+std::string index_str(std::size_t flat, const Shape& shape) {
+  std::vector<std::size_t> index(shape.size());
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    index[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return fmt::format("[{}]", fmt::join(index, ","));
+}
+
 std::size_t numel_of(const Shape& shape) {
   std::size_t n = 1;
   for (auto d : shape) n *= d;

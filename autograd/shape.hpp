@@ -13,6 +13,9 @@ using Shape = std::vector<std::size_t>;
 /// "[32,64]": how shapes appear in error messages.
 std::string shape_str(const Shape& shape);
 
+/// "[1,2]": the multi-index of row-major flat position `flat` in an array of `shape`.
+std::string index_str(std::size_t flat, const Shape& shape);
+
 /// Product of the dimensions (1 for a scalar).
 std::size_t numel_of(const Shape& shape);
 

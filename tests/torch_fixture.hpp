@@ -45,18 +45,6 @@ inline Array array_of_json(const json& t) {
   return a;
 }
 
-/// "[1,2]": the position of flat element `flat` in a row-major array of `shape`.
-inline std::string element_text(std::size_t flat, const Shape& shape) {
-  std::vector<std::size_t> index(shape.size());
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  std::string s = "[";
-  for (std::size_t d = 0; d < index.size(); ++d) s += (d ? "," : "") + std::to_string(index[d]);
-  return s + "]";
-}
-
 /// The largest |xgrad - torch| / max(1, |torch|) seen, and where: how much of the tolerance is used.
 struct Worst {
   double error = 0;
@@ -78,10 +66,10 @@ inline void compare(const std::string& what, const Array& got, const json& expec
     const double a = got.data()[i];
     const double b = values.at(i).get<double>();
     const double error = std::abs(a - b) / std::max(1.0, std::abs(b));
-    if (error > worst.error) worst = {error, what + " element " + element_text(i, shape)};
+    if (error > worst.error) worst = {error, what + " element " + xgrad::index_str(i, shape)};
     if (error <= kRelTol) continue;  // false for NaN too
     if (++bad <= kMaxListed) {
-      failures.push_back(what + " element " + element_text(i, shape) + ": xgrad " + format_number(a) + ", torch " +
+      failures.push_back(what + " element " + xgrad::index_str(i, shape) + ": xgrad " + format_number(a) + ", torch " +
                          format_number(b));
     }
   }

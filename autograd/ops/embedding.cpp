@@ -12,16 +12,6 @@
 namespace xgrad {
 
 namespace {
-/// "[1,2]": the multi-index of flat position `flat` in an array of shape `shape`.
-std::string position_str(std::size_t flat, const Shape& shape) {
-  std::vector<std::size_t> index(shape.size());
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return fmt::format("[{}]", fmt::join(index, ","));
-}
-
 constexpr std::size_t kParallelThreshold = 32768;  // elements copied before rows go to threads
 }  // namespace
 
@@ -50,7 +40,7 @@ Tensor embedding(const Indices& indices, const Tensor& weight, std::optional<std
     if (ids[i] < 0 || ids[i] >= rows) {
       throw Error(fmt::format("embedding: index {} at position {} of the indices (shape {}) is out of range for a "
                               "table of {} rows (expected 0 to {})",
-                              ids[i], position_str(i, index_shape), shape_str(index_shape), V, rows - 1));
+                              ids[i], index_str(i, index_shape), shape_str(index_shape), V, rows - 1));
     }
   }
 

@@ -130,7 +130,7 @@ void compare_indices(const std::string& what, const Indices& got, const json& ex
   for (std::size_t i = 0; i < got.size(); ++i) {
     const std::int64_t b = values.at(i).get<std::int64_t>();
     if (got.data()[i] != b) {
-      failures.push_back(what + " element " + element_text(i, shape) + ": xgrad " + std::to_string(got.data()[i]) +
+      failures.push_back(what + " element " + index_str(i, shape) + ": xgrad " + std::to_string(got.data()[i]) +
                          ", torch " + std::to_string(b));
     }
   }
