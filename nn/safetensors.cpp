@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <random>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -22,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/utils/atomic_file.hpp>
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors data is little-endian and is copied as is: a big-endian host needs byte swaps");
@@ -366,73 +366,6 @@ struct Outgoing {
   std::uint64_t bytes;
 };
 
-/// A uniquely named temporary file beside the target, removed unless commit() renamed it over
-/// the target.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)) {
-    const std::filesystem::path target(path_);
-    folder_ = target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
-    std::random_device entropy;
-    for (int attempt = 0; attempt < 100 && !fd_.valid(); ++attempt) {
-      const std::string name = fmt::format(".{}.tmp-{}-{:08x}{:08x}", target.filename().string(), ::getpid(),
-                                           entropy(), entropy());
-      temp_ = (folder_ / name).string();
-      fd_.reset(::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
-      if (!fd_.valid() && errno != EEXIST) fail("cannot create the temporary file");
-    }
-    if (!fd_.valid()) fail("cannot create a temporary file of a name not yet taken");
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile() {
-    if (!committed_) {
-      fd_.reset();
-      ::unlink(temp_.c_str());
-    }
-  }
-
-  void append(const void* data, std::uint64_t bytes) {
-    const auto* in = static_cast<const unsigned char*>(data);
-    while (bytes > 0) {
-      const ssize_t n = ::write(fd_.get(), in, std::min<std::uint64_t>(bytes, kMaxTransfer));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail("writing the temporary file failed");
-      in += n;
-      bytes -= static_cast<std::uint64_t>(n);
-    }
-  }
-
-  /// Makes the new contents durable, then puts them in place of the target in one step.
-  void commit() {
-    if (::fsync(fd_.get()) != 0) fail("fsync of the temporary file failed");
-    if (!fd_.close()) fail("closing the temporary file failed");
-    if (::rename(temp_.c_str(), path_.c_str()) != 0) {
-      fail("renaming the temporary file over the target failed");
-    }
-    committed_ = true;
-    // The rename itself is durable once the folder is synced. Some file systems cannot sync a
-    // folder (EINVAL): the rename is then as durable as they make it.
-    Descriptor folder(::open(folder_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!folder.valid() || (::fsync(folder.get()) != 0 && errno != EINVAL)) {
-      fail("the file is in place but syncing its folder failed");
-    }
-  }
-
- private:
-  /// Throws with the current errno's description; `problem` is a literal so errno is still intact.
-  [[noreturn]] void fail(const char* problem) const {
-    const std::string cause = errno_text();
-    throw Error(fmt::format("safetensors: {}: {} ({}): {}", quoted(path_), problem, quoted(temp_), cause));
-  }
-
-  std::string path_;
-  std::filesystem::path folder_;
-  std::string temp_;
-  Descriptor fd_;
-  bool committed_ = false;
-};
-
 std::uint64_t byte_count(const Shape& shape, std::size_t element) {
   return static_cast<std::uint64_t>(numel_of(shape)) * element;
 }
@@ -649,7 +582,7 @@ void write(const std::string& path, const std::map<std::string, Array>& tensors,
     length_bytes[i] = static_cast<unsigned char>(text.size() >> (8 * i));
   }
 
-  AtomicFile file(path);
+  utils::AtomicFile file(path, "safetensors");
   file.append(length_bytes, kHeaderLengthBytes);
   file.append(text.data(), text.size());
   for (const auto& [name, tensor] : outgoing) file.append(tensor.data, tensor.bytes);

@@ -1,0 +1,30 @@
+// Parallel corpora from files: UTF-8 text, one pair per line, "source<TAB>target".
+#pragma once
+
+#include <cstddef>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <xgrad/data/tasks.hpp>
+
+namespace xgrad::data {
+
+/// What reading a corpus file skipped.
+struct CorpusReport {
+  std::size_t lines = 0;    ///< lines read (a final line without newline counts)
+  std::size_t kept = 0;     ///< pairs returned
+  std::size_t skipped = 0;  ///< malformed lines: no tab, an empty side, or invalid UTF-8
+  std::vector<std::size_t> first_skipped;  ///< 1-based numbers of the first (at most 5) skipped lines
+};
+
+/// Reads "source<TAB>target" lines (a trailing '\r' is dropped; text after a second tab belongs
+/// to the target). Malformed lines are skipped; when any were, one warning goes to `warnings`
+/// (if not null) naming the file, how many and the first line numbers with the reason.
+/// Throws xgrad::Error naming the file when it cannot be opened or has no usable line.
+std::vector<Example> read_tsv(const std::string& path, std::ostream* warnings, CorpusReport* report = nullptr);
+
+/// True when `text` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(const std::string& text);
+
+}  // namespace xgrad::data

@@ -1,0 +1,49 @@
+// Built-in sequence-to-sequence tasks, generated from a seed: each gives train, valid and test
+// splits whose source strings are disjoint, so a score on test is a score on unseen inputs.
+//
+//   dates    a date written in one of many human ways -> ISO "YYYY-MM-DD"
+//            ("3rd of March 2021", "Wed, Mar 3 '21", "03/03/2021",
+//             "March the third, twenty twenty-one" -> "2021-03-03")
+//   reverse  a string of letters -> the same letters reversed
+//   sort     a string of letters -> its letters in ascending order
+//   copy     a string of letters -> itself
+//   add      "123+4567" -> "4690"
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace xgrad::data {
+
+/// One parallel sentence pair.
+struct Example {
+  std::string source;
+  std::string target;
+};
+
+/// Disjoint train / validation / test splits of one corpus.
+struct Splits {
+  std::vector<Example> train;
+  std::vector<Example> valid;
+  std::vector<Example> test;
+};
+
+/// Sizes of the splits a task generates.
+struct TaskSizes {
+  std::size_t train = 20000;
+  std::size_t valid = 500;
+  std::size_t test = 1000;
+};
+
+/// The names make_task() accepts: "dates", "reverse", "sort", "copy", "add".
+const std::vector<std::string>& task_names();
+
+/// Generates a task's splits from `seed`: the same seed gives the same splits on every machine
+/// (xgrad::Generator, no std distributions). No source string occurs in two splits. Throws
+/// xgrad::Error naming the task and the valid names when `name` is unknown, or when the task
+/// cannot produce that many distinct examples.
+Splits make_task(const std::string& name, std::uint64_t seed, const TaskSizes& sizes = {});
+
+}  // namespace xgrad::data
