@@ -1,17 +1,19 @@
-// seq2seq: the command-line program around models::Transformer.
+// `seq2seq dump`: one batch's logits, loss and gradients, to compare with another framework.
 //
 //   seq2seq dump --model M.safetensors --batch B.safetensors --out O.safetensors
 //     Reads int64 tensors src (B,S), tgt_in (B,T), tgt_out (B,T) from B, runs the model in eval
 //     mode, computes the mean cross-entropy over positions where tgt_out != pad_id, runs
 //     backward, and writes logits, loss and grad.<parameter name> for every parameter to O:
 //     what to compare with another framework on the same weights and batch.
-#include <xgrad/xgrad.hpp>
+#include "seq2seq.hpp"
 
-#include <CLI/CLI.hpp>
+#include <xgrad/xgrad.hpp>
 
 #include <cstdio>
 #include <map>
 #include <string>
+
+namespace seq2seq {
 
 using namespace xgrad;
 
@@ -30,7 +32,9 @@ Indices batch_tensor(const safetensors::File& batch, const std::string& name) {
   return ids;
 }
 
-int dump(const std::string& model_path, const std::string& batch_path, const std::string& out_path) {
+}  // namespace
+
+int dump_command(const std::string& model_path, const std::string& batch_path, const std::string& out_path) {
   std::shared_ptr<models::Transformer> model = models::load_model(model_path);
   model->eval();
   const safetensors::File batch = safetensors::read(batch_path);
@@ -59,24 +63,4 @@ int dump(const std::string& model_path, const std::string& batch_path, const std
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"seq2seq: the encoder-decoder Transformer from the command line"};
-  app.require_subcommand(1);
-
-  std::string model_path, batch_path, out_path;
-  CLI::App* dump_command = app.add_subcommand("dump", "logits, loss and every parameter's gradient on one batch");
-  dump_command->add_option("--model", model_path, "model checkpoint (.safetensors with a config)")->required();
-  dump_command->add_option("--batch", batch_path, "batch (.safetensors with int64 src, tgt_in, tgt_out)")->required();
-  dump_command->add_option("--out", out_path, "where to write logits, loss and grad.<name>")->required();
-
-  CLI11_PARSE(app, argc, argv);
-  try {
-    if (*dump_command) return dump(model_path, batch_path, out_path);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "seq2seq: %s\n", e.what());
-    return 1;
-  }
-  return 0;
-}
+}  // namespace seq2seq

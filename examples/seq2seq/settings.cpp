@@ -1,0 +1,138 @@
+// The program's settings: the model a preset and overrides describe, and the training settings
+// as the JSON saved in a run folder.
+#include "seq2seq.hpp"
+
+#include <fmt/format.h>
+
+#include <xgrad/autograd/error.hpp>
+
+namespace seq2seq {
+
+xgrad::models::TransformerConfig ModelSettings::config(std::size_t vocab) const {
+  auto c = xgrad::models::TransformerConfig::preset(preset, vocab, vocab);
+  c.pad_id = xgrad::data::Tokenizer::pad_id;
+  if (d_model) c.d_model = *d_model;
+  if (nhead) c.nhead = *nhead;
+  if (layers) c.num_encoder_layers = c.num_decoder_layers = *layers;
+  if (dim_feedforward) c.dim_feedforward = *dim_feedforward;
+  if (max_len) c.max_len = *max_len;
+  if (dropout) c.dropout = *dropout;
+  if (activation) c.activation = *activation;
+  if (positional) c.positional = *positional;
+  if (norm_first) c.norm_first = *norm_first;
+  if (tie_embeddings) c.tie_embeddings = *tie_embeddings;
+  c.validate();
+  return c;
+}
+
+namespace {
+
+template <typename T>
+void put(Json& j, const char* key, const std::optional<T>& value) {
+  if (value) j[key] = *value;
+}
+template <typename T>
+void take(const Json& j, const char* key, std::optional<T>& value) {
+  if (j.contains(key)) value = j.at(key).get<T>();
+}
+template <typename T>
+void take(const Json& j, const char* key, T& value) {
+  if (j.contains(key)) value = j.at(key).get<T>();
+}
+
+}  // namespace
+
+Json TrainSettings::to_json() const {
+  Json model_json = {{"preset", model.preset}};
+  put(model_json, "d_model", model.d_model);
+  put(model_json, "nhead", model.nhead);
+  put(model_json, "layers", model.layers);
+  put(model_json, "dim_feedforward", model.dim_feedforward);
+  put(model_json, "max_len", model.max_len);
+  put(model_json, "dropout", model.dropout);
+  put(model_json, "activation", model.activation);
+  put(model_json, "positional", model.positional);
+  put(model_json, "norm_first", model.norm_first);
+  put(model_json, "tie_embeddings", model.tie_embeddings);
+  return {{"run_dir", run_dir},
+          {"data",
+           {{"task", data.task},
+            {"data_seed", data.data_seed},
+            {"train_size", data.sizes.train},
+            {"valid_size", data.sizes.valid},
+            {"test_size", data.sizes.test},
+            {"train_file", data.train_file},
+            {"valid_file", data.valid_file},
+            {"test_file", data.test_file},
+            {"spm_vocab", data.spm_vocab},
+            {"batch_tokens", data.batch_tokens}}},
+          {"model", model_json},
+          {"lr_factor", lr_factor},
+          {"warmup", warmup},
+          {"betas", {beta1, beta2}},
+          {"eps", eps},
+          {"label_smoothing", label_smoothing},
+          {"clip_norm", clip_norm},
+          {"accumulate", accumulate},
+          {"steps", steps},
+          {"max_minutes", max_minutes},
+          {"valid_every", valid_every},
+          {"valid_decode", valid_decode},
+          {"best_metric", best_metric},
+          {"stop_at", stop_at},
+          {"seed", seed},
+          {"threads", threads}};
+}
+
+TrainSettings TrainSettings::from_json(const Json& j) {
+  TrainSettings s;
+  try {
+    take(j, "run_dir", s.run_dir);
+    const Json& d = j.at("data");
+    take(d, "task", s.data.task);
+    take(d, "data_seed", s.data.data_seed);
+    take(d, "train_size", s.data.sizes.train);
+    take(d, "valid_size", s.data.sizes.valid);
+    take(d, "test_size", s.data.sizes.test);
+    take(d, "train_file", s.data.train_file);
+    take(d, "valid_file", s.data.valid_file);
+    take(d, "test_file", s.data.test_file);
+    take(d, "spm_vocab", s.data.spm_vocab);
+    take(d, "batch_tokens", s.data.batch_tokens);
+    const Json& m = j.at("model");
+    take(m, "preset", s.model.preset);
+    take(m, "d_model", s.model.d_model);
+    take(m, "nhead", s.model.nhead);
+    take(m, "layers", s.model.layers);
+    take(m, "dim_feedforward", s.model.dim_feedforward);
+    take(m, "max_len", s.model.max_len);
+    take(m, "dropout", s.model.dropout);
+    take(m, "activation", s.model.activation);
+    take(m, "positional", s.model.positional);
+    take(m, "norm_first", s.model.norm_first);
+    take(m, "tie_embeddings", s.model.tie_embeddings);
+    take(j, "lr_factor", s.lr_factor);
+    take(j, "warmup", s.warmup);
+    if (j.contains("betas")) {
+      s.beta1 = j.at("betas").at(0).get<double>();
+      s.beta2 = j.at("betas").at(1).get<double>();
+    }
+    take(j, "eps", s.eps);
+    take(j, "label_smoothing", s.label_smoothing);
+    take(j, "clip_norm", s.clip_norm);
+    take(j, "accumulate", s.accumulate);
+    take(j, "steps", s.steps);
+    take(j, "max_minutes", s.max_minutes);
+    take(j, "valid_every", s.valid_every);
+    take(j, "valid_decode", s.valid_decode);
+    take(j, "best_metric", s.best_metric);
+    take(j, "stop_at", s.stop_at);
+    take(j, "seed", s.seed);
+    take(j, "threads", s.threads);
+  } catch (const Json::exception& e) {
+    throw xgrad::Error(fmt::format("args.json: {}", e.what()));
+  }
+  return s;
+}
+
+}  // namespace seq2seq

@@ -1,0 +1,308 @@
+// `seq2seq train`: the paper's training recipe on a built-in task or the user's corpus, with a
+// progress bar, validation, metrics in JSONL, curves in SVG, and checkpoints that resume exactly.
+#include "run_folder.hpp"
+#include "seq2seq.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include <xgrad/autograd/autograd.hpp>
+#include <xgrad/nn/safetensors.hpp>
+#include <xgrad/optim/optim.hpp>
+#include <xgrad/utils/atomic_file.hpp>
+#include <xgrad/utils/plot.hpp>
+#include <xgrad/utils/progress.hpp>
+
+namespace seq2seq {
+
+namespace fs = std::filesystem;
+using xgrad::Error;
+
+namespace {
+
+volatile std::sig_atomic_t interrupted = 0;
+
+/// Ctrl-C (or SIGTERM) asks the loop to stop after the current step and save; a second one kills.
+extern "C" void on_interrupt(int signal) {
+  interrupted = 1;
+  std::signal(signal, SIG_DFL);
+}
+
+/// The curves drawn to curves.svg, rebuilt from metrics.jsonl on resume.
+struct History {
+  std::vector<std::pair<double, double>> train_loss, learning_rate;
+  std::vector<std::pair<double, double>> valid_loss, exact_match, bleu, chrf;
+
+  void add(const Json& line) {
+    const double step = line.at("step").get<double>();
+    if (line.at("kind") == "train") {
+      train_loss.emplace_back(step, line.at("loss").get<double>());
+      learning_rate.emplace_back(step, line.at("lr").get<double>());
+    } else if (line.at("kind") == "valid") {
+      valid_loss.emplace_back(step, line.at("loss").get<double>());
+      exact_match.emplace_back(step, 100.0 * line.at("exact_match").get<double>());
+      bleu.emplace_back(step, line.at("bleu").get<double>());
+      chrf.emplace_back(step, line.at("chrf").get<double>());
+    }
+  }
+
+  /// Means over windows, so that a long run still draws a few hundred points.
+  static std::vector<std::pair<double, double>> thin(const std::vector<std::pair<double, double>>& points) {
+    const std::size_t window = std::max<std::size_t>(1, points.size() / 400);
+    std::vector<std::pair<double, double>> out;
+    for (std::size_t begin = 0; begin < points.size(); begin += window) {
+      const std::size_t end = std::min(points.size(), begin + window);
+      double x = 0, y = 0;
+      for (std::size_t i = begin; i < end; ++i) x += points[i].first, y += points[i].second;
+      out.emplace_back(x / double(end - begin), y / double(end - begin));
+    }
+    return out;
+  }
+
+  void draw(const std::string& path) const {
+    xgrad::utils::Chart loss{"Loss", "step", "cross-entropy (nats/token)",
+                             {{"train (label-smoothed)", thin(train_loss)}, {"valid", valid_loss}}, true};
+    xgrad::utils::Chart scores{"Validation", "step", "score",
+                               {{"exact match %", exact_match}, {"BLEU", bleu}, {"chrF", chrf}}, false};
+    xgrad::utils::Chart lr{"Learning rate", "step", "lr", {{"lr", thin(learning_rate)}}, false};
+    xgrad::utils::write_svg(path, {loss, scores, lr});
+  }
+};
+
+/// The lines of metrics.jsonl up to step `last_step` (a resumed run redoes what came later),
+/// written back atomically, and fed to `history`.
+void keep_metrics_until(const fs::path& path, std::int64_t last_step, History& history) {
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const Json j = Json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("step")) continue;
+    if (j.at("step").get<std::int64_t>() > last_step) continue;
+    history.add(j);
+    kept += line + "\n";
+  }
+  xgrad::utils::write_file_atomically(path.string(), kept, "seq2seq train");
+}
+
+std::size_t parameter_count(const xgrad::nn::Module& model) {
+  std::size_t n = 0;
+  for (const xgrad::Tensor& p : model.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace
+
+int train_command(TrainSettings s, const std::string& resume_dir, std::optional<std::size_t> steps,
+                  std::optional<double> max_minutes) {
+  const bool resuming = !resume_dir.empty();
+  if (resuming) {
+    const fs::path args = fs::path(resume_dir) / "args.json";
+    std::ifstream in(args);
+    if (!in) throw Error(fmt::format("--resume: '{}' is not a run folder (no readable args.json)", resume_dir));
+    s = TrainSettings::from_json(Json::parse(in, nullptr, true));
+    s.run_dir = resume_dir;
+  }
+  if (steps) s.steps = *steps;
+  if (max_minutes) s.max_minutes = *max_minutes;
+  const fs::path run(s.run_dir);
+  if (!resuming && fs::exists(run / "last")) {
+    throw Error(fmt::format("'{}' already holds a run: continue it with --resume {} or choose another --run-dir",
+                            s.run_dir, s.run_dir));
+  }
+  if (s.best_metric.empty()) s.best_metric = s.data.user_corpus() ? "bleu" : "exact_match";
+  if (s.accumulate == 0) throw Error("--accumulate must be at least 1");
+  if (s.valid_every == 0) throw Error("--valid-every must be at least 1");
+  Scores{}.metric(s.best_metric);  // rejects an unknown name before any work
+
+  if (s.threads > 0) xgrad::set_num_threads(s.threads);
+  xgrad::manual_seed(s.seed);
+
+  // Data and tokenizer: a resumed run keeps its own vocabulary.
+  const xgrad::data::Splits splits = load_splits(s.data);
+  std::string last_checkpoint;
+  std::shared_ptr<const xgrad::data::Tokenizer> tokenizer;
+  if (resuming) {
+    last_checkpoint = resolve_checkpoint((run / "last").string());
+    tokenizer = xgrad::data::load_tokenizer(last_checkpoint);
+  } else {
+    tokenizer = build_tokenizer(s.data, splits.train);
+  }
+  const xgrad::models::TransformerConfig config = s.model.config(tokenizer->vocab_size());
+  auto model = std::make_shared<xgrad::models::Transformer>(config);
+  const auto train_pairs = encode_pairs(*tokenizer, splits.train, config.max_len, "training");
+
+  xgrad::optim::Adam optimizer(model->parameters(),
+                               xgrad::optim::AdamOptions(1.0).betas({s.beta1, s.beta2}).eps(s.eps));
+  xgrad::optim::NoamLR scheduler(optimizer, static_cast<std::int64_t>(config.d_model), s.warmup, s.lr_factor);
+  xgrad::data::BatchSamplerOptions sampling;
+  sampling.batch_tokens = s.data.batch_tokens;
+  sampling.seed = s.seed;
+  xgrad::data::BatchSampler sampler(train_pairs, sampling);
+
+  TrainingState state;
+  History history;
+  if (resuming) {
+    const xgrad::safetensors::File weights = xgrad::safetensors::read(last_checkpoint + "/model.safetensors");
+    xgrad::nn::StateDict dict(weights.tensors().begin(), weights.tensors().end());
+    model->load_state_dict(dict);
+    state = load_training_state(last_checkpoint);
+    optimizer.load_state_dict(state.optimizer);
+    scheduler.load_state_dict(state.scheduler);
+    sampler.seek(state.epoch, state.position);
+    xgrad::default_generator().set_state(state.rng);
+    keep_metrics_until(run / "metrics.jsonl", state.step, history);
+    std::fprintf(stderr, "seq2seq: resuming %s at step %lld (epoch %zu, batch %zu)\n", s.run_dir.c_str(),
+                 static_cast<long long>(state.step), state.epoch, state.position);
+  } else {
+    fs::create_directories(run);
+    xgrad::utils::write_file_atomically((run / "args.json").string(), s.to_json().dump(2) + "\n", "seq2seq train");
+    xgrad::utils::write_file_atomically((run / "metrics.jsonl").string(), "", "seq2seq train");
+  }
+  std::fprintf(stderr,
+               "seq2seq: %s: %zu training pairs, %zu validation pairs, vocabulary %zu (%s)\n"
+               "seq2seq: Transformer %s: d_model %zu, %zu heads, %zu+%zu layers, d_ff %zu, %s positions: %.2fM "
+               "parameters\n",
+               s.data.user_corpus() ? s.data.train_file.c_str() : s.data.task.c_str(), train_pairs.size(),
+               splits.valid.size(), tokenizer->vocab_size(), tokenizer->kind().c_str(), s.model.preset.c_str(),
+               config.d_model, config.nhead, config.num_encoder_layers, config.num_decoder_layers,
+               config.dim_feedforward, config.positional.c_str(), parameter_count(*model) / 1e6);
+
+  std::ofstream metrics(run / "metrics.jsonl", std::ios::app);
+  auto log = [&](const Json& line) {
+    metrics << line.dump() << "\n";
+    metrics.flush();
+    history.add(line);
+  };
+
+  DecodeSettings decoding;
+  decoding.batch_tokens = std::max<std::size_t>(s.data.batch_tokens, 1024);
+  const std::vector<xgrad::Tensor> parameters = model->parameters();
+  auto save = [&](bool is_best) {
+    state.epoch = sampler.epoch();
+    state.position = sampler.position();
+    state.rng = xgrad::default_generator().state();
+    state.optimizer = optimizer.state_dict();
+    state.scheduler = scheduler.state_dict();
+    save_checkpoint(s.run_dir, *model, *tokenizer, state, is_best);
+  };
+
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  auto elapsed = [&] { return state.elapsed_seconds + std::chrono::duration<double>(Clock::now() - start).count(); };
+  const double previous_elapsed = state.elapsed_seconds;
+
+  xgrad::utils::ProgressBar bar(s.steps, "train");
+  bar.set_unit_name("tok");
+  auto validate = [&]() -> bool {
+    model->eval();
+    const Scores scores = evaluate(*model, *tokenizer, splits.valid, s.valid_decode, decoding);
+    model->train();
+    Json line = scores.to_json();
+    line["kind"] = "valid";
+    line["step"] = state.step;
+    line["elapsed_s"] = elapsed();
+    log(line);
+    const double value = scores.metric(s.best_metric);
+    const bool is_best = state.best_step < 0 || value > state.best_value;
+    if (is_best) state.best_value = value, state.best_step = state.step;
+    bar.message(fmt::format("valid step {}: loss {:.3f}  ppl {:.2f}  token acc {:.2f}%  exact {:.2f}%  BLEU {:.2f}  "
+                            "chrF {:.2f}{}",
+                            state.step, scores.loss, scores.perplexity, 100 * scores.token_accuracy,
+                            100 * scores.exact_match, scores.bleu, scores.chrf, is_best ? "  (best)" : ""));
+    state.elapsed_seconds = elapsed();
+    save(is_best);
+    history.draw((run / "curves.svg").string());
+    return s.stop_at > 0 && value >= s.stop_at;
+  };
+
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  model->train();
+  bool validated = false, reached = false;
+  std::string stop_reason = fmt::format("{} steps done", s.steps);
+  while (state.step < static_cast<std::int64_t>(s.steps)) {
+    if (interrupted) break;
+    if (s.max_minutes > 0 && elapsed() >= 60.0 * s.max_minutes) {
+      stop_reason = fmt::format("time limit of {:g} minutes reached", s.max_minutes);
+      break;
+    }
+    // One optimizer step over `accumulate` batches, each weighted by its share of the target tokens.
+    std::vector<xgrad::data::Batch> batches;
+    std::size_t tokens = 0;
+    for (std::size_t i = 0; i < s.accumulate; ++i) {
+      batches.push_back(sampler.next());
+      tokens += batches.back().target_tokens;
+    }
+    optimizer.zero_grad();
+    double loss = 0;
+    for (const xgrad::data::Batch& batch : batches) {
+      const double weight = double(batch.target_tokens) / double(tokens);
+      const xgrad::Tensor batch_loss = model->loss(batch.src, batch.tgt_in, batch.tgt_out, s.label_smoothing);
+      (batch_loss * static_cast<float>(weight)).backward();
+      loss += weight * batch_loss.item();
+    }
+    double grad_norm = -1;
+    if (s.clip_norm > 0) grad_norm = xgrad::optim::clip_grad_norm_(parameters, s.clip_norm);
+    const double lr = optimizer.lr();
+    optimizer.step();
+    scheduler.step();
+    ++state.step;
+
+    Json line = {{"kind", "train"}, {"step", state.step}, {"loss", loss}, {"lr", lr}, {"tokens", tokens},
+                 {"epoch", sampler.epoch()}};
+    if (grad_norm >= 0) line["grad_norm"] = grad_norm;
+    log(line);
+    bar.update(static_cast<std::size_t>(state.step),
+               fmt::format("epoch {} loss {:.3f} lr {:.2e}", sampler.epoch() + 1, loss, lr), double(tokens));
+    validated = false;
+    if (state.step % static_cast<std::int64_t>(s.valid_every) == 0) {
+      validated = true;
+      if (validate()) {
+        reached = true;
+        stop_reason = fmt::format("{} reached {:g}", s.best_metric, s.stop_at);
+        break;
+      }
+    }
+  }
+  if (interrupted) {
+    bar.finish();
+    state.elapsed_seconds = elapsed();
+    save(false);
+    std::fprintf(stderr, "seq2seq: interrupted: saved step %lld to %s/last; continue with --resume %s\n",
+                 static_cast<long long>(state.step), s.run_dir.c_str(), s.run_dir.c_str());
+    return 130;
+  }
+  if (!validated && !reached) validate();
+  bar.finish();
+  std::fprintf(stderr, "seq2seq: stopped at step %lld: %s, after %s of training (%s in this process)\n",
+               static_cast<long long>(state.step), stop_reason.c_str(),
+               xgrad::utils::format_duration(elapsed()).c_str(),
+               xgrad::utils::format_duration(elapsed() - previous_elapsed).c_str());
+  std::fprintf(stderr, "seq2seq: best %s %.4g at step %lld; metrics in %s/metrics.jsonl, curves in %s/curves.svg\n",
+               s.best_metric.c_str(), s.best_metric == "loss" ? -state.best_value : state.best_value,
+               static_cast<long long>(state.best_step), s.run_dir.c_str(), s.run_dir.c_str());
+
+  // The held-out test split, scored with the best checkpoint.
+  if (!splits.test.empty()) {
+    Checkpoint best = load_checkpoint(s.run_dir);
+    const Scores test = evaluate(*best.model, *best.tokenizer, splits.test, splits.test.size(), decoding);
+    Json line = test.to_json();
+    line["kind"] = "test";
+    line["step"] = state.best_step;
+    log(line);
+    std::printf("test (%zu pairs, checkpoint of step %lld): exact match %.2f%%  BLEU %.2f  chrF %.2f  loss %.3f\n",
+                test.pairs, static_cast<long long>(state.best_step), 100 * test.exact_match, test.bleu, test.chrf,
+                test.loss);
+  }
+  return 0;
+}
+
+}  // namespace seq2seq

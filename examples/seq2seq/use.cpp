@@ -1,0 +1,93 @@
+// `seq2seq eval` and `seq2seq translate`: using a trained checkpoint.
+#include "seq2seq.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include <xgrad/autograd/error.hpp>
+#include <xgrad/data/corpus.hpp>
+#include <xgrad/data/metrics.hpp>
+
+namespace seq2seq {
+
+namespace fs = std::filesystem;
+using xgrad::Error;
+
+namespace {
+
+/// The settings of the run a checkpoint belongs to (RUN/checkpoints/step-N -> RUN/args.json).
+std::optional<TrainSettings> run_settings(const std::string& checkpoint_dir) {
+  const fs::path dir = fs::canonical(checkpoint_dir);
+  for (const fs::path& candidate : {dir / "args.json", dir.parent_path().parent_path() / "args.json"}) {
+    std::ifstream in(candidate);
+    if (in) return TrainSettings::from_json(Json::parse(in));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int eval_command(const std::string& model_path, const std::string& test_file, const std::string& split,
+                 const DecodeSettings& decoding, std::size_t limit) {
+  const Checkpoint checkpoint = load_checkpoint(model_path);
+  std::vector<xgrad::data::Example> pairs;
+  std::string what;
+  if (!test_file.empty()) {
+    pairs = xgrad::data::read_tsv(test_file, &std::cerr);
+    what = test_file;
+  } else {
+    const std::optional<TrainSettings> settings = run_settings(checkpoint.dir);
+    if (!settings || settings->data.user_corpus()) {
+      throw Error(fmt::format("'{}' was not trained on a built-in task: give the pairs to score with --test FILE",
+                              model_path));
+    }
+    const xgrad::data::Splits splits = load_splits(settings->data);
+    if (split == "test") pairs = splits.test;
+    else if (split == "valid") pairs = splits.valid;
+    else if (split == "train") pairs = splits.train;
+    else throw Error(fmt::format("--split must be train, valid or test, not '{}'", split));
+    what = fmt::format("task {}, {} split", settings->data.task, split);
+  }
+  if (limit > 0 && pairs.size() > limit) pairs.resize(limit);
+  const Scores scores = evaluate(*checkpoint.model, *checkpoint.tokenizer, pairs, pairs.size(), decoding);
+  std::printf("%s: %zu pairs, %s decoding\n", what.c_str(), scores.pairs,
+              decoding.beam > 1 ? fmt::format("beam {}", decoding.beam).c_str() : "greedy");
+  std::printf("exact match %.2f%%\nBLEU        %.2f\nchrF        %.2f\nloss        %.4f (perplexity %.3f)\n"
+              "token acc.  %.2f%%\n",
+              100 * scores.exact_match, scores.bleu, scores.chrf, scores.loss, scores.perplexity,
+              100 * scores.token_accuracy);
+  return 0;
+}
+
+int translate_command(const std::string& model_path, const DecodeSettings& decoding) {
+  const Checkpoint checkpoint = load_checkpoint(model_path);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
+  bool failed = false;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (!xgrad::data::valid_utf8(lines[i])) {
+      std::fprintf(stderr, "seq2seq translate: line %zu is not valid UTF-8\n", i + 1);
+      lines[i].clear();
+      failed = true;
+    }
+  }
+  std::vector<std::string> problems;
+  const std::vector<std::string> out = translate(*checkpoint.model, *checkpoint.tokenizer, lines, decoding, &problems);
+  for (const std::string& problem : problems) {
+    std::fprintf(stderr, "seq2seq translate: input line %s (an empty line is written for it)\n",
+                 problem.substr(problem.find(' ') + 1).c_str());
+    if (problem.find("empty") == std::string::npos) failed = true;
+  }
+  for (const std::string& translation : out) std::printf("%s\n", translation.c_str());
+  return failed ? 1 : 0;
+}
+
+}  // namespace seq2seq
