@@ -1,0 +1,228 @@
+// `seq2seq train`, `eval` and `translate` end to end on small runs: the run folder's contents,
+// exact resume (bit-identical losses), Ctrl-C, and the messages for bad input.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+/// Runs the program with `arguments` (and `input` on stdin), capturing what it prints.
+Result run(const std::string& arguments, const std::string& input = "") {
+  const fs::path in = fs::temp_directory_path() / "xgrad_seq2seq_stdin.txt";
+  std::ofstream(in) << input;
+  const std::string command =
+      std::string(XGRAD_BIN_DIR) + "/seq2seq " + arguments + " < " + in.string() + " 2>&1";
+  Result result;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer;
+  std::size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+/// A fresh, empty folder under the temporary directory.
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("xgrad_seq2seq_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+/// step -> loss of the "train" lines of a run's metrics.jsonl.
+std::map<long, double> train_losses(const fs::path& run) {
+  std::map<long, double> losses;
+  std::ifstream in(run / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.at("kind") == "train") losses[j.at("step").get<long>()] = j.at("loss").get<double>();
+  }
+  return losses;
+}
+
+// A small, quick run: the copy task, tiny model, one thread.
+const std::string kSmallRun =
+    "train --task copy --train-size 400 --valid-size 20 --test-size 20 --batch-tokens 400 --d-model 32 --heads 2 "
+    "--layers 1 --ff 64 --valid-every 4 --valid-decode 10 --warmup 10 --threads 1 --seed 3";
+
+}  // namespace
+
+TEST_CASE("seq2seq train writes a run folder that eval and translate use") {
+  const fs::path dir = scratch("run");
+  const fs::path run_dir = dir / "run";
+  const Result trained = run(kSmallRun + " --steps 6 --run-dir " + run_dir.string());
+  INFO(trained.output);
+  REQUIRE(trained.status == 0);
+  CHECK(trained.output.find("valid step 4") != std::string::npos);
+  CHECK(trained.output.find("test (20 pairs") != std::string::npos);
+  for (const char* file : {"args.json", "metrics.jsonl", "curves.svg", "last/model.safetensors",
+                           "last/state.safetensors", "last/tokenizer.json", "best/model.safetensors"}) {
+    CAPTURE(file);
+    CHECK(fs::exists(run_dir / file));
+  }
+  // Steps 1-6 logged once each; validation at 4 and at the end (6).
+  CHECK(train_losses(run_dir).size() == 6);
+  // Checkpoints other than last and best are removed.
+  std::size_t checkpoints = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(run_dir / "checkpoints")) ++checkpoints;
+  CHECK(checkpoints <= 2);
+
+  const Result scored = run("eval --model " + run_dir.string() + " --split valid");
+  INFO(scored.output);
+  CHECK(scored.status == 0);
+  CHECK(scored.output.find("exact match") != std::string::npos);
+  CHECK(scored.output.find("BLEU") != std::string::npos);
+
+  // One line out per line in; an empty line gives an empty line and a warning, not a failure.
+  const Result translated = run("translate --model " + run_dir.string(), "abc\n\nxyz\n");
+  INFO(translated.output);
+  CHECK(translated.status == 0);
+  CHECK(translated.output.find("line 2: empty") != std::string::npos);
+  const Result beam = run("translate --beam 3 --model " + (run_dir / "last").string(), "abc\n");
+  CHECK(beam.status == 0);
+  const Result refeed = run("translate --kv-cache off --model " + run_dir.string(), "abc\n");
+  CHECK(refeed.status == 0);
+
+  // A second run into the same folder is refused (it would mix two runs).
+  const Result again = run(kSmallRun + " --steps 2 --run-dir " + run_dir.string());
+  CHECK(again.status == 1);
+  CHECK(again.output.find("already holds a run") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("seq2seq train --resume continues bit-identically") {
+  const fs::path dir = scratch("resume");
+  const Result whole = run(kSmallRun + " --steps 10 --run-dir " + (dir / "whole").string());
+  INFO(whole.output);
+  REQUIRE(whole.status == 0);
+  // Stop at step 5 (between validations), then go on to 10.
+  const Result first = run(kSmallRun + " --steps 5 --run-dir " + (dir / "split").string());
+  REQUIRE(first.status == 0);
+  const Result second = run("train --resume " + (dir / "split").string() + " --steps 10");
+  INFO(second.output);
+  REQUIRE(second.status == 0);
+  CHECK(second.output.find("resuming") != std::string::npos);
+
+  const auto expected = train_losses(dir / "whole");
+  const auto resumed = train_losses(dir / "split");
+  REQUIRE(expected.size() == 10);
+  REQUIRE(resumed.size() == 10);
+  for (const auto& [step, loss] : expected) {
+    CAPTURE(step);
+    CHECK(resumed.at(step) == loss);  // bit for bit
+  }
+  // Settings other than the length of the run cannot change on resume.
+  const Result changed = run("train --resume " + (dir / "split").string() + " --d-model 64");
+  CHECK(changed.status != 0);
+  CHECK(changed.output.find("cannot change a resumed run") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("seq2seq train saves a checkpoint on Ctrl-C and resumes from it") {
+  const fs::path dir = scratch("interrupt");
+  const std::string command = std::string(XGRAD_BIN_DIR) + "/seq2seq";
+  const std::string run_dir = (dir / "run").string();
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::freopen("/dev/null", "w", stderr);
+    std::freopen("/dev/null", "w", stdout);
+    execl(command.c_str(), command.c_str(), "train", "--task", "copy", "--train-size", "400", "--valid-size", "20",
+          "--test-size", "0", "--d-model", "32", "--heads", "2", "--layers", "1", "--ff", "64", "--valid-every",
+          "100000", "--threads", "1", "--steps", "100000", "--run-dir", run_dir.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until it is training (metrics.jsonl has lines), then interrupt.
+  for (int i = 0; i < 600 && (!fs::exists(dir / "run" / "metrics.jsonl") ||
+                              fs::file_size(dir / "run" / "metrics.jsonl") < 200);
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(child, SIGINT);
+  int status = 0;
+  waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 130);
+  CHECK(fs::exists(dir / "run" / "last" / "state.safetensors"));
+  const long saved = static_cast<long>(train_losses(dir / "run").size());
+  CHECK(saved > 0);
+  const Result resumed = run("train --resume " + run_dir + " --steps " + std::to_string(saved + 2));
+  INFO(resumed.output);
+  CHECK(resumed.status == 0);
+  CHECK(train_losses(dir / "run").size() == static_cast<std::size_t>(saved + 2));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("seq2seq: bad input gives a clear message and a non-zero exit code") {
+  const fs::path dir = scratch("bad");
+  // Unknown flags print the usage.
+  const Result unknown = run("train --frobnicate 3");
+  CHECK(unknown.status != 0);
+  CHECK(unknown.output.find("--frobnicate") != std::string::npos);
+  CHECK(unknown.output.find("Usage") != std::string::npos);
+
+  const Result missing = run("translate --model " + (dir / "nowhere").string(), "abc\n");
+  CHECK(missing.status == 1);
+  CHECK(missing.output.find("does not exist") != std::string::npos);
+
+  // A run to break in different ways.
+  const fs::path good = dir / "good";
+  REQUIRE(run(kSmallRun + " --steps 2 --run-dir " + good.string()).status == 0);
+  const fs::path checkpoint = fs::canonical(good / "last");
+
+  // A truncated model file.
+  const fs::path corrupt = dir / "corrupt";
+  fs::copy(checkpoint, corrupt);
+  fs::resize_file(corrupt / "model.safetensors", fs::file_size(corrupt / "model.safetensors") / 2);
+  const Result truncated = run("translate --model " + corrupt.string(), "abc\n");
+  CHECK(truncated.status == 1);
+  CHECK(truncated.output.find("model.safetensors") != std::string::npos);
+
+  // A vocabulary that is not the model's: the tokenizer of a run on another task.
+  const fs::path other = dir / "other";
+  REQUIRE(run("train --task add --train-size 300 --valid-size 10 --test-size 0 --d-model 32 --heads 2 --layers 1 "
+              "--ff 64 --steps 1 --threads 1 --run-dir " + other.string())
+              .status == 0);
+  const fs::path mismatched = dir / "mismatched";
+  fs::copy(checkpoint, mismatched);
+  fs::copy_file(fs::canonical(other / "last") / "tokenizer.json", mismatched / "tokenizer.json",
+                fs::copy_options::overwrite_existing);
+  const Result vocabulary = run("translate --model " + mismatched.string(), "abc\n");
+  CHECK(vocabulary.status == 1);
+  CHECK(vocabulary.output.find("do not belong together") != std::string::npos);
+
+  // A user corpus without a validation file, and one with no usable line.
+  const fs::path tsv = dir / "pairs.tsv";
+  std::ofstream(tsv) << "no tab here\n";
+  const Result no_valid = run("train --train " + tsv.string() + " --run-dir " + (dir / "r1").string());
+  CHECK(no_valid.status == 1);
+  CHECK(no_valid.output.find("--valid") != std::string::npos);
+  const Result unusable =
+      run("train --train " + tsv.string() + " --valid " + tsv.string() + " --run-dir " + (dir / "r2").string());
+  CHECK(unusable.status == 1);
+  CHECK(unusable.output.find("pairs.tsv") != std::string::npos);
+  fs::remove_all(dir);
+}
