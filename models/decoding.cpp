@@ -120,7 +120,7 @@ A gather_rows(const A& x, const std::vector<std::size_t>& rows) {
 }  // namespace
 
 struct IncrementalDecoder::LayerCache {
-  Array self_k, self_v;     // (B, t, D), projected
+  Array self_k, self_v;     // (B, t, D), projected (keys rotated with RoPE)
   Tensor cross_k, cross_v;  // (B, S, D), projected once from the memory
 };
 
@@ -164,18 +164,20 @@ Array IncrementalDecoder::step(const Indices& tokens) {
   }
   self_padding_ = std::move(grown);  // (B, t+1)
 
-  Tensor x = model_.positional->forward(model_.tgt_embed->forward(column), length_);  // (B, 1, D)
+  Tensor x = model_.embed_target(column, length_);  // (B, 1, D), at position t
   const auto& layers = *model_.transformer->decoder->layers;
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const DecoderLayer& layer = layers[l];
     LayerCache& cache = *layers_[l];
     // Self-attention of the new position over every position so far (no causal mask needed).
+    // With RoPE the new query and key are rotated at their absolute position t, and the cache
+    // keeps rotated keys: q_t.k_j then depends on t - j only, as in the full decoder.
     auto self_attention = [&](const Tensor& y) {
-      append_step(cache.self_k, layer.self_attn->project_key(y).value());
-      append_step(cache.self_v, layer.self_attn->project_value(y).value());
-      return layer.self_attn
-          ->attend(layer.self_attn->project_query(y), Tensor(cache.self_k), Tensor(cache.self_v), self_padding_, {}, false)
-          .output;
+      const nn::MultiheadAttention& attn = *layer.self_attn;
+      append_step(cache.self_k, attn.rotate(attn.project_key(y), length_).value());
+      append_step(cache.self_v, attn.project_value(y).value());
+      const Tensor q = attn.rotate(attn.project_query(y), length_);  // (B, 1, D)
+      return attn.attend(q, Tensor(cache.self_k), Tensor(cache.self_v), self_padding_, {}, false).output;
     };
     auto cross_attention = [&](const Tensor& y) {
       return layer.multihead_attn

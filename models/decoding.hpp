@@ -20,8 +20,9 @@
 namespace xgrad::models {
 
 /// The decoder run one position at a time. Per layer it caches the projected self-attention keys
-/// and values of every position fed so far (B, t, D) and the cross-attention keys and values of
-/// the memory (B, S, D), computed once. step() gives the logits of the new position, equal to
+/// and values of every position fed so far (B, t, D), keys rotated at their positions with RoPE,
+/// and the cross-attention keys and values of the memory (B, S, D), computed once. Works with
+/// each of the model's positional encodings. step() gives the logits of the new position, equal to
 /// the last position of model.decode() on the whole prefix (dropout aside).
 class IncrementalDecoder {
  public:

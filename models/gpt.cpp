@@ -1,4 +1,4 @@
-// models::GPT: the decoder-only language model, its cached forward and generation.
+// models::GPT: the decoder-only language model, its cached forward, generation and checkpoints.
 #include <xgrad/models/gpt.hpp>
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
@@ -14,7 +15,9 @@
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/autograd/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/nn/checkpoint.hpp>
 #include <xgrad/nn/functional.hpp>
+#include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::models {
 
@@ -25,6 +28,58 @@ void GPTConfig::validate() const {
   if (num_layers == 0 || dim_feedforward == 0 || max_len == 0) fail("num_layers, dim_feedforward and max_len must be positive");
   if (positional != "learned" && positional != "rotary") fail(fmt::format("positional must be \"learned\" or \"rotary\", got \"{}\"", positional));
   if (positional == "rotary" && (d_model / nhead) % 2 != 0) fail(fmt::format("rotary needs an even head width, got {}", d_model / nhead));
+  if (!(dropout >= 0.f && dropout < 1.f)) fail(fmt::format("dropout must be in [0, 1), got {}", dropout));
+}
+
+using json = nlohmann::json;
+
+std::string GPTConfig::to_json() const {
+  return json{{"vocab", vocab},
+              {"d_model", d_model},
+              {"nhead", nhead},
+              {"num_layers", num_layers},
+              {"dim_feedforward", dim_feedforward},
+              {"max_len", max_len},
+              {"positional", positional},
+              {"dropout", json::parse(fmt::format("{}", dropout))}}  // 0.1, not 0.10000000149
+      .dump();
+}
+
+GPTConfig GPTConfig::from_json(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("GPTConfig::from_json: not valid JSON: {}", e.what()));
+  }
+  if (!j.is_object()) throw Error("GPTConfig::from_json: expected a JSON object, got " + j.dump());
+  GPTConfig c;
+  for (const auto& [key, value] : j.items()) {
+    auto bad = [&](const char* expected) {
+      return Error(fmt::format("GPTConfig::from_json: \"{}\" must be {}, got {}", key, expected, value.dump()));
+    };
+    auto size = [&](std::size_t& field) {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0) throw bad("a non-negative integer");
+      field = value.get<std::size_t>();
+    };
+    if (key == "vocab") size(c.vocab);
+    else if (key == "d_model") size(c.d_model);
+    else if (key == "nhead") size(c.nhead);
+    else if (key == "num_layers") size(c.num_layers);
+    else if (key == "dim_feedforward") size(c.dim_feedforward);
+    else if (key == "max_len") size(c.max_len);
+    else if (key == "positional") {
+      if (!value.is_string()) throw bad("a string");
+      c.positional = value.get<std::string>();
+    } else if (key == "dropout") {
+      if (!value.is_number()) throw bad("a number");
+      c.dropout = value.get<float>();
+    } else {
+      throw Error(fmt::format("GPTConfig::from_json: unknown key \"{}\"", key));
+    }
+  }
+  c.validate();
+  return c;
 }
 
 // --- block --------------------------------------------------------------------------------------
@@ -34,10 +89,13 @@ GPTBlock::GPTBlock(const GPTConfig& c, Generator& generator) : Module("GPTBlock"
   nn::MultiheadAttentionOptions options(c.d_model, c.nhead);
   options.rotary = c.positional == "rotary";
   options.rotary_max_len = c.max_len;
+  options.dropout = c.dropout;
   attn = register_module("attn", std::make_shared<nn::MultiheadAttention>(options, generator));
   ln2 = register_module("ln2", std::make_shared<nn::LayerNorm>(c.d_model));
   fc1 = register_module("fc1", std::make_shared<nn::Linear>(c.d_model, c.dim_feedforward, true, generator));
   fc2 = register_module("fc2", std::make_shared<nn::Linear>(c.dim_feedforward, c.d_model, true, generator));
+  dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(c.dropout, generator));
+  dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(c.dropout, generator));
 }
 
 namespace {
@@ -68,8 +126,8 @@ Tensor GPTBlock::forward(const Tensor& x, std::size_t offset, Tensor* keys, Tens
   if (keys) *keys = k, *values = v;
   const std::size_t p = k.shape()[1] - t;
   const Tensor a = attn->attend(q, k, v, std::nullopt, nn::AttnMask(causal_mask(t, p)), false).output;  // (B, T, D)
-  const Tensor y = x + a;
-  return y + fc2->forward(gelu(fc1->forward(ln2->forward(y))));
+  const Tensor y = x + dropout1->forward(a);
+  return y + dropout2->forward(fc2->forward(gelu(fc1->forward(ln2->forward(y)))));
 }
 
 // --- model --------------------------------------------------------------------------------------
@@ -86,6 +144,7 @@ GPT::GPT(const GPTConfig& c, Generator& generator) : Module("GPT"), config_(c) {
   blocks = register_module("blocks", std::make_shared<nn::ModuleList<GPTBlock>>());
   for (std::size_t i = 0; i < c.num_layers; ++i) blocks->push_back(std::make_shared<GPTBlock>(c, generator));
   ln_f = register_module("ln_f", std::make_shared<nn::LayerNorm>(c.d_model));
+  drop = register_module("drop", std::make_shared<nn::Dropout>(c.dropout, generator));
 }
 
 Tensor GPT::run(const Indices& ids, KVCache* cache) const {
@@ -110,6 +169,7 @@ Tensor GPT::run(const Indices& ids, KVCache* cache) const {
 
   Tensor h = wte->forward(ids);  // (B, T, D)
   if (wpe) h = wpe->forward(h, past);
+  h = drop->forward(h);
   for (std::size_t l = 0; l < blocks->size(); ++l) {
     h = cache ? (*blocks)[l].forward(h, past, &cache->keys[l], &cache->values[l]) : (*blocks)[l].forward(h, 0);
   }
@@ -189,6 +249,23 @@ Indices GPT::generate(const Indices& prompt, std::size_t max_new_tokens, const G
     step = next;
   }
   return out;
+}
+
+// --- checkpoints --------------------------------------------------------------------------------
+
+std::shared_ptr<GPT> load_gpt(const std::string& path) {
+  const safetensors::File file = safetensors::read(path);
+  const auto config = file.metadata().find("config");
+  if (config == file.metadata().end()) {
+    throw Error(fmt::format("load_gpt: {} has no \"config\" in its metadata", path));
+  }
+  auto model = std::make_shared<GPT>(GPTConfig::from_json(config->second));
+  nn::load(*model, path, true);
+  return model;
+}
+
+void save_model(const GPT& model, const std::string& path) {
+  nn::save(model, path, {{"format", "pt"}, {"config", model.config().to_json()}});
 }
 
 }  // namespace xgrad::models

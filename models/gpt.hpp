@@ -1,6 +1,7 @@
 // A decoder-only language model in the GPT-2 layout: token embedding, learned or rotary
 // positions, pre-LN causal self-attention blocks, a final layer norm and an output projection
-// tied to the token embedding; generation with a per-layer key/value cache.
+// tied to the token embedding; dropout as GPT-2's; generation with a per-layer key/value cache;
+// checkpoints that carry their configuration.
 //
 // Dimension legend: B = batch, T = new tokens, P = cached tokens, D = d_model, V = vocabulary.
 #pragma once
@@ -12,6 +13,7 @@
 
 #include <xgrad/autograd/generator.hpp>
 #include <xgrad/nn/container.hpp>
+#include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>
 #include <xgrad/nn/layer_norm.hpp>
 #include <xgrad/nn/linear.hpp>
@@ -29,8 +31,15 @@ struct GPTConfig {
   std::size_t dim_feedforward = 256;
   std::size_t max_len = 128;
   std::string positional = "learned";  ///< "learned" (added to the embeddings) or "rotary" (RoPE on q and k)
+  /// In training, GPT-2's three places: the embeddings' sum, the attention weights, and each
+  /// residual branch before it is added. 0 turns it off (GPT-2 used 0.1).
+  float dropout = 0.f;
   /// Throws xgrad::Error on an inconsistent configuration.
   void validate() const;
+  /// Every field as a JSON object (a checkpoint's "config" metadata).
+  std::string to_json() const;
+  /// Parses that JSON; keys absent keep their defaults, unknown keys and bad values throw.
+  static GPTConfig from_json(const std::string& text);
 };
 
 /// Keys and values of every layer for the tokens seen so far: layer l holds keys[l], values[l]
@@ -40,7 +49,7 @@ struct KVCache {
   std::size_t length = 0;  ///< P
 };
 
-/// One pre-LN block: x = x + SelfAttn(ln1(x)) (causal);  x = x + W2 gelu(W1 ln2(x)).
+/// One pre-LN block: x = x + dropout1(SelfAttn(ln1(x))) (causal);  x = x + dropout2(W2 gelu(W1 ln2(x))).
 /// (B, T, D) -> (B, T, D) for positions offset .. offset + T - 1.
 class GPTBlock : public nn::Module {
  public:
@@ -50,8 +59,9 @@ class GPTBlock : public nn::Module {
   Tensor forward(const Tensor& x, std::size_t offset, Tensor* keys = nullptr, Tensor* values = nullptr) const;
 
   std::shared_ptr<nn::LayerNorm> ln1, ln2;
-  std::shared_ptr<nn::MultiheadAttention> attn;
+  std::shared_ptr<nn::MultiheadAttention> attn;  // with dropout on its weights
   std::shared_ptr<nn::Linear> fc1, fc2;
+  std::shared_ptr<nn::Dropout> dropout1, dropout2;
 };
 
 struct GenerateOptions {
@@ -72,12 +82,14 @@ class GPT : public nn::Module {
   Tensor loss(const Indices& ids) const;
   /// prompt (B, T0), T0 >= 1 -> (B, T0 + max_new_tokens): the prompt, then tokens chosen one at a
   /// time from the last position's logits, with the key/value cache (no gradient recorded).
+  /// Dropout acts in training mode: generate in eval() mode.
   Indices generate(const Indices& prompt, std::size_t max_new_tokens, const GenerateOptions& options = {}) const;
 
   const GPTConfig& config() const { return config_; }
 
   std::shared_ptr<nn::Embedding> wte;                      // (V, D), also the output projection
   std::shared_ptr<nn::LearnedPositionalEmbedding> wpe;     // (max_len, D); null with rotary
+  std::shared_ptr<nn::Dropout> drop;                       // on the embeddings
   std::shared_ptr<nn::ModuleList<GPTBlock>> blocks;
   std::shared_ptr<nn::LayerNorm> ln_f;
 
@@ -85,5 +97,11 @@ class GPT : public nn::Module {
   Tensor run(const Indices& ids, KVCache* cache) const;
   GPTConfig config_;
 };
+
+/// Builds a GPT from a safetensors checkpoint's "config" metadata (GPTConfig::to_json) and
+/// loads its tensors strictly. Dropout draws from the default generator.
+std::shared_ptr<GPT> load_gpt(const std::string& path);
+/// Writes the model's state_dict with metadata {"format": "pt", "config": <config JSON>}.
+void save_model(const GPT& model, const std::string& path);
 
 }  // namespace xgrad::models

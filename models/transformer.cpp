@@ -117,9 +117,14 @@ void TransformerConfig::validate() const {
   auto fail = [](const std::string& what) { throw Error("TransformerConfig: " + what); };
   if (src_vocab == 0 || tgt_vocab == 0) fail(fmt::format("vocabularies must be non-empty, got src_vocab {} and tgt_vocab {}", src_vocab, tgt_vocab));
   if (nhead == 0 || d_model == 0 || d_model % nhead != 0) fail(fmt::format("d_model {} must be a positive multiple of nhead {}", d_model, nhead));
-  if (d_model % 2 != 0) fail(fmt::format("d_model {} must be even for the sinusoidal table", d_model));
   if (activation != "relu" && activation != "gelu") fail(fmt::format("activation must be \"relu\" or \"gelu\", got \"{}\"", activation));
-  if (positional != "sinusoidal") fail(fmt::format("positional must be \"sinusoidal\", got \"{}\"", positional));
+  if (positional != "sinusoidal" && positional != "learned" && positional != "rope") {
+    fail(fmt::format("positional must be \"sinusoidal\", \"learned\" or \"rope\", got \"{}\"", positional));
+  }
+  if (positional == "sinusoidal" && d_model % 2 != 0) fail(fmt::format("d_model {} must be even for the sinusoidal table", d_model));
+  if (positional == "rope" && (d_model / nhead) % 2 != 0) {
+    fail(fmt::format("rope rotates pairs of a head's features: the head width d_model / nhead = {} must be even", d_model / nhead));
+  }
   if (!(dropout >= 0.f && dropout < 1.f)) fail(fmt::format("dropout must be in [0, 1), got {}", dropout));
   if (max_len == 0) fail("max_len must be positive");
   if (tie_embeddings && src_vocab != tgt_vocab) {
@@ -170,6 +175,16 @@ namespace {
 
 Tensor activate(const std::string& activation, const Tensor& x) { return activation == "relu" ? relu(x) : gelu(x); }
 
+/// Self-attention rotates queries and keys with RoPE when the positions are "rope"; the
+/// decoder's cross-attention is built without it (see DecoderLayer).
+nn::MultiheadAttentionOptions self_attention_options(const TransformerConfig& c) {
+  nn::MultiheadAttentionOptions options(c.d_model, c.nhead);
+  options.dropout = c.dropout;
+  options.rotary = c.positional == "rope";
+  options.rotary_max_len = c.max_len;
+  return options;
+}
+
 /// A sublayer in its residual connection with layer norm, the pattern of every layer:
 ///   post-LN (the paper, 5.3): norm(x + sublayer(x));   pre-LN: x + sublayer(norm(x)).
 Tensor residual(bool norm_first, const nn::LayerNorm& norm, const Tensor& x,
@@ -181,7 +196,7 @@ Tensor residual(bool norm_first, const nn::LayerNorm& norm, const Tensor& x,
 
 EncoderLayer::EncoderLayer(const TransformerConfig& c, Generator& generator)
     : Module("EncoderLayer"), norm_first_(c.norm_first), activation_(c.activation) {
-  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(c.d_model, c.nhead, c.dropout, generator));
+  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(self_attention_options(c), generator));
   linear1 = register_module("linear1", std::make_shared<nn::Linear>(c.d_model, c.dim_feedforward, true, generator));
   dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, generator));
   linear2 = register_module("linear2", std::make_shared<nn::Linear>(c.dim_feedforward, c.d_model, true, generator));
@@ -208,7 +223,7 @@ Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& src_pad
 
 DecoderLayer::DecoderLayer(const TransformerConfig& c, Generator& generator)
     : Module("DecoderLayer"), norm_first_(c.norm_first), activation_(c.activation) {
-  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(c.d_model, c.nhead, c.dropout, generator));
+  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(self_attention_options(c), generator));
   multihead_attn =
       register_module("multihead_attn", std::make_shared<nn::MultiheadAttention>(c.d_model, c.nhead, c.dropout, generator));
   linear1 = register_module("linear1", std::make_shared<nn::Linear>(c.d_model, c.dim_feedforward, true, generator));
@@ -290,7 +305,15 @@ Transformer::Transformer(const TransformerConfig& c, Generator& gen) : Module("T
   transformer = register_module("transformer", std::make_shared<EncoderDecoder>(c, gen));
   generator = register_module("generator", c.tie_embeddings ? std::make_shared<Projection>(src_embed->weight, gen)
                                                              : std::make_shared<Projection>(c.d_model, c.tgt_vocab, gen));
-  positional = register_module("positional", std::make_shared<nn::SinusoidalPositionalEncoding>(c.d_model, c.max_len));
+  if (c.positional == "sinusoidal") {
+    positional = register_module("positional", std::make_shared<nn::SinusoidalPositionalEncoding>(c.d_model, c.max_len));
+  } else if (c.positional == "learned") {
+    // As GPT-2 and BERT: N(0, 0.02^2), small beside the scaled token embeddings at first.
+    src_pos = register_module("src_pos", std::make_shared<nn::LearnedPositionalEmbedding>(c.max_len, c.d_model, gen));
+    tgt_pos = register_module("tgt_pos", std::make_shared<nn::LearnedPositionalEmbedding>(c.max_len, c.d_model, gen));
+    src_pos->weight.mutable_value() *= 0.02f;
+    tgt_pos->weight.mutable_value() *= 0.02f;
+  }
   dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, gen));
 }
 
@@ -303,21 +326,35 @@ Mask Transformer::padding_mask(const Indices& tokens) const {
   return mask;
 }
 
-Tensor Transformer::embed(const Embeddings& table, const Indices& tokens) const {
-  if (tokens.dimension() == 2 && tokens.shape()[1] > config_.max_len) {
-    throw Error(fmt::format("Transformer: sequence length {} exceeds max_len {}", tokens.shape()[1], config_.max_len));
+Tensor Transformer::embed(const Embeddings& table, const nn::LearnedPositionalEmbedding* learned,
+                          const Indices& tokens, std::size_t offset) const {
+  if (tokens.dimension() == 2 && offset + tokens.shape()[1] > config_.max_len) {
+    if (offset == 0) {
+      throw Error(fmt::format("Transformer: sequence length {} exceeds max_len {}", tokens.shape()[1], config_.max_len));
+    }
+    throw Error(fmt::format("Transformer: positions {} to {} exceed max_len {}", offset, offset + tokens.shape()[1] - 1,
+                            config_.max_len));
   }
-  return dropout->forward(positional->forward(table.forward(tokens)));  // (B, L, D)
+  Tensor x = table.forward(tokens);  // (B, L, D)
+  if (positional) x = positional->forward(x, offset);
+  if (learned) x = learned->forward(x, offset);
+  return dropout->forward(x);
+}
+
+Tensor Transformer::embed_source(const Indices& src) const { return embed(*src_embed, src_pos.get(), src, 0); }
+
+Tensor Transformer::embed_target(const Indices& tgt, std::size_t offset) const {
+  return embed(*tgt_embed, tgt_pos.get(), tgt, offset);
 }
 
 Tensor Transformer::encode(const Indices& src) const {
-  return transformer->encoder->forward(embed(*src_embed, src), padding_mask(src));  // (B, S, D)
+  return transformer->encoder->forward(embed_source(src), padding_mask(src));  // (B, S, D)
 }
 
 Tensor Transformer::decode(const Indices& tgt_in, const Tensor& memory, const std::optional<Mask>& src_padding) const {
   const Mask tgt_padding = padding_mask(tgt_in);  // (B, T)
   const Array causal = nn::functional::causal_mask(tgt_in.shape()[1]);  // (T, T)
-  return transformer->decoder->forward(embed(*tgt_embed, tgt_in), memory, causal, tgt_padding, src_padding);
+  return transformer->decoder->forward(embed_target(tgt_in), memory, causal, tgt_padding, src_padding);
 }
 
 Tensor Transformer::forward(const Indices& src, const Indices& tgt_in) const {
@@ -327,7 +364,7 @@ Tensor Transformer::forward(const Indices& src, const Indices& tgt_in) const {
                             shape_str(Shape(src.shape().begin(), src.shape().end())),
                             shape_str(Shape(tgt_in.shape().begin(), tgt_in.shape().end()))));
   }
-  const Tensor memory = transformer->encoder->forward(embed(*src_embed, src), src_padding);  // (B, S, D)
+  const Tensor memory = transformer->encoder->forward(embed_source(src), src_padding);  // (B, S, D)
   return run_hooks(generator->forward(decode(tgt_in, memory, src_padding)));                // (B, T, V)
 }
 

@@ -37,7 +37,10 @@ struct TransformerConfig {
   bool norm_first = false;          ///< pre-LN when true, the paper's post-LN when false
   std::size_t max_len = 512;
   std::int64_t pad_id = 0;
-  std::string positional = "sinusoidal";  ///< only "sinusoidal" for now
+  /// "sinusoidal" (the paper's fixed table, added to the embeddings), "learned" (a trained table
+  /// per side, added to the embeddings) or "rope" (rotary embeddings on the queries and keys of
+  /// the encoder's and decoder's self-attention; nothing added to the embeddings).
+  std::string positional = "sinusoidal";
   /// One table for source and target embeddings and the generator's weight (3.4; needs a shared
   /// vocabulary). Not a key of the reference: written to JSON only when true.
   bool tie_embeddings = false;
@@ -86,7 +89,8 @@ class Projection : public nn::Module {
 /// in a residual connection with layer norm, as torch.nn.TransformerEncoderLayer:
 ///   post-LN: x = norm1(x + dropout1(SelfAttn(x)));  x = norm2(x + dropout2(FFN(x)))
 ///   pre-LN:  x = x + dropout1(SelfAttn(norm1(x)));  x = x + dropout2(FFN(norm2(x)))
-/// with FFN(x) = linear2(dropout(act(linear1(x)))). Shape: (B, S, D) -> (B, S, D).
+/// with FFN(x) = linear2(dropout(act(linear1(x)))). With positional "rope", self_attn rotates its
+/// queries and keys by their positions 0 .. S-1. Shape: (B, S, D) -> (B, S, D).
 class EncoderLayer : public nn::Module {
  public:
   EncoderLayer(const TransformerConfig& config, Generator& generator = default_generator());
@@ -111,7 +115,10 @@ class EncoderLayer : public nn::Module {
 /// torch.nn.TransformerDecoderLayer:
 ///   post-LN: x = norm1(x + SelfAttn(x));  x = norm2(x + CrossAttn(x, m));  x = norm3(x + FFN(x))
 ///   pre-LN:  x = x + SelfAttn(norm1(x));  x = x + CrossAttn(norm2(x), m);  x = x + FFN(norm3(x))
-/// (each sublayer's output through dropout1/2/3). Shape: (B, T, D), memory (B, S, D) -> (B, T, D).
+/// (each sublayer's output through dropout1/2/3). With positional "rope", self_attn rotates its
+/// queries and keys by their positions; multihead_attn never does: its queries are target
+/// positions and its keys source positions, of two different sequences, so the relative offset
+/// RoPE encodes would mean nothing there. Shape: (B, T, D), memory (B, S, D) -> (B, T, D).
 class DecoderLayer : public nn::Module {
  public:
   DecoderLayer(const TransformerConfig& config, Generator& generator = default_generator());
@@ -166,14 +173,19 @@ class EncoderDecoder : public nn::Module {
 };
 
 /// The whole model: embeddings, encoder-decoder, and the generator (the final linear layer
-/// giving logits). Token ids equal to pad_id are masked as keys in every attention; the decoder's
-/// self-attention is causal.
+/// giving logits), with positions as config.positional says. Token ids equal to pad_id are
+/// masked as keys in every attention; the decoder's self-attention is causal.
 class Transformer : public nn::Module {
  public:
   explicit Transformer(const TransformerConfig& config, Generator& generator = default_generator());
 
   /// src (B, S) -> memory (B, S, D).
   Tensor encode(const Indices& src) const;
+  /// Token embeddings with their positions, offset .. offset + L - 1 (offset > 0 for a decoder
+  /// fed one token at a time): dropout(embed(tokens) * sqrt(D) + PE), PE the sinusoidal or
+  /// learned table of that side; with RoPE nothing is added. (B, L) -> (B, L, D).
+  Tensor embed_source(const Indices& src) const;
+  Tensor embed_target(const Indices& tgt, std::size_t offset = 0) const;
   /// tgt_in (B, T), memory (B, S, D), src_padding (B, S) true at padding -> hidden (B, T, D).
   Tensor decode(const Indices& tgt_in, const Tensor& memory, const std::optional<Mask>& src_padding) const;
   /// src (B, S), tgt_in (B, T) -> logits (B, T, V).
@@ -189,12 +201,16 @@ class Transformer : public nn::Module {
   std::shared_ptr<Embeddings> tgt_embed;
   std::shared_ptr<EncoderDecoder> transformer;
   std::shared_ptr<Projection> generator;
-  std::shared_ptr<nn::SinusoidalPositionalEncoding> positional;  // non-persistent table
+  /// Set by config.positional: the sinusoidal table, or the learned tables src_pos and tgt_pos;
+  /// with "rope" none of them (the rotation lives in the self-attention modules).
+  std::shared_ptr<nn::SinusoidalPositionalEncoding> positional;  // "sinusoidal": non-persistent table
+  std::shared_ptr<nn::LearnedPositionalEmbedding> src_pos;      // "learned": weight (max_len, D)
+  std::shared_ptr<nn::LearnedPositionalEmbedding> tgt_pos;      // "learned": weight (max_len, D)
   std::shared_ptr<nn::Dropout> dropout;
 
  private:
-  /// dropout(embed(tokens) * sqrt(D) + PE[:L]): (B, L) -> (B, L, D).
-  Tensor embed(const Embeddings& table, const Indices& tokens) const;
+  Tensor embed(const Embeddings& table, const nn::LearnedPositionalEmbedding* learned, const Indices& tokens,
+               std::size_t offset) const;
   TransformerConfig config_;
 };
 

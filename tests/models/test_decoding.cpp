@@ -1,11 +1,13 @@
 // models::greedy_decode and sample_decode on random (untrained, seeded) tiny Transformers:
 // each emitted token is the argmax of the full forward pass on the prefix, padded sources decode
-// as alone, the KV cache gives what re-feeding gives, top-k 1 sampling is greedy, and bad inputs throw.
+// as alone, the KV cache gives what re-feeding gives (sinusoidal, learned and rotary positions,
+// tied or not), top-k 1 sampling is greedy, and bad inputs throw.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 #include <memory>
 
@@ -27,6 +29,35 @@ std::shared_ptr<Transformer> tiny_model(bool norm_first, std::uint64_t seed = 7)
   c.max_len = 24;
   Generator generator(seed);
   auto model = std::make_shared<Transformer>(c, generator);
+  model->eval();
+  return model;
+}
+
+/// A positional encoding, layer norm placement and embedding tying to decode with.
+struct Variant {
+  const char* positional;
+  bool norm_first;
+  bool tie;
+};
+const Variant kVariants[] = {{"sinusoidal", false, false}, {"sinusoidal", true, false}, {"learned", false, false},
+                             {"rope", true, false},        {"learned", true, true},      {"rope", false, true}};
+
+std::shared_ptr<Transformer> tiny_model(const Variant& variant, std::uint64_t seed) {
+  TransformerConfig c = TransformerConfig::preset("tiny", 13, 13);
+  c.norm_first = variant.norm_first;
+  c.activation = variant.norm_first ? "gelu" : "relu";
+  c.positional = variant.positional;
+  c.tie_embeddings = variant.tie;
+  c.dropout = 0.f;
+  c.max_len = 24;
+  Generator generator(seed);
+  auto model = std::make_shared<Transformer>(c, generator);
+  if (model->tgt_pos) {
+    // Learned tables start at N(0, 0.02^2); at N(0, 1), as the sinusoidal table's scale, a
+    // position taken at the wrong offset shows plainly in the logits.
+    model->src_pos->weight.mutable_value() *= 50.f;
+    model->tgt_pos->weight.mutable_value() *= 50.f;
+  }
   model->eval();
   return model;
 }
@@ -60,10 +91,13 @@ void check_greedy_against_forward(const Transformer& model, const Indices& src, 
 
 }  // namespace
 
-TEST_CASE("greedy_decode picks the argmax of the full forward pass, post-LN relu and pre-LN gelu") {
-  for (const bool norm_first : {false, true}) {
-    CAPTURE(norm_first);
-    auto model = tiny_model(norm_first);
+TEST_CASE("greedy_decode picks the argmax of the full forward pass; padded rows decode as alone; every positional") {
+  for (const Variant& variant : kVariants) {
+    const std::string positional = variant.positional;
+    CAPTURE(positional);
+    CAPTURE(variant.norm_first);
+    CAPTURE(variant.tie);
+    auto model = tiny_model(variant, 7);
     const Indices src = padded_sources();
     const Indices out = greedy_decode(*model, src, kBos, kEos, 12);
     REQUIRE(out.dimension() == 2);
@@ -152,10 +186,13 @@ TEST_CASE("decoding bad inputs throw xgrad::Error") {
                        doctest::Contains("temperature must be finite and > 0"), Error);
 }
 
-TEST_CASE("KV-cache decoding gives the tokens and logits of re-feeding, post-LN relu and pre-LN gelu") {
-  for (const bool norm_first : {false, true}) {
-    CAPTURE(norm_first);
-    auto model = tiny_model(norm_first, 21);
+TEST_CASE("KV-cache decoding gives the tokens and logits of re-feeding, for every positional encoding") {
+  for (const Variant& variant : kVariants) {
+    const std::string positional = variant.positional;
+    CAPTURE(positional);
+    CAPTURE(variant.norm_first);
+    CAPTURE(variant.tie);
+    auto model = tiny_model(variant, 21);
     const Indices src = padded_sources();
     CHECK(greedy_decode(*model, src, kBos, kEos, 16, true) == greedy_decode(*model, src, kBos, kEos, 16, false));
     Generator a(4), b(4);
@@ -178,9 +215,12 @@ TEST_CASE("KV-cache decoding gives the tokens and logits of re-feeding, post-LN 
 }
 
 TEST_CASE("beam_search: beam 1 is greedy; scores sorted; n-best size; length penalty") {
-  for (const bool norm_first : {false, true}) {
-    CAPTURE(norm_first);
-    auto model = tiny_model(norm_first, 5);
+  for (const Variant& variant : kVariants) {
+    const std::string positional = variant.positional;
+    CAPTURE(positional);
+    CAPTURE(variant.norm_first);
+    CAPTURE(variant.tie);
+    auto model = tiny_model(variant, 5);
     const Indices src = padded_sources();
     const Indices greedy = greedy_decode(*model, src, kBos, kEos, 10);
     BeamSearchOptions one;

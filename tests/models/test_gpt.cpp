@@ -1,11 +1,14 @@
 // models::GPT: shapes, causality, cached generation against re-running the prefix (learned and
-// rotary positions), seeded sampling, a toy repeating-sequence task, and bad input.
+// rotary positions), seeded sampling, a toy repeating-sequence task, dropout, checkpoints, and
+// bad input.
 #include <doctest/doctest.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <random>
+#include <string>
 
 #include <xgrad/xgrad.hpp>
 
@@ -190,4 +193,120 @@ TEST_CASE("GPT bad input throws") {
   c = tiny("learned");
   c.nhead = 5;
   CHECK_THROWS_WITH_AS(GPT{c}, doctest::Contains("multiple of nhead"), Error);
+}
+
+namespace {
+
+/// max |a - b|.
+double max_abs_difference(const Array& a, const Array& b) {
+  REQUIRE(a.shape() == b.shape());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a.data()[i] - b.data()[i])));
+  return worst;
+}
+
+std::string temp_path(const std::string& name) { return (std::filesystem::temp_directory_path() / name).string(); }
+
+}  // namespace
+
+TEST_CASE("GPT dropout: on the embeddings, attention weights and residual branches, only in training") {
+  for (const std::string positional : {"learned", "rotary"}) {
+    CAPTURE(positional);
+    GPTConfig c = tiny(positional);
+    c.dropout = 0.2f;
+    Generator generator(12);
+    GPT noisy(c, generator);
+    GPT plain(tiny(positional));
+    plain.load_state_dict(noisy.state_dict());
+    CHECK(noisy.parameter_count() == plain.parameter_count());  // dropout has no parameters
+    const Indices ids = random_ids(2, 6, 11, 5);
+    // Eval: dropout is the identity, and the model is the dropout-free one.
+    noisy.eval();
+    CHECK(max_abs_difference(noisy.forward(ids).value(), plain.forward(ids).value()) == 0.0);
+    // Training: two passes draw two masks, and gradients flow through them.
+    noisy.train();
+    const Array first = noisy.forward(ids).value();
+    CHECK(max_abs_difference(first, noisy.forward(ids).value()) > 1e-3);
+    CHECK(max_abs_difference(first, plain.forward(ids).value()) > 1e-3);
+    noisy.zero_grad();
+    noisy.loss(ids).backward();
+    CHECK(noisy.wte->weight.grad().defined());
+    // Each of the three places is there, at the configured rate.
+    CHECK(noisy.drop->p() == doctest::Approx(0.2));
+    CHECK(noisy.blocks->at(0)->attn->options().dropout == doctest::Approx(0.2));
+    CHECK(noisy.blocks->at(1)->dropout2->p() == doctest::Approx(0.2));
+    CHECK(noisy.to_string().find("(dropout1): Dropout(p=0.2)") != std::string::npos);
+    // A dropout-free model in training mode is its eval self.
+    plain.train();
+    const Array trained = plain.forward(ids).value();
+    plain.eval();
+    CHECK(max_abs_difference(trained, plain.forward(ids).value()) == 0.0);
+  }
+  GPTConfig c = tiny("learned");
+  c.dropout = 1.f;
+  CHECK_THROWS_WITH_AS(GPT{c}, doctest::Contains("dropout must be in [0, 1), got 1"), Error);
+  c.dropout = -0.1f;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("dropout must be in [0, 1), got -0.1"), Error);
+}
+
+TEST_CASE("GPT configuration JSON round trip, and bad configurations") {
+  GPTConfig c = tiny("rotary");
+  c.dropout = 0.1f;
+  const std::string json = c.to_json();
+  CHECK(json.find("\"dropout\":0.1") != std::string::npos);  // as Python writes 0.1
+  CHECK(json.find("\"positional\":\"rotary\"") != std::string::npos);
+  const GPTConfig d = GPTConfig::from_json(json);
+  CHECK(d.to_json() == json);
+  CHECK(d.vocab == 11);
+  CHECK(d.d_model == 32);
+  CHECK(d.nhead == 4);
+  CHECK(d.num_layers == 2);
+  CHECK(d.dim_feedforward == 64);
+  CHECK(d.max_len == 24);
+  CHECK(GPTConfig::from_json(R"({"vocab": 5})").positional == "learned");  // absent keys keep defaults
+  CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"vocab": 5, "src_vocab": 5})"), doctest::Contains("unknown key \"src_vocab\""),
+                       Error);
+  CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"vocab": -3})"), doctest::Contains("\"vocab\" must be a non-negative integer, got -3"),
+                       Error);
+  CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"vocab": 5, "positional": 1})"),
+                       doctest::Contains("\"positional\" must be a string, got 1"), Error);
+  CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"vocab": 5, "dropout": "high"})"),
+                       doctest::Contains("\"dropout\" must be a number, got \"high\""), Error);
+  CHECK_THROWS_WITH_AS(GPTConfig::from_json("[1]"), doctest::Contains("expected a JSON object, got [1]"), Error);
+  CHECK_THROWS_WITH_AS(GPTConfig::from_json("{"), doctest::Contains("GPTConfig::from_json: not valid JSON"), Error);
+  CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"vocab": 5, "positional": "sinusoidal"})"),
+                       doctest::Contains("positional must be \"learned\" or \"rotary\""), Error);
+}
+
+TEST_CASE("GPT save_model and load_gpt round trip") {
+  for (const std::string positional : {"learned", "rotary"}) {
+    CAPTURE(positional);
+    GPTConfig c = tiny(positional);
+    c.dropout = 0.1f;
+    Generator generator(13);
+    GPT model(c, generator);
+    model.eval();
+    const std::string path = temp_path("xgrad_gpt_roundtrip.safetensors");
+    save_model(model, path);
+    auto loaded = load_gpt(path);
+    std::filesystem::remove(path);
+    loaded->eval();
+    CHECK(loaded->config().to_json() == c.to_json());
+    CHECK(loaded->state_dict().size() == model.state_dict().size());
+    const Indices ids = random_ids(2, 5, 11, 6);
+    CHECK(max_abs_difference(loaded->forward(ids).value(), model.forward(ids).value()) == 0.0);
+    CHECK(loaded->generate(ids, 4) == model.generate(ids, 4));
+  }
+  // A checkpoint without a GPT config, or with another model's, is refused by name.
+  GPT model(tiny("learned"));
+  const std::string bare = temp_path("xgrad_gpt_noconfig.safetensors");
+  nn::save(model, bare);
+  CHECK_THROWS_WITH_AS(load_gpt(bare), doctest::Contains("has no \"config\" in its metadata"), Error);
+  std::filesystem::remove(bare);
+  TransformerConfig tc = TransformerConfig::preset("tiny", 9, 9);
+  tc.d_model = 16, tc.nhead = 2, tc.dim_feedforward = 24, tc.num_encoder_layers = 1, tc.num_decoder_layers = 1;
+  const std::string seq2seq = temp_path("xgrad_gpt_seq2seq.safetensors");
+  save_model(Transformer(tc), seq2seq);
+  CHECK_THROWS_WITH_AS(load_gpt(seq2seq), doctest::Contains("GPTConfig::from_json: unknown key"), Error);
+  std::filesystem::remove(seq2seq);
 }

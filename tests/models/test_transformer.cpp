@@ -13,6 +13,8 @@
 #include <set>
 #include <string>
 
+#include <fmt/format.h>
+
 #include <xgrad/nn/safetensors.hpp>
 #include <xgrad/xgrad.hpp>
 
@@ -327,4 +329,169 @@ TEST_CASE("tied embeddings: one table, three names, and a round trip") {
   CHECK(model.src_embed->weight.grad().defined());
   c.tgt_vocab = 13;
   CHECK_THROWS_WITH_AS(Transformer{c}, doctest::Contains("tie_embeddings needs one vocabulary"), Error);
+}
+
+// --- learned and rotary positions -----------------------------------------------------------------
+
+namespace {
+
+std::shared_ptr<Transformer> seeded_model(const std::string& positional, bool tie = false, std::uint64_t seed = 13) {
+  TransformerConfig c = TransformerConfig::preset("tiny", 13, 13);
+  c.d_model = 16, c.nhead = 2, c.dim_feedforward = 24, c.num_encoder_layers = 2, c.num_decoder_layers = 2;
+  c.dropout = 0.f, c.max_len = 12, c.norm_first = positional == "rope";
+  c.positional = positional;
+  c.tie_embeddings = tie;
+  Generator generator(seed);
+  auto model = std::make_shared<Transformer>(c, generator);
+  model->eval();
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("learned positions: a table per side, N(0, 0.02^2), trained, counted and printed") {
+  auto model = seeded_model("learned");
+  auto sinusoidal = seeded_model("sinusoidal");
+  const auto state = model->state_dict();
+  REQUIRE(state.count("src_pos.weight") == 1);
+  REQUIRE(state.count("tgt_pos.weight") == 1);
+  CHECK(shape_of(state.at("src_pos.weight").value()) == Shape{12, 16});
+  CHECK(model->positional == nullptr);
+  CHECK(sinusoidal->src_pos == nullptr);
+  CHECK(model->parameter_count() == sinusoidal->parameter_count() + 2 * 12 * 16);
+  const Array& w = model->tgt_pos->weight.value();
+  double sum2 = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) sum2 += double(w.data()[i]) * w.data()[i];
+  CHECK(std::sqrt(sum2 / w.size()) == doctest::Approx(0.02).epsilon(0.15));
+  CHECK(max_error(model->src_pos->weight.value(), w) > 0.0);  // two tables, drawn apart
+  const std::string summary = model->to_string();
+  CHECK(summary.find("(src_pos): LearnedPositionalEmbedding  [weight[12,16], 192 parameters]") != std::string::npos);
+  CHECK(summary.find(fmt::format("total: {} trainable parameters", model->parameter_count())) != std::string::npos);
+
+  // Trained: the loss reaches the rows of the positions used, and only those.
+  Indices src = {{3, 4, 5, 0}}, tgt_in = {{1, 6, 7}}, tgt_out = {{6, 7, 2}};
+  model->loss(src, tgt_in, tgt_out).backward();
+  const Array& g = model->tgt_pos->weight.grad().value();  // (max_len, D)
+  double used = 0, unused = 0;
+  for (std::size_t p = 0; p < 12; ++p) {
+    for (std::size_t d = 0; d < 16; ++d) (p < 3 ? used : unused) += std::abs(g(p, d));
+  }
+  CHECK(used > 0.0);
+  CHECK(unused == 0.0);
+  CHECK(model->src_pos->weight.grad().defined());
+}
+
+TEST_CASE("rope: no position parameters; self-attention rotates, cross-attention does not") {
+  auto model = seeded_model("rope");
+  auto sinusoidal = seeded_model("sinusoidal");
+  CHECK(model->positional == nullptr);
+  CHECK(model->src_pos == nullptr);
+  CHECK(model->tgt_pos == nullptr);
+  CHECK(model->parameter_count() == sinusoidal->parameter_count());
+  std::set<std::string> names, sinusoidal_names;
+  for (const auto& [name, p] : model->named_parameters()) names.insert(name);
+  for (const auto& [name, p] : sinusoidal->named_parameters()) sinusoidal_names.insert(name);
+  CHECK(names == sinusoidal_names);
+  for (const auto& layer : *model->transformer->encoder->layers) CHECK(layer->self_attn->options().rotary);
+  for (const auto& layer : *model->transformer->decoder->layers) {
+    CHECK(layer->self_attn->options().rotary);
+    CHECK_FALSE(layer->multihead_attn->options().rotary);
+  }
+  for (const auto& layer : *sinusoidal->transformer->decoder->layers) CHECK_FALSE(layer->self_attn->options().rotary);
+  CHECK(model->to_string().find("rotary") != std::string::npos);
+  CHECK(model->to_string().find("total: ") != std::string::npos);
+}
+
+TEST_CASE("every positional encoding makes the model see order") {
+  // Without positions the encoder is permutation-equivariant and cross-attention sums over keys,
+  // so swapping two source tokens would leave the logits as they were.
+  for (const std::string positional : {"sinusoidal", "learned", "rope"}) {
+    CAPTURE(positional);
+    auto model = seeded_model(positional);
+    Indices src = {{3, 4, 5, 6}}, swapped = {{4, 3, 5, 6}}, tgt = {{1, 7, 8}};
+    NoGradGuard no_grad;
+    CHECK(max_error(model->forward(swapped, tgt).value(), model->forward(src, tgt).value()) > 1e-4);
+  }
+}
+
+TEST_CASE("padded positions never change real positions, for every positional encoding") {
+  for (const std::string positional : {"sinusoidal", "learned", "rope"}) {
+    for (const bool tie : {false, true}) {
+      CAPTURE(positional);
+      CAPTURE(tie);
+      auto model = seeded_model(positional, tie);
+      NoGradGuard no_grad;
+      const Indices src = {{3, 4, 5, 6, 0, 0}, {7, 8, 0, 0, 0, 0}}, tgt = {{1, 5, 6, 0}, {1, 9, 0, 0}};
+      const Array before = model->forward(src, tgt).value();  // (B, T, V)
+      // A longer padded tail of the source, and other tokens after the target's end (causal).
+      const Indices src2 = {{3, 4, 5, 6, 0, 0, 0, 0}, {7, 8, 0, 0, 0, 0, 0, 0}};
+      const Indices tgt2 = {{1, 5, 6, 0}, {1, 9, 7, 4}};
+      const Array after = model->forward(src2, tgt2).value();
+      const std::size_t real_t[2] = {3, 2};
+      double worst = 0;
+      for (std::size_t b = 0; b < 2; ++b) {
+        for (std::size_t t = 0; t < real_t[b]; ++t) {
+          for (std::size_t v = 0; v < 13; ++v) worst = std::max(worst, double(std::abs(after(b, t, v) - before(b, t, v))));
+        }
+      }
+      CHECK(worst < 1e-5);
+      // Each row of the batch gives what it gives alone, unpadded.
+      const Array alone = model->forward(Indices{{7, 8}}, Indices{{1, 9}}).value();  // (1, 2, V)
+      for (std::size_t t = 0; t < 2; ++t) {
+        for (std::size_t v = 0; v < 13; ++v) CHECK(alone(0, t, v) == doctest::Approx(before(1, t, v)).epsilon(1e-5));
+      }
+    }
+  }
+}
+
+TEST_CASE("learned and rope: configuration JSON, checkpoints round trip, tied embeddings") {
+  for (const std::string positional : {"learned", "rope"}) {
+    for (const bool tie : {false, true}) {
+      CAPTURE(positional);
+      CAPTURE(tie);
+      auto model = seeded_model(positional, tie);
+      const std::string json = model->config().to_json();
+      CHECK(json.find(fmt::format("\"positional\":\"{}\"", positional)) != std::string::npos);
+      CHECK(TransformerConfig::from_json(json).positional == positional);
+      const auto path = (std::filesystem::temp_directory_path() / "xgrad_transformer_positions.safetensors").string();
+      save_model(*model, path);
+      auto loaded = load_model(path);
+      loaded->eval();
+      std::filesystem::remove(path);
+      CHECK(loaded->config().to_json() == json);
+      CHECK(loaded->named_parameters().size() == model->named_parameters().size());
+      if (tie) CHECK(&loaded->tgt_embed->weight.value() == &loaded->generator->weight.value());
+      Indices src = {{3, 4, 5, 0}}, tgt = {{1, 6, 7}};
+      CHECK(max_error(loaded->forward(src, tgt).value(), model->forward(src, tgt).value()) == 0.0);
+    }
+  }
+}
+
+TEST_CASE("positional: unknown kinds and widths the encoding cannot use throw") {
+  TransformerConfig c = TransformerConfig::preset("tiny", 9, 9);
+  c.positional = "alibi";
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("positional must be \"sinusoidal\", \"learned\" or \"rope\", got \"alibi\""),
+                       Error);
+  CHECK_THROWS_WITH_AS(TransformerConfig::from_json(R"({"src_vocab": 5, "tgt_vocab": 5, "positional": "relative"})"),
+                       doctest::Contains("got \"relative\""), Error);
+  CHECK_THROWS_WITH_AS(TransformerConfig::from_json(R"({"src_vocab": 5, "tgt_vocab": 5, "positional": 2})"),
+                       doctest::Contains("\"positional\" must be a string, got 2"), Error);
+  // RoPE rotates pairs of a head's features (even head width), the sinusoidal table pairs
+  // sin and cos (even d_model), a learned table needs neither.
+  c.d_model = 6, c.nhead = 2;
+  c.positional = "rope";
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("head width d_model / nhead = 3 must be even"), Error);
+  c.positional = "sinusoidal";
+  CHECK_NOTHROW(c.validate());
+  c.d_model = 9, c.nhead = 3;
+  CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("d_model 9 must be even for the sinusoidal table"), Error);
+  c.positional = "learned";
+  CHECK_NOTHROW(c.validate());
+  // Positions beyond max_len, from the start or from an offset.
+  auto model = seeded_model("learned");
+  CHECK_THROWS_WITH_AS(model->embed_target(Indices{{1, 2, 3}}, 10), doctest::Contains("positions 10 to 12 exceed max_len 12"),
+                       Error);
+  Indices long_src = Indices::from_shape({1, 13});
+  long_src.fill(3);
+  CHECK_THROWS_WITH_AS(seeded_model("rope")->encode(long_src), doctest::Contains("sequence length 13 exceeds max_len 12"), Error);
 }
