@@ -75,6 +75,7 @@ class SentencePieceTokenizer : public Tokenizer {
   /// model or its special ids are not the four above.
   static SentencePieceTokenizer from_serialized(const std::string& model_bytes);
 
+  /// Bytes that are not valid UTF-8 become unk_id, as unknown characters do.
   std::vector<std::int64_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<std::int64_t>& ids) const override;
   std::size_t vocab_size() const override;

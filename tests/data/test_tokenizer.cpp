@@ -302,11 +302,13 @@ TEST_CASE("SentencePieceTokenizer: trained in memory, it round-trips text and kn
   CHECK(tokenizer.decode(framed) == "the cat");
 }
 
-TEST_CASE("SentencePieceTokenizer: unknown characters become unk, decoded as U+2047") {
+TEST_CASE("SentencePieceTokenizer: unknown characters and invalid UTF-8 become unk, decoded as U+2047") {
   const SentencePieceTokenizer& tokenizer = trained();
   const Ids ids = tokenizer.encode("cat Z");
   CHECK(std::count(ids.begin(), ids.end(), Tokenizer::unk_id) == 1);
   CHECK(tokenizer.decode(ids) == "cat \xE2\x81\x87");
+  const Ids invalid = tokenizer.encode("cat \xFF");
+  CHECK(std::count(invalid.begin(), invalid.end(), Tokenizer::unk_id) == 1);
 }
 
 TEST_CASE("SentencePieceTokenizer: ids out of range are rejected") {
