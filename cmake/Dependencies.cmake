@@ -26,3 +26,13 @@ if(NOT XGRAD_CBLAS_INCLUDE_DIR OR NOT XGRAD_OPENBLAS_LIBRARY)
   message(FATAL_ERROR "OpenBLAS not found: install libopenblas-openmp-dev (scripts/packages.txt)")
 endif()
 message(STATUS "xgrad: OpenBLAS ${XGRAD_OPENBLAS_LIBRARY}")
+
+# SentencePiece (subword tokenizers): the processor library and the trainer, linked by full path
+# so that the installed package names them for its users too.
+find_path(XGRAD_SENTENCEPIECE_INCLUDE_DIR sentencepiece_processor.h)
+find_library(XGRAD_SENTENCEPIECE_LIBRARY NAMES sentencepiece)
+find_library(XGRAD_SENTENCEPIECE_TRAIN_LIBRARY NAMES sentencepiece_train)
+if(NOT XGRAD_SENTENCEPIECE_INCLUDE_DIR OR NOT XGRAD_SENTENCEPIECE_LIBRARY OR NOT XGRAD_SENTENCEPIECE_TRAIN_LIBRARY)
+  message(FATAL_ERROR "SentencePiece not found: install libsentencepiece-dev (scripts/packages.txt)")
+endif()
+message(STATUS "xgrad: SentencePiece ${XGRAD_SENTENCEPIECE_LIBRARY}")

@@ -31,7 +31,9 @@ struct Batch {
   std::size_t target_tokens = 0;  ///< non-pad ids in tgt_out (what the loss averages over)
 };
 
-/// Pads `pairs` (given by index into `data`) into a Batch with the ids above.
+/// Pads the pairs `rows` (indices into `data`) into a Batch with the ids above, S = longest
+/// source + 1, T = longest target + 1. Throws xgrad::Error on no rows, an index out of range or a
+/// pair with an empty side.
 Batch make_batch(const std::vector<EncodedPair>& data, const std::vector<std::size_t>& rows, std::int64_t pad_id,
                  std::int64_t bos_id, std::int64_t eos_id);
 
@@ -49,8 +51,8 @@ struct BatchSamplerOptions {
 /// order is shuffled. The epoch's batch list depends only on (data, options, epoch).
 class BatchSampler {
  public:
-  /// Keeps a reference to `data`, which must outlive the sampler. Throws on empty data or a zero
-  /// budget.
+  /// Keeps a reference to `data`, which must outlive the sampler. Throws xgrad::Error on empty
+  /// data, a zero budget or a pair with an empty source or target.
   BatchSampler(const std::vector<EncodedPair>& data, const BatchSamplerOptions& options);
 
   /// The next batch; after the last batch of an epoch comes the first of the next.
@@ -60,10 +62,14 @@ class BatchSampler {
   std::size_t position() const { return position_; }
   /// Batches in the current epoch.
   std::size_t batches_in_epoch() const { return batches_.size(); }
-  /// Moves to batch `position` of `epoch`, as if next() had been called that many times.
+  /// Moves to batch `position` of `epoch`, as if next() had been called that many times: with
+  /// the epoch() and position() of a sampler, a new one continues exactly where it stopped.
+  /// Every epoch has the same number of batches; a position past it throws xgrad::Error.
   void seek(std::size_t epoch, std::size_t position);
 
-  /// Every batch of one pass over the data in order, unshuffled (for evaluation).
+  /// Every pair exactly once, for evaluation: pairs sorted by length (shortest first, equal
+  /// lengths in data order), cut within the budget, never shuffled. Batch::rows tells where each
+  /// row's pair is in `data`, to put outputs back in data order.
   static std::vector<Batch> sequential(const std::vector<EncodedPair>& data, const BatchSamplerOptions& options);
 
  private:
