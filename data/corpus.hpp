@@ -18,10 +18,11 @@ struct CorpusReport {
   std::vector<std::size_t> first_skipped;  ///< 1-based numbers of the first (at most 5) skipped lines
 };
 
-/// Reads "source<TAB>target" lines (a trailing '\r' is dropped; text after a second tab belongs
-/// to the target). Malformed lines are skipped; when any were, one warning goes to `warnings`
-/// (if not null) naming the file, how many and the first line numbers with the reason.
-/// Throws xgrad::Error naming the file when it cannot be opened or has no usable line.
+/// Reads "source<TAB>target" lines (a trailing '\r' is dropped, and so is a byte-order mark opening
+/// the file; text after a second tab belongs to the target). Malformed lines are skipped; when any
+/// were, one warning goes to `warnings` (if not null) naming the file, how many and the first line
+/// numbers with the reason. Throws xgrad::Error naming the file when it cannot be opened or has
+/// no usable line.
 std::vector<Example> read_tsv(const std::string& path, std::ostream* warnings, CorpusReport* report = nullptr);
 
 /// True when `text` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
