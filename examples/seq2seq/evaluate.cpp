@@ -19,10 +19,11 @@ using xgrad::data::Tokenizer;
 
 namespace {
 
-/// The longest output allowed for a source of `source_length` tokens: twice as long plus some
-/// slack, within the model's positions.
-std::size_t output_limit(const xgrad::models::Transformer& model, std::size_t source_length) {
-  return std::min(model.config().max_len, 2 * source_length + 16);
+/// The longest output allowed for a source of `source_length` tokens: the given limit, or twice
+/// as long plus some slack; within the model's positions.
+std::size_t output_limit(const xgrad::models::Transformer& model, std::size_t source_length,
+                         std::size_t max_output) {
+  return std::min(model.config().max_len, max_output > 0 ? max_output : 2 * source_length + 16);
 }
 
 /// Rows `rows` of `sources` as (R, S): ids, EOS, then padding.
@@ -73,7 +74,7 @@ std::vector<std::string> translate(const xgrad::models::Transformer& model, cons
     while (end < order.size() && (end - begin + 1) * (encoded[order[end]].size() + 1) <= settings.batch_tokens) ++end;
     const std::vector<std::size_t> rows(order.begin() + begin, order.begin() + end);
     const Indices src = source_batch(encoded, rows);
-    const std::size_t limit = output_limit(model, src.shape(1));
+    const std::size_t limit = output_limit(model, src.shape(1), settings.max_output);
     if (settings.beam <= 1) {
       const Indices out_ids = xgrad::models::greedy_decode(model, src, Tokenizer::bos_id, Tokenizer::eos_id, limit,
                                                            settings.kv_cache);
@@ -151,7 +152,12 @@ Scores evaluate(const xgrad::models::Transformer& model, const Tokenizer& tokeni
   if (n > 0) {
     std::vector<std::string> sources(n), references(n);
     for (std::size_t i = 0; i < n; ++i) sources[i] = pairs[i].source, references[i] = pairs[i].target;
-    const std::vector<std::string> hypotheses = translate(model, tokenizer, sources, decoding);
+    // No hypothesis much longer than the longest reference can score: stop decoding there.
+    DecodeSettings bounded = decoding;
+    std::size_t longest = 0;
+    for (const xgrad::data::EncodedPair& pair : encoded) longest = std::max(longest, pair.target.size());
+    bounded.max_output = longest + 8;
+    const std::vector<std::string> hypotheses = translate(model, tokenizer, sources, bounded);
     scores.decoded = n;
     scores.exact_match = xgrad::data::exact_match(hypotheses, references);
     scores.bleu = xgrad::data::corpus_bleu(hypotheses, references);

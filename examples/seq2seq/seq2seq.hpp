@@ -116,6 +116,7 @@ struct DecodeSettings {
   bool kv_cache = true;
   float length_penalty = 0.6f;
   std::size_t batch_tokens = 4096;
+  std::size_t max_output = 0;  // longest output in tokens; 0: twice the source's plus 16
 };
 
 /// Translates sentences (batched by length; order kept). A sentence that is empty or too long

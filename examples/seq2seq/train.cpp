@@ -194,10 +194,11 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     save_checkpoint(s.run_dir, *model, *tokenizer, state, is_best);
   };
 
+  // Training time: what earlier processes of this run spent, plus this one's.
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
-  auto elapsed = [&] { return state.elapsed_seconds + std::chrono::duration<double>(Clock::now() - start).count(); };
   const double previous_elapsed = state.elapsed_seconds;
+  auto elapsed = [&] { return previous_elapsed + std::chrono::duration<double>(Clock::now() - start).count(); };
 
   xgrad::utils::ProgressBar bar(s.steps, "train");
   bar.set_unit_name("tok");
