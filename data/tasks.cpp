@@ -28,6 +28,7 @@ const std::vector<TaskEntry>& task_entries() {
       {"sort", detail::draw_sort_example, detail::letters_source_capacity},
       {"copy", detail::draw_copy_example, detail::letters_source_capacity},
       {"add", detail::draw_add_example, detail::add_source_capacity},
+      {"numbers", detail::draw_numbers_example, detail::numbers_source_capacity},
   };
   return entries;
 }

@@ -9,6 +9,8 @@
 //   sort     a string of 4..12 lower-case letters -> its letters in ascending order
 //   copy     a string of 4..12 lower-case letters -> itself
 //   add      two numbers of 1..5 digits: "123+4567" -> "4690"
+//   numbers  a number below a million in English words -> its digits
+//            ("three hundred forty-two thousand five hundred six" -> "342506")
 #pragma once
 
 #include <cstddef>
@@ -38,7 +40,7 @@ struct TaskSizes {
   std::size_t test = 1000;
 };
 
-/// The names make_task() accepts: "dates", "reverse", "sort", "copy", "add".
+/// The names make_task() accepts: "dates", "reverse", "sort", "copy", "add", "numbers".
 const std::vector<std::string>& task_names();
 
 /// Generates a task's splits from `seed`: the same seed gives the same splits on every machine

@@ -19,13 +19,20 @@ constexpr int max_letters = 12;
 /// those with that many digits (no leading zeros; 0 is the one-digit zero).
 constexpr int max_add_digits = 5;
 
+/// Numbers of the numbers task: 0..max_number, written in English words.
+constexpr std::uint64_t max_number = 999'999;
+/// "three hundred forty-two thousand five hundred six" for 342506 (no "and", hyphenated tens).
+std::string number_words(std::uint64_t n);
+
 Example draw_reverse_example(Generator& generator);
 Example draw_sort_example(Generator& generator);
 Example draw_copy_example(Generator& generator);
 Example draw_add_example(Generator& generator);
+Example draw_numbers_example(Generator& generator);
 /// How many distinct sources each can produce.
 std::uint64_t letters_source_capacity();
 std::uint64_t add_source_capacity();
+std::uint64_t numbers_source_capacity();
 
 using ExampleDrawer = std::function<Example(Generator&)>;
 

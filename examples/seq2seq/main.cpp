@@ -4,6 +4,7 @@
 //   seq2seq train --resume DIR
 //   seq2seq eval --model DIR [--test FILE | --split test]
 //   seq2seq translate --model DIR [--beam K] [--kv-cache on|off]    (sentences on stdin)
+//   seq2seq export --task numbers --out DIR                          (a task as TSV files)
 //   seq2seq dump --model M.safetensors --batch B.safetensors --out O.safetensors
 #include "seq2seq.hpp"
 
@@ -39,8 +40,8 @@ int main(int argc, char** argv) {
   CLI::App* train_command = app.add_subcommand("train", "train a model (the paper's recipe by default)");
   auto& data = train.data;
   auto& model = train.model;
-  train_command->add_option("--task", data.task, "built-in task: dates, reverse, sort, copy, add")
-      ->check(CLI::IsMember({"dates", "reverse", "sort", "copy", "add"}));
+  train_command->add_option("--task", data.task, "built-in task: dates, reverse, sort, copy, add, numbers")
+      ->check(CLI::IsMember(xgrad::data::task_names()));
   train_command->add_option("--data-seed", data.data_seed, "seed of the built-in task's data");
   train_command->add_option("--train-size", data.sizes.train, "training pairs of a built-in task");
   train_command->add_option("--valid-size", data.sizes.valid, "validation pairs of a built-in task");
@@ -107,6 +108,18 @@ int main(int argc, char** argv) {
   translate_command->add_option("--model", model_path, "checkpoint or run folder")->required();
   add_decoding_flags(translate_command, decoding, kv_cache);
 
+  // export
+  seq2seq::DataSettings export_data;
+  std::string export_dir;
+  CLI::App* export_command = app.add_subcommand("export", "write a built-in task's splits as TSV corpus files");
+  export_command->add_option("--task", export_data.task, "built-in task")
+      ->check(CLI::IsMember(xgrad::data::task_names()));
+  export_command->add_option("--data-seed", export_data.data_seed, "seed of the task's data");
+  export_command->add_option("--train-size", export_data.sizes.train, "training pairs");
+  export_command->add_option("--valid-size", export_data.sizes.valid, "validation pairs");
+  export_command->add_option("--test-size", export_data.sizes.test, "test pairs");
+  export_command->add_option("--out", export_dir, "folder for train.tsv, valid.tsv and test.tsv")->required();
+
   // dump
   std::string batch_path, out_path;
   CLI::App* dump_command = app.add_subcommand("dump", "logits, loss and every parameter's gradient on one batch");
@@ -132,6 +145,7 @@ int main(int argc, char** argv) {
     if (*train_command) return seq2seq::train_command(train, resume, steps, max_minutes);
     if (*eval_command) return seq2seq::eval_command(model_path, test_file, split, decoding, limit);
     if (*translate_command) return seq2seq::translate_command(model_path, decoding);
+    if (*export_command) return seq2seq::export_command(export_data, export_dir);
     if (*dump_command) return seq2seq::dump_command(model_path, batch_path, out_path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "seq2seq: %s\n", e.what());

@@ -148,5 +148,7 @@ int train_command(TrainSettings settings, const std::string& resume_dir, std::op
 int eval_command(const std::string& model_path, const std::string& test_file, const std::string& split,
                  const DecodeSettings& decoding, std::size_t limit);
 int translate_command(const std::string& model_path, const DecodeSettings& decoding);
+/// Writes a built-in task's splits to out_dir/{train,valid,test}.tsv.
+int export_command(const DataSettings& data, const std::string& out_dir);
 
 }  // namespace seq2seq

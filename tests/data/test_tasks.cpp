@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <optional>
+#include <sstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -74,7 +77,7 @@ Example draw_one_of_three(Generator& generator) {
 }  // namespace
 
 TEST_CASE("the task names") {
-  CHECK(task_names() == std::vector<std::string>{"dates", "reverse", "sort", "copy", "add"});
+  CHECK(task_names() == std::vector<std::string>{"dates", "reverse", "sort", "copy", "add", "numbers"});
 }
 
 TEST_CASE("an unknown task names the valid ones") {
@@ -183,4 +186,54 @@ TEST_CASE("a space smaller than its bound stops after a budget of draws") {
                        xgrad::Error);
   CHECK_THROWS_WITH_AS(detail::draw_disjoint_splits("abc", draw_one_of_three, 3, 0, {2, 1, 1}),
                        doctest::Contains("task 'abc' has at most 3 distinct sources"), xgrad::Error);
+}
+
+namespace {
+/// Reads English number words back, independently of the generator: units and tens add up,
+/// "hundred" multiplies the group so far, "thousand" closes the thousands.
+std::optional<std::uint64_t> parse_number_words(const std::string& text) {
+  static const std::map<std::string, std::uint64_t> values = {
+      {"zero", 0},     {"one", 1},        {"two", 2},       {"three", 3},     {"four", 4},      {"five", 5},
+      {"six", 6},      {"seven", 7},      {"eight", 8},     {"nine", 9},      {"ten", 10},      {"eleven", 11},
+      {"twelve", 12},  {"thirteen", 13},  {"fourteen", 14}, {"fifteen", 15},  {"sixteen", 16},  {"seventeen", 17},
+      {"eighteen", 18}, {"nineteen", 19}, {"twenty", 20},   {"thirty", 30},   {"forty", 40},    {"fifty", 50},
+      {"sixty", 60},   {"seventy", 70},   {"eighty", 80},   {"ninety", 90}};
+  std::uint64_t total = 0, group = 0;
+  std::string word;
+  std::istringstream in(text);
+  while (in >> word) {
+    if (word == "hundred") group *= 100;
+    else if (word == "thousand") total += group * 1000, group = 0;
+    else {
+      std::size_t dash = word.find('-');
+      const std::string first = word.substr(0, dash);
+      if (!values.count(first)) return std::nullopt;
+      group += values.at(first);
+      if (dash != std::string::npos) {
+        const std::string second = word.substr(dash + 1);
+        if (!values.count(second)) return std::nullopt;
+        group += values.at(second);
+      }
+    }
+  }
+  return total + group;
+}
+}  // namespace
+
+TEST_CASE("numbers: English words below a million -> digits") {
+  CHECK(detail::number_words(0) == "zero");
+  CHECK(detail::number_words(15) == "fifteen");
+  CHECK(detail::number_words(342506) == "three hundred forty-two thousand five hundred six");
+  CHECK(detail::number_words(1000) == "one thousand");
+  CHECK(detail::number_words(100010) == "one hundred thousand ten");
+  CHECK(detail::number_words(999999) == "nine hundred ninety-nine thousand nine hundred ninety-nine");
+  CHECK_THROWS_WITH_AS(detail::number_words(1000000), doctest::Contains("1000000 is above 999999"), Error);
+  std::set<std::size_t> lengths;
+  for (const Example& example : all_examples(make_task("numbers", 6, kSmall))) {
+    const std::optional<std::uint64_t> value = parse_number_words(example.source);
+    if (!value) FAIL("source '", example.source, "' has a word that is not a number word");
+    CHECK(example.target == std::to_string(*value));
+    lengths.insert(example.target.size());
+  }
+  CHECK(lengths == std::set<std::size_t>{1, 2, 3, 4, 5, 6});
 }

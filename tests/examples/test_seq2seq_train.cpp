@@ -145,6 +145,8 @@ TEST_CASE("seq2seq train saves a checkpoint on Ctrl-C and resumes from it") {
   const fs::path dir = scratch("interrupt");
   const std::string command = std::string(XGRAD_BIN_DIR) + "/seq2seq";
   const std::string run_dir = (dir / "run").string();
+  std::fflush(stdout);  // or the child would write doctest's buffered output a second time
+  std::fflush(stderr);
   const pid_t child = fork();
   REQUIRE(child >= 0);
   if (child == 0) {
@@ -224,5 +226,38 @@ TEST_CASE("seq2seq: bad input gives a clear message and a non-zero exit code") {
       run("train --train " + tsv.string() + " --valid " + tsv.string() + " --run-dir " + (dir / "r2").string());
   CHECK(unusable.status == 1);
   CHECK(unusable.output.find("pairs.tsv") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("seq2seq on a TSV corpus with SentencePiece subwords: export, train, eval, translate") {
+  const fs::path dir = scratch("spm");
+  const Result exported = run("export --task numbers --train-size 1500 --valid-size 30 --test-size 30 --out " +
+                              (dir / "corpus").string());
+  INFO(exported.output);
+  REQUIRE(exported.status == 0);
+  std::ifstream first_line(dir / "corpus" / "train.tsv");
+  std::string line;
+  REQUIRE(std::getline(first_line, line));
+  CHECK(line.find('\t') != std::string::npos);
+
+  const fs::path run_dir = dir / "run";
+  const Result trained =
+      run("train --train " + (dir / "corpus" / "train.tsv").string() + " --valid " +
+          (dir / "corpus" / "valid.tsv").string() + " --test " + (dir / "corpus" / "test.tsv").string() +
+          " --spm-vocab 80 --d-model 32 --heads 2 --layers 1 --ff 64 --steps 4 --valid-every 2 --threads 1 "
+          "--run-dir " + run_dir.string());
+  INFO(trained.output);
+  REQUIRE(trained.status == 0);
+  CHECK(trained.output.find("vocabulary 80 (sentencepiece)") != std::string::npos);
+  CHECK(trained.output.find("test (30 pairs") != std::string::npos);
+  CHECK(fs::exists(run_dir / "last" / "spm.model"));
+
+  const Result scored = run("eval --model " + run_dir.string() + " --test " + (dir / "corpus" / "test.tsv").string());
+  INFO(scored.output);
+  CHECK(scored.status == 0);
+  CHECK(scored.output.find("30 pairs") != std::string::npos);
+  const Result translated = run("translate --model " + run_dir.string(), "forty-two\nseven hundred\n");
+  INFO(translated.output);
+  CHECK(translated.status == 0);
   fs::remove_all(dir);
 }
