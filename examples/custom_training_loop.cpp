@@ -8,6 +8,8 @@
 #include <xgrad/data/tasks.hpp>
 #include <xgrad/data/tokenizer.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -22,7 +24,8 @@ double exact_match(const models::Transformer& model, const Tokenizer& tokenizer,
   for (std::size_t i = 0; i < n; ++i) {
     std::vector<std::int64_t> ids = tokenizer.encode(pairs[i].source);
     ids.push_back(Tokenizer::eos_id);
-    Indices src = xt::adapt(ids, {std::size_t(1), ids.size()});  // (1, S)
+    Indices src = Indices::from_shape({1, ids.size()});  // (1, S)
+    std::copy(ids.begin(), ids.end(), src.begin());
     Indices out = models::greedy_decode(model, src, Tokenizer::bos_id, Tokenizer::eos_id, ids.size() + 2);
     std::vector<std::int64_t> tokens(out.begin(), out.end());
     correct += tokenizer.decode(tokens) == pairs[i].target;  // decode drops EOS and padding
@@ -31,7 +34,7 @@ double exact_match(const models::Transformer& model, const Tokenizer& tokenizer,
 }
 
 int main(int argc, char** argv) {
-  const int steps = argc > 1 ? std::stoi(argv[1]) : 600;
+  const int steps = argc > 1 ? std::stoi(argv[1]) : 1000;
   const std::string checkpoint = argc > 2 ? argv[2] : "reverse.safetensors";
   manual_seed(0);
 
@@ -55,10 +58,14 @@ int main(int argc, char** argv) {
                                                                        tokenizer.vocab_size());
   config.dropout = 0.f;
   models::Transformer model(config);
+  // Embeddings ~ N(0, 1/D), so that embedding * sqrt(D) is on the scale of the positional
+  // encodings (torch.nn.Embedding's N(0, 1) would drown them).
+  nn::init::normal_(model.src_embed->weight, 0.0, 1.0 / std::sqrt(double(config.d_model)));
+  nn::init::normal_(model.tgt_embed->weight, 0.0, 1.0 / std::sqrt(double(config.d_model)));
 
   // The paper's optimizer and schedule: Adam(0.9, 0.98, 1e-9), warmup then 1/sqrt(step).
   optim::Adam adam(model.parameters(), optim::AdamOptions(1.0).betas({0.9, 0.98}).eps(1e-9));
-  optim::NoamLR schedule(adam, static_cast<std::int64_t>(config.d_model), /*warmup_steps=*/200, /*factor=*/2.0);
+  optim::NoamLR schedule(adam, static_cast<std::int64_t>(config.d_model), /*warmup_steps=*/400, /*factor=*/0.7);
 
   double accuracy = 0;
   for (int step = 1; step <= steps; ++step) {

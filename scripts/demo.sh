@@ -10,9 +10,8 @@ bin="${XGRAD_BUILD_DIR:-$root/build}/bin"
 run="${XGRAD_DEMO_RUN:-$root/runs/demo-dates}"
 
 rm -rf "$run"  # the demo's own folder: start afresh each time
-"$bin/seq2seq" train --task dates --run-dir "$run" --max-minutes 5 --stop-at 0.995 \
-  --model tiny --d-model 128 --heads 4 --ff 512 --batch-tokens 6000 --warmup 400 --lr-factor 2 \
-  --valid-every 250 --valid-decode 500 "$@"
+"$bin/seq2seq" train --task dates --run-dir "$run" --max-minutes 5 --stop-at 0.998 \
+  --warmup 400 --lr-factor 0.7 --batch-tokens 1500 --valid-every 400 --valid-decode 500 "$@"
 
 echo
 echo "== the test split, scored with the best checkpoint (beam 4)"
@@ -23,10 +22,12 @@ samples=(
   "Wed, Mar 3 '21"
   "03/03/2021"
   "March the third, twenty twenty-one"
-  "the 14th of July, 1989"
+  "14th of July 1989"
   "Friday, December 31, 1999"
   "1 January 2000"
-  "29.02.2024"
+  "29.2.2024"
+  "the twenty-first of June 1975"
+  "12NOV99"
 )
 echo
 echo "== translations (greedy | beam 4)"

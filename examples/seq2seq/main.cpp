@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
   train_command->add_option("--stop-at", train.stop_at, "stop once the best metric reaches this on validation");
   train_command->add_option("--seed", train.seed, "seed of initialisation, dropout and batch order");
   train_command->add_option("--threads", train.threads, "threads (0: every core)");
+  train_command->add_option("--embedding-init", train.embedding_init,
+                            "scaled: N(0, 1/d_model), so embeddings * sqrt(d_model) match the positions' scale; "
+                            "unit: N(0, 1) as torch.nn.Embedding")
+      ->check(CLI::IsMember({"scaled", "unit"}));
 
   // eval
   std::string model_path, test_file, split = "test", kv_cache = "on";

@@ -65,6 +65,10 @@ struct TrainSettings {
   double stop_at = 0.0;            // > 0: stop once best_metric reaches it on validation
   std::uint64_t seed = 1;
   int threads = 0;  // 0: every core
+  // "scaled": embeddings drawn from N(0, 1/D), so that embed * sqrt(D) has unit variance, the
+  // scale of the positional encodings (as tensor2tensor and fairseq); "unit": N(0, 1), as
+  // torch.nn.Embedding, which leaves positions 1/sqrt(D) as loud as the tokens.
+  std::string embedding_init = "scaled";
 
   Json to_json() const;
   static TrainSettings from_json(const Json& j);

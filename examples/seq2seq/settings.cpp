@@ -81,7 +81,8 @@ Json TrainSettings::to_json() const {
           {"best_metric", best_metric},
           {"stop_at", stop_at},
           {"seed", seed},
-          {"threads", threads}};
+          {"threads", threads},
+          {"embedding_init", embedding_init}};
 }
 
 TrainSettings TrainSettings::from_json(const Json& j) {
@@ -129,6 +130,7 @@ TrainSettings TrainSettings::from_json(const Json& j) {
     take(j, "stop_at", s.stop_at);
     take(j, "seed", s.seed);
     take(j, "threads", s.threads);
+    take(j, "embedding_init", s.embedding_init);
   } catch (const Json::exception& e) {
     throw xgrad::Error(fmt::format("args.json: {}", e.what()));
   }

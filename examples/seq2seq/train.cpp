@@ -4,6 +4,7 @@
 #include "seq2seq.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/autograd.hpp>
+#include <xgrad/nn/init.hpp>
 #include <xgrad/nn/safetensors.hpp>
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/utils/atomic_file.hpp>
@@ -137,6 +139,13 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   }
   const xgrad::models::TransformerConfig config = s.model.config(tokenizer->vocab_size());
   auto model = std::make_shared<xgrad::models::Transformer>(config);
+  if (s.embedding_init == "scaled") {
+    const double std = 1.0 / std::sqrt(double(config.d_model));
+    xgrad::nn::init::normal_(model->src_embed->weight, 0.0, std);
+    if (!config.tie_embeddings) xgrad::nn::init::normal_(model->tgt_embed->weight, 0.0, std);
+  } else if (s.embedding_init != "unit") {
+    throw Error(fmt::format("--embedding-init must be scaled or unit, not '{}'", s.embedding_init));
+  }
   const auto train_pairs = encode_pairs(*tokenizer, splits.train, config.max_len, "training");
 
   xgrad::optim::Adam optimizer(model->parameters(),
@@ -262,7 +271,9 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     if (grad_norm >= 0) line["grad_norm"] = grad_norm;
     log(line);
     bar.update(static_cast<std::size_t>(state.step),
-               fmt::format("epoch {} loss {:.3f} lr {:.2e}", sampler.epoch() + 1, loss, lr), double(tokens));
+               fmt::format("epoch {} ({:.0f}%) loss {:.3f} lr {:.2e}", sampler.epoch() + 1,
+                           100.0 * double(sampler.position()) / double(sampler.batches_in_epoch()), loss, lr),
+               double(tokens));
     validated = false;
     if (state.step % static_cast<std::int64_t>(s.valid_every) == 0) {
       validated = true;
