@@ -119,7 +119,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     throw Error(fmt::format("'{}' already holds a run: continue it with --resume {} or choose another --run-dir",
                             s.run_dir, s.run_dir));
   }
-  if (s.best_metric.empty()) s.best_metric = s.data.user_corpus() ? "bleu" : "exact_match";
+  if (s.best_metric.empty()) s.best_metric = s.data.user_corpus() ? "chrf" : "exact_match";
   if (s.accumulate == 0) throw Error("--accumulate must be at least 1");
   if (s.valid_every == 0) throw Error("--valid-every must be at least 1");
   Scores{}.metric(s.best_metric);  // rejects an unknown name before any work
