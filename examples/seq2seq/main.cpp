@@ -87,7 +87,9 @@ int main(int argc, char** argv) {
                                                                   "and chrF");
   train_command->add_option("--best-metric", train.best_metric, "exact_match, bleu, chrf or loss")
       ->check(CLI::IsMember({"exact_match", "bleu", "chrf", "loss"}));
-  train_command->add_option("--stop-at", train.stop_at, "stop once the best metric reaches this on validation (exact_match in 0..1, bleu and chrf in 0..100)");
+  train_command->add_option("--stop-at", train.stop_at,
+                            "stop once the best metric reaches this on validation (exact_match in 0..1, bleu and "
+                            "chrf in 0..100)");
   train_command->add_option("--seed", train.seed, "seed of initialisation, dropout and batch order");
   train_command->add_option("--threads", train.threads, "threads (0: every core)");
   train_command->add_option("--embedding-init", train.embedding_init,
