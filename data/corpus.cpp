@@ -1,5 +1,6 @@
 // Parallel corpora from "source<TAB>target" files, and the strict UTF-8 check they pass through.
 #include <xgrad/data/corpus.hpp>
+#include <xgrad/data/utf8.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -70,34 +71,11 @@ std::vector<Example> read_tsv(const std::string& path, std::ostream* warnings, C
   return examples;
 }
 
-// Decodes each sequence and rejects what the standard forbids: stray continuation bytes, short
-// sequences, overlong forms, surrogates and code points above U+10FFFF.
 bool valid_utf8(const std::string& text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    int continuation;
-    char32_t code_point, smallest;
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    } else if ((lead & 0xE0) == 0xC0) {
-      continuation = 1, code_point = lead & 0x1F, smallest = 0x80;
-    } else if ((lead & 0xF0) == 0xE0) {
-      continuation = 2, code_point = lead & 0x0F, smallest = 0x800;
-    } else if ((lead & 0xF8) == 0xF0) {
-      continuation = 3, code_point = lead & 0x07, smallest = 0x10000;
-    } else {
-      return false;  // a continuation byte where a character should start, or 0xF8..0xFF
-    }
-    if (text.size() - i - 1 < static_cast<std::size_t>(continuation)) return false;
-    for (int k = 1; k <= continuation; ++k) {
-      const auto byte = static_cast<unsigned char>(text[i + k]);
-      if ((byte & 0xC0) != 0x80) return false;
-      code_point = (code_point << 6) | (byte & 0x3F);
-    }
-    if (code_point < smallest || code_point > 0x10FFFF || (code_point >= 0xD800 && code_point <= 0xDFFF)) return false;
-    i += 1 + continuation;
+  for (std::size_t i = 0; i < text.size();) {
+    const Utf8Char c = decode_utf8_char(text, i);
+    if (c.problem != Utf8Char::Problem::none) return false;
+    i += c.length;
   }
   return true;
 }

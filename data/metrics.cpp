@@ -1,5 +1,6 @@
 // BLEU, chrF and exact match over UTF-8 text, with sacreBLEU's definitions and tokenization.
 #include <xgrad/data/metrics.hpp>
+#include <xgrad/data/utf8.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -94,25 +95,10 @@ std::u32string decode_utf8(std::string_view text) {
   std::u32string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {
-    const unsigned char b0 = static_cast<unsigned char>(text[i]);
-    const std::size_t length = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 0;
-    char32_t code = length == 1 ? b0 : length == 2 ? (b0 & 0x1F) : length == 3 ? (b0 & 0x0F) : (b0 & 0x07);
-    bool valid = length > 0 && i + length <= text.size();
-    for (std::size_t k = 1; valid && k < length; ++k) {
-      const unsigned char b = static_cast<unsigned char>(text[i + k]);
-      valid = (b & 0xC0) == 0x80;
-      code = (code << 6) | (b & 0x3F);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are invalid too.
-    static constexpr char32_t kSmallest[] = {0, 0, 0x80, 0x800, 0x10000};
-    valid = valid && code >= kSmallest[length] && code <= 0x10FFFF && !(code >= 0xD800 && code <= 0xDFFF);
-    if (valid) {
-      out += code;
-      i += length;
-    } else {
-      out += static_cast<char32_t>(0xDC00 + b0);
-      i += 1;
-    }
+    const Utf8Char c = decode_utf8_char(text, i);
+    if (c.problem == Utf8Char::Problem::none) out += c.code_point;
+    else out += static_cast<char32_t>(0xDC00 + static_cast<unsigned char>(text[i]));
+    i += c.length;
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // CharTokenizer (one id per Unicode code point) and load_tokenizer, which reads back what either
 // tokenizer's save() wrote: tokenizer.json names the kind, plus spm.model for SentencePiece.
 #include <xgrad/data/tokenizer.hpp>
+#include <xgrad/data/utf8.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -25,68 +26,20 @@ const char* const kSpecialNames[] = {"<pad>", "<bos>", "<eos>", "<unk>"};
 
 bool is_scalar_value(char32_t c) { return c <= 0x10FFFF && !(c >= 0xD800 && c <= 0xDFFF); }
 
-/// The code points of UTF-8 `text`. Overlong forms, surrogates, values above U+10FFFF and
-/// truncated sequences throw xgrad::Error starting with `context` and naming the byte offset.
+/// The code points of UTF-8 `text`; invalid UTF-8 throws xgrad::Error starting with `context`
+/// and naming the byte offset.
 std::vector<char32_t> decode_utf8(const std::string& text, const std::string& context) {
   std::vector<char32_t> out;
   out.reserve(text.size());
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const unsigned char lead = byte(i);
-    std::size_t length = 0;
-    char32_t c = 0, least = 0;
-    if (lead < 0x80) {
-      out.push_back(lead);
-      ++i;
-      continue;
-    } else if ((lead & 0xE0) == 0xC0) {
-      length = 2, c = lead & 0x1F, least = 0x80;
-    } else if ((lead & 0xF0) == 0xE0) {
-      length = 3, c = lead & 0x0F, least = 0x800;
-    } else if ((lead & 0xF8) == 0xF0) {
-      length = 4, c = lead & 0x07, least = 0x10000;
-    } else {
-      throw Error(fmt::format("{}: invalid UTF-8 at byte {}: 0x{:02x} cannot start a character", context, i, lead));
+  for (std::size_t i = 0; i < text.size();) {
+    const Utf8Char c = decode_utf8_char(text, i);
+    if (c.problem != Utf8Char::Problem::none) {
+      throw Error(fmt::format("{}: {}", context, describe_utf8_problem(text, c)));
     }
-    if (i + length > text.size()) {
-      throw Error(fmt::format("{}: invalid UTF-8 at byte {}: the text ends inside a {}-byte character", context, i,
-                              length));
-    }
-    for (std::size_t k = 1; k < length; ++k) {
-      if ((byte(i + k) & 0xC0) != 0x80) {
-        throw Error(fmt::format("{}: invalid UTF-8 at byte {}: 0x{:02x} is not a continuation byte", context, i + k,
-                                byte(i + k)));
-      }
-      c = (c << 6) | (byte(i + k) & 0x3F);
-    }
-    if (c < least) throw Error(fmt::format("{}: invalid UTF-8 at byte {}: overlong encoding", context, i));
-    if (!is_scalar_value(c)) {
-      throw Error(fmt::format("{}: invalid UTF-8 at byte {}: U+{:04X} is not a Unicode scalar value", context, i,
-                              static_cast<std::uint32_t>(c)));
-    }
-    out.push_back(c);
-    i += length;
+    out.push_back(c.code_point);
+    i += c.length;
   }
   return out;
-}
-
-void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
 }
 
 std::string read_whole_file(const std::string& path) {

@@ -25,6 +25,16 @@ void add_decoding_flags(CLI::App* command, seq2seq::DecodeSettings& decoding, st
       ->check(CLI::PositiveNumber);
 }
 
+/// Flags that choose a built-in task and the sizes of its splits.
+void add_task_flags(CLI::App* command, seq2seq::DataSettings& data) {
+  command->add_option("--task", data.task, "built-in task: dates, reverse, sort, copy, add, numbers")
+      ->check(CLI::IsMember(xgrad::data::task_names()));
+  command->add_option("--data-seed", data.data_seed, "seed of the built-in task's data");
+  command->add_option("--train-size", data.sizes.train, "training pairs of a built-in task");
+  command->add_option("--valid-size", data.sizes.valid, "validation pairs of a built-in task");
+  command->add_option("--test-size", data.sizes.test, "test pairs of a built-in task");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,12 +50,7 @@ int main(int argc, char** argv) {
   CLI::App* train_command = app.add_subcommand("train", "train a model (the paper's recipe by default)");
   auto& data = train.data;
   auto& model = train.model;
-  train_command->add_option("--task", data.task, "built-in task: dates, reverse, sort, copy, add, numbers")
-      ->check(CLI::IsMember(xgrad::data::task_names()));
-  train_command->add_option("--data-seed", data.data_seed, "seed of the built-in task's data");
-  train_command->add_option("--train-size", data.sizes.train, "training pairs of a built-in task");
-  train_command->add_option("--valid-size", data.sizes.valid, "validation pairs of a built-in task");
-  train_command->add_option("--test-size", data.sizes.test, "test pairs of a built-in task");
+  add_task_flags(train_command, data);
   CLI::Option* train_file =
       train_command->add_option("--train", data.train_file, "training corpus: UTF-8 lines source<TAB>target");
   train_command->add_option("--valid", data.valid_file, "validation corpus (same format)")->needs(train_file);
@@ -118,12 +123,7 @@ int main(int argc, char** argv) {
   seq2seq::DataSettings export_data;
   std::string export_dir;
   CLI::App* export_command = app.add_subcommand("export", "write a built-in task's splits as TSV corpus files");
-  export_command->add_option("--task", export_data.task, "built-in task")
-      ->check(CLI::IsMember(xgrad::data::task_names()));
-  export_command->add_option("--data-seed", export_data.data_seed, "seed of the task's data");
-  export_command->add_option("--train-size", export_data.sizes.train, "training pairs");
-  export_command->add_option("--valid-size", export_data.sizes.valid, "validation pairs");
-  export_command->add_option("--test-size", export_data.sizes.test, "test pairs");
+  add_task_flags(export_command, export_data);
   export_command->add_option("--out", export_dir, "folder for train.tsv, valid.tsv and test.tsv")->required();
 
   // dump
