@@ -113,6 +113,26 @@ TEST_CASE("seq2seq train writes a run folder that eval and translate use") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("seq2seq train: gradient accumulation and clipping") {
+  const fs::path dir = scratch("accumulate");
+  auto first_step = [&](const std::string& flags, const std::string& name) {
+    const Result trained = run(kSmallRun + " --steps 1 --test-size 0 " + flags + " --run-dir " + (dir / name).string());
+    INFO(trained.output);
+    REQUIRE(trained.status == 0);
+    std::ifstream in(dir / name / "metrics.jsonl");
+    std::string line;
+    REQUIRE(std::getline(in, line));
+    return nlohmann::json::parse(line);
+  };
+  const auto one = first_step("", "one");
+  const auto two = first_step("--accumulate 3 --clip-norm 0.5", "two");
+  // Three batches make one step: more tokens than the first batch alone.
+  CHECK(two.at("tokens").get<long>() > one.at("tokens").get<long>());
+  CHECK_FALSE(one.contains("grad_norm"));
+  CHECK(two.at("grad_norm").get<double>() > 0);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("seq2seq train --resume continues bit-identically") {
   const fs::path dir = scratch("resume");
   const Result whole = run(kSmallRun + " --steps 10 --run-dir " + (dir / "whole").string());
