@@ -116,7 +116,7 @@ TEST_CASE("seq2seq train writes a run folder that eval and translate use") {
 TEST_CASE("seq2seq train: gradient accumulation and clipping") {
   const fs::path dir = scratch("accumulate");
   auto first_step = [&](const std::string& flags, const std::string& name) {
-    const Result trained = run(kSmallRun + " --steps 1 --test-size 0 " + flags + " --run-dir " + (dir / name).string());
+    const Result trained = run(kSmallRun + " --steps 1 " + flags + " --run-dir " + (dir / name).string());
     INFO(trained.output);
     REQUIRE(trained.status == 0);
     std::ifstream in(dir / name / "metrics.jsonl");
