@@ -63,6 +63,47 @@ TEST_CASE("linear: values, gradcheck with and without bias, any leading axes") {
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1]); }, {x3, w3}));
 }
 
+TEST_CASE("linear: one row (a matrix-vector product) with and without bias") {
+  Tensor x = from_vector({4, 5, 6}, {1, 1, 3});
+  Tensor w = from_vector({1, 0, -1, 2, 1, 0}, {2, 3});
+  CHECK(F::linear(x, w, from_vector({0.5f, -1}, {2})).value() == Array{{{-1.5f, 12.f}}});
+  CHECK(F::linear(x, w).value() == Array{{{-2.f, 13.f}}});
+  CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2]); }, {param({1, 4}, 4), param({5, 4}, 5), param({5}, 6)}));
+}
+
+TEST_CASE("linear_rows: a block of the weight's rows, as linear of the narrowed weight, gradients into the block") {
+  Tensor x = param({2, 3, 4}, 1), w = param({6, 4}, 2), b = param({6}, 3);
+  const Tensor y = F::linear_rows(x, w, b, 2, 3);
+  const Tensor expected = F::linear(x, narrow(w, 0, 2, 3), narrow(b, 0, 2, 3));
+  CHECK(y.shape() == Shape{2, 3, 3});
+  CHECK(xt::allclose(y.value(), expected.value()));
+  CHECK(xt::allclose(F::linear_rows(x, w, Tensor(), 0, 6).value(), F::linear(x, w).value()));
+  // Rows outside the block get no gradient; the block's gradient is the narrowed one's.
+  sum(y).backward();
+  for (std::size_t r : {0, 1, 5}) {
+    for (std::size_t c = 0; c < 4; ++c) CHECK(w.grad().value()(r, c) == 0.f);
+    CHECK(b.grad().value()(r) == 0.f);
+  }
+  CHECK(gradcheck([](Inputs in) { return F::linear_rows(in[0], in[1], in[2], 1, 4); }, {x, w, b}));
+  CHECK(gradcheck([](Inputs in) { return F::linear_rows(in[0], in[1], Tensor(), 3, 3); }, {x, w}));
+  CHECK(gradcheck([](Inputs in) { return F::linear_rows(in[0], in[1], in[2], 2, 2); }, {param({1, 4}, 7), w, b}));
+}
+
+TEST_CASE("linear_rows: bad rows and shapes") {
+  CHECK_THROWS_WITH_AS(F::linear_rows(zeros({2, 3}), zeros({4, 3}), Tensor(), 2, 3),
+                       doctest::Contains("linear_rows: rows [2, 5) are outside the weight's 4 rows (weight [4,3])"),
+                       Error);
+  CHECK_THROWS_WITH_AS(F::linear_rows(zeros({2, 3}), zeros({4, 3}), zeros({2}), 0, 2),
+                       doctest::Contains("linear_rows: bias must have shape [4] (the weight's rows), got [2]"), Error);
+  CHECK_THROWS_WITH_AS(F::linear_rows(zeros({2, 3}), zeros({4, 5}), Tensor(), 0, 1),
+                       doctest::Contains("linear_rows: input [2,3] does not end in in_features 5 of weight [4,5]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(F::linear_rows(zeros({2, 3}), zeros({3}), Tensor(), 0, 1),
+                       doctest::Contains("linear_rows: weight must be 2-D"), Error);
+  CHECK_THROWS_WITH_AS(F::linear_rows(Tensor(), zeros({4, 3}), Tensor(), 0, 1),
+                       doctest::Contains("linear_rows: input and weight must be defined"), Error);
+}
+
 TEST_CASE("linear: bad shapes") {
   CHECK_THROWS_WITH_AS(F::linear(zeros({2, 3}), zeros({4, 5})),
                        doctest::Contains("linear: input [2,3] does not end in in_features 5 of weight [4,5]"), Error);
