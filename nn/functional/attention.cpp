@@ -6,10 +6,12 @@
 #include <cblas.h>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
 
 namespace xgrad::nn::functional {
@@ -75,17 +77,21 @@ Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_
 /// masked becomes all zeros.
 void masked_softmax_row(float* row, std::size_t n) {
   float max = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max)
   for (std::size_t j = 0; j < n; ++j) max = std::max(max, row[j]);
   if (max == -std::numeric_limits<float>::infinity()) {
     std::fill(row, row + n, 0.f);
     return;
   }
   float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
   for (std::size_t j = 0; j < n; ++j) {
-    row[j] = std::exp(row[j] - max);
-    sum += row[j];
+    const float e = kernels::exp_simd(row[j] - max);  // exactly 0 for a masked (-inf) score
+    row[j] = e;
+    sum += e;
   }
   const float inv = 1.f / sum;
+#pragma omp simd
   for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
 }
 
@@ -106,7 +112,12 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
     Generator& gen = options.generator ? *options.generator : default_generator();
     keep = std::make_shared<Array>(Array::from_shape({d.B, d.H, d.T, d.S}));
     const float p = options.dropout_p, kept = p < 1.f ? 1.f / (1.f - p) : 0.f;
-    for (float& m : *keep) m = gen.uniform() < p ? 0.f : kept;
+    const std::uint32_t drop_below = Generator::uniform_threshold(p);  // dropped: uniform() < p
+    std::vector<std::uint32_t> bits(keep->size());
+    gen.uniform_bits(bits.data(), bits.size());
+    float* m = keep->data();
+#pragma omp simd
+    for (std::size_t i = 0; i < bits.size(); ++i) m[i] = kernels::select(bits[i] < drop_below, 0.f, kept);
   }
   Array out = Array::from_shape({d.B, d.T, d.v_ld()});
 
