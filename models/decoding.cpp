@@ -133,6 +133,8 @@ IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& m
     cache->cross_v = layer->multihead_attn->project_value(memory);
     layers_.push_back(std::move(cache));
   }
+  memory_rows_.resize(src_padding.shape()[0]);
+  std::iota(memory_rows_.begin(), memory_rows_.end(), std::size_t{0});
 }
 
 IncrementalDecoder::~IncrementalDecoder() = default;
@@ -205,13 +207,20 @@ void IncrementalDecoder::reorder(const std::vector<std::size_t>& rows) {
   for (const std::size_t r : rows) {
     if (r >= batch) throw Error(fmt::format("IncrementalDecoder::reorder: row {} of a batch of {}", r, batch));
   }
+  // Beam search reorders beams within their source: the cross-attention caches, computed from
+  // the memory alone, then already hold the right rows and are not copied.
+  std::vector<std::size_t> memory_rows(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) memory_rows[i] = memory_rows_[rows[i]];
+  const bool same_memory = memory_rows == memory_rows_;
   for (auto& cache : layers_) {
     if (length_ > 0) cache->self_k = gather_rows(cache->self_k, rows), cache->self_v = gather_rows(cache->self_v, rows);
+    if (same_memory) continue;
     cache->cross_k = Tensor(gather_rows(cache->cross_k.value(), rows));
     cache->cross_v = Tensor(gather_rows(cache->cross_v.value(), rows));
   }
   if (length_ > 0) self_padding_ = gather_rows(self_padding_, rows);
-  src_padding_ = gather_rows(src_padding_, rows);
+  if (!same_memory) src_padding_ = gather_rows(src_padding_, rows);
+  memory_rows_ = std::move(memory_rows);
 }
 
 namespace {

@@ -40,6 +40,7 @@ class IncrementalDecoder {
   Mask src_padding_;   // (B, S)
   Mask self_padding_;  // (B, t): true where the fed token was pad_id
   std::vector<std::shared_ptr<LayerCache>> layers_;
+  std::vector<std::size_t> memory_rows_;  // (B): the memory row each row's cross-attention cache holds
   std::size_t length_ = 0;
 };
 
