@@ -60,9 +60,10 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& generator) {
     const bool* k = keep->data();
     const float* gv = g.data();
     float* d = grad.data();
-    const std::size_t n = g.size();
+    kernels::parallel_blocks(g.size(), [&](std::size_t begin, std::size_t end) {
 #pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) d[i] = k[i] ? gv[i] * scale : 0.f;
+      for (std::size_t i = begin; i < end; ++i) d[i] = kernels::select(k[i], gv[i] * scale, 0.f);
+    });
     ctx.accumulate(0, std::move(grad));
   });
 }

@@ -2,10 +2,13 @@
 // column sum; linear_rows does the same with a block of W's rows, read in place.
 #include <xgrad/nn/functional.hpp>
 
+#include <algorithm>
+
 #include <cblas.h>
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
 
 namespace xgrad::nn::functional {
@@ -28,7 +31,7 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
   float beta = 0.f;
   if (bias.defined()) {  // start every row at b, then accumulate x W^T on top
     const float* b = bias.value().data() + start;
-    for (std::size_t r = 0; r < rows; ++r) std::copy(b, b + out, y.data() + r * out);
+    kernels::parallel_rows(rows, out, [&](std::size_t r) { std::copy(b, b + out, y.data() + r * out); });
     beta = 1.f;
   }
   if (rows == 1 && out > 0) {  // one row (a decoding step): GEMV reads W once, GEMM would pack it first
@@ -68,11 +71,15 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
     }
     if (ctx.needs_grad(2)) {  // db (out) += sum over rows of dy
       float* db = ctx.grad_buffer(2).data() + start;
-      for (std::size_t r = 0; r < rows; ++r) {
-        const float* row = dy + r * out;
+      constexpr std::size_t kColumns = 64;  // a block of columns per task, summed down every row
+      kernels::parallel_rows((out + kColumns - 1) / kColumns, kColumns * rows, [&](std::size_t block) {
+        const std::size_t begin = block * kColumns, end = std::min(out, begin + kColumns);
+        for (std::size_t r = 0; r < rows; ++r) {
+          const float* row = dy + r * out;
 #pragma omp simd
-        for (std::size_t j = 0; j < out; ++j) db[j] += row[j];
-      }
+          for (std::size_t j = begin; j < end; ++j) db[j] += row[j];
+        }
+      });
     }
   });
 }
