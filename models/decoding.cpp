@@ -94,16 +94,23 @@ class RefeedStepper {
 
 namespace {
 
-/// Appends x (B, 1, D) to cache (B, t, D) along the time axis.
-void append_step(Array& cache, const Array& x) {
+/// Writes x (B, 1, D) at position t of cache (B, capacity, D), whose first t positions are
+/// filled. A full cache doubles its capacity (a copy); otherwise nothing is copied, where growing
+/// by one position at each step copied the whole cache every time.
+void append_step(Tensor& cache, const Array& x, std::size_t t) {
   const std::size_t batch = x.shape()[0], d = x.shape()[2];
-  const std::size_t t = cache.dimension() == 3 ? cache.shape()[1] : 0;  // a default Array is 0-d
-  Array grown = Array::from_shape({batch, t + 1, d});  // (B, t+1, D)
-  for (std::size_t b = 0; b < batch; ++b) {
-    if (t > 0) std::copy_n(cache.data() + b * t * d, t * d, grown.data() + b * (t + 1) * d);
-    std::copy_n(x.data() + b * d, d, grown.data() + (b * (t + 1) + t) * d);
+  const std::size_t capacity = cache.defined() ? cache.size(1) : 0;
+  if (t == capacity) {
+    const std::size_t grown = std::max<std::size_t>(16, 2 * capacity);
+    Array bigger = Array::from_shape({batch, grown, d});  // (B, grown, D)
+    for (std::size_t b = 0; b < batch && t > 0; ++b) {
+      std::copy_n(cache.value().data() + b * capacity * d, t * d, bigger.data() + b * grown * d);
+    }
+    cache = Tensor(std::move(bigger));
   }
-  cache = std::move(grown);
+  Array& c = cache.mutable_value();
+  const std::size_t stride = c.shape()[1] * d;
+  for (std::size_t b = 0; b < batch; ++b) std::copy_n(x.data() + b * d, d, c.data() + b * stride + t * d);
 }
 
 /// Rows `rows` of x along axis 0 (rows may repeat).
@@ -120,7 +127,7 @@ A gather_rows(const A& x, const std::vector<std::size_t>& rows) {
 }  // namespace
 
 struct IncrementalDecoder::LayerCache {
-  Array self_k, self_v;     // (B, t, D), projected
+  Tensor self_k, self_v;    // (B, capacity, D), projected; the first t positions filled
   Tensor cross_k, cross_v;  // (B, S, D), projected once from the memory
 };
 
@@ -173,10 +180,10 @@ Array IncrementalDecoder::step(const Indices& tokens) {
     LayerCache& cache = *layers_[l];
     // Self-attention of the new position over every position so far (no causal mask needed).
     auto self_attention = [&](const Tensor& y) {
-      append_step(cache.self_k, layer.self_attn->project_key(y).value());
-      append_step(cache.self_v, layer.self_attn->project_value(y).value());
+      append_step(cache.self_k, layer.self_attn->project_key(y).value(), length_);
+      append_step(cache.self_v, layer.self_attn->project_value(y).value(), length_);
       return layer.self_attn
-          ->attend(layer.self_attn->project_query(y), Tensor(cache.self_k), Tensor(cache.self_v), self_padding_, {}, false)
+          ->attend(layer.self_attn->project_query(y), cache.self_k, cache.self_v, self_padding_, {}, false, length_ + 1)
           .output;
     };
     auto cross_attention = [&](const Tensor& y) {
@@ -213,7 +220,10 @@ void IncrementalDecoder::reorder(const std::vector<std::size_t>& rows) {
   for (std::size_t i = 0; i < rows.size(); ++i) memory_rows[i] = memory_rows_[rows[i]];
   const bool same_memory = memory_rows == memory_rows_;
   for (auto& cache : layers_) {
-    if (length_ > 0) cache->self_k = gather_rows(cache->self_k, rows), cache->self_v = gather_rows(cache->self_v, rows);
+    if (length_ > 0) {
+      cache->self_k = Tensor(gather_rows(cache->self_k.value(), rows));
+      cache->self_v = Tensor(gather_rows(cache->self_v.value(), rows));
+    }
     if (same_memory) continue;
     cache->cross_k = Tensor(gather_rows(cache->cross_k.value(), rows));
     cache->cross_v = Tensor(gather_rows(cache->cross_v.value(), rows));

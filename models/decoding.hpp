@@ -20,9 +20,10 @@
 namespace xgrad::models {
 
 /// The decoder run one position at a time. Per layer it caches the projected self-attention keys
-/// and values of every position fed so far (B, t, D) and the cross-attention keys and values of
-/// the memory (B, S, D), computed once. step() gives the logits of the new position, equal to
-/// the last position of model.decode() on the whole prefix (dropout aside).
+/// and values of every position fed so far (B, t, D), in buffers with room to grow, and the
+/// cross-attention keys and values of the memory (B, S, D), computed once. step() gives the
+/// logits of the new position, equal to the last position of model.decode() on the whole prefix
+/// (dropout aside).
 class IncrementalDecoder {
  public:
   /// memory (B, S, D) = model.encode(src), src_padding (B, S) = model.padding_mask(src).

@@ -39,6 +39,10 @@ struct AttentionOptions {
   bool training = false;
   Generator* generator = nullptr;  ///< for the dropout mask (default generator if null)
   bool need_weights = false;       ///< also return the weights averaged over heads
+  /// Use only the first num_keys keys of k and v (0: all of them): k and v may hold more, as a
+  /// KV cache with room to grow does. The masks then cover S = num_keys keys; the gradient of
+  /// the keys and values beyond is 0.
+  std::size_t num_keys = 0;
 };
 
 struct AttentionResult {

@@ -52,8 +52,10 @@ Tensor MultiheadAttention::rotate(const Tensor& projected, std::size_t offset) c
 
 functional::AttentionResult MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
                                                        const std::optional<Mask>& key_padding_mask,
-                                                       const AttnMask& attn_mask, bool need_weights) const {
+                                                       const AttnMask& attn_mask, bool need_weights,
+                                                       std::size_t num_keys) const {
   functional::AttentionOptions options;
+  options.num_keys = num_keys;
   options.attn_mask = attn_mask.additive;
   options.key_padding_mask = key_padding_mask;
   options.dropout_p = options_.dropout;

@@ -29,6 +29,7 @@ namespace {
 /// Sizes of one attention call.
 struct Dims {
   std::size_t B, T, S, H, dk, dv;
+  std::size_t S_stored;  // keys stored per batch row in k and v (S of them used)
   std::size_t q_ld() const { return H * dk; }  // row stride of q and k
   std::size_t v_ld() const { return H * dv; }  // row stride of v and the output
 };
@@ -51,7 +52,12 @@ Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_
   if (qs[2] % H != 0 || vs[2] % H != 0) {
     throw Error(fmt::format("{}: embedding sizes {} and {} are not divisible by {} heads", op, qs[2], vs[2], H));
   }
-  Dims d{qs[0], qs[1], ks[1], H, qs[2] / H, vs[2] / H};
+  if (options.num_keys > ks[1]) {
+    throw Error(fmt::format("{}: num_keys {} exceeds the {} keys that k {} holds", op, options.num_keys, ks[1],
+                            shape_str(ks)));
+  }
+  const std::size_t S = options.num_keys > 0 ? options.num_keys : ks[1];
+  Dims d{qs[0], qs[1], S, H, qs[2] / H, vs[2] / H, ks[1]};
   if (options.attn_mask) {
     const Shape ms = shape_of(*options.attn_mask);
     const bool per_all = ms == Shape{d.T, d.S}, per_head = ms == Shape{d.B * d.H, d.T, d.S};
@@ -135,8 +141,8 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
     for (std::size_t bh = 0; bh < heads; ++bh) {
       const std::size_t b = bh / d.H, h = bh % d.H;
       const float* Q = qd + b * d.T * d.q_ld() + h * d.dk;  // (T, dk), ld H*dk
-      const float* K = kd + b * d.S * d.q_ld() + h * d.dk;  // (S, dk), ld H*dk
-      const float* V = vd + b * d.S * d.v_ld() + h * d.dv;  // (S, dv), ld H*dv
+      const float* K = kd + b * d.S_stored * d.q_ld() + h * d.dk;  // (S, dk), ld H*dk
+      const float* V = vd + b * d.S_stored * d.v_ld() + h * d.dv;  // (S, dv), ld H*dv
       float* P = probs->data() + bh * block;                // (T, S)
       // Scores = Q K^T / sqrt(dk)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d.T, d.S, d.dk, scale, Q, d.q_ld(), K, d.q_ld(), 0.f, P,
@@ -198,8 +204,8 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
 #pragma omp for schedule(static)
       for (std::size_t bh = 0; bh < heads; ++bh) {
         const std::size_t b = bh / d.H, h = bh % d.H;
-        const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S * d.q_ld() + h * d.dk;
-        const std::size_t v_off = b * d.S * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
+        const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S_stored * d.q_ld() + h * d.dk;
+        const std::size_t v_off = b * d.S_stored * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
         const float* P = probs->data() + bh * block;  // (T, S)
         const float* M = keep ? keep->data() + bh * block : nullptr;
         const float* weights = P;

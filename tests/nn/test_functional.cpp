@@ -175,6 +175,32 @@ TEST_CASE("attention: dropout on the weights is seeded, inverted, and gradchecke
   CHECK(gradcheck([&](Inputs in) { return run(in, 3); }, {q, k, v}));
 }
 
+TEST_CASE("attention: num_keys uses the first keys of longer k and v, as attention on those keys alone") {
+  const std::size_t B = 2, T = 3, S = 5, used = 3, H = 2;
+  Tensor q = param({B, T, 4}, 7), k = param({B, S, 4}, 8), v = param({B, S, 6}, 9);
+  Mask padding = {{false, true, false}, {false, false, false}};  // (B, used)
+  F::AttentionOptions options;
+  options.key_padding_mask = padding;
+  options.num_keys = used;
+  const Tensor out = F::scaled_dot_product_attention(q, k, v, H, options).output;
+  options.num_keys = 0;
+  const Tensor expected =
+      F::scaled_dot_product_attention(q, narrow(k, 1, 0, used), narrow(v, 1, 0, used), H, options).output;
+  CHECK(xt::allclose(out.value(), expected.value(), 1e-6, 1e-7));
+  sum(out).backward();  // keys and values beyond num_keys get no gradient
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t s = used; s < S; ++s) {
+      for (std::size_t c = 0; c < 4; ++c) CHECK(k.grad().value()(b, s, c) == 0.f);
+      for (std::size_t c = 0; c < 6; ++c) CHECK(v.grad().value()(b, s, c) == 0.f);
+    }
+  options.num_keys = used;
+  CHECK(gradcheck([&](Inputs in) { return F::scaled_dot_product_attention(in[0], in[1], in[2], H, options).output; },
+                  {q, k, v}));
+  options.num_keys = S + 1;
+  CHECK_THROWS_WITH_AS(F::scaled_dot_product_attention(q, k, v, H, options),
+                       doctest::Contains("num_keys 6 exceeds the 5 keys that k [2,5,4] holds"), Error);
+}
+
 TEST_CASE("attention: bad input names shapes") {
   Tensor q = zeros({2, 3, 6}), k = zeros({2, 4, 6}), v = zeros({2, 4, 6});
   CHECK_THROWS_WITH_AS(F::scaled_dot_product_attention(q, k, v, 4), doctest::Contains("not divisible by 4 heads"), Error);
