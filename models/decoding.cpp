@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -113,14 +114,16 @@ void append_step(Tensor& cache, const Array& x, std::size_t t) {
   for (std::size_t b = 0; b < batch; ++b) std::copy_n(x.data() + b * d, d, c.data() + b * stride + t * d);
 }
 
-/// Rows `rows` of x along axis 0 (rows may repeat).
+/// Rows `rows` of x along axis 0 (rows may repeat), of which only the first `used` elements are
+/// copied (all when used is npos: a cache's unfilled room is not).
 template <class A>
-A gather_rows(const A& x, const std::vector<std::size_t>& rows) {
+A gather_rows(const A& x, const std::vector<std::size_t>& rows, std::size_t used = std::string::npos) {
   auto shape = x.shape();
   const std::size_t row = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
+  const std::size_t copied = std::min(row, used);
   shape[0] = rows.size();
   A out = A::from_shape(shape);
-  for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(x.data() + rows[i] * row, row, out.data() + i * row);
+  for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(x.data() + rows[i] * row, copied, out.data() + i * row);
   return out;
 }
 
@@ -216,13 +219,17 @@ void IncrementalDecoder::reorder(const std::vector<std::size_t>& rows) {
   }
   // Beam search reorders beams within their source: the cross-attention caches, computed from
   // the memory alone, then already hold the right rows and are not copied.
+  bool identity = rows.size() == batch;  // every row stays where it is: nothing to do
+  for (std::size_t i = 0; i < rows.size() && identity; ++i) identity = rows[i] == i;
+  if (identity) return;
   std::vector<std::size_t> memory_rows(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) memory_rows[i] = memory_rows_[rows[i]];
   const bool same_memory = memory_rows == memory_rows_;
+  const std::size_t filled = length_ * model_.config().d_model;  // of each self-attention cache row
   for (auto& cache : layers_) {
     if (length_ > 0) {
-      cache->self_k = Tensor(gather_rows(cache->self_k.value(), rows));
-      cache->self_v = Tensor(gather_rows(cache->self_v.value(), rows));
+      cache->self_k = Tensor(gather_rows(cache->self_k.value(), rows, filled));
+      cache->self_v = Tensor(gather_rows(cache->self_v.value(), rows, filled));
     }
     if (same_memory) continue;
     cache->cross_k = Tensor(gather_rows(cache->cross_k.value(), rows));

@@ -15,6 +15,10 @@ namespace xgrad::nn::functional {
 
 namespace {
 
+/// Up to this many rows, y = x W^T is one GEMV per row: GEMM would first copy (pack) the whole of
+/// W, which for a few rows costs more than the product (a decoding step, beam search's k rows).
+constexpr std::size_t kGemvRows = 4;
+
 /// y = x W[start : start + out]^T + b[start : start + out]: x (M, in), weight (W_rows, in),
 /// bias (W_rows) or undefined. One kernel for linear (the whole W) and linear_rows (a block).
 Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, std::size_t start,
@@ -34,9 +38,12 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
     kernels::parallel_rows(rows, out, [&](std::size_t r) { std::copy(b, b + out, y.data() + r * out); });
     beta = 1.f;
   }
-  if (rows == 1 && out > 0) {  // one row (a decoding step): GEMV reads W once, GEMM would pack it first
-    if (beta == 0.f) std::fill(y.data(), y.data() + out, 0.f);  // y is read even with beta 0: no NaN garbage
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w, in, x.value().data(), 1, beta, y.data(), 1);
+  if (rows <= kGemvRows && out > 0) {  // decoding steps: GEMM would first pack all of W
+    if (beta == 0.f) std::fill(y.data(), y.data() + rows * out, 0.f);  // GEMV reads y even with beta 0
+    for (std::size_t r = 0; r < rows; ++r) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w, in, x.value().data() + r * in, 1, beta,
+                  y.data() + r * out, 1);
+    }
   } else if (rows > 0 && out > 0) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.f, x.value().data(), in, w, in, beta,
                 y.data(), out);

@@ -8,6 +8,8 @@
 #include <xgrad/xgrad.hpp>
 #include <xgrad/nn/functional.hpp>
 
+#include <xtensor/xview.hpp>
+
 using namespace xgrad;
 namespace F = xgrad::nn::functional;
 
@@ -63,7 +65,11 @@ TEST_CASE("linear: values, gradcheck with and without bias, any leading axes") {
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1]); }, {x3, w3}));
 }
 
-TEST_CASE("linear: one row (a matrix-vector product) with and without bias") {
+TEST_CASE("linear: up to four rows (matrix-vector products), as the same rows among more (one GEMM)") {
+  Tensor many = param({5, 4}, 10), w5 = param({3, 4}, 11), b5 = param({3}, 12);
+  const Array all = F::linear(many, w5, b5).value();                // (5, 3): one GEMM
+  const Array few = F::linear(narrow(many, 0, 0, 4), w5, b5).value();  // (4, 3): four GEMVs
+  CHECK(xt::allclose(few, xt::eval(xt::view(all, xt::range(0, 4), xt::all())), 1e-6, 1e-7));
   Tensor x = from_vector({4, 5, 6}, {1, 1, 3});
   Tensor w = from_vector({1, 0, -1, 2, 1, 0}, {2, 3});
   CHECK(F::linear(x, w, from_vector({0.5f, -1}, {2})).value() == Array{{{-1.5f, 12.f}}});
