@@ -110,10 +110,13 @@ for batch in (1, 32):
         row("decode b%d %s tokens/s" % (batch, label), cell(runs, 1, "tokens_per_s"), cell(runs, 2, "tokens_per_s"),
             cell(peer, 1, "tokens_per_s"), cell(peer, 2, "tokens_per_s"),
             fmt(ratio(mine and mine["tokens_per_s"], lt_refeed and lt_refeed["tokens_per_s"]), ".2f") + (" (vs re-feed)" if lt_refeed else ""))
-    greedy = best(pick(impl="xgrad", mode="greedy_kv", batch=batch))
-    beam = best(pick(impl="xgrad", mode="beam4", batch=batch))
-    row("decode b%d beam 4 time / greedy KV time" % batch, "", "", "", "",
-        fmt(ratio(beam and beam["ms"], greedy and greedy["ms"]), ".2f"))
+    greedy = {l["threads"]: l for l in pick(impl="xgrad", mode="greedy_kv", batch=batch)}
+    beam = {l["threads"]: l for l in pick(impl="xgrad", mode="beam4", batch=batch)}
+    def beam_ratio(threads):
+        return fmt(ratio(beam[threads]["ms"], greedy[threads]["ms"]) if threads in beam and threads in greedy else None, ".2f")
+    best_greedy, best_beam = best(list(greedy.values())), best(list(beam.values()))
+    row("decode b%d beam 4 time / greedy KV time" % batch, beam_ratio(1), beam_ratio(2), "", "",
+        fmt(ratio(best_beam and best_beam["ms"], best_greedy and best_greedy["ms"]), ".2f") + " (best / best)")
 def peak(impl):
     runs = pick(impl=impl, mode="greedy_refeed") + pick(impl=impl, mode="greedy_kv") + pick(impl=impl, mode="beam4")
     return max((l["peak_rss_mb"] for l in runs), default=None)
