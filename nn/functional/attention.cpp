@@ -134,7 +134,9 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
   const bool attn_per_head = options.attn_mask && options.attn_mask->dimension() == 3;
   const bool* padding = options.key_padding_mask ? options.key_padding_mask->data() : nullptr;
 
-#pragma omp parallel
+  // A decoding step (one query) is too little work to wake a second thread for.
+  const bool parallel = heads > 1 && heads * block * (d.dk + d.dv) >= kernels::kParallelWork;
+#pragma omp parallel if (parallel)
   {
     Array dropped = use_dropout ? Array::from_shape({d.T, d.S}) : Array();
 #pragma omp for schedule(static)
@@ -197,7 +199,8 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
     const float* qd = q_saved->data();
     const float* kd = k_saved->data();
     const float* vd = v_saved->data();
-#pragma omp parallel
+    const bool parallel = heads > 1 && heads * block * (d.dk + d.dv) >= kernels::kParallelWork;
+#pragma omp parallel if (parallel)
     {
       Array dweights = Array::from_shape({d.T, d.S});
       Array dropped = keep ? Array::from_shape({d.T, d.S}) : Array();
