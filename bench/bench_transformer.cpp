@@ -14,9 +14,9 @@
 // prefix, at batch 1 and 32, and beam search with 4 beams. Tokens/s counts every position
 // decoded (batch x steps), as the peer does.
 // sgemm: the step's matrix products (the same list, shapes and transposes) run back to back with
-// cblas_sgemm into preallocated buffers, at 1 and up to N threads: the rate a step made only of
-// GEMMs would reach. Per-head products run one per thread (single-threaded BLAS in an OpenMP
-// loop), larger ones use BLAS' threads.
+// cblas_sgemm into preallocated buffers, at 1 and up to N threads, the fastest of 10 runs: the
+// rate a step made only of GEMMs would reach. Per-head products run one per thread
+// (single-threaded BLAS in an OpenMP loop), larger ones use BLAS' threads.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -235,7 +235,7 @@ void sgemm_ceiling(const std::string& model_name, int max_threads) {
     set_num_threads(threads);
     step();  // warm-up
     double best = 1e30;
-    for (int rep = 0; rep < 5; ++rep) {  // the fastest of 5: the machine's noise only slows
+    for (int rep = 0; rep < 10; ++rep) {  // the fastest of 10: the machine's noise only slows
       const auto start = std::chrono::steady_clock::now();
       step();
       best = std::min(best, seconds_since(start));
