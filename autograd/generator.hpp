@@ -2,14 +2,17 @@
 // Generator, so a run is reproduced exactly by its seed.
 #pragma once
 
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
-#include <random>
 #include <string>
 
 namespace xgrad {
 
-/// A Mersenne Twister (mt19937_64) with the sampling done by xgrad itself, so that the same seed
-/// gives the same numbers with every standard library.
+/// A Mersenne Twister, MT19937-64: the numbers of std::mt19937_64 for the same seed, and its state
+/// in the same text, with the sampling done by xgrad itself so that the same seed gives the same
+/// numbers with every standard library. Its 312 state words are held here so that bulk draws
+/// (uniform_bits(out, n)) regenerate and temper whole blocks in vectorized loops.
 class Generator {
  public:
   explicit Generator(std::uint64_t seed = 5489u) { manual_seed(seed); }
@@ -17,8 +20,18 @@ class Generator {
   void manual_seed(std::uint64_t seed);
   std::uint64_t initial_seed() const { return seed_; }
 
-  /// Uniform in [0, 1) with 24 random bits (every float32 step in [0, 1) is reachable).
-  float uniform();
+  /// Uniform in [0, 1) with 24 random bits (every float32 step in [0, 1) is reachable): k / 2^24
+  /// for k = uniform_bits().
+  float uniform() { return static_cast<float>(uniform_bits()) * (1.0f / 16777216.0f); }
+  /// The 24 random bits behind uniform() (the top bits of one 64-bit draw): in [0, 2^24).
+  std::uint32_t uniform_bits() { return static_cast<std::uint32_t>(next() >> 40); }
+  /// n values of uniform_bits() at once: the same numbers, in the same order, several times faster.
+  void uniform_bits(std::uint32_t* out, std::size_t n);
+  /// uniform() < p exactly when uniform_bits() < uniform_threshold(p), for p in [0, 1]: a
+  /// Bernoulli draw without the float conversion.
+  static std::uint32_t uniform_threshold(float p) {
+    return static_cast<std::uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0));
+  }
   /// Uniform in [low, high).
   float uniform(float low, float high) { return low + (high - low) * uniform(); }
   /// Standard normal, Box-Muller on two uniforms.
@@ -31,7 +44,24 @@ class Generator {
   void set_state(const std::string& state);
 
  private:
-  std::mt19937_64 engine_;
+  static constexpr std::size_t kWords = 312;  // n, the state size of MT19937-64
+
+  /// The next 64-bit draw.
+  std::uint64_t next() {
+    if (index_ >= kWords) twist();
+    return temper(words_[index_++]);
+  }
+  static std::uint64_t temper(std::uint64_t z) {
+    z ^= (z >> 29) & 0x5555555555555555ULL;
+    z ^= (z << 17) & 0x71d67fffeda60000ULL;
+    z ^= (z << 37) & 0xfff7eee000000000ULL;
+    return z ^ (z >> 43);
+  }
+  /// Regenerates all 312 words (the recurrence), and starts reading them from the first.
+  void twist();
+
+  std::uint64_t words_[kWords];
+  std::size_t index_ = kWords;
   std::uint64_t seed_ = 0;
   bool has_cached_normal_ = false;
   float cached_normal_ = 0.f;

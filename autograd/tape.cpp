@@ -108,6 +108,14 @@ Array& BackwardContext::grad_buffer(std::size_t input) {
   return target;
 }
 
+Array& BackwardContext::grad_target(std::size_t input, float& beta) {
+  bool first = false;
+  Array& target = slot(input, first);
+  if (first) target = Array::from_shape(node_.inputs[input].shape);
+  beta = first ? 0.f : 1.f;
+  return target;
+}
+
 // --- recording -----------------------------------------------------------------------------------
 
 Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<Tensor>& inputs,

@@ -72,6 +72,10 @@ class BackwardContext {
   /// Input i's gradient buffer, zero-filled if this is its first contribution, for kernels that
   /// accumulate in place (GEMM with beta = 1).
   Array& grad_buffer(std::size_t input);
+  /// Input i's gradient buffer for a kernel that writes beta * buffer + its contribution to every
+  /// element (GEMM's beta): on the first contribution the buffer is left unfilled and beta is 0,
+  /// afterwards it holds the gradient so far and beta is 1. Saves grad_buffer's zero-fill.
+  Array& grad_target(std::size_t input, float& beta);
 
  private:
   Array& slot(std::size_t input, bool& first);

@@ -216,6 +216,9 @@ int main(int argc, char** argv) {
   std::printf("threads %d, BLAS threading %s, median of >= %d repetitions after %d warm-up runs\n",
               get_num_threads(), blas_threading(), min_reps, kWarmup);
   if (malloc_mode != "reuse") {
+    // xgrad raises the thresholds when it loads (autograd/tensor.cpp): put glibc's defaults back.
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
+    mallopt(M_TRIM_THRESHOLD, 128 << 10);
     std::printf("glibc malloc defaults:\n");
     run_suite();
   }

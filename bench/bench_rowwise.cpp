@@ -158,6 +158,9 @@ int main(int argc, char** argv) {
   std::printf("row-wise kernels on [%zu, %zu], %d thread(s), %d runs each\n", o.rows, o.cols, get_num_threads(),
               o.reps);
   if (o.malloc_mode != "reuse") {
+    // xgrad raises the thresholds when it loads (autograd/tensor.cpp): put glibc's defaults back.
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
+    mallopt(M_TRIM_THRESHOLD, 128 << 10);
     std::printf("glibc malloc defaults:\n");
     run_suite(o);
   }

@@ -1,42 +1,139 @@
-// One training step (forward, backward, Adam) of the Transformer on the shape of the libtorch
-// peer benchmark: V = 1000 source and target, the `small` preset (d 256, 8 heads, 3+3 layers,
-// d_ff 1024), dropout 0.1, batch 32, source and target length 32.
-// Usage: bench_transformer [--threads N] [--steps N]. Prints one JSON line.
-#include <xgrad/xgrad.hpp>
+// The Transformer benchmark, on the shape of the libtorch peer (bench/libtorch_peer): V = 1000
+// source and target, a TransformerConfig preset ("small": d 256, 8 heads, 3+3 layers, d_ff 1024),
+// dropout 0.1, batch 32, source and target length 32.
+//   bench_transformer [--threads N] [--steps N] [--model small|base]   one training step
+//   bench_transformer --decode [--threads N] [--model small|base]      greedy and beam decoding
+//   bench_transformer --sgemm [--threads N] [--model small|base]       the ceiling: cblas_sgemm alone
+// One JSON line per measurement, each with the peak resident memory of the process so far.
+//
+// Training: forward, backward and Adam on one fixed batch (3 warm-up steps, then the mean of
+// --steps), in target tokens per second and in achieved GFLOP/s. The FLOPs are those of every
+// matrix product of the step (step_gemms below), forward and backward; elementwise and row-wise
+// work (softmax, layer norm, dropout, Adam) is not counted.
+// Decoding: 64 new tokens from a source of 32, greedy with the KV cache and by re-feeding the
+// prefix, at batch 1 and 32, and beam search with 4 beams. Tokens/s counts every position
+// decoded (batch x steps), as the peer does.
+// sgemm: the step's matrix products (the same list, shapes and transposes) run back to back with
+// cblas_sgemm into preallocated buffers, at 1 and up to N threads, the fastest of 10 runs: the
+// rate a step made only of GEMMs would reach. Per-head products run one per thread
+// (single-threaded BLAS in an OpenMP loop), larger ones use BLAS' threads.
+#include <sys/resource.h>
 
-#include <xtensor/xview.hpp>
-
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <xgrad/models/decoding.hpp>
+#include <xgrad/xgrad.hpp>
+
+#include <xtensor/xview.hpp>
 
 using namespace xgrad;
 
-int main(int argc, char** argv) {
-  int threads = get_num_threads(), steps = 10;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N]\n");
-      return 2;
-    }
-  }
-  set_num_threads(threads);
-  const std::size_t V = 1000, B = 32, S = 32;
-  models::TransformerConfig config = models::TransformerConfig::preset("small", V, V);
+namespace {
+
+constexpr std::size_t kVocab = 1000, kBatch = 32, kSrcLen = 32, kTgtLen = 32, kNewTokens = 64;
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // Linux reports kilobytes
+}
+
+/// User plus system CPU time of the process so far: on a busy machine, a measure that waiting for
+/// a core does not inflate.
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// --- the step's matrix products -------------------------------------------------------------------
+
+/// C (M, N) = op(A) (M, K) op(B) (K, N), `count` times per step; `per_head` products are the
+/// attention's, one per (batch, head).
+struct Gemm {
+  std::size_t M, N, K;
+  bool trans_a, trans_b;
+  std::size_t count;
+  bool per_head;
+  double flops() const { return 2.0 * M * N * K * count; }
+};
+
+/// Every matrix product of one training step of the encoder-decoder (B sequences, source length
+/// S, target length T). A linear layer y (R, O) = x (R, I) W^T is one product forward and two
+/// backward (dx = dy W, dW = dy^T x); every input of every linear needs its gradient here, since
+/// the embeddings are trained. Attention per (batch, head) is two forward (scores Q K^T, then
+/// P V) and four backward (dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q).
+std::vector<Gemm> step_gemms(const models::TransformerConfig& c, std::size_t B, std::size_t S, std::size_t T) {
+  std::vector<Gemm> gemms;
+  const std::size_t D = c.d_model, F = c.dim_feedforward, H = c.nhead, dk = D / H, V = c.tgt_vocab;
+  auto linear = [&](std::size_t rows, std::size_t in, std::size_t out, std::size_t count) {
+    gemms.push_back({rows, out, in, false, true, count, false});   // y = x W^T
+    gemms.push_back({rows, in, out, false, false, count, false});  // dx = dy W
+    gemms.push_back({out, in, rows, true, false, count, false});   // dW = dy^T x
+  };
+  auto attention = [&](std::size_t queries, std::size_t keys, std::size_t count) {
+    const std::size_t n = B * H * count;
+    gemms.push_back({queries, keys, dk, false, true, n, true});   // scores = Q K^T
+    gemms.push_back({queries, dk, keys, false, false, n, true});  // out = P V
+    gemms.push_back({keys, dk, queries, true, false, n, true});   // dV = P^T dO
+    gemms.push_back({queries, keys, dk, false, true, n, true});   // dP = dO V^T
+    gemms.push_back({queries, dk, keys, false, false, n, true});  // dQ = dS K
+    gemms.push_back({keys, dk, queries, true, false, n, true});   // dK = dS^T Q
+  };
+  const std::size_t enc = c.num_encoder_layers, dec = c.num_decoder_layers;
+  // Encoder layer: q, k, v and output projections, self-attention, the feed-forward pair.
+  linear(B * S, D, D, 4 * enc);
+  attention(S, S, enc);
+  linear(B * S, D, F, enc);
+  linear(B * S, F, D, enc);
+  // Decoder layer: self-attention (4 projections), cross-attention (q and output on the target,
+  // k and v on the memory), the feed-forward pair; then the generator.
+  linear(B * T, D, D, 6 * dec);
+  linear(B * S, D, D, 2 * dec);
+  attention(T, T, dec);
+  attention(T, S, dec);
+  linear(B * T, D, F, dec);
+  linear(B * T, F, D, dec);
+  linear(B * T, D, V, 1);
+  return gemms;
+}
+
+double total_flops(const std::vector<Gemm>& gemms) {
+  double total = 0;
+  for (const Gemm& g : gemms) total += g.flops();
+  return total;
+}
+
+// --- training -------------------------------------------------------------------------------------
+
+void train(const std::string& model_name, int threads, int steps) {
+  models::TransformerConfig config = models::TransformerConfig::preset(model_name, kVocab, kVocab);
   config.dropout = 0.1f;
   Generator generator(0);
   models::Transformer model(config, generator);
   model.train();
   optim::Adam adam(model.parameters(), optim::AdamOptions(1e-4));
 
-  // Token ids in [1, V): no padding, as in the peer.
-  Indices src = Indices::from_shape({B, S}), tgt = Indices::from_shape({B, S + 1});
-  for (auto& id : src) id = 1 + static_cast<std::int64_t>(generator.integer(V - 1));
-  for (auto& id : tgt) id = 1 + static_cast<std::int64_t>(generator.integer(V - 1));
-  Indices tgt_in = xt::view(tgt, xt::all(), xt::range(0, S)), tgt_out = xt::view(tgt, xt::all(), xt::range(1, S + 1));
+  // Token ids in [1, V): no padding, as in the peer. tgt (B, T+1): input [0, T), target [1, T].
+  Indices src = Indices::from_shape({kBatch, kSrcLen}), tgt = Indices::from_shape({kBatch, kTgtLen + 1});
+  for (auto& id : src) id = 1 + static_cast<std::int64_t>(generator.integer(kVocab - 1));
+  for (auto& id : tgt) id = 1 + static_cast<std::int64_t>(generator.integer(kVocab - 1));
+  Indices tgt_in = xt::view(tgt, xt::all(), xt::range(0, kTgtLen));
+  Indices tgt_out = xt::view(tgt, xt::all(), xt::range(1, kTgtLen + 1));
 
   auto step = [&] {
     adam.zero_grad();
@@ -45,13 +142,144 @@ int main(int argc, char** argv) {
     adam.step();
     return loss.item();
   };
-  for (int i = 0; i < 3; ++i) step();
+  for (int i = 0; i < 3; ++i) step();  // warm-up: allocator, thread pool
   const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = cpu_seconds();
   float loss = 0;
   for (int i = 0; i < steps; ++i) loss = step();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
-  std::printf("{\"impl\":\"xgrad\",\"threads\":%d,\"V\":%zu,\"D\":%zu,\"H\":%zu,\"L\":%zu,\"FF\":%zu,\"B\":%zu,\"S\":%zu,"
-              "\"step_ms\":%.1f,\"tokens_per_s\":%.0f,\"loss\":%.4f}\n",
-              threads, V, config.d_model, config.nhead, config.num_encoder_layers, config.dim_feedforward, B, S,
-              seconds * 1e3, B * S / seconds, loss);
+  const double seconds = seconds_since(start) / steps, cpu = (cpu_seconds() - cpu_start) / steps;
+  const double gflop = total_flops(step_gemms(config, kBatch, kSrcLen, kTgtLen)) * 1e-9;
+  std::printf("{\"impl\":\"xgrad\",\"mode\":\"train\",\"model\":\"%s\",\"threads\":%d,\"V\":%zu,\"D\":%zu,\"H\":%zu,"
+              "\"L\":%zu,\"FF\":%zu,\"B\":%zu,\"S\":%zu,\"steps\":%d,\"step_ms\":%.1f,\"cpu_ms\":%.1f,\"tokens_per_s\":%.0f,"
+              "\"gflop_per_step\":%.2f,\"gflop_per_s\":%.1f,\"loss\":%.4f,\"peak_rss_mb\":%.1f}\n",
+              model_name.c_str(), threads, kVocab, config.d_model, config.nhead, config.num_encoder_layers,
+              config.dim_feedforward, kBatch, kSrcLen, steps, seconds * 1e3, cpu * 1e3, kBatch * kTgtLen / seconds, gflop,
+              gflop / seconds, loss, peak_rss_mb());
+}
+
+// --- decoding -------------------------------------------------------------------------------------
+
+void print_decode(const char* mode, int threads, std::size_t batch, std::size_t steps, double seconds) {
+  std::printf("{\"impl\":\"xgrad\",\"mode\":\"%s\",\"threads\":%d,\"batch\":%zu,\"new_tokens\":%zu,\"ms\":%.1f,"
+              "\"tokens_per_s\":%.0f,\"peak_rss_mb\":%.1f}\n",
+              mode, threads, batch, steps, seconds * 1e3, batch * steps / seconds, peak_rss_mb());
+  std::fflush(stdout);
+}
+
+void decode(const std::string& model_name, int threads) {
+  models::TransformerConfig config = models::TransformerConfig::preset(model_name, kVocab, kVocab);
+  Generator generator(1);
+  models::Transformer model(config, generator);
+  model.eval();
+  const std::int64_t bos = 1;
+  for (const std::size_t batch : {std::size_t{1}, std::size_t{32}}) {
+    Indices src = Indices::from_shape({batch, kSrcLen});  // (B, S)
+    for (auto& id : src) id = 1 + static_cast<std::int64_t>(generator.integer(kVocab - 1));
+    // The peer decodes 64 tokens whatever they are: take as EOS an id no row emits in 64 steps
+    // (greedy output does not depend on which id ends a row, only where it stops).
+    std::int64_t eos = 2;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const Indices out = models::greedy_decode(model, src, bos, eos, kNewTokens);
+      if (out.shape()[1] == kNewTokens && std::find(out.begin(), out.end(), eos) == out.end()) break;
+      do ++eos;
+      while (std::find(out.begin(), out.end(), eos) != out.end());
+    }
+    for (const bool kv_cache : {true, false}) {
+      models::greedy_decode(model, src, bos, eos, 4, kv_cache);  // warm-up
+      const auto start = std::chrono::steady_clock::now();
+      const Indices out = models::greedy_decode(model, src, bos, eos, kNewTokens, kv_cache);
+      print_decode(kv_cache ? "greedy_kv" : "greedy_refeed", threads, batch, out.shape()[1], seconds_since(start));
+    }
+    models::BeamSearchOptions beam;
+    beam.beam_size = 4;
+    const auto start = std::chrono::steady_clock::now();
+    const auto hypotheses = models::beam_search(model, src, bos, eos, kNewTokens, beam);
+    const double seconds = seconds_since(start);
+    std::size_t longest = 0;  // a source can finish before max_len: count the steps it ran
+    for (const auto& best : hypotheses) {
+      for (const auto& h : best) longest = std::max(longest, h.tokens.size());
+    }
+    print_decode("beam4", threads, batch, longest, seconds);
+  }
+}
+
+// --- the sgemm ceiling ----------------------------------------------------------------------------
+
+void sgemm_ceiling(const std::string& model_name, int max_threads) {
+  const models::TransformerConfig config = models::TransformerConfig::preset(model_name, kVocab, kVocab);
+  const std::vector<Gemm> gemms = step_gemms(config, kBatch, kSrcLen, kTgtLen);
+  std::size_t largest = 0;  // elements of the largest operand
+  for (const Gemm& g : gemms) largest = std::max({largest, g.M * g.K, g.K * g.N, g.M * g.N});
+  const int slots = std::max(max_threads, 1);
+  // Per thread: A, B and C buffers, filled once (their contents do not change GEMM speed).
+  std::vector<std::vector<float>> buffers(3 * slots, std::vector<float>(largest, 0.01f));
+  auto run = [&](const Gemm& g, int slot) {
+    const int m = static_cast<int>(g.M), n = static_cast<int>(g.N), k = static_cast<int>(g.K);
+    cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                1.f, buffers[3 * slot].data(), g.trans_a ? m : k, buffers[3 * slot + 1].data(), g.trans_b ? k : n, 0.f,
+                buffers[3 * slot + 2].data(), n);
+  };
+  auto step = [&] {
+    for (const Gemm& g : gemms) {
+      if (g.per_head) {
+        const auto count = static_cast<std::ptrdiff_t>(g.count);
+#pragma omp parallel for schedule(static)
+        for (std::ptrdiff_t i = 0; i < count; ++i) run(g, omp_get_thread_num());
+      } else {
+        for (std::size_t i = 0; i < g.count; ++i) run(g, 0);
+      }
+    }
+  };
+  const double flops = total_flops(gemms);
+  for (int threads = 1; threads <= max_threads; ++threads) {
+    set_num_threads(threads);
+    step();  // warm-up
+    double best = 1e30;
+    for (int rep = 0; rep < 10; ++rep) {  // the fastest of 10: the machine's noise only slows
+      const auto start = std::chrono::steady_clock::now();
+      step();
+      best = std::min(best, seconds_since(start));
+    }
+    // The textbook square GEMM, for reference.
+    const int n = 1024;
+    std::vector<float> a(n * n, 0.01f), b(n * n, 0.01f), c(n * n);
+    double square = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto start = std::chrono::steady_clock::now();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
+      square = std::min(square, seconds_since(start));
+    }
+    std::printf("{\"impl\":\"sgemm\",\"mode\":\"sgemm\",\"model\":\"%s\",\"threads\":%d,\"gemms_per_step\":%zu,"
+                "\"gflop_per_step\":%.2f,\"step_ms\":%.1f,\"gflop_per_s\":%.1f,\"square1024_gflop_per_s\":%.1f,"
+                "\"peak_rss_mb\":%.1f}\n",
+                model_name.c_str(), threads, gemms.size(), flops * 1e-9, best * 1e3, flops * 1e-9 / best,
+                2.0 * n * n * n * 1e-9 / square, peak_rss_mb());
+    std::fflush(stdout);
+  }
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--decode | --sgemm]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = get_num_threads(), steps = 10;
+  std::string model = "small", mode = "train";
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--threads") && has_value) threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--steps") && has_value) steps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--model") && has_value) model = argv[++i];
+    else if (!std::strcmp(argv[i], "--decode")) mode = "decode";
+    else if (!std::strcmp(argv[i], "--sgemm")) mode = "sgemm";
+    else return usage();
+  }
+  if (threads < 1 || steps < 1 || (model != "small" && model != "base")) return usage();
+  set_num_threads(threads);
+  if (mode == "train") train(model, threads, steps);
+  else if (mode == "decode") decode(model, threads);
+  else sgemm_ceiling(model, threads);
 }

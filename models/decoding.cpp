@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -94,33 +95,42 @@ class RefeedStepper {
 
 namespace {
 
-/// Appends x (B, 1, D) to cache (B, t, D) along the time axis.
-void append_step(Array& cache, const Array& x) {
+/// Writes x (B, 1, D) at position t of cache (B, capacity, D), whose first t positions are
+/// filled. A full cache doubles its capacity (a copy); otherwise nothing is copied, where growing
+/// by one position at each step copied the whole cache every time.
+void append_step(Tensor& cache, const Array& x, std::size_t t) {
   const std::size_t batch = x.shape()[0], d = x.shape()[2];
-  const std::size_t t = cache.dimension() == 3 ? cache.shape()[1] : 0;  // a default Array is 0-d
-  Array grown = Array::from_shape({batch, t + 1, d});  // (B, t+1, D)
-  for (std::size_t b = 0; b < batch; ++b) {
-    if (t > 0) std::copy_n(cache.data() + b * t * d, t * d, grown.data() + b * (t + 1) * d);
-    std::copy_n(x.data() + b * d, d, grown.data() + (b * (t + 1) + t) * d);
+  const std::size_t capacity = cache.defined() ? cache.size(1) : 0;
+  if (t == capacity) {
+    const std::size_t grown = std::max<std::size_t>(16, 2 * capacity);
+    Array bigger = Array::from_shape({batch, grown, d});  // (B, grown, D)
+    for (std::size_t b = 0; b < batch && t > 0; ++b) {
+      std::copy_n(cache.value().data() + b * capacity * d, t * d, bigger.data() + b * grown * d);
+    }
+    cache = Tensor(std::move(bigger));
   }
-  cache = std::move(grown);
+  Array& c = cache.mutable_value();
+  const std::size_t stride = c.shape()[1] * d;
+  for (std::size_t b = 0; b < batch; ++b) std::copy_n(x.data() + b * d, d, c.data() + b * stride + t * d);
 }
 
-/// Rows `rows` of x along axis 0 (rows may repeat).
+/// Rows `rows` of x along axis 0 (rows may repeat), of which only the first `used` elements are
+/// copied (all when used is npos: a cache's unfilled room is not).
 template <class A>
-A gather_rows(const A& x, const std::vector<std::size_t>& rows) {
+A gather_rows(const A& x, const std::vector<std::size_t>& rows, std::size_t used = std::string::npos) {
   auto shape = x.shape();
   const std::size_t row = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
+  const std::size_t copied = std::min(row, used);
   shape[0] = rows.size();
   A out = A::from_shape(shape);
-  for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(x.data() + rows[i] * row, row, out.data() + i * row);
+  for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(x.data() + rows[i] * row, copied, out.data() + i * row);
   return out;
 }
 
 }  // namespace
 
 struct IncrementalDecoder::LayerCache {
-  Array self_k, self_v;     // (B, t, D), projected (keys rotated with RoPE)
+  Tensor self_k, self_v;    // (B, capacity, D), projected (keys rotated with RoPE); the first t positions filled
   Tensor cross_k, cross_v;  // (B, S, D), projected once from the memory
 };
 
@@ -133,6 +143,8 @@ IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& m
     cache->cross_v = layer->multihead_attn->project_value(memory);
     layers_.push_back(std::move(cache));
   }
+  memory_rows_.resize(src_padding.shape()[0]);
+  std::iota(memory_rows_.begin(), memory_rows_.end(), std::size_t{0});
 }
 
 IncrementalDecoder::~IncrementalDecoder() = default;
@@ -174,10 +186,10 @@ Array IncrementalDecoder::step(const Indices& tokens) {
     // keeps rotated keys: q_t.k_j then depends on t - j only, as in the full decoder.
     auto self_attention = [&](const Tensor& y) {
       const nn::MultiheadAttention& attn = *layer.self_attn;
-      append_step(cache.self_k, attn.rotate(attn.project_key(y), length_).value());
-      append_step(cache.self_v, attn.project_value(y).value());
+      append_step(cache.self_k, attn.rotate(attn.project_key(y), length_).value(), length_);
+      append_step(cache.self_v, attn.project_value(y).value(), length_);
       const Tensor q = attn.rotate(attn.project_query(y), length_);  // (B, 1, D)
-      return attn.attend(q, Tensor(cache.self_k), Tensor(cache.self_v), self_padding_, {}, false).output;
+      return attn.attend(q, cache.self_k, cache.self_v, self_padding_, {}, false, length_ + 1).output;
     };
     auto cross_attention = [&](const Tensor& y) {
       return layer.multihead_attn
@@ -207,13 +219,27 @@ void IncrementalDecoder::reorder(const std::vector<std::size_t>& rows) {
   for (const std::size_t r : rows) {
     if (r >= batch) throw Error(fmt::format("IncrementalDecoder::reorder: row {} of a batch of {}", r, batch));
   }
+  // Beam search reorders beams within their source: the cross-attention caches, computed from
+  // the memory alone, then already hold the right rows and are not copied.
+  bool identity = rows.size() == batch;  // every row stays where it is: nothing to do
+  for (std::size_t i = 0; i < rows.size() && identity; ++i) identity = rows[i] == i;
+  if (identity) return;
+  std::vector<std::size_t> memory_rows(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) memory_rows[i] = memory_rows_[rows[i]];
+  const bool same_memory = memory_rows == memory_rows_;
+  const std::size_t filled = length_ * model_.config().d_model;  // of each self-attention cache row
   for (auto& cache : layers_) {
-    if (length_ > 0) cache->self_k = gather_rows(cache->self_k, rows), cache->self_v = gather_rows(cache->self_v, rows);
+    if (length_ > 0) {
+      cache->self_k = Tensor(gather_rows(cache->self_k.value(), rows, filled));
+      cache->self_v = Tensor(gather_rows(cache->self_v.value(), rows, filled));
+    }
+    if (same_memory) continue;
     cache->cross_k = Tensor(gather_rows(cache->cross_k.value(), rows));
     cache->cross_v = Tensor(gather_rows(cache->cross_v.value(), rows));
   }
   if (length_ > 0) self_padding_ = gather_rows(self_padding_, rows);
-  src_padding_ = gather_rows(src_padding_, rows);
+  if (!same_memory) src_padding_ = gather_rows(src_padding_, rows);
+  memory_rows_ = std::move(memory_rows);
 }
 
 namespace {

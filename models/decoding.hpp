@@ -21,9 +21,10 @@ namespace xgrad::models {
 
 /// The decoder run one position at a time. Per layer it caches the projected self-attention keys
 /// and values of every position fed so far (B, t, D), keys rotated at their positions with RoPE,
-/// and the cross-attention keys and values of the memory (B, S, D), computed once. Works with
-/// each of the model's positional encodings. step() gives the logits of the new position, equal to
-/// the last position of model.decode() on the whole prefix (dropout aside).
+/// in buffers with room to grow, and the cross-attention keys and values of the memory (B, S, D),
+/// computed once. Works with each of the model's positional encodings. step() gives the logits of
+/// the new position, equal to the last position of model.decode() on the whole prefix (dropout
+/// aside).
 class IncrementalDecoder {
  public:
   /// memory (B, S, D) = model.encode(src), src_padding (B, S) = model.padding_mask(src).
@@ -41,6 +42,7 @@ class IncrementalDecoder {
   Mask src_padding_;   // (B, S)
   Mask self_padding_;  // (B, t): true where the fed token was pad_id
   std::vector<std::shared_ptr<LayerCache>> layers_;
+  std::vector<std::size_t> memory_rows_;  // (B): the memory row each row's cross-attention cache holds
   std::size_t length_ = 0;
 };
 

@@ -23,6 +23,12 @@ using xgrad::layer_norm;
 /// One GEMM with W^T as a BLAS flag; backward: dx = dy W, dW += dy^T x, db += sum of dy's rows.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
+/// linear with rows [start, start + count) of weight (and of bias, if defined), read in place:
+/// what linear(x, narrow(weight, 0, start, count), narrow(bias, 0, start, count)) computes, without
+/// copying the blocks. Their gradients go into the same rows of the whole weight's and bias's.
+/// x (..., in), weight (rows, in), bias (rows) or undefined -> y (..., count).
+Tensor linear_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, std::size_t start, std::size_t count);
+
 struct AttentionOptions {
   /// Additive mask added to the scores before softmax, (T, S) for every batch and head or
   /// (B*H, T, S); -inf blocks a position (e.g. the causal mask).
@@ -33,6 +39,10 @@ struct AttentionOptions {
   bool training = false;
   Generator* generator = nullptr;  ///< for the dropout mask (default generator if null)
   bool need_weights = false;       ///< also return the weights averaged over heads
+  /// Use only the first num_keys keys of k and v (0: all of them): k and v may hold more, as a
+  /// KV cache with room to grow does. The masks then cover S = num_keys keys; the gradient of
+  /// the keys and values beyond is 0.
+  std::size_t num_keys = 0;
 };
 
 struct AttentionResult {

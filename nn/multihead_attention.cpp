@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/nn/init.hpp>
 
 namespace xgrad::nn {
@@ -39,11 +38,8 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& options,
 }
 
 Tensor MultiheadAttention::project(const Tensor& x, std::size_t which) const {
-  const auto D = static_cast<std::int64_t>(options_.embed_dim);
-  const auto start = static_cast<std::int64_t>(which) * D;
-  Tensor w = narrow(in_proj_weight, 0, start, D);  // (D, D): rows of W_q, W_k or W_v
-  Tensor b = in_proj_bias.defined() ? narrow(in_proj_bias, 0, start, D) : Tensor();
-  return functional::linear(x, w, b);
+  const std::size_t D = options_.embed_dim;
+  return functional::linear_rows(x, in_proj_weight, in_proj_bias, which * D, D);  // W_q, W_k or W_v: (D, D)
 }
 
 Tensor MultiheadAttention::project_query(const Tensor& query) const { return project(query, 0); }
@@ -56,8 +52,10 @@ Tensor MultiheadAttention::rotate(const Tensor& projected, std::size_t offset) c
 
 functional::AttentionResult MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
                                                        const std::optional<Mask>& key_padding_mask,
-                                                       const AttnMask& attn_mask, bool need_weights) const {
+                                                       const AttnMask& attn_mask, bool need_weights,
+                                                       std::size_t num_keys) const {
   functional::AttentionOptions options;
+  options.num_keys = num_keys;
   options.attn_mask = attn_mask.additive;
   options.key_padding_mask = key_padding_mask;
   options.dropout_p = options_.dropout;

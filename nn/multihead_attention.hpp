@@ -59,10 +59,11 @@ class MultiheadAttention : public Module {
   Tensor project_value(const Tensor& value) const;
   /// Attention over already projected (and, with RoPE, rotated) queries, keys and values,
   /// then the output projection: what forward() does after projecting. Decoders with a KV cache
-  /// call it with cached keys and values.
+  /// call it with cached keys and values, of which only the first num_keys are used (0: all;
+  /// see functional::AttentionOptions::num_keys).
   functional::AttentionResult attend(const Tensor& q, const Tensor& k, const Tensor& v,
                                      const std::optional<Mask>& key_padding_mask, const AttnMask& attn_mask,
-                                     bool need_weights) const;
+                                     bool need_weights, std::size_t num_keys = 0) const;
   /// RoPE on projected queries or keys (identity without rotary).
   Tensor rotate(const Tensor& projected, std::size_t offset) const;
 

@@ -1,11 +1,13 @@
 // Dropout with inverted scaling: a Bernoulli keep-mask drawn from a Generator, saved for backward.
 #include <xgrad/autograd/ops/dropout.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
 
 namespace xgrad {
@@ -33,15 +35,24 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& generator) {
   }
 
   auto keep = std::make_shared<Mask>(Mask::from_shape(shape));
-  bool* k = keep->data();
-  for (std::size_t i = 0; i < n; ++i) k[i] = !(generator.uniform() < p);
-
-  const float scale = 1.f / (1.f - p);
   Array out = Array::from_shape(shape);
+  bool* k = keep->data();
   const float* xv = x.value().data();
   float* o = out.data();
+  const float scale = 1.f / (1.f - p);
+  const std::uint32_t drop_below = Generator::uniform_threshold(p);  // dropped: uniform() < p
+  constexpr std::size_t kChunk = 1024;  // random draws made at once
+  std::uint32_t bits[kChunk];
+  for (std::size_t start = 0; start < n; start += kChunk) {
+    const std::size_t len = std::min(kChunk, n - start);
+    generator.uniform_bits(bits, len);
 #pragma omp simd
-  for (std::size_t i = 0; i < n; ++i) o[i] = k[i] ? xv[i] * scale : 0.f;
+    for (std::size_t j = 0; j < len; ++j) {
+      const bool kept = bits[j] >= drop_below;
+      k[start + j] = kept;
+      o[start + j] = kernels::select(kept, xv[start + j] * scale, 0.f);
+    }
+  }
 
   return record("dropout", std::move(out), {x}, [keep, scale](BackwardContext& ctx) {
     const Array& g = ctx.grad_output();
@@ -49,9 +60,10 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& generator) {
     const bool* k = keep->data();
     const float* gv = g.data();
     float* d = grad.data();
-    const std::size_t n = g.size();
+    kernels::parallel_blocks(g.size(), [&](std::size_t begin, std::size_t end) {
 #pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) d[i] = k[i] ? gv[i] * scale : 0.f;
+      for (std::size_t i = begin; i < end; ++i) d[i] = kernels::select(k[i], gv[i] * scale, 0.f);
+    });
     ctx.accumulate(0, std::move(grad));
   });
 }

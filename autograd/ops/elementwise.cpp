@@ -8,6 +8,7 @@
 
 #include <xgrad/autograd/broadcast.hpp>
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
 
 namespace xgrad {
@@ -24,8 +25,20 @@ Shape checked_broadcast(const char* op, const Tensor& a, const Tensor& b) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   checked_broadcast("add", a, b);
-  Array out = a.value() + b.value();
   Shape a_shape = a.shape(), b_shape = b.shape();
+  Array out;
+  if (a_shape == b_shape) {  // the residual connections: one loop over the threads
+    out = Array::from_shape(a_shape);
+    const float* x = a.value().data();
+    const float* y = b.value().data();
+    float* o = out.data();
+    kernels::parallel_blocks(out.size(), [&](std::size_t begin, std::size_t end) {
+#pragma omp simd
+      for (std::size_t i = begin; i < end; ++i) o[i] = x[i] + y[i];
+    });
+  } else {
+    out = a.value() + b.value();
+  }
   return record("add", std::move(out), {a, b}, [a_shape, b_shape](BackwardContext& ctx) {
     if (ctx.needs_grad(0)) ctx.accumulate(0, sum_to_shape(ctx.grad_output(), a_shape));
     if (ctx.needs_grad(1)) ctx.accumulate(1, sum_to_shape(ctx.grad_output(), b_shape));
@@ -166,10 +179,25 @@ Tensor sigmoid(const Tensor& x) {
   });
 }
 
+// y = max(x, 0) (0 for NaN, as the vectorized maximum gives);  dy/dx = 1 where y > 0, else 0.
 Tensor relu(const Tensor& x) {
-  auto out = std::make_shared<Array>(xt::maximum(x.value(), 0.f));
+  auto out = std::make_shared<Array>(Array::from_shape(x.shape()));
+  const float* xv = x.value().data();
+  float* o = out->data();
+  kernels::parallel_blocks(out->size(), [&](std::size_t begin, std::size_t end) {
+#pragma omp simd
+    for (std::size_t i = begin; i < end; ++i) o[i] = kernels::select(xv[i] > 0.f, xv[i], 0.f);
+  });
   return record("relu", out, {x}, [out](BackwardContext& ctx) {
-    ctx.accumulate(0, xt::where(*out > 0.f, ctx.grad_output(), 0.f));
+    const float* y = out->data();
+    const float* g = ctx.grad_output().data();
+    Array grad = Array::from_shape(shape_of(*out));
+    float* d = grad.data();
+    kernels::parallel_blocks(grad.size(), [&](std::size_t begin, std::size_t end) {
+#pragma omp simd
+      for (std::size_t i = begin; i < end; ++i) d[i] = kernels::select(y[i] > 0.f, g[i], 0.f);
+    });
+    ctx.accumulate(0, std::move(grad));
   });
 }
 

@@ -3,6 +3,7 @@
 // Internal: included by the ops' .cpp files, not part of the API.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -43,6 +44,15 @@ void parallel_rows(std::size_t rows, std::size_t work_per_row, Body&& body) {
   }
 #pragma omp parallel for schedule(static)
   for (std::int64_t r = 0; r < count; ++r) body(static_cast<std::size_t>(r));
+}
+
+/// Runs body(begin, end) over blocks of [0, n), over the OpenMP threads when n is large: for
+/// elementwise loops.
+template <class Body>
+void parallel_blocks(std::size_t n, Body&& body) {
+  constexpr std::size_t kBlock = 16384;
+  const std::size_t blocks = (n + kBlock - 1) / kBlock;
+  parallel_rows(blocks, kBlock, [&](std::size_t b) { body(b * kBlock, std::min(n, (b + 1) * kBlock)); });
 }
 
 inline float float_from_bits(std::int32_t bits) { return __builtin_bit_cast(float, bits); }

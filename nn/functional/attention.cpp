@@ -6,10 +6,12 @@
 #include <cblas.h>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
 
 namespace xgrad::nn::functional {
@@ -27,6 +29,7 @@ namespace {
 /// Sizes of one attention call.
 struct Dims {
   std::size_t B, T, S, H, dk, dv;
+  std::size_t S_stored;  // keys stored per batch row in k and v (S of them used)
   std::size_t q_ld() const { return H * dk; }  // row stride of q and k
   std::size_t v_ld() const { return H * dv; }  // row stride of v and the output
 };
@@ -49,7 +52,12 @@ Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_
   if (qs[2] % H != 0 || vs[2] % H != 0) {
     throw Error(fmt::format("{}: embedding sizes {} and {} are not divisible by {} heads", op, qs[2], vs[2], H));
   }
-  Dims d{qs[0], qs[1], ks[1], H, qs[2] / H, vs[2] / H};
+  if (options.num_keys > ks[1]) {
+    throw Error(fmt::format("{}: num_keys {} exceeds the {} keys that k {} holds", op, options.num_keys, ks[1],
+                            shape_str(ks)));
+  }
+  const std::size_t S = options.num_keys > 0 ? options.num_keys : ks[1];
+  Dims d{qs[0], qs[1], S, H, qs[2] / H, vs[2] / H, ks[1]};
   if (options.attn_mask) {
     const Shape ms = shape_of(*options.attn_mask);
     const bool per_all = ms == Shape{d.T, d.S}, per_head = ms == Shape{d.B * d.H, d.T, d.S};
@@ -75,17 +83,21 @@ Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_
 /// masked becomes all zeros.
 void masked_softmax_row(float* row, std::size_t n) {
   float max = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max)
   for (std::size_t j = 0; j < n; ++j) max = std::max(max, row[j]);
   if (max == -std::numeric_limits<float>::infinity()) {
     std::fill(row, row + n, 0.f);
     return;
   }
   float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
   for (std::size_t j = 0; j < n; ++j) {
-    row[j] = std::exp(row[j] - max);
-    sum += row[j];
+    const float e = kernels::exp_simd(row[j] - max);  // exactly 0 for a masked (-inf) score
+    row[j] = e;
+    sum += e;
   }
   const float inv = 1.f / sum;
+#pragma omp simd
   for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
 }
 
@@ -106,7 +118,12 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
     Generator& gen = options.generator ? *options.generator : default_generator();
     keep = std::make_shared<Array>(Array::from_shape({d.B, d.H, d.T, d.S}));
     const float p = options.dropout_p, kept = p < 1.f ? 1.f / (1.f - p) : 0.f;
-    for (float& m : *keep) m = gen.uniform() < p ? 0.f : kept;
+    const std::uint32_t drop_below = Generator::uniform_threshold(p);  // dropped: uniform() < p
+    std::vector<std::uint32_t> bits(keep->size());
+    gen.uniform_bits(bits.data(), bits.size());
+    float* m = keep->data();
+#pragma omp simd
+    for (std::size_t i = 0; i < bits.size(); ++i) m[i] = kernels::select(bits[i] < drop_below, 0.f, kept);
   }
   Array out = Array::from_shape({d.B, d.T, d.v_ld()});
 
@@ -117,15 +134,17 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
   const bool attn_per_head = options.attn_mask && options.attn_mask->dimension() == 3;
   const bool* padding = options.key_padding_mask ? options.key_padding_mask->data() : nullptr;
 
-#pragma omp parallel
+  // A decoding step (one query) is too little work to wake a second thread for.
+  const bool parallel = heads > 1 && heads * block * (d.dk + d.dv) >= kernels::kParallelWork;
+#pragma omp parallel if (parallel)
   {
     Array dropped = use_dropout ? Array::from_shape({d.T, d.S}) : Array();
 #pragma omp for schedule(static)
     for (std::size_t bh = 0; bh < heads; ++bh) {
       const std::size_t b = bh / d.H, h = bh % d.H;
       const float* Q = qd + b * d.T * d.q_ld() + h * d.dk;  // (T, dk), ld H*dk
-      const float* K = kd + b * d.S * d.q_ld() + h * d.dk;  // (S, dk), ld H*dk
-      const float* V = vd + b * d.S * d.v_ld() + h * d.dv;  // (S, dv), ld H*dv
+      const float* K = kd + b * d.S_stored * d.q_ld() + h * d.dk;  // (S, dk), ld H*dk
+      const float* V = vd + b * d.S_stored * d.v_ld() + h * d.dv;  // (S, dv), ld H*dv
       float* P = probs->data() + bh * block;                // (T, S)
       // Scores = Q K^T / sqrt(dk)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d.T, d.S, d.dk, scale, Q, d.q_ld(), K, d.q_ld(), 0.f, P,
@@ -180,15 +199,16 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
     const float* qd = q_saved->data();
     const float* kd = k_saved->data();
     const float* vd = v_saved->data();
-#pragma omp parallel
+    const bool parallel = heads > 1 && heads * block * (d.dk + d.dv) >= kernels::kParallelWork;
+#pragma omp parallel if (parallel)
     {
       Array dweights = Array::from_shape({d.T, d.S});
       Array dropped = keep ? Array::from_shape({d.T, d.S}) : Array();
 #pragma omp for schedule(static)
       for (std::size_t bh = 0; bh < heads; ++bh) {
         const std::size_t b = bh / d.H, h = bh % d.H;
-        const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S * d.q_ld() + h * d.dk;
-        const std::size_t v_off = b * d.S * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
+        const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S_stored * d.q_ld() + h * d.dk;
+        const std::size_t v_off = b * d.S_stored * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
         const float* P = probs->data() + bh * block;  // (T, S)
         const float* M = keep ? keep->data() + bh * block : nullptr;
         const float* weights = P;

@@ -8,6 +8,8 @@
 #include <xgrad/xgrad.hpp>
 #include <xgrad/nn/functional.hpp>
 
+#include <xtensor/xview.hpp>
+
 using namespace xgrad;
 namespace F = xgrad::nn::functional;
 
@@ -61,6 +63,51 @@ TEST_CASE("linear: values, gradcheck with and without bias, any leading axes") {
   CHECK(F::linear(x3, w3, b3).shape() == Shape{2, 3, 5});
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2]); }, {x3, w3, b3}));
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1]); }, {x3, w3}));
+}
+
+TEST_CASE("linear: up to four rows (matrix-vector products), as the same rows among more (one GEMM)") {
+  Tensor many = param({5, 4}, 10), w5 = param({3, 4}, 11), b5 = param({3}, 12);
+  const Array all = F::linear(many, w5, b5).value();                // (5, 3): one GEMM
+  const Array few = F::linear(narrow(many, 0, 0, 4), w5, b5).value();  // (4, 3): four GEMVs
+  CHECK(xt::allclose(few, xt::eval(xt::view(all, xt::range(0, 4), xt::all())), 1e-6, 1e-7));
+  Tensor x = from_vector({4, 5, 6}, {1, 1, 3});
+  Tensor w = from_vector({1, 0, -1, 2, 1, 0}, {2, 3});
+  CHECK(F::linear(x, w, from_vector({0.5f, -1}, {2})).value() == Array{{{-1.5f, 12.f}}});
+  CHECK(F::linear(x, w).value() == Array{{{-2.f, 13.f}}});
+  CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2]); }, {param({1, 4}, 4), param({5, 4}, 5), param({5}, 6)}));
+}
+
+TEST_CASE("linear_rows: a block of the weight's rows, as linear of the narrowed weight, gradients into the block") {
+  Tensor x = param({2, 3, 4}, 1), w = param({6, 4}, 2), b = param({6}, 3);
+  const Tensor y = F::linear_rows(x, w, b, 2, 3);
+  const Tensor expected = F::linear(x, narrow(w, 0, 2, 3), narrow(b, 0, 2, 3));
+  CHECK(y.shape() == Shape{2, 3, 3});
+  CHECK(xt::allclose(y.value(), expected.value()));
+  CHECK(xt::allclose(F::linear_rows(x, w, Tensor(), 0, 6).value(), F::linear(x, w).value()));
+  // Rows outside the block get no gradient; the block's gradient is the narrowed one's.
+  sum(y).backward();
+  for (std::size_t r : {0, 1, 5}) {
+    for (std::size_t c = 0; c < 4; ++c) CHECK(w.grad().value()(r, c) == 0.f);
+    CHECK(b.grad().value()(r) == 0.f);
+  }
+  CHECK(gradcheck([](Inputs in) { return F::linear_rows(in[0], in[1], in[2], 1, 4); }, {x, w, b}));
+  CHECK(gradcheck([](Inputs in) { return F::linear_rows(in[0], in[1], Tensor(), 3, 3); }, {x, w}));
+  CHECK(gradcheck([](Inputs in) { return F::linear_rows(in[0], in[1], in[2], 2, 2); }, {param({1, 4}, 7), w, b}));
+}
+
+TEST_CASE("linear_rows: bad rows and shapes") {
+  CHECK_THROWS_WITH_AS(F::linear_rows(zeros({2, 3}), zeros({4, 3}), Tensor(), 2, 3),
+                       doctest::Contains("linear_rows: rows [2, 5) are outside the weight's 4 rows (weight [4,3])"),
+                       Error);
+  CHECK_THROWS_WITH_AS(F::linear_rows(zeros({2, 3}), zeros({4, 3}), zeros({2}), 0, 2),
+                       doctest::Contains("linear_rows: bias must have shape [4] (the weight's rows), got [2]"), Error);
+  CHECK_THROWS_WITH_AS(F::linear_rows(zeros({2, 3}), zeros({4, 5}), Tensor(), 0, 1),
+                       doctest::Contains("linear_rows: input [2,3] does not end in in_features 5 of weight [4,5]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(F::linear_rows(zeros({2, 3}), zeros({3}), Tensor(), 0, 1),
+                       doctest::Contains("linear_rows: weight must be 2-D"), Error);
+  CHECK_THROWS_WITH_AS(F::linear_rows(Tensor(), zeros({4, 3}), Tensor(), 0, 1),
+                       doctest::Contains("linear_rows: input and weight must be defined"), Error);
 }
 
 TEST_CASE("linear: bad shapes") {
@@ -132,6 +179,32 @@ TEST_CASE("attention: dropout on the weights is seeded, inverted, and gradchecke
   CHECK(run({q, k, v}, 1).value() == run({q, k, v}, 1).value());
   CHECK(run({q, k, v}, 1).value() != run({q, k, v}, 2).value());
   CHECK(gradcheck([&](Inputs in) { return run(in, 3); }, {q, k, v}));
+}
+
+TEST_CASE("attention: num_keys uses the first keys of longer k and v, as attention on those keys alone") {
+  const std::size_t B = 2, T = 3, S = 5, used = 3, H = 2;
+  Tensor q = param({B, T, 4}, 7), k = param({B, S, 4}, 8), v = param({B, S, 6}, 9);
+  Mask padding = {{false, true, false}, {false, false, false}};  // (B, used)
+  F::AttentionOptions options;
+  options.key_padding_mask = padding;
+  options.num_keys = used;
+  const Tensor out = F::scaled_dot_product_attention(q, k, v, H, options).output;
+  options.num_keys = 0;
+  const Tensor expected =
+      F::scaled_dot_product_attention(q, narrow(k, 1, 0, used), narrow(v, 1, 0, used), H, options).output;
+  CHECK(xt::allclose(out.value(), expected.value(), 1e-6, 1e-7));
+  sum(out).backward();  // keys and values beyond num_keys get no gradient
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t s = used; s < S; ++s) {
+      for (std::size_t c = 0; c < 4; ++c) CHECK(k.grad().value()(b, s, c) == 0.f);
+      for (std::size_t c = 0; c < 6; ++c) CHECK(v.grad().value()(b, s, c) == 0.f);
+    }
+  options.num_keys = used;
+  CHECK(gradcheck([&](Inputs in) { return F::scaled_dot_product_attention(in[0], in[1], in[2], H, options).output; },
+                  {q, k, v}));
+  options.num_keys = S + 1;
+  CHECK_THROWS_WITH_AS(F::scaled_dot_product_attention(q, k, v, H, options),
+                       doctest::Contains("num_keys 6 exceeds the 5 keys that k [2,5,4] holds"), Error);
 }
 
 TEST_CASE("attention: bad input names shapes") {
