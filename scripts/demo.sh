@@ -10,8 +10,11 @@ bin="${XGRAD_BUILD_DIR:-$root/build}/bin"
 run="${XGRAD_DEMO_RUN:-$root/runs/demo-dates}"
 
 rm -rf "$run"  # the demo's own folder: start afresh each time
+# One thread: at this model size a second one gains under 10%, and loses much more whenever
+# anything else is running on the machine.
 "$bin/seq2seq" train --task dates --run-dir "$run" --max-minutes 5 --stop-at 0.998 \
-  --warmup 400 --lr-factor 0.7 --batch-tokens 1500 --valid-every 400 --valid-decode 500 "$@"
+  --warmup 400 --lr-factor 0.7 --batch-tokens 1500 --valid-every 400 --valid-decode 500 \
+  --threads 1 "$@"
 
 echo
 echo "== the test split, scored with the best checkpoint (beam 4)"
