@@ -47,6 +47,8 @@ class ProgressBar {
   /// Prints a line of its own (e.g. a validation result) without breaking the bar.
   void message(const std::string& line);
   void set_unit_name(std::string name) { unit_name_ = std::move(name); }
+  /// Changes the number of steps expected (e.g. as a time limit comes into view); 0: unknown.
+  void set_total(std::size_t total) { total_ = total; }
   /// Ends the bar's line (a last log line when not a terminal); later updates start a new one.
   void finish();
   /// The current state as drawn.

@@ -233,6 +233,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     return s.stop_at > 0 && value >= s.stop_at;
   };
 
+  const std::int64_t first_step = state.step;
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   model->train();
@@ -270,6 +271,15 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
                  {"epoch", sampler.epoch()}};
     if (grad_norm >= 0) line["grad_norm"] = grad_norm;
     log(line);
+    if (s.max_minutes > 0) {
+      // The run ends at the step count or the time limit, whichever comes first: aim the bar
+      // (and its ETA) at the step the limit will be reached at, at this process's pace.
+      const double seconds = elapsed() - previous_elapsed;
+      const double per_second = double(state.step - first_step) / std::max(seconds, 1e-9);
+      const double left = std::max(0.0, 60.0 * s.max_minutes - elapsed());
+      const double projected = double(state.step) + per_second * left;
+      bar.set_total(static_cast<std::size_t>(std::min(double(s.steps), std::ceil(projected))));
+    }
     bar.update(static_cast<std::size_t>(state.step),
                fmt::format("epoch {} ({:.0f}%) loss {:.3f} lr {:.2e}", sampler.epoch() + 1,
                            100.0 * double(sampler.position()) / double(sampler.batches_in_epoch()), loss, lr),

@@ -218,6 +218,22 @@ TEST_CASE("ProgressBar on a file logs at most every log_every seconds, and finis
   std::fclose(file);
 }
 
+TEST_CASE("ProgressBar::set_total moves the end the percentage and bar count towards") {
+  std::FILE* file = std::tmpfile();
+  REQUIRE(file != nullptr);
+  {
+    ProgressBar bar(100, "train", file, 0.0);
+    bar.update(10, "");
+    bar.set_total(20);  // a time limit ends the run at about step 20
+    bar.update(15, "");
+  }
+  const std::vector<std::string> lines = lines_of(contents(file));
+  REQUIRE(lines.size() >= 2);
+  CHECK(lines[0].rfind("train 10/100 (10%)", 0) == 0);
+  CHECK(lines[1].rfind("train 15/20 (75%)", 0) == 0);
+  std::fclose(file);
+}
+
 TEST_CASE("ProgressBar without updates writes nothing but its messages") {
   std::FILE* file = std::tmpfile();
   REQUIRE(file != nullptr);
