@@ -1,5 +1,5 @@
 // Progress of long work: a redrawn one-line bar with rate and ETA when the stream is a terminal,
-// plain log lines at a steady interval otherwise (logs, pipes, CI).
+// plain log lines at a steady interval otherwise (log files, pipes, batch jobs).
 #pragma once
 
 #include <chrono>
