@@ -3,6 +3,8 @@
 // bad-input message: invalid UTF-8, bad ids, malformed tokenizer folders.
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -29,30 +31,6 @@ namespace {
 
 doctest::Contains contains(const std::string& text) { return doctest::Contains(text.c_str()); }
 
-/// A fresh folder under the system's temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "xgrad_tokenizer_XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string path() const { return path_.string(); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(path_)) names.push_back(entry.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -80,7 +58,7 @@ std::string load_error(const TempDir& dir, const std::string& json) {
 
 /// Checks that loading `json` fails with a message naming tokenizer.json and containing `problem`.
 void check_rejected(const std::string& json, const std::string& problem) {
-  TempDir dir;
+  TempDir dir("tokenizer");
   const std::string message = load_error(dir, json);
   INFO("message: ", message);
   CHECK(message.find("'" + dir.file("tokenizer.json") + "'") != std::string::npos);
@@ -208,7 +186,7 @@ TEST_CASE("CharTokenizer: the symbols must be distinct Unicode scalar values") {
 
 TEST_CASE("CharTokenizer: save writes a readable tokenizer.json that loads back to the same ids") {
   const CharTokenizer tokenizer = CharTokenizer::build(kMixedTexts);
-  TempDir dir;
+  TempDir dir("tokenizer");
   tokenizer.save(dir.path());
   CHECK(dir.entries() == std::vector<std::string>{"tokenizer.json"});
   const nlohmann::json json = nlohmann::json::parse(read_text(dir.file("tokenizer.json")));
@@ -232,14 +210,14 @@ TEST_CASE("CharTokenizer: save writes a readable tokenizer.json that loads back 
 }
 
 TEST_CASE("CharTokenizer: save into a missing folder throws") {
-  TempDir dir;
+  TempDir dir("tokenizer");
   CHECK_THROWS_WITH_AS(CharTokenizer::build({"a"}).save(dir.file("missing")),
                        doctest::Contains("CharTokenizer::save"), Error);
 }
 
 TEST_CASE("load_tokenizer: missing or malformed tokenizer.json") {
   {
-    TempDir dir;
+    TempDir dir("tokenizer");
     const std::string path = dir.file("tokenizer.json");
     CHECK_THROWS_WITH_AS(load_tokenizer(dir.path()),
                          contains("load_tokenizer: '" + path + "' is missing or not a regular file"), Error);
@@ -268,7 +246,7 @@ TEST_CASE("load_tokenizer: missing or malformed tokenizer.json") {
   check_rejected("{\"kind\": \"char\", " + specials + ", \"symbols\": [\"a\", \"é\", \"a\"]}",
                  "U+0061 appears twice, as ids 4 and 6");
   // An empty vocabulary is legal: everything is unknown.
-  TempDir dir;
+  TempDir dir("tokenizer");
   write_text(dir.file("tokenizer.json"), "{\"kind\": \"char\", " + specials + ", \"symbols\": []}");
   CHECK(load_tokenizer(dir.path())->encode("hi") == Ids{3, 3});
 }
@@ -320,7 +298,7 @@ TEST_CASE("SentencePieceTokenizer: ids out of range are rejected") {
 }
 
 TEST_CASE("SentencePieceTokenizer: save and load give the same ids; the same seed gives the same model bytes") {
-  TempDir first, second;
+  TempDir first("tokenizer"), second("tokenizer");
   trained().save(first.path());
   CHECK(first.entries() == std::vector<std::string>{"spm.model", "tokenizer.json"});
   const nlohmann::json json = nlohmann::json::parse(read_text(first.file("tokenizer.json")));
@@ -380,7 +358,7 @@ TEST_CASE("load_tokenizer: malformed SentencePiece folders") {
                  "\"model\" is \"../spm.model\", expected a file name in the same folder");
   check_rejected("{\"kind\": \"sentencepiece\", \"model\": \"\"}", "expected a file name in the same folder");
 
-  TempDir dir;
+  TempDir dir("tokenizer");
   const std::string json = "{\"kind\": \"sentencepiece\", \"model\": \"spm.model\"}";
   CHECK(load_error(dir, json).find("'" + dir.file("spm.model") + "' is missing or not a regular file") !=
         std::string::npos);

@@ -2,6 +2,8 @@
 // exact resume (bit-identical losses), Ctrl-C, and the messages for bad input.
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -43,14 +45,6 @@ Result run(const std::string& arguments, const std::string& input = "") {
   return result;
 }
 
-/// A fresh, empty folder under the temporary directory.
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("xgrad_seq2seq_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 /// step -> loss of the "train" lines of a run's metrics.jsonl.
 std::map<long, double> train_losses(const fs::path& run) {
   std::map<long, double> losses;
@@ -71,7 +65,8 @@ const std::string kSmallRun =
 }  // namespace
 
 TEST_CASE("seq2seq train writes a run folder that eval and translate use") {
-  const fs::path dir = scratch("run");
+  const TempDir scratch("seq2seq_run");
+  const fs::path& dir = scratch.path();
   const fs::path run_dir = dir / "run";
   const Result trained = run(kSmallRun + " --steps 6 --run-dir " + run_dir.string());
   INFO(trained.output);
@@ -110,11 +105,11 @@ TEST_CASE("seq2seq train writes a run folder that eval and translate use") {
   const Result again = run(kSmallRun + " --steps 2 --run-dir " + run_dir.string());
   CHECK(again.status == 1);
   CHECK(again.output.find("already holds a run") != std::string::npos);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("seq2seq train: gradient accumulation and clipping") {
-  const fs::path dir = scratch("accumulate");
+  const TempDir scratch("seq2seq_accumulate");
+  const fs::path& dir = scratch.path();
   auto first_step = [&](const std::string& flags, const std::string& name) {
     const Result trained = run(kSmallRun + " --steps 1 " + flags + " --run-dir " + (dir / name).string());
     INFO(trained.output);
@@ -130,11 +125,11 @@ TEST_CASE("seq2seq train: gradient accumulation and clipping") {
   CHECK(two.at("tokens").get<long>() > one.at("tokens").get<long>());
   CHECK_FALSE(one.contains("grad_norm"));
   CHECK(two.at("grad_norm").get<double>() > 0);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("seq2seq train --resume continues bit-identically") {
-  const fs::path dir = scratch("resume");
+  const TempDir scratch("seq2seq_resume");
+  const fs::path& dir = scratch.path();
   const Result whole = run(kSmallRun + " --steps 10 --run-dir " + (dir / "whole").string());
   INFO(whole.output);
   REQUIRE(whole.status == 0);
@@ -158,11 +153,11 @@ TEST_CASE("seq2seq train --resume continues bit-identically") {
   const Result changed = run("train --resume " + (dir / "split").string() + " --d-model 64");
   CHECK(changed.status != 0);
   CHECK(changed.output.find("cannot change a resumed run") != std::string::npos);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("seq2seq train saves a checkpoint on Ctrl-C and resumes from it") {
-  const fs::path dir = scratch("interrupt");
+  const TempDir scratch("seq2seq_interrupt");
+  const fs::path& dir = scratch.path();
   const std::string command = std::string(XGRAD_BIN_DIR) + "/seq2seq";
   const std::string run_dir = (dir / "run").string();
   std::fflush(stdout);  // or the child would write doctest's buffered output a second time
@@ -195,11 +190,11 @@ TEST_CASE("seq2seq train saves a checkpoint on Ctrl-C and resumes from it") {
   INFO(resumed.output);
   CHECK(resumed.status == 0);
   CHECK(train_losses(dir / "run").size() == static_cast<std::size_t>(saved + 2));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("seq2seq: bad input gives a clear message and a non-zero exit code") {
-  const fs::path dir = scratch("bad");
+  const TempDir scratch("seq2seq_bad");
+  const fs::path& dir = scratch.path();
   // Unknown flags print the usage.
   const Result unknown = run("train --frobnicate 3");
   CHECK(unknown.status != 0);
@@ -246,11 +241,11 @@ TEST_CASE("seq2seq: bad input gives a clear message and a non-zero exit code") {
       run("train --train " + tsv.string() + " --valid " + tsv.string() + " --run-dir " + (dir / "r2").string());
   CHECK(unusable.status == 1);
   CHECK(unusable.output.find("pairs.tsv") != std::string::npos);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("seq2seq on a TSV corpus with SentencePiece subwords: export, train, eval, translate") {
-  const fs::path dir = scratch("spm");
+  const TempDir scratch("seq2seq_spm");
+  const fs::path& dir = scratch.path();
   const Result exported = run("export --task numbers --train-size 1500 --valid-size 30 --test-size 30 --out " +
                               (dir / "corpus").string());
   INFO(exported.output);
@@ -279,5 +274,4 @@ TEST_CASE("seq2seq on a TSV corpus with SentencePiece subwords: export, train, e
   const Result translated = run("translate --model " + run_dir.string(), "forty-two\nseven hundred\n");
   INFO(translated.output);
   CHECK(translated.status == 0);
-  fs::remove_all(dir);
 }

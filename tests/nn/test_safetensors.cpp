@@ -2,6 +2,8 @@
 // its message, atomic writes under failure and SIGKILL, the reference writer's file, and a fuzz.
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -33,30 +35,6 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-/// A fresh folder under the system's temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "xgrad_safetensors_XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  /// Names of the entries in the folder, sorted.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(path_)) names.push_back(entry.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
 
 using Bytes = std::string;
 
@@ -108,7 +86,7 @@ std::string error_for(const TempDir& dir, const Bytes& bytes) {
 
 /// Checks that reading `bytes` fails with a message naming the file and containing `problem`.
 void check_rejected(const Bytes& bytes, const std::string& problem) {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string message = error_for(dir, bytes);
   INFO("message: ", message);
   CHECK(message.find("'" + dir.file("case.safetensors") + "': ") != std::string::npos);
@@ -130,7 +108,7 @@ const Bytes kTwoFloats = le_bytes<float>({1.f, 2.f});
 // --- round trips -----------------------------------------------------------------------------
 
 TEST_CASE("write then read gives back floats, integers and metadata exactly") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::map<std::string, Array> tensors = {
       {"layer.weight", Array{{1.5f, -2.f, 0.f}, {-0.f, kInf, -kInf}}},
@@ -171,7 +149,7 @@ TEST_CASE("write then read gives back floats, integers and metadata exactly") {
 }
 
 TEST_CASE("the writer's bytes: sorted names, F32 and I64, contiguous data, header padded to 8") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir.file("layout.safetensors");
   safetensors::write(path, {{"b", Array{1.f, 2.f}}, {"a", Array{{3.f, 4.f}}}}, {{"c", Indices{7}}},
                      {{"k", "v"}});
@@ -190,7 +168,7 @@ TEST_CASE("the writer's bytes: sorted names, F32 and I64, contiguous data, heade
 }
 
 TEST_CASE("no metadata: the header has no __metadata__ and read gives an empty map") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir.file("plain.safetensors");
   safetensors::write(path, {{"w", Array{1.f}}});
   CHECK(read_bytes(path).find("__metadata__") == std::string::npos);
@@ -198,7 +176,7 @@ TEST_CASE("no metadata: the header has no __metadata__ and read gives an empty m
 }
 
 TEST_CASE("write over an existing file replaces it") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir.file("model.safetensors");
   safetensors::write(path, {{"old", Array{1.f}}});
   safetensors::write(path, {{"new", Array{2.f, 3.f}}});
@@ -209,7 +187,7 @@ TEST_CASE("write over an existing file replaces it") {
 }
 
 TEST_CASE("a written file gets the permissions of any new file (umask), not a temporary file's 0600") {
-  TempDir dir;
+  TempDir dir("safetensors");
   write_bytes(dir.file("reference"), "x");
   safetensors::write(dir.file("model.safetensors"), {{"w", Array{1.f}}});
   CHECK(fs::status(dir.file("model.safetensors")).permissions() ==
@@ -219,7 +197,7 @@ TEST_CASE("a written file gets the permissions of any new file (umask), not a te
 // --- files built byte by byte: every dtype ---------------------------------------------------
 
 TEST_CASE("F16 converts exactly: normals, subnormals, zeros, infinities, NaN") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const Bytes data = le_bytes<std::uint16_t>(
       {0x3C00, 0xC000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x3555, 0x8001});
   write_bytes(dir.file("f16"),
@@ -243,7 +221,7 @@ TEST_CASE("F16 converts exactly: normals, subnormals, zeros, infinities, NaN") {
 }
 
 TEST_CASE("BF16 converts exactly: the top half of a float32") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const Bytes data =
       le_bytes<std::uint16_t>({0x3F80, 0xC040, 0x4049, 0x0001, 0x8000, 0x7F80, 0xFF80, 0x7FC0});
   write_bytes(dir.file("bf16"),
@@ -262,7 +240,7 @@ TEST_CASE("BF16 converts exactly: the top half of a float32") {
 }
 
 TEST_CASE("F64 rounds to the nearest float32, overflowing to infinity") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const double flt_max = std::numeric_limits<float>::max();
   const Bytes data = le_bytes<double>({1.5, -0.1, 1e300, -1e300, std::nan(""), 1e-50, flt_max,
                                        flt_max + std::ldexp(1.0, 102), 0x1.ffffffp+127, -0.0});
@@ -284,7 +262,7 @@ TEST_CASE("F64 rounds to the nearest float32, overflowing to infinity") {
 }
 
 TEST_CASE("I32, I16, I8, U8 and BOOL read as int64; names come back sorted") {
-  TempDir dir;
+  TempDir dir("safetensors");
   // Listed in the header out of name order and out of data order.
   const std::string header = R"({"u8":{"dtype":"U8","shape":[2],"data_offsets":[28,30]},)"
                              R"("i32":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]},)"
@@ -322,7 +300,7 @@ TEST_CASE("dtype helpers") {
 }
 
 TEST_CASE("File lookups name the file and the tensor when they fail") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir.file("m.safetensors");
   safetensors::write(path, {{"w", Array{1.f}}}, {{"ids", Indices{1}}});
   const auto file = safetensors::read(path);
@@ -373,7 +351,7 @@ TEST_CASE("a file written by the reference PyTorch writer reads exactly") {
 // --- malformed files -------------------------------------------------------------------------
 
 TEST_CASE("a valid hand-built file loads, so the cases below fail for their one defect") {
-  TempDir dir;
+  TempDir dir("safetensors");
   CHECK(error_for(dir, file_bytes(kOneTensor, kTwoFloats)) == "");
   CHECK(error_for(dir, file_bytes(kOneTensor + "      ", kTwoFloats)) == "");  // padding is whitespace
 }
@@ -465,7 +443,7 @@ TEST_CASE("rejected: shape x dtype size different from the byte span, overflow i
   check_rejected(file_bytes(R"({"w":{"dtype":"BF16","shape":[9223372036854775808],"data_offsets":[0,0]}})"),
                  "needs more than 2^64 bytes");
   // A zero dimension makes the tensor empty whatever the other dimensions are.
-  TempDir dir;
+  TempDir dir("safetensors");
   CHECK(error_for(
             dir,
             file_bytes(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})")) ==
@@ -499,7 +477,7 @@ TEST_CASE("rejected: offsets out of range, reversed, overlapping, leaving gaps o
 }
 
 TEST_CASE("spans may be listed in any order: the rule is on their offsets") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string header = R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
                              R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
   write_bytes(dir.file("any_order"), file_bytes(header, kTwoFloats));
@@ -528,7 +506,7 @@ TEST_CASE("rejected: BOOL bytes other than 0 and 1") {
 }
 
 TEST_CASE("rejected: paths that are no regular file, without waiting on a FIFO") {
-  TempDir dir;
+  TempDir dir("safetensors");
   CHECK_THROWS_WITH_AS(safetensors::read(dir.file("missing")), doctest::Contains("cannot open: No such file"),
                        Error);
   fs::create_directory(dir.file("folder"));
@@ -540,7 +518,7 @@ TEST_CASE("rejected: paths that are no regular file, without waiting on a FIFO")
 // --- writer errors and atomicity -------------------------------------------------------------
 
 TEST_CASE("write rejects bad names and text before touching the disk") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir.file("m.safetensors");
   CHECK_THROWS_WITH_AS(safetensors::write(path, {{"x", Array{1.f}}}, {{"x", Indices{1}}}),
                        doctest::Contains("tensor 'x' is both a float and an integer tensor"), Error);
@@ -578,7 +556,7 @@ class FileSizeLimit {
 }  // namespace
 
 TEST_CASE("a write that fails midway leaves the previous file intact and no temporary file") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir.file("model.safetensors");
   safetensors::write(path, {{"w", Array{1.f, 2.f, 3.f}}}, {}, {{"step", "1"}});
   const Bytes before = read_bytes(path);
@@ -599,7 +577,7 @@ TEST_CASE("a write that fails midway leaves the previous file intact and no temp
 }
 
 TEST_CASE("a write that fails at the rename removes its temporary file") {
-  TempDir dir;
+  TempDir dir("safetensors");
   fs::create_directory(dir.file("model.safetensors"));  // a folder where the file should go
   CHECK_THROWS_WITH_AS(safetensors::write(dir.file("model.safetensors"), {{"w", Array{1.f}}}),
                        doctest::Contains("renaming the temporary file over the target failed"), Error);
@@ -607,7 +585,7 @@ TEST_CASE("a write that fails at the rename removes its temporary file") {
 }
 
 TEST_CASE("a writer killed mid-write leaves the old file or the new one, never a mix") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string path = dir.file("model.safetensors");
   safetensors::write(path, {{"w", Array{1.f, 2.f, 3.f}}});
   Array big = Array::from_shape({16 * 1024 * 1024});  // 64 MB: long enough to be caught writing
@@ -647,7 +625,7 @@ TEST_CASE("a writer killed mid-write leaves the old file or the new one, never a
 // --- fuzz ------------------------------------------------------------------------------------
 
 TEST_CASE("fuzz: mutated files either load or throw xgrad::Error") {
-  TempDir dir;
+  TempDir dir("safetensors");
   const std::string valid_path = dir.file("valid.safetensors");
   safetensors::write(valid_path, {{"a", Array{{1.f, 2.f}, {3.f, 4.f}}}, {"b", Array(0.5f)}},
                      {{"ids", Indices{1, 2, 3}}}, {{"format", "pt"}, {"config", R"({"d":4})"}});

@@ -2,6 +2,8 @@
 // the file.
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -21,14 +23,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-/// A fresh empty folder for one test.
-fs::path scratch_folder(const std::string& name) {
-  const fs::path folder = fs::temp_directory_path() / ("xgrad_test_plot_" + name);
-  fs::remove_all(folder);
-  fs::create_directories(folder);
-  return folder;
-}
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
@@ -85,7 +79,8 @@ TEST_CASE("nice_ticks rejects a non-finite range") {
 }
 
 TEST_CASE("write_svg writes one SVG with titles, labels, a path and a legend entry per curve") {
-  const fs::path folder = scratch_folder("basic");
+  const TempDir scratch("plot_basic");
+  const fs::path& folder = scratch.path();
   const std::string path = (folder / "curves.svg").string();
   Chart loss{"Training loss", "step", "loss", {}, false};
   loss.series.push_back(line("train", {{0, 3.2}, {100, 2.1}, {200, 1.7}, {300, 1.5}}));
@@ -113,7 +108,6 @@ TEST_CASE("write_svg writes one SVG with titles, labels, a path and a legend ent
   CHECK(svg.find(">1.5<") != std::string::npos);
   // Written in one step: no temporary file is left beside it.
   CHECK(std::distance(fs::directory_iterator(folder), fs::directory_iterator()) == 1);
-  fs::remove_all(folder);
 }
 
 TEST_CASE("write_svg escapes & < > and quotes in titles, labels and names") {
@@ -187,7 +181,8 @@ TEST_CASE("render_svg cuts long legend names at a character boundary") {
 }
 
 TEST_CASE("write_svg names the file when it cannot be written or the request is bad") {
-  const fs::path folder = scratch_folder("errors");
+  const TempDir scratch("plot_errors");
+  const fs::path& folder = scratch.path();
   const std::string missing = (folder / "no_such_folder" / "plot.svg").string();
   const Chart chart{"t", "x", "y", {line("a", {{0, 1}, {1, 2}})}, false};
   CHECK_THROWS_WITH_AS(write_svg(missing, {chart}), doctest::Contains(("write_svg: '" + missing + "'").c_str()), Error);
@@ -197,5 +192,4 @@ TEST_CASE("write_svg names the file when it cannot be written or the request is 
   CHECK_THROWS_WITH_AS(write_svg(path, {chart}, 100, 300),
                        doctest::Contains("size 100 x 300 pixels per panel; expected at least 200 x 120"), Error);
   CHECK_FALSE(fs::exists(path));
-  fs::remove_all(folder);
 }
