@@ -73,6 +73,10 @@ struct TrainSettings {
 
   Json to_json() const;
   static TrainSettings from_json(const Json& j);
+  /// The settings saved in `run_dir`/args.json, or nothing when there is no such file.
+  static std::optional<TrainSettings> load(const std::string& run_dir);
+  /// Writes them to `run_dir`/args.json, atomically.
+  void save(const std::string& run_dir) const;
 };
 
 // --- data ------------------------------------------------------------------------------------

@@ -2,9 +2,13 @@
 // as the JSON saved in a run folder.
 #include "seq2seq.hpp"
 
+#include <filesystem>
+#include <fstream>
+
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/utils/atomic_file.hpp>
 
 namespace seq2seq {
 
@@ -135,6 +139,20 @@ TrainSettings TrainSettings::from_json(const Json& j) {
     throw xgrad::Error(fmt::format("args.json: {}", e.what()));
   }
   return s;
+}
+
+std::optional<TrainSettings> TrainSettings::load(const std::string& run_dir) {
+  const std::string path = (std::filesystem::path(run_dir) / "args.json").string();
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  const Json j = Json::parse(in, nullptr, false);
+  if (j.is_discarded()) throw xgrad::Error(fmt::format("'{}' is not valid JSON", path));
+  return from_json(j);
+}
+
+void TrainSettings::save(const std::string& run_dir) const {
+  const std::string path = (std::filesystem::path(run_dir) / "args.json").string();
+  xgrad::utils::write_file_atomically(path, to_json().dump(2) + "\n", "seq2seq train");
 }
 
 }  // namespace seq2seq

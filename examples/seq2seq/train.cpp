@@ -106,10 +106,9 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
                   std::optional<double> max_minutes) {
   const bool resuming = !resume_dir.empty();
   if (resuming) {
-    const fs::path args = fs::path(resume_dir) / "args.json";
-    std::ifstream in(args);
-    if (!in) throw Error(fmt::format("--resume: '{}' is not a run folder (no readable args.json)", resume_dir));
-    s = TrainSettings::from_json(Json::parse(in, nullptr, true));
+    const std::optional<TrainSettings> saved = TrainSettings::load(resume_dir);
+    if (!saved) throw Error(fmt::format("--resume: '{}' is not a run folder (no readable args.json)", resume_dir));
+    s = *saved;
     s.run_dir = resume_dir;
   }
   if (steps) s.steps = *steps;
@@ -172,7 +171,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
                  static_cast<long long>(state.step), state.epoch, state.position);
   } else {
     fs::create_directories(run);
-    xgrad::utils::write_file_atomically((run / "args.json").string(), s.to_json().dump(2) + "\n", "seq2seq train");
+    s.save(s.run_dir);
     xgrad::utils::write_file_atomically((run / "metrics.jsonl").string(), "", "seq2seq train");
   }
   std::fprintf(stderr,

@@ -3,7 +3,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -22,9 +21,8 @@ namespace {
 /// The settings of the run a checkpoint belongs to (RUN/checkpoints/step-N -> RUN/args.json).
 std::optional<TrainSettings> run_settings(const std::string& checkpoint_dir) {
   const fs::path dir = fs::canonical(checkpoint_dir);
-  for (const fs::path& candidate : {dir / "args.json", dir.parent_path().parent_path() / "args.json"}) {
-    std::ifstream in(candidate);
-    if (in) return TrainSettings::from_json(Json::parse(in));
+  for (const fs::path& candidate : {dir, dir.parent_path().parent_path()}) {
+    if (std::optional<TrainSettings> settings = TrainSettings::load(candidate.string())) return settings;
   }
   return std::nullopt;
 }
