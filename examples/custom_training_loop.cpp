@@ -9,7 +9,6 @@
 #include <xgrad/data/tokenizer.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -62,8 +61,7 @@ int main(int argc, char** argv) {
   models::Transformer model(config);
   // Embeddings ~ N(0, 1/D), so that embedding * sqrt(D) is on the scale of the positional
   // encodings (torch.nn.Embedding's N(0, 1) would drown them).
-  nn::init::normal_(model.src_embed->weight, 0.0, 1.0 / std::sqrt(double(config.d_model)));
-  nn::init::normal_(model.tgt_embed->weight, 0.0, 1.0 / std::sqrt(double(config.d_model)));
+  model.rescale_embedding_init();
 
   // The paper's optimizer and schedule: Adam(0.9, 0.98, 1e-9), warmup then 1/sqrt(step).
   optim::Adam adam(model.parameters(), optim::AdamOptions(1.0).betas({0.9, 0.98}).eps(1e-9));

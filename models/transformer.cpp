@@ -317,6 +317,12 @@ Transformer::Transformer(const TransformerConfig& c, Generator& gen) : Module("T
   dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, gen));
 }
 
+void Transformer::rescale_embedding_init(Generator& generator) {
+  const double std = 1.0 / std::sqrt(static_cast<double>(config_.d_model));
+  nn::init::normal_(src_embed->weight, 0.0, std, generator);
+  if (!config_.tie_embeddings) nn::init::normal_(tgt_embed->weight, 0.0, std, generator);
+}
+
 Mask Transformer::padding_mask(const Indices& tokens) const {
   if (tokens.dimension() != 2) {
     throw Error(fmt::format("Transformer: token ids must be (B, L), got {}", shape_str(Shape(tokens.shape().begin(), tokens.shape().end()))));

@@ -195,6 +195,13 @@ class Transformer : public nn::Module {
 
   /// (B, L) -> (B, L), true where the token is pad_id.
   Mask padding_mask(const Indices& tokens) const;
+
+  /// Redraws the embedding tables from N(0, 1/D), so that embed * sqrt(D) has unit variance, the
+  /// scale of the positional encodings (as tensor2tensor and fairseq draw them). The constructor
+  /// draws N(0, 1), as torch.nn.Embedding, which at D = 64 leaves the positions 8x quieter than
+  /// the tokens and makes position-dependent tasks slow to learn. Source table first, then the
+  /// target table unless it is the same (tied).
+  void rescale_embedding_init(Generator& generator = default_generator());
   const TransformerConfig& config() const { return config_; }
 
   std::shared_ptr<Embeddings> src_embed;

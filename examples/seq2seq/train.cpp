@@ -15,7 +15,6 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/autograd.hpp>
-#include <xgrad/nn/init.hpp>
 #include <xgrad/nn/safetensors.hpp>
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/utils/atomic_file.hpp>
@@ -139,9 +138,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   const xgrad::models::TransformerConfig config = s.model.config(tokenizer->vocab_size());
   auto model = std::make_shared<xgrad::models::Transformer>(config);
   if (s.embedding_init == "scaled") {
-    const double std = 1.0 / std::sqrt(double(config.d_model));
-    xgrad::nn::init::normal_(model->src_embed->weight, 0.0, std);
-    if (!config.tie_embeddings) xgrad::nn::init::normal_(model->tgt_embed->weight, 0.0, std);
+    model->rescale_embedding_init();
   } else if (s.embedding_init != "unit") {
     throw Error(fmt::format("--embedding-init must be scaled or unit, not '{}'", s.embedding_init));
   }

@@ -495,3 +495,29 @@ TEST_CASE("positional: unknown kinds and widths the encoding cannot use throw") 
   long_src.fill(3);
   CHECK_THROWS_WITH_AS(seeded_model("rope")->encode(long_src), doctest::Contains("sequence length 13 exceeds max_len 12"), Error);
 }
+
+TEST_CASE("rescale_embedding_init draws the tables from N(0, 1/D), the tied one once") {
+  for (const bool tied : {false, true}) {
+    CAPTURE(tied);
+    TransformerConfig c = TransformerConfig::preset("tiny", 500, 500);
+    c.tie_embeddings = tied;
+    Generator generator(7);
+    Transformer model(c, generator);
+    const Array before = model.tgt_embed->weight.value();
+    Generator redraw(8);
+    model.rescale_embedding_init(redraw);
+    for (const Tensor& table : {model.src_embed->weight, model.tgt_embed->weight}) {
+      const Array& w = table.value();
+      double sum = 0, squares = 0;
+      for (const float v : w) sum += v, squares += double(v) * v;
+      const double n = double(w.size()), mean = sum / n;
+      CHECK(std::abs(mean) < 0.01);
+      CHECK(std::sqrt(squares / n - mean * mean) == doctest::Approx(1.0 / std::sqrt(64.0)).epsilon(0.03));
+    }
+    CHECK(model.tgt_embed->weight.value() != before);
+    // Tied: one table, drawn once, so the next draw of the generator is the one after it.
+    Generator reference(8);
+    for (std::size_t i = 0; i < 500 * 64 * (tied ? 1 : 2); ++i) reference.normal();
+    CHECK(redraw.normal() == reference.normal());
+  }
+}
