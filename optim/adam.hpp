@@ -13,18 +13,18 @@ namespace xgrad::optim {
 
 namespace detail {
 class AdamBase;
-}
 
-/// Adam's options, set by chaining: `AdamOptions(1e-3).betas({0.9, 0.98}).eps(1e-9)`.
-struct AdamOptions {
-  explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
-
-  AdamOptions& lr(double value) { lr_ = value; return *this; }
-  AdamOptions& betas(std::tuple<double, double> value) { std::tie(beta1_, beta2_) = value; return *this; }
-  AdamOptions& eps(double value) { eps_ = value; return *this; }
-  AdamOptions& weight_decay(double value) { weight_decay_ = value; return *this; }
-  AdamOptions& amsgrad(bool value) { amsgrad_ = value; return *this; }
-  AdamOptions& maximize(bool value) { maximize_ = value; return *this; }
+/// The settings Adam and AdamW share, set by chaining; each setter returns the concrete options
+/// type, so `AdamWOptions(1e-3).betas({0.9, 0.98}).eps(1e-9)` stays an AdamWOptions.
+template <typename Options>
+class AdamSettings {
+ public:
+  Options& lr(double value) { lr_ = value; return self(); }
+  Options& betas(std::tuple<double, double> value) { std::tie(beta1_, beta2_) = value; return self(); }
+  Options& eps(double value) { eps_ = value; return self(); }
+  Options& weight_decay(double value) { weight_decay_ = value; return self(); }
+  Options& amsgrad(bool value) { amsgrad_ = value; return self(); }
+  Options& maximize(bool value) { maximize_ = value; return self(); }
 
   double lr() const { return lr_; }
   std::tuple<double, double> betas() const { return {beta1_, beta2_}; }
@@ -33,43 +33,31 @@ struct AdamOptions {
   bool amsgrad() const { return amsgrad_; }
   bool maximize() const { return maximize_; }
 
+ protected:
+  AdamSettings(double lr, double weight_decay) : lr_(lr), weight_decay_(weight_decay) {}
+
  private:
-  friend class detail::AdamBase;
+  friend class AdamBase;
+  Options& self() { return static_cast<Options&>(*this); }
   double lr_;
   double beta1_ = 0.9;
   double beta2_ = 0.999;
   double eps_ = 1e-8;
-  double weight_decay_ = 0.0;
+  double weight_decay_;
   bool amsgrad_ = false;
   bool maximize_ = false;
 };
 
+}  // namespace detail
+
+/// Adam's options, set by chaining: `AdamOptions(1e-3).betas({0.9, 0.98}).eps(1e-9)`.
+struct AdamOptions : detail::AdamSettings<AdamOptions> {
+  explicit AdamOptions(double lr = 1e-3) : AdamSettings(lr, /*weight_decay=*/0.0) {}
+};
+
 /// AdamW's options: Adam's, with weight decay 0.01 by default (torch's).
-struct AdamWOptions {
-  explicit AdamWOptions(double lr = 1e-3) : lr_(lr) {}
-
-  AdamWOptions& lr(double value) { lr_ = value; return *this; }
-  AdamWOptions& betas(std::tuple<double, double> value) { std::tie(beta1_, beta2_) = value; return *this; }
-  AdamWOptions& eps(double value) { eps_ = value; return *this; }
-  AdamWOptions& weight_decay(double value) { weight_decay_ = value; return *this; }
-  AdamWOptions& amsgrad(bool value) { amsgrad_ = value; return *this; }
-  AdamWOptions& maximize(bool value) { maximize_ = value; return *this; }
-
-  double lr() const { return lr_; }
-  std::tuple<double, double> betas() const { return {beta1_, beta2_}; }
-  double eps() const { return eps_; }
-  double weight_decay() const { return weight_decay_; }
-  bool amsgrad() const { return amsgrad_; }
-  bool maximize() const { return maximize_; }
-
- private:
-  double lr_;
-  double beta1_ = 0.9;
-  double beta2_ = 0.999;
-  double eps_ = 1e-8;
-  double weight_decay_ = 0.01;
-  bool amsgrad_ = false;
-  bool maximize_ = false;
+struct AdamWOptions : detail::AdamSettings<AdamWOptions> {
+  explicit AdamWOptions(double lr = 1e-3) : AdamSettings(lr, /*weight_decay=*/0.01) {}
 };
 
 /// One parameter's Adam state.
