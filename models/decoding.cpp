@@ -14,6 +14,8 @@
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
+#include <xgrad/autograd/ops/row_kernels.hpp>
+#include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/autograd/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
 
@@ -95,47 +97,27 @@ class RefeedStepper {
 
 namespace {
 
-/// Writes x (B, 1, D) at position t of cache (B, capacity, D), whose first t positions are
-/// filled. A full cache doubles its capacity (a copy); otherwise nothing is copied, where growing
-/// by one position at each step copied the whole cache every time.
-void append_step(Tensor& cache, const Array& x, std::size_t t) {
-  const std::size_t batch = x.shape()[0], d = x.shape()[2];
-  const std::size_t capacity = cache.defined() ? cache.size(1) : 0;
-  if (t == capacity) {
-    const std::size_t grown = std::max<std::size_t>(16, 2 * capacity);
-    Array bigger = Array::from_shape({batch, grown, d});  // (B, grown, D)
-    for (std::size_t b = 0; b < batch && t > 0; ++b) {
-      std::copy_n(cache.value().data() + b * capacity * d, t * d, bigger.data() + b * grown * d);
-    }
-    cache = Tensor(std::move(bigger));
-  }
-  Array& c = cache.mutable_value();
-  const std::size_t stride = c.shape()[1] * d;
-  for (std::size_t b = 0; b < batch; ++b) std::copy_n(x.data() + b * d, d, c.data() + b * stride + t * d);
-}
-
-/// Rows `rows` of x along axis 0 (rows may repeat), of which only the first `used` elements are
-/// copied (all when used is npos: a cache's unfilled room is not).
+/// Rows `rows` of x along axis 0 (rows may repeat).
 template <class A>
-A gather_rows(const A& x, const std::vector<std::size_t>& rows, std::size_t used = std::string::npos) {
+A gather_rows(const A& x, const std::vector<std::size_t>& rows) {
   auto shape = x.shape();
   const std::size_t row = x.shape()[0] == 0 ? 0 : x.size() / x.shape()[0];
-  const std::size_t copied = std::min(row, used);
   shape[0] = rows.size();
   A out = A::from_shape(shape);
-  for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(x.data() + rows[i] * row, copied, out.data() + i * row);
+  for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(x.data() + rows[i] * row, row, out.data() + i * row);
   return out;
 }
 
 }  // namespace
 
 struct IncrementalDecoder::LayerCache {
-  Tensor self_k, self_v;    // (B, capacity, D), projected (keys rotated with RoPE); the first t positions filled
-  Tensor cross_k, cross_v;  // (B, S, D), projected once from the memory
+  std::vector<Array> self_k, self_v;  // per position s: (B_s, D), projected (keys rotated with RoPE)
+  Tensor cross_k, cross_v;  // (M, S, D), projected once from the memory
+  Tensor group_k, group_v;  // (G, S, D): cross_k's and cross_v's rows group_memory_, unless those are all M in order
 };
 
 IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& memory, const Mask& src_padding)
-    : model_(model), src_padding_(src_padding) {
+    : model_(model), src_padding_(src_padding), group_padding_(src_padding) {
   NoGradGuard no_grad;
   for (const auto& layer : *model.transformer->decoder->layers) {
     auto cache = std::make_shared<LayerCache>();
@@ -145,6 +127,7 @@ IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& m
   }
   memory_rows_.resize(src_padding.shape()[0]);
   std::iota(memory_rows_.begin(), memory_rows_.end(), std::size_t{0});
+  group_memory_ = memory_rows_;
 }
 
 IncrementalDecoder::~IncrementalDecoder() = default;
@@ -152,9 +135,9 @@ IncrementalDecoder::~IncrementalDecoder() = default;
 Array IncrementalDecoder::step(const Indices& tokens) {
   NoGradGuard no_grad;
   const TransformerConfig& c = model_.config();
-  const std::size_t batch = tokens.size();
-  if (batch != src_padding_.shape()[0]) {
-    throw Error(fmt::format("IncrementalDecoder::step: {} tokens for a batch of {}", batch, src_padding_.shape()[0]));
+  const std::size_t batch = tokens.size(), d = c.d_model;
+  if (batch != memory_rows_.size()) {
+    throw Error(fmt::format("IncrementalDecoder::step: {} tokens for a batch of {}", batch, memory_rows_.size()));
   }
   if (length_ >= c.max_len) {
     throw Error(fmt::format("IncrementalDecoder::step: position {} is past the model's max_len {}", length_, c.max_len));
@@ -169,13 +152,16 @@ Array IncrementalDecoder::step(const Indices& tokens) {
   std::copy_n(tokens.data(), batch, column.data());
   // Keys equal to pad_id are masked, as the full decoder's target padding mask does.
   Mask fed = model_.padding_mask(column);  // (B, 1)
-  Mask grown = Mask::from_shape({batch, length_ + 1});
+  fed.reshape({batch});
+  fed_padding_.push_back(std::move(fed));
+  std::vector<std::uint32_t> paths(batch * (length_ + 1));  // (B, t+1): each row continues itself
   for (std::size_t b = 0; b < batch; ++b) {
-    for (std::size_t j = 0; j < length_; ++j) grown(b, j) = self_padding_(b, j);
-    grown(b, length_) = fed(b, 0);
+    std::copy_n(paths_.data() + b * length_, length_, paths.data() + b * (length_ + 1));
+    paths[b * (length_ + 1) + length_] = static_cast<std::uint32_t>(b);
   }
-  self_padding_ = std::move(grown);  // (B, t+1)
+  paths_ = std::move(paths);
 
+  const auto groups = static_cast<std::int64_t>(group_memory_.size()), size = static_cast<std::int64_t>(group_size_);
   Tensor x = model_.embed_target(column, length_);  // (B, 1, D), at position t
   const auto& layers = *model_.transformer->decoder->layers;
   for (std::size_t l = 0; l < layers.size(); ++l) {
@@ -186,15 +172,33 @@ Array IncrementalDecoder::step(const Indices& tokens) {
     // keeps rotated keys: q_t.k_j then depends on t - j only, as in the full decoder.
     auto self_attention = [&](const Tensor& y) {
       const nn::MultiheadAttention& attn = *layer.self_attn;
-      append_step(cache.self_k, attn.rotate(attn.project_key(y), length_).value(), length_);
-      append_step(cache.self_v, attn.project_value(y).value(), length_);
-      const Tensor q = attn.rotate(attn.project_query(y), length_);  // (B, 1, D)
-      return attn.attend(q, cache.self_k, cache.self_v, self_padding_, {}, false, length_ + 1).output;
+      Array key = attn.rotate(attn.project_key(y), length_).value();  // (B, 1, D)
+      Array value = attn.project_value(y).value();                    // (B, 1, D)
+      key.reshape({batch, d});
+      value.reshape({batch, d});
+      cache.self_k.push_back(std::move(key));
+      cache.self_v.push_back(std::move(value));
+      nn::functional::GatheredKeyValues kv;
+      kv.length = length_ + 1;
+      for (std::size_t s = 0; s <= length_; ++s) {
+        kv.keys.push_back(&cache.self_k[s]);
+        kv.values.push_back(&cache.self_v[s]);
+        kv.padding.push_back(&fed_padding_[s]);
+      }
+      kv.index = &paths_;
+      kv.group = group_size_;
+      return attn.attend_gathered(attn.rotate(attn.project_query(y), length_), kv);  // (B, 1, D)
     };
+    // The rows of a group attend to one memory row: they go in as the queries of one sequence.
     auto cross_attention = [&](const Tensor& y) {
-      return layer.multihead_attn
-          ->attend(layer.multihead_attn->project_query(y), cache.cross_k, cache.cross_v, src_padding_, {}, false)
-          .output;
+      const nn::MultiheadAttention& attn = *layer.multihead_attn;
+      const bool gathered = cache.group_k.defined();
+      Tensor q = attn.project_query(y);                     // (B, 1, D)
+      if (size > 1) q = reshape(q, {groups, size, -1});     // (G, size, D)
+      const Tensor out = attn.attend(q, gathered ? cache.group_k : cache.cross_k,
+                                     gathered ? cache.group_v : cache.cross_v, group_padding_, {}, false)
+                             .output;                        // (G, size, D)
+      return size > 1 ? reshape(out, {static_cast<std::int64_t>(batch), 1, static_cast<std::int64_t>(d)}) : out;
     };
     auto feed_forward = [&](const Tensor& y) {
       const Tensor hidden = layer.linear1->forward(y);  // (B, 1, F)
@@ -215,31 +219,45 @@ Array IncrementalDecoder::step(const Indices& tokens) {
 }
 
 void IncrementalDecoder::reorder(const std::vector<std::size_t>& rows) {
-  const std::size_t batch = src_padding_.shape()[0];
+  const std::size_t batch = memory_rows_.size();
   for (const std::size_t r : rows) {
     if (r >= batch) throw Error(fmt::format("IncrementalDecoder::reorder: row {} of a batch of {}", r, batch));
   }
-  // Beam search reorders beams within their source: the cross-attention caches, computed from
-  // the memory alone, then already hold the right rows and are not copied.
   bool identity = rows.size() == batch;  // every row stays where it is: nothing to do
   for (std::size_t i = 0; i < rows.size() && identity; ++i) identity = rows[i] == i;
   if (identity) return;
+  std::vector<std::uint32_t> paths(rows.size() * length_);  // (B', t): row i takes row rows[i]'s path
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    std::copy_n(paths_.data() + rows[i] * length_, length_, paths.data() + i * length_);
+  }
+  paths_ = std::move(paths);
   std::vector<std::size_t> memory_rows(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) memory_rows[i] = memory_rows_[rows[i]];
-  const bool same_memory = memory_rows == memory_rows_;
-  const std::size_t filled = length_ * model_.config().d_model;  // of each self-attention cache row
-  for (auto& cache : layers_) {
-    if (length_ > 0) {
-      cache->self_k = Tensor(gather_rows(cache->self_k.value(), rows, filled));
-      cache->self_v = Tensor(gather_rows(cache->self_v.value(), rows, filled));
-    }
-    if (same_memory) continue;
-    cache->cross_k = Tensor(gather_rows(cache->cross_k.value(), rows));
-    cache->cross_v = Tensor(gather_rows(cache->cross_v.value(), rows));
-  }
-  if (length_ > 0) self_padding_ = gather_rows(self_padding_, rows);
-  if (!same_memory) src_padding_ = gather_rows(src_padding_, rows);
   memory_rows_ = std::move(memory_rows);
+  regroup();
+}
+
+void IncrementalDecoder::regroup() {
+  // The group size: the length of the first run of rows with one memory row, if every row then
+  // shares its group's memory row; 1 otherwise.
+  const std::size_t batch = memory_rows_.size();
+  std::size_t size = 1;
+  while (size < batch && memory_rows_[size] == memory_rows_[0]) ++size;
+  bool uniform = batch % size == 0;
+  for (std::size_t r = 0; r < batch && uniform; ++r) uniform = memory_rows_[r] == memory_rows_[r - r % size];
+  if (!uniform) size = 1;
+  std::vector<std::size_t> group_memory(batch / size);
+  for (std::size_t g = 0; g < group_memory.size(); ++g) group_memory[g] = memory_rows_[g * size];
+  group_size_ = size;
+  if (group_memory == group_memory_) return;
+  group_memory_ = std::move(group_memory);
+  group_padding_ = gather_rows(src_padding_, group_memory_);
+  bool all_in_order = group_memory_.size() == src_padding_.shape()[0];
+  for (std::size_t g = 0; g < group_memory_.size() && all_in_order; ++g) all_in_order = group_memory_[g] == g;
+  for (auto& cache : layers_) {
+    cache->group_k = all_in_order ? Tensor() : Tensor(gather_rows(cache->cross_k.value(), group_memory_));
+    cache->group_v = all_in_order ? Tensor() : Tensor(gather_rows(cache->cross_v.value(), group_memory_));
+  }
 }
 
 namespace {
@@ -320,23 +338,51 @@ Indices sample_decode(const Transformer& model, const Indices& src, std::int64_t
 
 namespace {
 
-/// log softmax of one row of logits (V), in double.
-void log_softmax_row(const float* logits, std::size_t vocab, std::vector<double>& out) {
-  const double top = *std::max_element(logits, logits + vocab);
-  double total = 0;
-  for (std::size_t v = 0; v < vocab; ++v) total += std::exp(logits[v] - top);
-  const double log_z = top + std::log(total);
-  out.resize(vocab);
-  for (std::size_t v = 0; v < vocab; ++v) out[v] = logits[v] - log_z;
-}
-
 /// GNMT length penalty ((5 + L) / 6)^alpha.
 double length_penalty(std::size_t length, double alpha) { return std::pow((5.0 + length) / 6.0, alpha); }
 
 struct Beam {
   std::vector<std::int64_t> tokens;
   double log_prob;
+  std::size_t rank = 0;  // among the live beams of its source, best first
 };
+
+/// One extension of a live beam: its log-probability, the beam's rank * V + token, which breaks
+/// ties (the lower first), and the beam's slot.
+struct Candidate {
+  double log_prob;
+  std::size_t index;
+  std::size_t slot;
+};
+
+bool ranks_before(const Candidate& a, const Candidate& b) {
+  return a.log_prob > b.log_prob || (a.log_prob == b.log_prob && a.index < b.index);
+}
+
+/// Appends the n best extensions of a beam, whose next-token logits are the row (V): for each
+/// of the n largest logits (ties to the lower id), log_prob + log softmax(logits)_v. Only those n
+/// can rank among the best n extensions of all beams together.
+void best_extensions(const float* logits, std::size_t vocab, std::size_t n, const Beam& beam, std::size_t slot,
+                     std::vector<Candidate>& out) {
+  float top = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : top)
+  for (std::size_t v = 0; v < vocab; ++v) top = std::max(top, logits[v]);
+  float total = 0.f;
+#pragma omp simd reduction(+ : total)
+  for (std::size_t v = 0; v < vocab; ++v) total += kernels::exp_simd(logits[v] - top);
+  const double log_z = static_cast<double>(top) + std::log(static_cast<double>(total));
+  // The n largest by insertion, best first: a logit enters only if it beats the n-th so far.
+  std::vector<std::size_t> best;
+  best.reserve(n + 1);
+  for (std::size_t v = 0; v < vocab; ++v) {
+    if (best.size() == n && !(logits[v] > logits[best.back()])) continue;
+    std::size_t at = best.size();
+    while (at > 0 && logits[v] > logits[best[at - 1]]) --at;
+    best.insert(best.begin() + static_cast<std::ptrdiff_t>(at), v);
+    if (best.size() > n) best.pop_back();
+  }
+  for (const std::size_t v : best) out.push_back({beam.log_prob + logits[v] - log_z, beam.rank * vocab + v, slot});
+}
 
 }  // namespace
 
@@ -350,17 +396,11 @@ std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const
   NoGradGuard no_grad;
   const std::size_t batch = src.shape()[0], k = options.beam_size, vocab = model.config().tgt_vocab;
   const double alpha = options.length_penalty, minus_inf = -std::numeric_limits<double>::infinity();
-  const Mask src_padding = model.padding_mask(src);  // (B, S)
-  IncrementalDecoder decoder(model, model.encode(src), src_padding);
-  std::vector<std::size_t> rows(batch * k);  // each source repeated k times: row b*k + i is beam i of b
-  for (std::size_t r = 0; r < rows.size(); ++r) rows[r] = r / k;
-  decoder.reorder(rows);
-
-  // Beam 0 starts alone: the others at -inf so the first step does not pick one token k times.
-  std::vector<std::vector<Beam>> live(batch);
-  for (auto& beams : live) {
-    for (std::size_t i = 0; i < k; ++i) beams.push_back({{}, i == 0 ? 0.0 : minus_inf});
-  }
+  // Decoder row b * width + i is beam i of source b. Every beam starts as BOS, so the first step
+  // runs one row per source (width 1); from then on each source has k rows (width k).
+  IncrementalDecoder decoder(model, model.encode(src), model.padding_mask(src));
+  std::size_t width = 1;
+  std::vector<std::vector<Beam>> live(batch, std::vector<Beam>{Beam{{}, 0.0}});
   std::vector<std::vector<Hypothesis>> finished(batch);
   std::vector<bool> done(batch, false);
   auto finish = [&](std::size_t b, const Beam& beam) {
@@ -369,54 +409,79 @@ std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const
     finished[b].push_back({beam.tokens, static_cast<float>(beam.log_prob), static_cast<float>(score)});
   };
 
-  Indices fed = Indices::from_shape({batch * k});  // (B*k)
+  Indices fed = Indices::from_shape({batch});  // (B * width)
   std::fill(fed.begin(), fed.end(), bos_id);
-  std::vector<double> log_probs;
-  std::vector<std::pair<double, std::size_t>> candidates;  // (log-probability, beam * V + token)
+  std::vector<std::size_t> rows(batch * k);  // the decoder row each next beam continues
+  std::vector<Candidate> candidates;
   for (std::size_t step = 0; step < max_len; ++step) {
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    const Array logits = decoder.step(fed);  // (B*k, V)
+    const Array logits = decoder.step(fed);  // (B * width, V)
+    Indices next_fed = Indices::from_shape({batch * k});
     for (std::size_t b = 0; b < batch; ++b) {
-      if (done[b]) {
-        for (std::size_t i = 0; i < k; ++i) rows[b * k + i] = b * k, fed(b * k + i) = eos_id;
-        continue;
-      }
-      candidates.clear();
-      for (std::size_t i = 0; i < k; ++i) {
-        if (live[b][i].log_prob == minus_inf) continue;
-        log_softmax_row(logits.data() + (b * k + i) * vocab, vocab, log_probs);
-        for (std::size_t v = 0; v < vocab; ++v) candidates.emplace_back(live[b][i].log_prob + log_probs[v], i * vocab + v);
-      }
-      const std::size_t keep = std::min(candidates.size(), 2 * k);
-      std::partial_sort(candidates.begin(), candidates.begin() + keep, candidates.end(),
-                        [](const auto& x, const auto& y) { return x.first > y.first || (x.first == y.first && x.second < y.second); });
-      std::vector<Beam> next;
-      std::vector<std::size_t> parents;
-      for (std::size_t c = 0; c < keep && next.size() < k; ++c) {
-        const std::size_t parent = candidates[c].second / vocab;
-        const auto token = static_cast<std::int64_t>(candidates[c].second % vocab);
-        Beam beam{live[b][parent].tokens, candidates[c].first};
-        beam.tokens.push_back(token);
-        if (token == eos_id) {
-          if (c < k) finish(b, beam);  // an EOS outside the top k is dropped
-        } else {
-          next.push_back(std::move(beam));
-          parents.push_back(parent);
+      if (!done[b]) {
+        candidates.clear();
+        for (std::size_t i = 0; i < width; ++i) {
+          if (live[b][i].log_prob == minus_inf) continue;
+          best_extensions(logits.data() + (b * width + i) * vocab, vocab, 2 * k, live[b][i], i, candidates);
+        }
+        const std::size_t keep = std::min(candidates.size(), 2 * k);
+        std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(keep), candidates.end(),
+                          ranks_before);
+        std::vector<Beam> next;
+        std::vector<std::size_t> parents;
+        for (std::size_t c = 0; c < keep && next.size() < k; ++c) {
+          const std::size_t parent = candidates[c].slot;
+          const auto token = static_cast<std::int64_t>(candidates[c].index % vocab);
+          Beam beam{live[b][parent].tokens, candidates[c].log_prob, next.size()};
+          beam.tokens.push_back(token);
+          if (token == eos_id) {
+            if (c < k) finish(b, beam);  // an EOS outside the top k is dropped
+          } else {
+            next.push_back(std::move(beam));
+            parents.push_back(parent);
+          }
+        }
+        if (finished[b].size() >= k) done[b] = true;
+        else if (step + 1 == max_len) {
+          for (const Beam& beam : next) finish(b, beam);
+          done[b] = true;
+        }
+        if (!done[b]) {
+          // Slots: a beam's first child stays in its parent's slot, whose cache already holds the
+          // prefix; the other children take the slots of beams that left no child, and only they
+          // copy a cache. Unfilled slots stay as they are.
+          std::vector<Beam> slots(k, Beam{{}, minus_inf});
+          std::vector<bool> taken(k, false);
+          std::vector<std::size_t> slot_of(next.size(), k);
+          for (std::size_t j = 0; j < next.size() && width == k; ++j) {
+            if (!taken[parents[j]]) slot_of[j] = parents[j], taken[parents[j]] = true;
+          }
+          std::size_t free_slot = 0;
+          for (std::size_t j = 0; j < next.size(); ++j) {
+            if (slot_of[j] < k) continue;
+            while (taken[free_slot]) ++free_slot;
+            slot_of[j] = free_slot, taken[free_slot] = true;
+          }
+          for (std::size_t i = 0; i < k; ++i) {
+            rows[b * k + i] = b * width + (width == k ? i : 0);
+            next_fed(b * k + i) = eos_id;
+          }
+          for (std::size_t j = 0; j < next.size(); ++j) {
+            rows[b * k + slot_of[j]] = b * width + parents[j];
+            next_fed(b * k + slot_of[j]) = next[j].tokens.back();
+            slots[slot_of[j]] = std::move(next[j]);
+          }
+          live[b] = std::move(slots);
+          continue;
         }
       }
-      while (next.size() < k) next.push_back({{}, minus_inf}), parents.push_back(0);
-      if (finished[b].size() >= k) done[b] = true;
-      else if (step + 1 == max_len) {
-        for (const Beam& beam : next) finish(b, beam);
-        done[b] = true;
-      }
-      for (std::size_t i = 0; i < k; ++i) {
-        rows[b * k + i] = b * k + parents[i];
-        fed(b * k + i) = next[i].tokens.empty() ? eos_id : next[i].tokens.back();
-      }
-      live[b] = std::move(next);
+      // A finished source: its rows are fed EOS and left as they are.
+      for (std::size_t i = 0; i < k; ++i) rows[b * k + i] = b * width + (width == k ? i : 0), next_fed(b * k + i) = eos_id;
     }
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
     decoder.reorder(rows);
+    width = k;
+    fed = std::move(next_fed);
   }
 
   const std::size_t n = std::min(k, options.n_best);

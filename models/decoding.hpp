@@ -19,30 +19,47 @@
 
 namespace xgrad::models {
 
-/// The decoder run one position at a time. Per layer it caches the projected self-attention keys
-/// and values of every position fed so far (B, t, D), keys rotated at their positions with RoPE,
-/// in buffers with room to grow, and the cross-attention keys and values of the memory (B, S, D),
-/// computed once. Works with each of the model's positional encodings. step() gives the logits of
+/// The decoder run one position at a time. Per layer it keeps the projected self-attention keys
+/// and values of every position fed so far, one (B_s, D) block per position s (keys rotated at
+/// their positions with RoPE), and the cross-attention keys and values of the memory (M, S, D),
+/// computed once. Each row reads its prefix through a path: at position s, the row of block s it
+/// descends from. Works with each of the model's positional encodings. step() gives the logits of
 /// the new position, equal to the last position of model.decode() on the whole prefix (dropout
 /// aside).
+///
+/// reorder() lets rows follow other rows (beam search) by copying paths, never keys or values:
+/// beams that share a prefix share its blocks' rows. Rows that attend to one memory row in
+/// consecutive runs of equal length (the beams of a source) are taken together: their queries go
+/// through cross-attention as the queries of one sequence, and through self-attention side by
+/// side, so what they share is read from cache once per source rather than from memory per beam.
 class IncrementalDecoder {
  public:
-  /// memory (B, S, D) = model.encode(src), src_padding (B, S) = model.padding_mask(src).
+  /// memory (M, S, D) = model.encode(src), src_padding (M, S) = model.padding_mask(src). The
+  /// batch starts as the M memory rows, in order.
   IncrementalDecoder(const Transformer& model, const Tensor& memory, const Mask& src_padding);
   ~IncrementalDecoder();
   /// tokens (B): the token at position t for each row -> logits (B, V) for position t + 1.
   Array step(const Indices& tokens);
-  /// Keeps rows `rows` (with repeats) of every cache: the batch becomes rows.size() (beam search).
+  /// Row i continues row rows[i] (rows may repeat and may be fewer or more than B): the batch
+  /// becomes rows.size().
   void reorder(const std::vector<std::size_t>& rows);
   std::size_t length() const { return length_; }
+  std::size_t batch() const { return memory_rows_.size(); }
 
  private:
   struct LayerCache;
+  void regroup();
   const Transformer& model_;
-  Mask src_padding_;   // (B, S)
-  Mask self_padding_;  // (B, t): true where the fed token was pad_id
+  Mask src_padding_;                // (M, S)
+  std::vector<Mask> fed_padding_;   // per position s: (B_s), true where the token fed was pad_id
+  std::vector<std::uint32_t> paths_;  // (B, t): the row of position s's block that row b reads
   std::vector<std::shared_ptr<LayerCache>> layers_;
-  std::vector<std::size_t> memory_rows_;  // (B): the memory row each row's cross-attention cache holds
+  std::vector<std::size_t> memory_rows_;  // (B): the memory row each row attends to
+  // Cross-attention runs over G = B / group_size_ groups of consecutive rows that share a memory
+  // row: group g attends to memory row group_memory_[g].
+  std::size_t group_size_ = 1;
+  std::vector<std::size_t> group_memory_;  // (G)
+  Mask group_padding_;                     // (G, S): src_padding_'s rows group_memory_
   std::size_t length_ = 0;
 };
 

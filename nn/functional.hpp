@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include <xgrad/autograd/ops/dropout.hpp>
 #include <xgrad/autograd/ops/embedding.hpp>
@@ -59,6 +60,26 @@ struct AttentionResult {
 ///   dV = P^T dO,  dP = dO V^T,  dS = P o (dP - rowsum(dP o P)),  dQ = dS K / sqrt(dk),  dK = dS^T Q / sqrt(dk).
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t num_heads,
                                              const AttentionOptions& options = {});
+/// Keys and values kept by position, as a decoder's cache shared between the beams of a search
+/// keeps them: position s holds keys[s] (N_s, H*dk) and values[s] (N_s, H*dv), one row per
+/// sequence fed there, and padding[s] (N_s), true for a key to ignore (or null: none). Query row
+/// b reads row index[b * length + s] of every position s < length, so beams that share a prefix
+/// share its rows and nothing is copied when beams are reordered.
+struct GatheredKeyValues {
+  std::size_t length = 0;                       // positions
+  std::vector<const Array*> keys, values;       // (length) each
+  std::vector<const Mask*> padding;             // (length), entries may be null
+  const std::vector<std::uint32_t>* index = nullptr;  // (B * length)
+  /// Runs of this many consecutive query rows mostly read the same rows (the beams of one
+  /// source): they are taken together per head, so the rows they share are read from cache.
+  std::size_t group = 1;
+};
+
+/// One query per row attending to the keys and values its row gathers, for decoding: records no
+/// gradient. q (B, 1, H*dk) -> (B, 1, H*dv); per head,
+///   out_b = sum_s softmax_s(q_b . keys[s][index(b, s)] / sqrt(dk)) values[s][index(b, s)],
+/// a row whose keys are all masked giving 0. Sizes and indices are checked (xgrad::Error).
+Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int64_t num_heads);
 
 /// The (T, T) causal mask: 0 on and below the diagonal, -inf above (a query sees no later key).
 Array causal_mask(std::size_t length);

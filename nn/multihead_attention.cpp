@@ -68,6 +68,11 @@ functional::AttentionResult MultiheadAttention::attend(const Tensor& q, const Te
   return result;
 }
 
+Tensor MultiheadAttention::attend_gathered(const Tensor& q, const functional::GatheredKeyValues& kv) const {
+  const Tensor heads = functional::gathered_attention(q, kv, static_cast<std::int64_t>(options_.num_heads));
+  return run_hooks(out_proj->forward(heads));
+}
+
 functional::AttentionResult MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
                                                         const std::optional<Mask>& key_padding_mask,
                                                         const AttnMask& attn_mask, bool need_weights,

@@ -64,6 +64,10 @@ class MultiheadAttention : public Module {
   functional::AttentionResult attend(const Tensor& q, const Tensor& k, const Tensor& v,
                                      const std::optional<Mask>& key_padding_mask, const AttnMask& attn_mask,
                                      bool need_weights, std::size_t num_keys = 0) const;
+  /// A decoding step's attention over keys and values kept by position and gathered per row
+  /// (functional::gathered_attention), then the output projection: q (B, 1, D) projected (and
+  /// rotated) -> (B, 1, D). Inference only: no dropout, no gradient.
+  Tensor attend_gathered(const Tensor& q, const functional::GatheredKeyValues& kv) const;
   /// RoPE on projected queries or keys (identity without rotary).
   Tensor rotate(const Tensor& projected, std::size_t offset) const;
 

@@ -79,26 +79,38 @@ Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_
   return d;
 }
 
-/// Softmax of one score row in place, skipping keys whose score is -inf; a row with every key
-/// masked becomes all zeros.
-void masked_softmax_row(float* row, std::size_t n) {
-  float max = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : max)
-  for (std::size_t j = 0; j < n; ++j) max = std::max(max, row[j]);
-  if (max == -std::numeric_limits<float>::infinity()) {
-    std::fill(row, row + n, 0.f);
-    return;
+/// Queries up to this many per (batch, head) are served by the loops below instead of sgemm: one
+/// query row (a decoding step) is too little work to pay for packing K and V into GEMM panels.
+constexpr std::size_t kFewQueries = 4;
+
+/// P (T, S) = scale * Q (T, dk) K^T (dk, S), Q and K with row strides q_ld and k_ld.
+void scores_few_queries(const float* Q, std::size_t q_ld, const float* K, std::size_t k_ld, std::size_t T,
+                        std::size_t S, std::size_t dk, float scale, float* P) {
+  for (std::size_t t = 0; t < T; ++t) {
+    const float* q = Q + t * q_ld;
+    for (std::size_t s = 0; s < S; ++s) {
+      const float* k = K + s * k_ld;
+      float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+      for (std::size_t j = 0; j < dk; ++j) dot += q[j] * k[j];
+      P[t * S + s] = scale * dot;
+    }
   }
-  float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-  for (std::size_t j = 0; j < n; ++j) {
-    const float e = kernels::exp_simd(row[j] - max);  // exactly 0 for a masked (-inf) score
-    row[j] = e;
-    sum += e;
-  }
-  const float inv = 1.f / sum;
+}
+
+/// O (T, dv) = W (T, S) V (S, dv), V and O with row strides v_ld and o_ld.
+void weighted_values_few_queries(const float* W, const float* V, std::size_t v_ld, std::size_t T, std::size_t S,
+                                 std::size_t dv, float* O, std::size_t o_ld) {
+  for (std::size_t t = 0; t < T; ++t) {
+    float* o = O + t * o_ld;
+    std::fill(o, o + dv, 0.f);
+    for (std::size_t s = 0; s < S; ++s) {
+      const float w = W[t * S + s];
+      const float* v = V + s * v_ld;
 #pragma omp simd
-  for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
+      for (std::size_t j = 0; j < dv; ++j) o[j] += w * v[j];
+    }
+  }
 }
 
 }  // namespace
@@ -147,8 +159,8 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
       const float* V = vd + b * d.S_stored * d.v_ld() + h * d.dv;  // (S, dv), ld H*dv
       float* P = probs->data() + bh * block;                // (T, S)
       // Scores = Q K^T / sqrt(dk)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d.T, d.S, d.dk, scale, Q, d.q_ld(), K, d.q_ld(), 0.f, P,
-                  d.S);
+      if (d.T <= kFewQueries) scores_few_queries(Q, d.q_ld(), K, d.q_ld(), d.T, d.S, d.dk, scale, P);
+      else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d.T, d.S, d.dk, scale, Q, d.q_ld(), K, d.q_ld(), 0.f, P, d.S);
       const float* A = attn ? attn + (attn_per_head ? bh * block : 0) : nullptr;
       for (std::size_t t = 0; t < d.T; ++t) {
         float* row = P + t * d.S;
@@ -160,7 +172,7 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
             if (padding[b * d.S + s]) row[s] = -std::numeric_limits<float>::infinity();
           }
         }
-        masked_softmax_row(row, d.S);
+        kernels::masked_softmax_row(row, d.S);
       }
       const float* weights = P;
       if (use_dropout) {
@@ -169,8 +181,9 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
         weights = dropped.data();
       }
       // out_h = weights V
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d.T, d.dv, d.S, 1.f, weights, d.S, V, d.v_ld(), 0.f,
-                  out.data() + b * d.T * d.v_ld() + h * d.dv, d.v_ld());
+      float* O = out.data() + b * d.T * d.v_ld() + h * d.dv;
+      if (d.T <= kFewQueries) weighted_values_few_queries(weights, V, d.v_ld(), d.T, d.S, d.dv, O, d.v_ld());
+      else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d.T, d.dv, d.S, 1.f, weights, d.S, V, d.v_ld(), 0.f, O, d.v_ld());
     }
   }
 

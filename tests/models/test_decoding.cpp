@@ -89,6 +89,22 @@ void check_greedy_against_forward(const Transformer& model, const Indices& src, 
   }
 }
 
+/// sum_t log p(tokens_t | tokens_<t, source) by running the whole model once.
+double log_prob_of(const Transformer& model, const Indices& source, const std::vector<std::int64_t>& tokens) {
+  Indices tgt_in = Indices::from_shape({1, tokens.size()});
+  tgt_in(0, 0) = kBos;
+  for (std::size_t t = 1; t < tokens.size(); ++t) tgt_in(0, t) = tokens[t - 1];
+  NoGradGuard no_grad;
+  const Array logits = model.forward(source, tgt_in).value();  // (1, L, V)
+  double total = 0;
+  for (std::size_t t = 0; t < tokens.size(); ++t) {
+    double z = 0;
+    for (std::size_t v = 0; v < model.config().tgt_vocab; ++v) z += std::exp(double(logits(0, t, v)));
+    total += logits(0, t, tokens[t]) - std::log(z);
+  }
+  return total;
+}
+
 }  // namespace
 
 TEST_CASE("greedy_decode picks the argmax of the full forward pass; padded rows decode as alone; every positional") {
@@ -256,17 +272,7 @@ TEST_CASE("beam_search: beam 1 is greedy; scores sorted; n-best size; length pen
           // The score is the model's: the sum of log-probabilities of the tokens by re-feeding.
           Indices alone = Indices::from_shape({1, 5});
           for (std::size_t j = 0; j < 5; ++j) alone(0, j) = src(b, j);
-          Indices tgt_in = Indices::from_shape({1, h.tokens.size()});
-          tgt_in(0, 0) = kBos;
-          for (std::size_t t = 1; t < h.tokens.size(); ++t) tgt_in(0, t) = h.tokens[t - 1];
-          NoGradGuard no_grad;
-          const Array logits = model->forward(alone, tgt_in).value();  // (1, L, V)
-          double total = 0;
-          for (std::size_t t = 0; t < h.tokens.size(); ++t) {
-            double z = 0;
-            for (std::size_t v = 0; v < 13; ++v) z += std::exp(double(logits(0, t, v)));
-            total += logits(0, t, h.tokens[t]) - std::log(z);
-          }
+          const double total = log_prob_of(*model, alone, h.tokens);
           CHECK(h.log_prob == doctest::Approx(total).epsilon(1e-4));
         }
       }
@@ -280,6 +286,103 @@ TEST_CASE("beam_search: beam 1 is greedy; scores sorted; n-best size; length pen
                        doctest::Contains("beam_size 0 and n_best 1 must be >= 1"), Error);
   CHECK_THROWS_WITH_AS(beam_search(*model, Indices::from_shape({1, 0}), kBos, kEos, 5),
                        doctest::Contains("is empty"), Error);
+}
+
+namespace {
+
+/// Beam search as decoding.hpp describes it, written plainly: one source at a time, every beam
+/// scored by running the whole model on its prefix, no cache, no shared rows.
+std::vector<Hypothesis> reference_beam_search(const Transformer& model, const Indices& source, std::size_t k,
+                                              std::size_t max_len, double alpha) {
+  struct Beam {
+    std::vector<std::int64_t> tokens;
+    double log_prob;
+  };
+  struct Candidate {
+    double log_prob;
+    std::size_t beam;
+    std::int64_t token;
+  };
+  const std::size_t vocab = model.config().tgt_vocab;
+  auto score = [&](const Beam& beam) { return beam.log_prob / std::pow((5.0 + beam.tokens.size()) / 6.0, alpha); };
+  std::vector<Beam> live = {{{}, 0.0}};
+  std::vector<Hypothesis> finished;
+  NoGradGuard no_grad;
+  for (std::size_t step = 0; step < max_len; ++step) {
+    std::vector<Candidate> candidates;
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      Indices tgt_in = Indices::from_shape({1, step + 1});
+      tgt_in(0, 0) = kBos;
+      for (std::size_t t = 0; t < step; ++t) tgt_in(0, t + 1) = live[i].tokens[t];
+      const Array logits = model.forward(source, tgt_in).value();  // (1, step + 1, V)
+      double z = 0;
+      for (std::size_t v = 0; v < vocab; ++v) z += std::exp(double(logits(0, step, v)));
+      for (std::size_t v = 0; v < vocab; ++v) {
+        candidates.push_back({live[i].log_prob + logits(0, step, v) - std::log(z), i, std::int64_t(v)});
+      }
+    }
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [](const Candidate& a, const Candidate& b) { return a.log_prob > b.log_prob; });
+    std::vector<Beam> next;
+    for (std::size_t c = 0; c < std::min(candidates.size(), 2 * k) && next.size() < k; ++c) {
+      Beam beam{live[candidates[c].beam].tokens, candidates[c].log_prob};
+      beam.tokens.push_back(candidates[c].token);
+      if (candidates[c].token != kEos) next.push_back(beam);
+      else if (c < k) finished.push_back({beam.tokens, float(beam.log_prob), float(score(beam))});
+    }
+    if (finished.size() >= k) break;
+    if (step + 1 == max_len) {
+      for (const Beam& beam : next) finished.push_back({beam.tokens, float(beam.log_prob), float(score(beam))});
+    }
+    live = next;
+  }
+  std::stable_sort(finished.begin(), finished.end(),
+                   [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+  finished.resize(std::min(finished.size(), k));
+  return finished;
+}
+
+}  // namespace
+
+TEST_CASE("beam_search finds what the plain re-feeding beam search finds, for every source of a batch") {
+  for (const Variant& variant : kVariants) {
+    const std::string positional = variant.positional;
+    CAPTURE(positional);
+    CAPTURE(variant.norm_first);
+    auto model = tiny_model(variant, 11);
+    const Indices src = padded_sources();
+    std::size_t same = 0, compared = 0;
+    for (const std::size_t k : {std::size_t{2}, std::size_t{3}, std::size_t{5}}) {
+      for (const float alpha : {0.f, 0.6f}) {
+        CAPTURE(k);
+        CAPTURE(alpha);
+        BeamSearchOptions options;
+        options.beam_size = k;
+        options.n_best = k;
+        options.length_penalty = alpha;
+        const auto found = beam_search(*model, src, kBos, kEos, 9, options);
+        REQUIRE(found.size() == 3);
+        for (std::size_t b = 0; b < 3; ++b) {
+          Indices source = Indices::from_shape({1, src.shape()[1]});
+          for (std::size_t j = 0; j < src.shape()[1]; ++j) source(0, j) = src(b, j);
+          const auto want = reference_beam_search(*model, source, k, 9, alpha);
+          REQUIRE(found[b].size() == want.size());
+          for (std::size_t i = 0; i < want.size(); ++i) {
+            CHECK(found[b][i].log_prob == doctest::Approx(want[i].log_prob).epsilon(1e-4));
+            CHECK(found[b][i].score == doctest::Approx(want[i].score).epsilon(1e-4));
+            // RoPE's relative positions make some hypotheses score the same: where rounding broke
+            // such a tie the other way, the hypothesis found must still be worth what it claims.
+            if (found[b][i].tokens == want[i].tokens) ++same;
+            else CHECK(found[b][i].log_prob == doctest::Approx(log_prob_of(*model, source, found[b][i].tokens)).epsilon(1e-4));
+            ++compared;
+          }
+        }
+      }
+    }
+    // With absolute positions no two hypotheses tie: every one is found as the reference finds it.
+    if (positional != "rope") CHECK(same == compared);
+    CHECK(compared > 0);
+  }
 }
 
 TEST_CASE("IncrementalDecoder: bad tokens, batch, positions and rows throw") {

@@ -66,10 +66,21 @@ TEST_CASE("linear: values, gradcheck with and without bias, any leading axes") {
 }
 
 TEST_CASE("linear: up to four rows (matrix-vector products), as the same rows among more (one GEMM)") {
-  Tensor many = param({5, 4}, 10), w5 = param({3, 4}, 11), b5 = param({3}, 12);
-  const Array all = F::linear(many, w5, b5).value();                // (5, 3): one GEMM
-  const Array few = F::linear(narrow(many, 0, 0, 4), w5, b5).value();  // (4, 3): four GEMVs
-  CHECK(xt::allclose(few, xt::eval(xt::view(all, xt::range(0, 4), xt::all())), 1e-6, 1e-7));
+  // Odd and even output counts (W's rows go two at a time), widths that are not a vector's
+  // multiple, and enough outputs to be shared between threads.
+  for (const auto& [out, in] : {std::pair<std::size_t, std::size_t>{3, 4}, {130, 37}, {1001, 64}}) {
+    Tensor many = param({5, in}, 10), w5 = param({out, in}, 11), b5 = param({out}, 12);
+    const Array all = F::linear(many, w5, b5).value();  // (5, out): one GEMM
+    for (std::size_t rows = 1; rows <= 4; ++rows) {
+      CAPTURE(out);
+      CAPTURE(rows);
+      const Array few = F::linear(narrow(many, 0, 0, rows), w5, b5).value();  // (rows, out)
+      // Another summation order than GEMM's: float rounding over in <= 64 products of |x| <= 1.
+      CHECK(xt::allclose(few, xt::eval(xt::view(all, xt::range(0, rows), xt::all())), 1e-5, 2e-5));
+      const Array no_bias = F::linear(narrow(many, 0, 0, rows), w5).value();
+      CHECK(xt::allclose(no_bias, xt::eval(xt::view(all, xt::range(0, rows), xt::all()) - b5.value()), 1e-5, 1e-5));
+    }
+  }
   Tensor x = from_vector({4, 5, 6}, {1, 1, 3});
   Tensor w = from_vector({1, 0, -1, 2, 1, 0}, {2, 3});
   CHECK(F::linear(x, w, from_vector({0.5f, -1}, {2})).value() == Array{{{-1.5f, 12.f}}});
@@ -205,6 +216,75 @@ TEST_CASE("attention: num_keys uses the first keys of longer k and v, as attenti
   options.num_keys = S + 1;
   CHECK_THROWS_WITH_AS(F::scaled_dot_product_attention(q, k, v, H, options),
                        doctest::Contains("num_keys 6 exceeds the 5 keys that k [2,5,4] holds"), Error);
+}
+
+TEST_CASE("gathered_attention: each row's keys and values gathered from per-position blocks, as plain attention") {
+  // Three positions holding 2, 3 and 4 rows; six query rows, each reading one row of every position.
+  const std::size_t B = 6, T = 3, H = 2, E = 8, Ev = 6;
+  const std::size_t rows_at[T] = {2, 3, 4};
+  std::vector<Array> keys, values;
+  std::vector<Mask> padding;
+  for (std::size_t s = 0; s < T; ++s) {
+    keys.push_back(param({rows_at[s], E}, 20 + s).value());
+    values.push_back(param({rows_at[s], Ev}, 30 + s).value());
+    Mask m = Mask::from_shape({rows_at[s]});
+    for (std::size_t n = 0; n < rows_at[s]; ++n) m(n) = s == 1 && n == 2;  // one padded key
+    padding.push_back(m);
+  }
+  const std::vector<std::uint32_t> index = {0, 0, 0, 1, 1, 1, 1, 2, 3, 0, 2, 2, 1, 0, 3, 0, 1, 1};  // (B, T)
+  const Tensor q = param({B, 1, E}, 40);
+  F::GatheredKeyValues kv;
+  kv.length = T;
+  for (std::size_t s = 0; s < T; ++s) {
+    kv.keys.push_back(&keys[s]);
+    kv.values.push_back(&values[s]);
+      kv.padding.push_back(&padding[s]);
+  }
+  kv.index = &index;
+  // The same keys gathered into (B, T, E) and (B, T, Ev) with a (B, T) padding mask.
+  Array k = Array::from_shape({B, T, E}), v = Array::from_shape({B, T, Ev});
+  Mask pad = Mask::from_shape({B, T});
+  for (std::size_t b = 0; b < B; ++b) {
+    for (std::size_t s = 0; s < T; ++s) {
+      const std::uint32_t n = index[b * T + s];
+      for (std::size_t i = 0; i < E; ++i) k(b, s, i) = keys[s](n, i);
+      for (std::size_t i = 0; i < Ev; ++i) v(b, s, i) = values[s](n, i);
+      pad(b, s) = padding[s](n);
+    }
+  }
+  const Array expected = naive_attention(q.value(), k, v, H, nullptr, &pad);
+  for (const std::size_t group : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+    CAPTURE(group);
+    kv.group = group;
+    const Tensor out = F::gathered_attention(q, kv, H);
+    CHECK(shape_of(out.value()) == Shape{B, 1, Ev});
+    CHECK(xt::allclose(out.value(), expected, 1e-5, 1e-6));
+  }
+  // A row whose every key is padding attends to nothing.
+  std::vector<Mask> all_padded(T);
+  for (std::size_t s = 0; s < T; ++s) {
+    all_padded[s] = Mask::from_shape({rows_at[s]});
+    all_padded[s].fill(true);
+    kv.padding[s] = &all_padded[s];
+  }
+  kv.group = 1;
+  const Tensor nothing = F::gathered_attention(q, kv, H);
+  for (const float x : nothing.value()) CHECK(x == 0.f);
+  // Bad input names what is wrong.
+  std::vector<std::uint32_t> outside = index;
+  outside[2] = 4;  // position 2 holds 4 rows
+  kv.index = &outside;
+  CHECK_THROWS_WITH_AS(F::gathered_attention(q, kv, H), doctest::Contains("row 0 reads row 4 of position 2, which holds 4 rows"),
+                       Error);
+  kv.index = &index;
+  kv.group = 4;
+  CHECK_THROWS_WITH_AS(F::gathered_attention(q, kv, H), doctest::Contains("a group of 4 rows does not divide the batch of 6"),
+                       Error);
+  kv.group = 1;
+  CHECK_THROWS_WITH_AS(F::gathered_attention(q, kv, 3), doctest::Contains("3 heads do not divide q's width 8"), Error);
+  kv.keys.pop_back();
+  CHECK_THROWS_WITH_AS(F::gathered_attention(q, kv, H), doctest::Contains("3 positions need 3 key, value and padding blocks"),
+                       Error);
 }
 
 TEST_CASE("attention: bad input names shapes") {

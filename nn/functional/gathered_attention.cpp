@@ -1,0 +1,113 @@
+// Attention of one query per row over keys and values gathered by index from per-position
+// blocks: the self-attention of a decoding step whose cache is shared between beams.
+#include <xgrad/nn/functional.hpp>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/ops/row_kernels.hpp>
+#include <xgrad/autograd/tape.hpp>
+
+namespace xgrad::nn::functional {
+
+namespace {
+
+void check(const Tensor& q, const GatheredKeyValues& kv, std::int64_t num_heads) {
+  const char* op = "gathered_attention";
+  if (!q.defined() || q.dim() != 3 || q.size(1) != 1) {
+    throw Error(fmt::format("{}: q must be (B, 1, H*dk), got {}", op, q.defined() ? shape_str(q.shape()) : "undefined"));
+  }
+  if (num_heads <= 0 || q.size(2) % static_cast<std::size_t>(num_heads) != 0) {
+    throw Error(fmt::format("{}: {} heads do not divide q's width {}", op, num_heads, q.size(2)));
+  }
+  const std::size_t batch = q.size(0), width = q.size(2), T = kv.length;
+  if (kv.keys.size() != T || kv.values.size() != T || kv.padding.size() != T || !kv.index ||
+      kv.index->size() != batch * T) {
+    throw Error(fmt::format("{}: {} positions need {} key, value and padding blocks and a ({}, {}) index; got {}, {}, {} "
+                            "and {} indices",
+                            op, T, T, batch, T, kv.keys.size(), kv.values.size(), kv.padding.size(),
+                            kv.index ? kv.index->size() : 0));
+  }
+  if (kv.group == 0 || batch % kv.group != 0) {
+    throw Error(fmt::format("{}: a group of {} rows does not divide the batch of {}", op, kv.group, batch));
+  }
+  std::size_t value_width = 0;
+  for (std::size_t s = 0; s < T; ++s) {
+    const Array& k = *kv.keys[s];
+    const Array& v = *kv.values[s];
+    if (k.dimension() != 2 || v.dimension() != 2 || k.shape()[1] != width || k.shape()[0] != v.shape()[0] ||
+        v.shape()[1] % static_cast<std::size_t>(num_heads) != 0 || (s > 0 && v.shape()[1] != value_width)) {
+      throw Error(fmt::format("{}: position {} holds keys {} and values {}; expected (N, {}) and (N, H*dv)", op, s,
+                              shape_str(shape_of(k)), shape_str(shape_of(v)), width));
+    }
+    value_width = v.shape()[1];
+    if (kv.padding[s] && (kv.padding[s]->dimension() != 1 || kv.padding[s]->shape()[0] != k.shape()[0])) {
+      throw Error(fmt::format("{}: position {} has {} rows but a padding mask of {} entries", op, s, k.shape()[0],
+                              kv.padding[s]->size()));
+    }
+    for (std::size_t b = 0; b < batch; ++b) {
+      if ((*kv.index)[b * T + s] >= k.shape()[0]) {
+        throw Error(fmt::format("{}: row {} reads row {} of position {}, which holds {} rows", op, b,
+                                (*kv.index)[b * T + s], s, k.shape()[0]));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int64_t num_heads) {
+  check(q, kv, num_heads);
+  const std::size_t batch = q.size(0), T = kv.length, H = static_cast<std::size_t>(num_heads);
+  const std::size_t q_width = q.size(2), dk = q_width / H;
+  const std::size_t v_width = T > 0 ? kv.values[0]->shape()[1] : q_width, dv = v_width / H;
+  const float scale = 1.f / std::sqrt(static_cast<float>(dk));
+  Array out = Array::from_shape({batch, 1, v_width});  // (B, 1, H*dv)
+  out.fill(0.f);
+  if (T == 0) return Tensor(std::move(out));  // no keys: every row attends to nothing
+  const float* qd = q.value().data();
+  const std::uint32_t* index = kv.index->data();
+  const std::size_t groups = batch / kv.group;
+
+  // Work items (group, head): the rows of a group read the rows they share while they are cached.
+  const auto items = static_cast<std::int64_t>(groups * H);
+  const bool parallel = items > 1 && batch * H * T * (dk + dv) >= kernels::kParallelWork;
+#pragma omp parallel if (parallel)
+  {
+    std::vector<float> scores(T);
+#pragma omp for schedule(static)
+    for (std::int64_t item = 0; item < items; ++item) {
+      const std::size_t g = static_cast<std::size_t>(item) / H, h = static_cast<std::size_t>(item) % H;
+      for (std::size_t b = g * kv.group; b < (g + 1) * kv.group; ++b) {
+        const float* query = qd + b * q_width + h * dk;
+        const std::uint32_t* rows = index + b * T;
+        for (std::size_t s = 0; s < T; ++s) {  // scores_s = q . k_s / sqrt(dk)
+          if (kv.padding[s] && kv.padding[s]->data()[rows[s]]) {
+            scores[s] = -std::numeric_limits<float>::infinity();
+            continue;
+          }
+          const float* key = kv.keys[s]->data() + rows[s] * q_width + h * dk;
+          float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+          for (std::size_t j = 0; j < dk; ++j) dot += query[j] * key[j];
+          scores[s] = scale * dot;
+        }
+        kernels::masked_softmax_row(scores.data(), T);
+        float* o = out.data() + b * v_width + h * dv;  // out_h = sum_s w_s v_s
+        for (std::size_t s = 0; s < T; ++s) {
+          const float w = scores[s];
+          const float* value = kv.values[s]->data() + rows[s] * v_width + h * dv;
+#pragma omp simd
+          for (std::size_t j = 0; j < dv; ++j) o[j] += w * value[j];
+        }
+      }
+    }
+  }
+  return Tensor(std::move(out));
+}
+
+}  // namespace xgrad::nn::functional
