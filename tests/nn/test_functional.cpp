@@ -65,7 +65,7 @@ TEST_CASE("linear: values, gradcheck with and without bias, any leading axes") {
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1]); }, {x3, w3}));
 }
 
-TEST_CASE("linear: up to four rows (matrix-vector products), as the same rows among more (one GEMM)") {
+TEST_CASE("linear: up to four rows (a GEMV, or one pass over W), as the same rows among more (one GEMM)") {
   // Odd and even output counts (W's rows go two at a time), widths that are not a vector's
   // multiple, and enough outputs to be shared between threads.
   for (const auto& [out, in] : {std::pair<std::size_t, std::size_t>{3, 4}, {130, 37}, {1001, 64}}) {
