@@ -344,15 +344,13 @@ double length_penalty(std::size_t length, double alpha) { return std::pow((5.0 +
 struct Beam {
   std::vector<std::int64_t> tokens;
   double log_prob;
-  std::size_t rank = 0;  // among the live beams of its source, best first
 };
 
-/// One extension of a live beam: its log-probability, the beam's rank * V + token, which breaks
-/// ties (the lower first), and the beam's slot.
+/// One extension of a live beam: its log-probability and the beam's rank * V + token, which
+/// breaks ties (the lower first).
 struct Candidate {
   double log_prob;
   std::size_t index;
-  std::size_t slot;
 };
 
 bool ranks_before(const Candidate& a, const Candidate& b) {
@@ -362,7 +360,7 @@ bool ranks_before(const Candidate& a, const Candidate& b) {
 /// Appends the n best extensions of a beam, whose next-token logits are the row (V): for each
 /// of the n largest logits (ties to the lower id), log_prob + log softmax(logits)_v. Only those n
 /// can rank among the best n extensions of all beams together.
-void best_extensions(const float* logits, std::size_t vocab, std::size_t n, const Beam& beam, std::size_t slot,
+void best_extensions(const float* logits, std::size_t vocab, std::size_t n, const Beam& beam, std::size_t rank,
                      std::vector<Candidate>& out) {
   float top = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : top)
@@ -381,7 +379,7 @@ void best_extensions(const float* logits, std::size_t vocab, std::size_t n, cons
     best.insert(best.begin() + static_cast<std::ptrdiff_t>(at), v);
     if (best.size() > n) best.pop_back();
   }
-  for (const std::size_t v : best) out.push_back({beam.log_prob + logits[v] - log_z, beam.rank * vocab + v, slot});
+  for (const std::size_t v : best) out.push_back({beam.log_prob + logits[v] - log_z, rank * vocab + v});
 }
 
 }  // namespace
@@ -396,92 +394,72 @@ std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const
   NoGradGuard no_grad;
   const std::size_t batch = src.shape()[0], k = options.beam_size, vocab = model.config().tgt_vocab;
   const double alpha = options.length_penalty, minus_inf = -std::numeric_limits<double>::infinity();
-  // Decoder row b * width + i is beam i of source b. Every beam starts as BOS, so the first step
-  // runs one row per source (width 1); from then on each source has k rows (width k).
+  // Decoder row a * width + i is beam i (by rank) of source active[a]. Every beam starts as BOS,
+  // so the first step runs one row per source (width 1), then k rows (width k); a source that is
+  // done leaves the batch. Reordering copies paths, not caches, so beams may move freely.
   IncrementalDecoder decoder(model, model.encode(src), model.padding_mask(src));
+  std::vector<std::size_t> active(batch);
+  std::iota(active.begin(), active.end(), std::size_t{0});
   std::size_t width = 1;
   std::vector<std::vector<Beam>> live(batch, std::vector<Beam>{Beam{{}, 0.0}});
   std::vector<std::vector<Hypothesis>> finished(batch);
-  std::vector<bool> done(batch, false);
   auto finish = [&](std::size_t b, const Beam& beam) {
     if (beam.log_prob == minus_inf) return;
     const double score = beam.log_prob / length_penalty(beam.tokens.size(), alpha);
     finished[b].push_back({beam.tokens, static_cast<float>(beam.log_prob), static_cast<float>(score)});
   };
 
-  Indices fed = Indices::from_shape({batch});  // (B * width)
+  Indices fed = Indices::from_shape({batch});  // (A * width)
   std::fill(fed.begin(), fed.end(), bos_id);
-  std::vector<std::size_t> rows(batch * k);  // the decoder row each next beam continues
   std::vector<Candidate> candidates;
-  for (std::size_t step = 0; step < max_len; ++step) {
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    const Array logits = decoder.step(fed);  // (B * width, V)
-    Indices next_fed = Indices::from_shape({batch * k});
-    for (std::size_t b = 0; b < batch; ++b) {
-      if (!done[b]) {
-        candidates.clear();
-        for (std::size_t i = 0; i < width; ++i) {
-          if (live[b][i].log_prob == minus_inf) continue;
-          best_extensions(logits.data() + (b * width + i) * vocab, vocab, 2 * k, live[b][i], i, candidates);
-        }
-        const std::size_t keep = std::min(candidates.size(), 2 * k);
-        std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(keep), candidates.end(),
-                          ranks_before);
-        std::vector<Beam> next;
-        std::vector<std::size_t> parents;
-        for (std::size_t c = 0; c < keep && next.size() < k; ++c) {
-          const std::size_t parent = candidates[c].slot;
-          const auto token = static_cast<std::int64_t>(candidates[c].index % vocab);
-          Beam beam{live[b][parent].tokens, candidates[c].log_prob, next.size()};
-          beam.tokens.push_back(token);
-          if (token == eos_id) {
-            if (c < k) finish(b, beam);  // an EOS outside the top k is dropped
-          } else {
-            next.push_back(std::move(beam));
-            parents.push_back(parent);
-          }
-        }
-        if (finished[b].size() >= k) done[b] = true;
-        else if (step + 1 == max_len) {
-          for (const Beam& beam : next) finish(b, beam);
-          done[b] = true;
-        }
-        if (!done[b]) {
-          // Slots: a beam's first child stays in its parent's slot, whose cache already holds the
-          // prefix; the other children take the slots of beams that left no child, and only they
-          // copy a cache. Unfilled slots stay as they are.
-          std::vector<Beam> slots(k, Beam{{}, minus_inf});
-          std::vector<bool> taken(k, false);
-          std::vector<std::size_t> slot_of(next.size(), k);
-          for (std::size_t j = 0; j < next.size() && width == k; ++j) {
-            if (!taken[parents[j]]) slot_of[j] = parents[j], taken[parents[j]] = true;
-          }
-          std::size_t free_slot = 0;
-          for (std::size_t j = 0; j < next.size(); ++j) {
-            if (slot_of[j] < k) continue;
-            while (taken[free_slot]) ++free_slot;
-            slot_of[j] = free_slot, taken[free_slot] = true;
-          }
-          for (std::size_t i = 0; i < k; ++i) {
-            rows[b * k + i] = b * width + (width == k ? i : 0);
-            next_fed(b * k + i) = eos_id;
-          }
-          for (std::size_t j = 0; j < next.size(); ++j) {
-            rows[b * k + slot_of[j]] = b * width + parents[j];
-            next_fed(b * k + slot_of[j]) = next[j].tokens.back();
-            slots[slot_of[j]] = std::move(next[j]);
-          }
-          live[b] = std::move(slots);
-          continue;
+  for (std::size_t step = 0; step < max_len && !active.empty(); ++step) {
+    const Array logits = decoder.step(fed);  // (A * width, V)
+    std::vector<std::size_t> rows;           // the decoder row each next beam continues
+    std::vector<std::int64_t> next_tokens;   // and the token it feeds
+    std::vector<std::size_t> still_active;
+    for (std::size_t a = 0; a < active.size(); ++a) {
+      const std::size_t b = active[a];
+      candidates.clear();
+      for (std::size_t i = 0; i < width; ++i) {
+        if (live[b][i].log_prob == minus_inf) continue;
+        best_extensions(logits.data() + (a * width + i) * vocab, vocab, 2 * k, live[b][i], i, candidates);
+      }
+      const std::size_t keep = std::min(candidates.size(), 2 * k);
+      std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(keep), candidates.end(),
+                        ranks_before);
+      std::vector<Beam> next;
+      std::vector<std::size_t> parents;
+      for (std::size_t c = 0; c < keep && next.size() < k; ++c) {
+        const std::size_t parent = candidates[c].index / vocab;
+        const auto token = static_cast<std::int64_t>(candidates[c].index % vocab);
+        Beam beam{live[b][parent].tokens, candidates[c].log_prob};
+        beam.tokens.push_back(token);
+        if (token == eos_id) {
+          if (c < k) finish(b, beam);  // an EOS outside the top k is dropped
+        } else {
+          next.push_back(std::move(beam));
+          parents.push_back(parent);
         }
       }
-      // A finished source: its rows are fed EOS and left as they are.
-      for (std::size_t i = 0; i < k; ++i) rows[b * k + i] = b * width + (width == k ? i : 0), next_fed(b * k + i) = eos_id;
+      if (finished[b].size() >= k) continue;  // done
+      if (step + 1 == max_len) {
+        for (const Beam& beam : next) finish(b, beam);
+        continue;
+      }
+      for (std::size_t i = 0; i < k; ++i) {  // beams past the live ones stay empty, fed EOS
+        rows.push_back(a * width + (i < next.size() ? parents[i] : 0));
+        next_tokens.push_back(i < next.size() ? next[i].tokens.back() : eos_id);
+      }
+      next.resize(k, Beam{{}, minus_inf});
+      live[b] = std::move(next);
+      still_active.push_back(b);
     }
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    active = std::move(still_active);
+    if (active.empty()) break;
     decoder.reorder(rows);
     width = k;
-    fed = std::move(next_fed);
+    fed = Indices::from_shape({rows.size()});
+    std::copy(next_tokens.begin(), next_tokens.end(), fed.begin());
   }
 
   const std::size_t n = std::min(k, options.n_best);
