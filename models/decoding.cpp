@@ -263,7 +263,7 @@ void IncrementalDecoder::regroup() {
 namespace {
 
 /// The shared loop: encode once, then per step get the logits of the last position and pick a
-/// token per unfinished row (finished rows are fed and given pad_id).
+/// token per unfinished row (finished rows are given pad_id; with the cache, they leave the batch).
 Indices decode_loop(const char* op, const Transformer& model, const Indices& src, std::int64_t bos_id,
                     std::int64_t eos_id, std::size_t max_len, bool kv_cache, const Picker& pick) {
   check_inputs(op, model, src, bos_id, eos_id, max_len);
@@ -279,17 +279,44 @@ Indices decode_loop(const char* op, const Transformer& model, const Indices& src
 
   std::vector<std::vector<std::int64_t>> out(batch);
   std::vector<bool> done(batch, false);
-  Indices fed = Indices::from_shape({batch});  // (B)
+  // With the cache, finished rows leave the decoder's batch once they are a quarter of it
+  // (dropping rows copies the memory's cross-attention keys and values of the rest): decoder row
+  // row_of[b] decodes source b, none once it has left.
+  constexpr std::size_t kLeft = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> row_of(batch);
+  std::iota(row_of.begin(), row_of.end(), std::size_t{0});
+  Indices fed = Indices::from_shape({batch});  // (rows)
   std::fill(fed.begin(), fed.end(), bos_id);
   std::size_t steps = 0;
   for (; steps < max_len; ++steps) {
     if (std::all_of(done.begin(), done.end(), [](bool b) { return b; })) break;
-    const Array logits = kv_cache ? cached->step(fed) : refeed->step(fed);  // (B, V)
+    const Array logits = kv_cache ? cached->step(fed) : refeed->step(fed);  // (rows, V)
+    std::size_t rows = 0, finished_rows = 0;
     for (std::size_t b = 0; b < batch; ++b) {
-      const std::int64_t token = done[b] ? pad : pick(logits.data() + b * vocab, vocab);
+      const std::size_t r = row_of[b];
+      const std::int64_t token = done[b] ? pad : pick(logits.data() + r * vocab, vocab);
       out[b].push_back(token);
       done[b] = done[b] || token == eos_id;
-      fed(b) = token;
+      if (r == kLeft) continue;
+      fed(r) = token;
+      ++rows;
+      finished_rows += done[b];
+    }
+    if (kv_cache && finished_rows < rows && 4 * finished_rows >= rows) {
+      std::vector<std::size_t> kept;
+      for (std::size_t b = 0; b < batch; ++b) {
+        if (row_of[b] == kLeft) continue;
+        if (done[b]) {
+          row_of[b] = kLeft;
+        } else {
+          kept.push_back(row_of[b]);
+          row_of[b] = kept.size() - 1;
+        }
+      }
+      cached->reorder(kept);
+      Indices kept_fed = Indices::from_shape({kept.size()});
+      for (std::size_t i = 0; i < kept.size(); ++i) kept_fed(i) = fed(kept[i]);
+      fed = std::move(kept_fed);
     }
   }
   Indices result = Indices::from_shape({batch, steps});  // (B, L)
