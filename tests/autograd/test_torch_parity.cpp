@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -25,34 +24,11 @@ using namespace torch_fixture;
 
 namespace {
 
-/// One fixture case as its xgrad call sees it: the float inputs (leaves requiring grad) and the
-/// other arguments. Every argument read is ticked off: one the call never reads is reported, so
-/// a case that gains an option cannot pass while the C++ side ignores it.
-class Case {
+/// One fixture case as its xgrad call sees it: the float inputs and the call's other arguments
+/// (the "args" section), each read ticked off (FixtureCase).
+class Case : public FixtureCase {
  public:
-  explicit Case(const json& spec) : spec_(spec) {
-    for (const json& input : spec.at("inputs")) {
-      names_.push_back(input.at("name").get<std::string>());
-      inputs_.push_back(Tensor(array_of_json(input), true));
-    }
-  }
-
-  std::string name() const { return spec_.at("name").get<std::string>(); }
-  const std::vector<std::string>& input_names() const { return names_; }
-  /// Every float input, in fixture order (cat's operands).
-  const std::vector<Tensor>& inputs() const { return inputs_; }
-
-  const Tensor& in(const std::string& name) const {
-    for (std::size_t i = 0; i < names_.size(); ++i)
-      if (names_[i] == name) return inputs_[i];
-    throw Error("fixture case " + this->name() + " has no input '" + name + "'");
-  }
-  /// An input that some cases omit (layer_norm's weight and bias): undefined when absent.
-  Tensor optional_in(const std::string& name) const {
-    for (std::size_t i = 0; i < names_.size(); ++i)
-      if (names_[i] == name) return inputs_[i];
-    return Tensor();
-  }
+  using FixtureCase::FixtureCase;
 
   float real(const char* key) { return static_cast<float>(arg(key).get<double>()); }
   std::int64_t integer(const char* key) { return arg(key).get<std::int64_t>(); }
@@ -60,20 +36,8 @@ class Case {
   std::string text(const char* key) { return arg(key).get<std::string>(); }
   std::vector<std::int64_t> integers(const char* key) { return arg(key).get<std::vector<std::int64_t>>(); }
   Shape shape(const char* key) { return arg(key).get<Shape>(); }
-  Indices indices(const char* key) {
-    const json& t = arg(key);
-    Indices out = Indices::from_shape(shape_of_json(t));
-    const json& values = t.at("int64");
-    for (std::size_t i = 0; i < out.size(); ++i) out.data()[i] = values.at(i).get<std::int64_t>();
-    return out;
-  }
-  Mask mask(const char* key) {
-    const json& t = arg(key);
-    Mask out = Mask::from_shape(shape_of_json(t));
-    const json& values = t.at("bool");
-    for (std::size_t i = 0; i < out.size(); ++i) out.data()[i] = values.at(i).get<bool>();
-    return out;
-  }
+  Indices indices(const char* key) { return indices_entry("args", key); }
+  Mask mask(const char* key) { return mask_entry("args", key); }
   Reduction reduction(const char* key) {
     const std::string r = text(key);
     if (r == "mean") return Reduction::Mean;
@@ -82,25 +46,8 @@ class Case {
     throw Error("fixture case " + name() + ": unknown reduction '" + r + "'");
   }
 
-  std::vector<std::string> unread_args() const {
-    std::vector<std::string> unread;
-    for (const auto& item : spec_.at("args").items())
-      if (!read_.count(item.key())) unread.push_back(item.key());
-    return unread;
-  }
-
  private:
-  const json& arg(const char* key) {
-    const json& args = spec_.at("args");
-    if (!args.contains(key)) throw Error("fixture case " + name() + " has no argument '" + key + "'");
-    read_.insert(key);
-    return args.at(key);
-  }
-
-  const json& spec_;
-  std::vector<std::string> names_;
-  std::vector<Tensor> inputs_;
-  std::set<std::string> read_;
+  const json& arg(const char* key) { return entry("args", key); }
 };
 
 /// What a mapped call returns: float outputs (compared, then back-propagated with the case's
@@ -143,7 +90,7 @@ std::string run_case(const json& spec, const OpCall& call, Worst& worst) {
   try {
     Case c(spec);
     Outputs out = call(c);
-    for (const std::string& key : c.unread_args()) failures.push_back("argument '" + key + "' not passed to xgrad");
+    for (const std::string& key : c.unread({"args"})) failures.push_back("'" + key + "' not passed to xgrad");
 
     const json& outputs = spec.at("outputs");
     const json& index_outputs = spec.at("index_outputs");
@@ -362,12 +309,7 @@ const std::map<std::string, OpCall>& op_calls() {
 }
 
 const json& fixture() {
-  static const json cases = [] {
-    const std::string path = std::string(XGRAD_FIXTURES_DIR) + "/ops.json";
-    std::ifstream in(path);
-    if (!in) throw Error("cannot open " + path + " (written by tests/fixtures/make_fixtures.py)");
-    return json::parse(in).at("cases");
-  }();
+  static const json cases = read_cases("ops.json", "make_fixtures.py");
   return cases;
 }
 
@@ -423,7 +365,7 @@ TEST_CASE("the parity check reports case, tensor, element and both values, with 
   // 2e-7 against 0 is inside the floor of 1e-5; -2 against -2.0001 is 5e-5 relative, outside.
   CHECK(report.find("gradient of x element [0]") == std::string::npos);
   CHECK(report.find("probe: gradient of x element [2]: xgrad -2, torch -2.0001") != std::string::npos);
-  CHECK(report.find("argument 'unused' not passed to xgrad") != std::string::npos);
+  CHECK(report.find("'args.unused' not passed to xgrad") != std::string::npos);
 
   spec["outputs"][0]["values"] = {2.0, 4.0, 1.0};
   spec["grads"][0]["values"] = {2e-7, 1.0, -2.0};

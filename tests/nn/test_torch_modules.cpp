@@ -6,7 +6,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -28,32 +27,11 @@ using namespace torch_fixture;
 
 namespace {
 
-/// One fixture case as its builder sees it: constructor arguments, float inputs (leaves requiring
-/// grad), other forward arguments. Every config entry and argument read is ticked off: one the
-/// builder never reads is reported, so a case that gains an option cannot pass while it is ignored.
-class Case {
+/// One fixture case as its builder sees it: the float inputs, the module's constructor arguments
+/// ("config") and the other forward arguments ("args"), each read ticked off (FixtureCase).
+class Case : public FixtureCase {
  public:
-  explicit Case(const json& spec) : spec_(spec) {
-    for (const json& input : spec.at("inputs")) {
-      names_.push_back(input.at("name").get<std::string>());
-      inputs_.push_back(Tensor(array_of_json(input), true));
-    }
-  }
-
-  std::string name() const { return spec_.at("name").get<std::string>(); }
-  const std::vector<std::string>& input_names() const { return names_; }
-  const std::vector<Tensor>& inputs() const { return inputs_; }
-
-  const Tensor& in(const std::string& name) const {
-    for (std::size_t i = 0; i < names_.size(); ++i)
-      if (names_[i] == name) return inputs_[i];
-    throw Error("fixture case " + this->name() + " has no input '" + name + "'");
-  }
-  bool has_input(const std::string& name) const {
-    for (const std::string& n : names_)
-      if (n == name) return true;
-    return false;
-  }
+  using FixtureCase::FixtureCase;
 
   // --- constructor arguments ---
   std::size_t size(const char* key) { return config(key).get<std::size_t>(); }
@@ -61,28 +39,16 @@ class Case {
   bool flag(const char* key) { return config(key).get<bool>(); }
   std::string text(const char* key) { return config(key).get<std::string>(); }
   std::optional<std::int64_t> optional_integer(const char* key) {
-    if (!spec_.at("config").contains(key)) return std::nullopt;
+    if (!has_entry("config", key)) return std::nullopt;
     return config(key).get<std::int64_t>();
   }
 
   // --- forward arguments ---
-  bool has_arg(const char* key) const { return spec_.at("args").contains(key); }
+  bool has_arg(const char* key) const { return has_entry("args", key); }
   bool arg_flag(const char* key) { return arg(key).get<bool>(); }
   std::string arg_text(const char* key) { return arg(key).get<std::string>(); }
-  Indices indices(const char* key) {
-    const json& t = arg(key);
-    Indices out = Indices::from_shape(shape_of_json(t));
-    const json& values = t.at("int64");
-    for (std::size_t i = 0; i < out.size(); ++i) out.data()[i] = values.at(i).get<std::int64_t>();
-    return out;
-  }
-  Mask mask(const char* key) {
-    const json& t = arg(key);
-    Mask out = Mask::from_shape(shape_of_json(t));
-    const json& values = t.at("bool");
-    for (std::size_t i = 0; i < out.size(); ++i) out.data()[i] = values.at(i).get<bool>();
-    return out;
-  }
+  Indices indices(const char* key) { return indices_entry("args", key); }
+  Mask mask(const char* key) { return mask_entry("args", key); }
 
   /// The case's state_dict, to load into the module.
   nn::StateDict state_dict() const {
@@ -91,28 +57,9 @@ class Case {
     return state;
   }
 
-  std::vector<std::string> unread() const {
-    std::vector<std::string> unread;
-    for (const char* section : {"config", "args"})
-      for (const auto& item : spec_.at(section).items())
-        if (!read_.count(std::string(section) + "." + item.key())) unread.push_back(section + ("." + item.key()));
-    return unread;
-  }
-
  private:
-  const json& get(const char* section, const char* key) {
-    const json& entries = spec_.at(section);
-    if (!entries.contains(key)) throw Error("fixture case " + name() + " has no " + section + " entry '" + key + "'");
-    read_.insert(std::string(section) + "." + key);
-    return entries.at(key);
-  }
-  const json& config(const char* key) { return get("config", key); }
-  const json& arg(const char* key) { return get("args", key); }
-
-  const json& spec_;
-  std::vector<std::string> names_;
-  std::vector<Tensor> inputs_;
-  std::set<std::string> read_;
+  const json& config(const char* key) { return entry("config", key); }
+  const json& arg(const char* key) { return entry("args", key); }
 };
 
 /// What a builder returns: the module it built (null for a plain function), its output and,
@@ -210,7 +157,7 @@ std::string run_case(const json& spec, Worst& worst) {
     if (builder == builders().end()) throw Error("no xgrad builder for module kind '" + kind + "'");
     Case c(spec);
     Run run = builder->second(c);
-    for (const std::string& key : c.unread()) failures.push_back("'" + key + "' not passed to xgrad");
+    for (const std::string& key : c.unread({"config", "args"})) failures.push_back("'" + key + "' not passed to xgrad");
 
     const json& outputs = spec.at("outputs");
     compare("output", run.output.value(), outputs.at("output"), failures, worst);
@@ -261,12 +208,7 @@ std::string run_case(const json& spec, Worst& worst) {
 }
 
 const json& fixture() {
-  static const json cases = [] {
-    const std::string path = std::string(XGRAD_FIXTURES_DIR) + "/nn_modules.json";
-    std::ifstream in(path);
-    if (!in) throw Error("cannot open " + path + " (written by tests/fixtures/make_nn_fixtures.py)");
-    return json::parse(in).at("cases");
-  }();
+  static const json cases = read_cases("nn_modules.json", "make_nn_fixtures.py");
   return cases;
 }
 
