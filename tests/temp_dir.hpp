@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -29,6 +30,16 @@ class TempDir {
   const std::filesystem::path& path() const { return path_; }
   /// The path of `name` inside the folder.
   std::string file(const std::string& name) const { return (path_ / name).string(); }
+  /// Writes `name` in the folder holding exactly `contents` (bytes), a new file each time (ext4
+  /// flushes a file truncated and rewritten in place when it is closed); returns its path.
+  std::string write(const std::string& name, const std::string& contents) const {
+    const std::string path = file(name);
+    std::filesystem::remove(path);
+    std::ofstream out(path, std::ios::binary);
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    REQUIRE(out.good());
+    return path;
+  }
   /// Names of the entries in the folder, sorted.
   std::vector<std::string> entries() const {
     std::vector<std::string> names;

@@ -2,38 +2,19 @@
 // counted and reported once, the errors for unreadable or unusable files, and strict UTF-8.
 #include <doctest/doctest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/data/corpus.hpp>
+
+#include "temp_dir.hpp"
 
 using namespace xgrad;
 using namespace xgrad::data;
 
 namespace {
-
-// A file in the temporary folder holding exactly `contents`, removed at the end of the test.
-class TempFile {
- public:
-  TempFile(const std::string& name, const std::string& contents)
-      : path_((std::filesystem::temp_directory_path() /
-               ("xgrad_test_corpus_" + std::to_string(::getpid()) + "_" + name)).string()) {
-    std::ofstream out(path_, std::ios::binary);
-    out << contents;
-    REQUIRE(out.good());
-  }
-  ~TempFile() { std::filesystem::remove(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::vector<std::pair<std::string, std::string>> pairs(const std::vector<Example>& examples) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -46,10 +27,11 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 }  // namespace
 
 TEST_CASE("well-formed lines give pairs and no warning") {
-  const TempFile file("clean.tsv", "hello\tbonjour\ncafé\tcafé ☕\n");
+  const TempDir dir("corpus");
+  const std::string file = dir.write("clean.tsv", "hello\tbonjour\ncafé\tcafé ☕\n");
   std::ostringstream warnings;
   CorpusReport report;
-  const auto examples = read_tsv(file.path(), &warnings, &report);
+  const auto examples = read_tsv(file, &warnings, &report);
   CHECK(pairs(examples) == Pairs{{"hello", "bonjour"}, {"café", "café ☕"}});
   CHECK(warnings.str().empty());
   CHECK(report.lines == 2);
@@ -59,70 +41,75 @@ TEST_CASE("well-formed lines give pairs and no warning") {
 }
 
 TEST_CASE("a final line without newline counts; a second tab belongs to the target") {
-  const TempFile file("last_line.tsv", "a\tb\tc\nd\te");
+  const TempDir dir("corpus");
+  const std::string file = dir.write("last_line.tsv", "a\tb\tc\nd\te");
   CorpusReport report;
-  const auto examples = read_tsv(file.path(), nullptr, &report);
+  const auto examples = read_tsv(file, nullptr, &report);
   CHECK(pairs(examples) == Pairs{{"a", "b\tc"}, {"d", "e"}});
   CHECK(report.lines == 2);
 }
 
 TEST_CASE("CRLF line ends and a byte-order mark are dropped") {
-  const TempFile file("crlf.tsv", "\xEF\xBB\xBFone\tun\r\ntwo\tdeux\r\nthree\ttrois\r");
-  const auto examples = read_tsv(file.path(), nullptr);
+  const TempDir dir("corpus");
+  const std::string file = dir.write("crlf.tsv", "\xEF\xBB\xBFone\tun\r\ntwo\tdeux\r\nthree\ttrois\r");
+  const auto examples = read_tsv(file, nullptr);
   CHECK(pairs(examples) == Pairs{{"one", "un"}, {"two", "deux"}, {"three", "trois"}});
 }
 
 TEST_CASE("each kind of malformed line is skipped, counted and named in one warning") {
-  const TempFile file("malformed.tsv",
-                      "good\tbon\n"
-                      "no tab here\n"
-                      "\tempty source\n"
-                      "empty target\t\r\n"
-                      "bad\t\xC3\x28 byte\n"
-                      "\n"
-                      "also good\taussi bon\n");
+  const TempDir dir("corpus");
+  const std::string file = dir.write("malformed.tsv",
+                                     "good\tbon\n"
+                                     "no tab here\n"
+                                     "\tempty source\n"
+                                     "empty target\t\r\n"
+                                     "bad\t\xC3\x28 byte\n"
+                                     "\n"
+                                     "also good\taussi bon\n");
   std::ostringstream warnings;
   CorpusReport report;
-  const auto examples = read_tsv(file.path(), &warnings, &report);
+  const auto examples = read_tsv(file, &warnings, &report);
   CHECK(pairs(examples) == Pairs{{"good", "bon"}, {"also good", "aussi bon"}});
   CHECK(report.lines == 7);
   CHECK(report.kept == 2);
   CHECK(report.skipped == 5);
   CHECK(report.first_skipped == std::vector<std::size_t>{2, 3, 4, 5, 6});
-  CHECK(warnings.str() == "warning: read_tsv: skipped 5 malformed of 7 lines in '" + file.path() +
+  CHECK(warnings.str() == "warning: read_tsv: skipped 5 malformed of 7 lines in '" + file +
                               "' (line 2: no tab; line 3: empty source; line 4: empty target; line 5: invalid "
                               "UTF-8; line 6: empty line)\n");
 }
 
 TEST_CASE("many malformed lines: all counted, the first five shown") {
+  const TempDir dir("corpus");
   std::string contents = "x\ty\n";
   for (int i = 0; i < 8; ++i) contents += "junk\n";
-  const TempFile file("many.tsv", contents);
+  const std::string file = dir.write("many.tsv", contents);
   std::ostringstream warnings;
   CorpusReport report;
-  read_tsv(file.path(), &warnings, &report);
+  read_tsv(file, &warnings, &report);
   CHECK(report.skipped == 8);
   CHECK(report.first_skipped == std::vector<std::size_t>{2, 3, 4, 5, 6});
-  CHECK(warnings.str() == "warning: read_tsv: skipped 8 malformed of 9 lines in '" + file.path() +
+  CHECK(warnings.str() == "warning: read_tsv: skipped 8 malformed of 9 lines in '" + file +
                               "' (the first 5: line 2: no tab; line 3: no tab; line 4: no tab; line 5: no tab; "
                               "line 6: no tab)\n");
 }
 
 TEST_CASE("files that cannot be read or have no usable line") {
-  const std::string missing = (std::filesystem::temp_directory_path() / "xgrad_test_corpus_missing.tsv").string();
+  const TempDir dir("corpus");
+  const std::string missing = dir.file("missing.tsv");
   const std::string cannot_open = "read_tsv: cannot open '" + missing + "': No such file or directory";
   CHECK_THROWS_WITH_AS(read_tsv(missing, nullptr), doctest::Contains(cannot_open.c_str()), xgrad::Error);
-  const std::string folder = std::filesystem::temp_directory_path().string();
+  const std::string folder = dir.path().string();
   const std::string is_folder = "read_tsv: '" + folder + "' is a folder";
   CHECK_THROWS_WITH_AS(read_tsv(folder, nullptr), doctest::Contains(is_folder.c_str()), xgrad::Error);
 
-  const TempFile empty("empty.tsv", "");
-  const std::string no_line = "read_tsv: '" + empty.path() + "' has no usable 'source<TAB>target' line (0 lines)";
-  CHECK_THROWS_WITH_AS(read_tsv(empty.path(), nullptr), doctest::Contains(no_line.c_str()), xgrad::Error);
+  const std::string empty = dir.write("empty.tsv", "");
+  const std::string no_line = "read_tsv: '" + empty + "' has no usable 'source<TAB>target' line (0 lines)";
+  CHECK_THROWS_WITH_AS(read_tsv(empty, nullptr), doctest::Contains(no_line.c_str()), xgrad::Error);
 
-  const TempFile useless("useless.tsv", "no tab\n\tonly target\n");
+  const std::string useless = dir.write("useless.tsv", "no tab\n\tonly target\n");
   std::ostringstream warnings;
-  CHECK_THROWS_WITH_AS(read_tsv(useless.path(), &warnings),
+  CHECK_THROWS_WITH_AS(read_tsv(useless, &warnings),
                        doctest::Contains("has no usable 'source<TAB>target' line (2 lines, line 1: no tab; line 2: "
                                          "empty source)"),
                        xgrad::Error);

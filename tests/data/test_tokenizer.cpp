@@ -32,12 +32,6 @@ namespace {
 doctest::Contains contains(const std::string& text) { return doctest::Contains(text.c_str()); }
 
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  REQUIRE(out.good());
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -46,7 +40,7 @@ std::string read_text(const std::string& path) {
 /// The message of the xgrad::Error thrown by load_tokenizer once tokenizer.json = `json` is
 /// written into `dir`; fails the test when nothing is thrown.
 std::string load_error(const TempDir& dir, const std::string& json) {
-  write_text(dir.file("tokenizer.json"), json);
+  dir.write("tokenizer.json", json);
   try {
     load_tokenizer(dir.path());
   } catch (const Error& e) {
@@ -247,7 +241,7 @@ TEST_CASE("load_tokenizer: missing or malformed tokenizer.json") {
                  "U+0061 appears twice, as ids 4 and 6");
   // An empty vocabulary is legal: everything is unknown.
   TempDir dir("tokenizer");
-  write_text(dir.file("tokenizer.json"), "{\"kind\": \"char\", " + specials + ", \"symbols\": []}");
+  dir.write("tokenizer.json", "{\"kind\": \"char\", " + specials + ", \"symbols\": []}");
   CHECK(load_tokenizer(dir.path())->encode("hi") == Ids{3, 3});
 }
 
@@ -362,7 +356,7 @@ TEST_CASE("load_tokenizer: malformed SentencePiece folders") {
   const std::string json = "{\"kind\": \"sentencepiece\", \"model\": \"spm.model\"}";
   CHECK(load_error(dir, json).find("'" + dir.file("spm.model") + "' is missing or not a regular file") !=
         std::string::npos);
-  write_text(dir.file("spm.model"), "garbage");
+  dir.write("spm.model", "garbage");
   const std::string message = load_error(dir, json);
   INFO(message);
   const std::string expected = "load_tokenizer: '" + dir.file("spm.model") + "': SentencePieceTokenizer: cannot load";

@@ -8,6 +8,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace xgrad;
 
 namespace {
@@ -30,7 +32,8 @@ double worst_error(const Array& a, const Array& b) {
 
 TEST_CASE("seq2seq dump reproduces the reference model's logits, loss and gradients") {
   const std::string dir = XGRAD_FIXTURES_DIR;
-  const std::string out = (std::filesystem::temp_directory_path() / "xgrad_test_dump.safetensors").string();
+  const TempDir scratch("seq2seq_dump");
+  const std::string out = scratch.file("dump.safetensors");
   for (const std::string name : {"transformer_postln_relu", "transformer_preln_gelu"}) {
     CAPTURE(name);
     REQUIRE(run("dump --model " + dir + "/" + name + ".safetensors --batch " + dir + "/" + name +
@@ -47,7 +50,6 @@ TEST_CASE("seq2seq dump reproduces the reference model's logits, loss and gradie
     }
     CHECK(grads > 20);
   }
-  std::filesystem::remove(out);
 }
 
 TEST_CASE("seq2seq: bad input exits non-zero") {

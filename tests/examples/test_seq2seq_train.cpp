@@ -30,10 +30,9 @@ struct Result {
 
 /// Runs the program with `arguments` (and `input` on stdin), capturing what it prints.
 Result run(const std::string& arguments, const std::string& input = "") {
-  const fs::path in = fs::temp_directory_path() / "xgrad_seq2seq_stdin.txt";
-  std::ofstream(in) << input;
-  const std::string command =
-      std::string(XGRAD_BIN_DIR) + "/seq2seq " + arguments + " < " + in.string() + " 2>&1";
+  const TempDir scratch("seq2seq_stdin");
+  const std::string in = scratch.write("stdin.txt", input);
+  const std::string command = std::string(XGRAD_BIN_DIR) + "/seq2seq " + arguments + " < " + in + " 2>&1";
   Result result;
   FILE* pipe = popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
@@ -232,8 +231,7 @@ TEST_CASE("seq2seq: bad input gives a clear message and a non-zero exit code") {
   CHECK(vocabulary.output.find("do not belong together") != std::string::npos);
 
   // A user corpus without a validation file, and one with no usable line.
-  const fs::path tsv = dir / "pairs.tsv";
-  std::ofstream(tsv) << "no tab here\n";
+  const fs::path tsv = scratch.write("pairs.tsv", "no tab here\n");
   const Result no_valid = run("train --train " + tsv.string() + " --run-dir " + (dir / "r1").string());
   CHECK(no_valid.status == 1);
   CHECK(no_valid.output.find("--valid") != std::string::npos);

@@ -12,6 +12,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace xgrad;
 using namespace xgrad::models;
 
@@ -205,8 +207,6 @@ double max_abs_difference(const Array& a, const Array& b) {
   return worst;
 }
 
-std::string temp_path(const std::string& name) { return (std::filesystem::temp_directory_path() / name).string(); }
-
 }  // namespace
 
 TEST_CASE("GPT dropout: on the embeddings, attention weights and residual branches, only in training") {
@@ -286,10 +286,10 @@ TEST_CASE("GPT save_model and load_gpt round trip") {
     Generator generator(13);
     GPT model(c, generator);
     model.eval();
-    const std::string path = temp_path("xgrad_gpt_roundtrip.safetensors");
+    const TempDir dir("gpt");
+    const std::string path = dir.file("roundtrip.safetensors");
     save_model(model, path);
     auto loaded = load_gpt(path);
-    std::filesystem::remove(path);
     loaded->eval();
     CHECK(loaded->config().to_json() == c.to_json());
     CHECK(loaded->state_dict().size() == model.state_dict().size());
@@ -299,14 +299,13 @@ TEST_CASE("GPT save_model and load_gpt round trip") {
   }
   // A checkpoint without a GPT config, or with another model's, is refused by name.
   GPT model(tiny("learned"));
-  const std::string bare = temp_path("xgrad_gpt_noconfig.safetensors");
+  const TempDir dir("gpt");
+  const std::string bare = dir.file("noconfig.safetensors");
   nn::save(model, bare);
   CHECK_THROWS_WITH_AS(load_gpt(bare), doctest::Contains("has no \"config\" in its metadata"), Error);
-  std::filesystem::remove(bare);
   TransformerConfig tc = TransformerConfig::preset("tiny", 9, 9);
   tc.d_model = 16, tc.nhead = 2, tc.dim_feedforward = 24, tc.num_encoder_layers = 1, tc.num_decoder_layers = 1;
-  const std::string seq2seq = temp_path("xgrad_gpt_seq2seq.safetensors");
+  const std::string seq2seq = dir.file("seq2seq.safetensors");
   save_model(Transformer(tc), seq2seq);
   CHECK_THROWS_WITH_AS(load_gpt(seq2seq), doctest::Contains("GPTConfig::from_json: unknown key"), Error);
-  std::filesystem::remove(seq2seq);
 }

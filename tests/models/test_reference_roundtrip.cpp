@@ -21,6 +21,8 @@
 #include <xgrad/nn/safetensors.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace xgrad;
 using namespace xgrad::models;
 
@@ -64,10 +66,10 @@ void check_roundtrip(const std::string& name, const TransformerConfig& config, s
     MESSAGE("rewrote ", committed, ": now run tests/fixtures/make_roundtrip_fixture.py");
   }
   // What xgrad writes today is the file the reference read.
-  const auto path = (std::filesystem::temp_directory_path() / ("xgrad_" + name + "_resaved.safetensors")).string();
+  const TempDir dir("reference_roundtrip");
+  const std::string path = dir.file(name + ".safetensors");
   save_model(model, path);
   const std::string saved = read_bytes(path);
-  std::filesystem::remove(path);
   CHECK_MESSAGE(saved == read_bytes(committed), "save_model no longer writes ", committed,
                 " byte for byte: if on purpose, see this file's header");
 

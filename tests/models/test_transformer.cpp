@@ -18,6 +18,8 @@
 #include <xgrad/nn/safetensors.hpp>
 #include <xgrad/xgrad.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace xgrad;
 using namespace xgrad::models;
 
@@ -170,10 +172,10 @@ TEST_CASE("bad inputs throw, naming what was expected") {
   too_long.fill(3);
   CHECK_THROWS_WITH_AS(model->forward(too_long, tgt), doctest::Contains("sequence length 33 exceeds max_len 32"), Error);
   CHECK_THROWS_AS(model->forward(Indices{{3, 11}}, tgt), Error);  // id beyond the source vocabulary
-  const auto path = (std::filesystem::temp_directory_path() / "xgrad_transformer_noconfig.safetensors").string();
+  const TempDir dir("transformer");
+  const std::string path = dir.file("noconfig.safetensors");
   nn::save(*model, path);
   CHECK_THROWS_WITH_AS(load_model(path), doctest::Contains("has no \"config\""), Error);
-  std::filesystem::remove(path);
 }
 
 TEST_CASE("configuration JSON round trip, and bad configurations") {
@@ -206,11 +208,11 @@ TEST_CASE("save_model and load_model round trip") {
   Generator generator(7);
   Transformer model(c, generator);
   model.eval();
-  const auto path = (std::filesystem::temp_directory_path() / "xgrad_transformer_roundtrip.safetensors").string();
+  const TempDir dir("transformer");
+  const std::string path = dir.file("roundtrip.safetensors");
   save_model(model, path);
   auto loaded = load_model(path);
   loaded->eval();
-  std::filesystem::remove(path);
   Indices src = {{3, 4, 5}}, tgt = {{1, 6}};
   CHECK(max_error(loaded->forward(src, tgt).value(), model.forward(src, tgt).value()) == 0.0);
   CHECK(loaded->config().to_json() == c.to_json());
@@ -313,11 +315,11 @@ TEST_CASE("tied embeddings: one table, three names, and a round trip") {
   CHECK(untied.to_json().find("tie_embeddings") == std::string::npos);  // the reference's keys only
   CHECK(untied.to_json().find("positional") == std::string::npos);
 
-  const auto path = (std::filesystem::temp_directory_path() / "xgrad_transformer_tied.safetensors").string();
+  const TempDir dir("transformer");
+  const std::string path = dir.file("tied.safetensors");
   save_model(model, path);
   auto loaded = load_model(path);
   loaded->eval();
-  std::filesystem::remove(path);
   CHECK(loaded->config().tie_embeddings);
   CHECK(&loaded->src_embed->weight.value() == &loaded->generator->weight.value());
   Indices src = {{3, 4, 5}}, tgt = {{1, 6}};
@@ -453,11 +455,11 @@ TEST_CASE("learned and rope: configuration JSON, checkpoints round trip, tied em
       const std::string json = model->config().to_json();
       CHECK(json.find(fmt::format("\"positional\":\"{}\"", positional)) != std::string::npos);
       CHECK(TransformerConfig::from_json(json).positional == positional);
-      const auto path = (std::filesystem::temp_directory_path() / "xgrad_transformer_positions.safetensors").string();
+      const TempDir dir("transformer");
+      const std::string path = dir.file("positions.safetensors");
       save_model(*model, path);
       auto loaded = load_model(path);
       loaded->eval();
-      std::filesystem::remove(path);
       CHECK(loaded->config().to_json() == json);
       CHECK(loaded->named_parameters().size() == model->named_parameters().size());
       if (tie) CHECK(&loaded->tgt_embed->weight.value() == &loaded->generator->weight.value());

@@ -2,10 +2,9 @@
 // files written by the PyTorch reference writer.
 #include <doctest/doctest.h>
 
-#include <cstdio>
-#include <filesystem>
-
 #include <xgrad/xgrad.hpp>
+
+#include "temp_dir.hpp"
 
 using namespace xgrad;
 using namespace xgrad::nn;
@@ -21,14 +20,11 @@ struct Small : Module {
     init::normal_(norm->weight, 1.0, 0.1, g);
   }
 };
-
-std::string temp_path(const char* name) {
-  return (std::filesystem::temp_directory_path() / (std::string("xgrad_test_") + name)).string();
-}
 }  // namespace
 
 TEST_CASE("save then load gives the same parameters and metadata") {
-  const std::string path = temp_path("roundtrip.safetensors");
+  const TempDir dir("checkpoint");
+  const std::string path = dir.file("roundtrip.safetensors");
   Small a(4, 3, 1), b(4, 3, 2);
   save(a, path, {{"format", "pt"}, {"note", "test"}});
   CHECK(b.proj->weight.value() != a.proj->weight.value());
@@ -37,11 +33,11 @@ TEST_CASE("save then load gives the same parameters and metadata") {
   for (auto& [name, tensor] : a.state_dict()) CHECK(b.state_dict().at(name).value() == tensor.value());
   safetensors::File file = safetensors::read(path);
   CHECK(file.keys() == std::vector<std::string>{"norm.bias", "norm.weight", "proj.bias", "proj.weight"});
-  std::remove(path.c_str());
 }
 
 TEST_CASE("loading a file that does not fit the module names the file and every problem") {
-  const std::string path = temp_path("mismatch.safetensors");
+  const TempDir dir("checkpoint");
+  const std::string path = dir.file("mismatch.safetensors");
   Small a(4, 3, 1), other(5, 3, 1);
   save(a, path);
   try {
@@ -52,8 +48,7 @@ TEST_CASE("loading a file that does not fit the module names the file and every 
     CHECK(message.find(path) != std::string::npos);
     CHECK(message.find("proj.weight: expected shape [3,5], got [3,4]") != std::string::npos);
   }
-  CHECK_THROWS_WITH_AS(load(a, temp_path("missing.safetensors")), doctest::Contains("missing.safetensors"), Error);
-  std::remove(path.c_str());
+  CHECK_THROWS_WITH_AS(load(a, dir.file("missing.safetensors")), doctest::Contains("missing.safetensors"), Error);
 }
 
 TEST_CASE("a checkpoint written by PyTorch loads by name and gives PyTorch's output") {

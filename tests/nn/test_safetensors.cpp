@@ -59,14 +59,6 @@ Bytes file_bytes(const std::string& header, const Bytes& data = "") {
   return out + header + data;
 }
 
-void write_bytes(const std::string& path, const Bytes& bytes) {
-  // A new file each time: ext4 flushes a file truncated and rewritten in place when it is closed.
-  fs::remove(path);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-
 Bytes read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -74,8 +66,7 @@ Bytes read_bytes(const std::string& path) {
 
 /// What read() says about a file holding `bytes`; "" when it loads.
 std::string error_for(const TempDir& dir, const Bytes& bytes) {
-  const std::string path = dir.file("case.safetensors");
-  write_bytes(path, bytes);
+  const std::string path = dir.write("case.safetensors", bytes);
   try {
     safetensors::read(path);
   } catch (const Error& e) {
@@ -188,7 +179,7 @@ TEST_CASE("write over an existing file replaces it") {
 
 TEST_CASE("a written file gets the permissions of any new file (umask), not a temporary file's 0600") {
   TempDir dir("safetensors");
-  write_bytes(dir.file("reference"), "x");
+  dir.write("reference", "x");
   safetensors::write(dir.file("model.safetensors"), {{"w", Array{1.f}}});
   CHECK(fs::status(dir.file("model.safetensors")).permissions() ==
         fs::status(dir.file("reference")).permissions());
@@ -200,8 +191,7 @@ TEST_CASE("F16 converts exactly: normals, subnormals, zeros, infinities, NaN") {
   TempDir dir("safetensors");
   const Bytes data = le_bytes<std::uint16_t>(
       {0x3C00, 0xC000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x3555, 0x8001});
-  write_bytes(dir.file("f16"),
-              file_bytes(R"({"h":{"dtype":"F16","shape":[3,4],"data_offsets":[0,24]}})", data));
+  dir.write("f16", file_bytes(R"({"h":{"dtype":"F16","shape":[3,4],"data_offsets":[0,24]}})", data));
   const auto file = safetensors::read(dir.file("f16"));
   CHECK(file.dtype("h") == Dtype::F16);
   const Array& h = file.get_tensor("h");
@@ -224,8 +214,7 @@ TEST_CASE("BF16 converts exactly: the top half of a float32") {
   TempDir dir("safetensors");
   const Bytes data =
       le_bytes<std::uint16_t>({0x3F80, 0xC040, 0x4049, 0x0001, 0x8000, 0x7F80, 0xFF80, 0x7FC0});
-  write_bytes(dir.file("bf16"),
-              file_bytes(R"({"b":{"dtype":"BF16","shape":[8],"data_offsets":[0,16]}})", data));
+  dir.write("bf16", file_bytes(R"({"b":{"dtype":"BF16","shape":[8],"data_offsets":[0,16]}})", data));
   const auto file = safetensors::read(dir.file("bf16"));
   CHECK(file.dtype("b") == Dtype::BF16);
   const Array& b = file.get_tensor("b");
@@ -244,8 +233,7 @@ TEST_CASE("F64 rounds to the nearest float32, overflowing to infinity") {
   const double flt_max = std::numeric_limits<float>::max();
   const Bytes data = le_bytes<double>({1.5, -0.1, 1e300, -1e300, std::nan(""), 1e-50, flt_max,
                                        flt_max + std::ldexp(1.0, 102), 0x1.ffffffp+127, -0.0});
-  write_bytes(dir.file("f64"),
-              file_bytes(R"({"d":{"dtype":"F64","shape":[10],"data_offsets":[0,80]}})", data));
+  dir.write("f64", file_bytes(R"({"d":{"dtype":"F64","shape":[10],"data_offsets":[0,80]}})", data));
   const auto file = safetensors::read(dir.file("f64"));
   CHECK(file.dtype("d") == Dtype::F64);
   const Array& d = file.get_tensor("d");
@@ -273,7 +261,7 @@ TEST_CASE("I32, I16, I8, U8 and BOOL read as int64; names come back sorted") {
                                              std::numeric_limits<std::int32_t>::max()}) +
                      le_bytes<std::int16_t>({-32768, -1, 0, 1, 32767}) + le_bytes<std::int8_t>({-128, 127}) +
                      le_bytes<std::uint8_t>({0, 255}) + le_bytes<std::uint8_t>({0, 1, 1, 0});
-  write_bytes(dir.file("ints"), file_bytes(header, data));
+  dir.write("ints", file_bytes(header, data));
   const auto file = safetensors::read(dir.file("ints"));
   CHECK(file.keys() == std::vector<std::string>{"i16", "i32", "i8", "mask", "u8"});
   CHECK(file.dtype("i32") == Dtype::I32);
@@ -480,7 +468,7 @@ TEST_CASE("spans may be listed in any order: the rule is on their offsets") {
   TempDir dir("safetensors");
   const std::string header = R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
                              R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
-  write_bytes(dir.file("any_order"), file_bytes(header, kTwoFloats));
+  dir.write("any_order", file_bytes(header, kTwoFloats));
   const auto file = safetensors::read(dir.file("any_order"));
   CHECK(file.get_tensor("a") == Array{1.f});
   CHECK(file.get_tensor("b") == Array{2.f});
@@ -729,8 +717,7 @@ TEST_CASE("fuzz: mutated files either load or throw xgrad::Error") {
         }
       }
     }
-    const std::string path = dir.file("fuzz.safetensors");
-    write_bytes(path, bytes);
+    const std::string path = dir.write("fuzz.safetensors", bytes);
     try {
       const auto file = safetensors::read(path);
       for (const auto& name : file.keys()) CHECK(file.contains(name));
