@@ -17,7 +17,6 @@
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/nn/checkpoint.hpp>
 #include <xgrad/nn/functional.hpp>
-#include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::models {
 
@@ -253,16 +252,7 @@ Indices GPT::generate(const Indices& prompt, std::size_t max_new_tokens, const G
 
 // --- checkpoints --------------------------------------------------------------------------------
 
-std::shared_ptr<GPT> load_gpt(const std::string& path) {
-  const safetensors::File file = safetensors::read(path);
-  const auto config = file.metadata().find("config");
-  if (config == file.metadata().end()) {
-    throw Error(fmt::format("load_gpt: {} has no \"config\" in its metadata", path));
-  }
-  auto model = std::make_shared<GPT>(GPTConfig::from_json(config->second));
-  nn::load(*model, path, true);
-  return model;
-}
+std::shared_ptr<GPT> load_gpt(const std::string& path) { return nn::load_configured<GPT, GPTConfig>("load_gpt", path); }
 
 void save_model(const GPT& model, const std::string& path) {
   nn::save(model, path, {{"format", "pt"}, {"config", model.config().to_json()}});

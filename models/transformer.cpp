@@ -16,7 +16,6 @@
 #include <xgrad/nn/checkpoint.hpp>
 #include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/init.hpp>
-#include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::models {
 
@@ -393,14 +392,7 @@ Tensor Transformer::loss(const Indices& src, const Indices& tgt_in, const Indice
 // --- checkpoints --------------------------------------------------------------------------------
 
 std::shared_ptr<Transformer> load_model(const std::string& path) {
-  const safetensors::File file = safetensors::read(path);
-  const auto config = file.metadata().find("config");
-  if (config == file.metadata().end()) {
-    throw Error(fmt::format("load_model: {} has no \"config\" in its metadata", path));
-  }
-  auto model = std::make_shared<Transformer>(TransformerConfig::from_json(config->second));
-  nn::load(*model, path, true);
-  return model;
+  return nn::load_configured<Transformer, TransformerConfig>("load_model", path);
 }
 
 void save_model(const Transformer& model, const std::string& path) {

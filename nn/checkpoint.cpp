@@ -14,7 +14,11 @@ void save(const Module& module, const std::string& path, const std::map<std::str
 }
 
 std::map<std::string, std::string> load(Module& module, const std::string& path, bool strict) {
-  const safetensors::File file = safetensors::read(path);
+  return load(module, safetensors::read(path), strict);
+}
+
+std::map<std::string, std::string> load(Module& module, const safetensors::File& file, bool strict) {
+  const std::string& path = file.path();
   StateDict state;
   for (const auto& [name, array] : file.tensors()) state.emplace(name, Tensor(array));
   if (!file.indices().empty()) {

@@ -3,9 +3,12 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
+#include <xgrad/autograd/error.hpp>
 #include <xgrad/nn/module.hpp>
+#include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::nn {
 
@@ -17,5 +20,22 @@ void save(const Module& module, const std::string& path, const std::map<std::str
 /// strict: the file's names must be exactly the module's state_dict names; one xgrad::Error
 /// naming the file lists every missing, unexpected and mis-shaped tensor. Returns the metadata.
 std::map<std::string, std::string> load(Module& module, const std::string& path, bool strict = true);
+/// The same from a file already read.
+std::map<std::string, std::string> load(Module& module, const safetensors::File& file, bool strict = true);
+
+/// A model saved with its configuration as JSON in the metadata's "config" (models::save_model):
+/// reads `path` once, builds M(Config::from_json(config)) and loads the tensors strictly. `op`
+/// names the caller in the error for a file without a config ("load_model").
+template <class M, class Config>
+std::shared_ptr<M> load_configured(const char* op, const std::string& path) {
+  const safetensors::File file = safetensors::read(path);
+  const auto config = file.metadata().find("config");
+  if (config == file.metadata().end()) {
+    throw Error(std::string(op) + ": " + path + " has no \"config\" in its metadata");
+  }
+  auto model = std::make_shared<M>(Config::from_json(config->second));
+  load(*model, file, true);
+  return model;
+}
 
 }  // namespace xgrad::nn
