@@ -19,3 +19,4 @@
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/autograd/tensor.hpp>
 #include <xgrad/autograd/threads.hpp>
+#include <xgrad/kernels/runtime_info.hpp>

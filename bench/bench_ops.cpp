@@ -1,6 +1,6 @@
 // Op benchmarks, one line per measurement (the median of several repetitions after warm-up):
-// - matmul forward and forward+backward in GFLOP/s, beside plain cblas_sgemm on the same shapes
-//   (into preallocated buffers) and the ratio;
+// - matmul forward and forward+backward in GFLOP/s, beside the plain GEMM (kernels::gemm) on the
+//   same shapes (into preallocated buffers) and the ratio;
 // - softmax, layer_norm and cross_entropy forward and forward+backward in effective GB/s, beside
 //   a copy of the same bytes (memcpy into a preallocated buffer). Bytes: every array the maths
 //   reads or writes, once per pass: softmax and layer norm read x and write y forward (2 arrays),
@@ -19,12 +19,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <iostream>
 #include <malloc.h>
 #include <string>
 #include <vector>
 
-#include <cblas.h>
-
+#include <xgrad/kernels/gemm.hpp>
+#include <xgrad/kernels/runtime_info.hpp>
 #include <xgrad/xgrad.hpp>
 
 using namespace xgrad;
@@ -84,12 +85,11 @@ void print_gbps(const char* what, const std::string& shape, double bytes, double
 
 /// C = op(A) op(B) + beta C on contiguous row-major blocks (M, N) = (M, K) (K, N).
 void sgemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, float beta, float* C) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.f, A,
-              ta ? M : K, B, tb ? K : N, beta, C, N);
+  kernels::gemm(ta, tb, M, N, K, 1.f, A, B, beta, C);
 }
 
 /// A stack of `batch` products (n, k) x (k, m) (2-D operands when batch is 1): xgrad's matmul,
-/// then cblas_sgemm on the same shapes into preallocated buffers.
+/// then the plain GEMM on the same shapes into preallocated buffers.
 void bench_matmul(std::size_t batch, std::size_t n, std::size_t k, std::size_t m) {
   const bool batched = batch > 1;
   auto stack = [&](std::size_t rows, std::size_t cols) {
@@ -98,7 +98,7 @@ void bench_matmul(std::size_t batch, std::size_t n, std::size_t k, std::size_t m
   const Shape a_shape = stack(n, k), b_shape = stack(k, m), c_shape = stack(n, m);
   const std::string shapes = shape_str(a_shape) + "x" + shape_str(b_shape);
   const double flops = 2.0 * batch * n * k * m;
-  const char* plain = batched ? "cblas_sgemm loop" : "cblas_sgemm";
+  const char* plain = batched ? "gemm loop" : "gemm";
 
   Tensor a = randn(a_shape), b = randn(b_shape), dc = randn(c_shape);
   Tensor a_leaf = Tensor(a.value()).set_requires_grad(), b_leaf = Tensor(b.value()).set_requires_grad();
@@ -142,12 +142,12 @@ void bench_matmul(std::size_t batch, std::size_t n, std::size_t k, std::size_t m
 #pragma omp parallel for schedule(static)
       for (std::ptrdiff_t p = 0; p < count; ++p) blas_forward(p);
     });
-    print_gflops("matmul forward", shapes, flops, t.ours, "cblas_sgemm omp loop", t.baseline);
+    print_gflops("matmul forward", shapes, flops, t.ours, "gemm omp loop", t.baseline);
     t = median_seconds(ours_both, [&] {
 #pragma omp parallel for schedule(static)
       for (std::ptrdiff_t p = 0; p < count; ++p) blas_both(p);
     });
-    print_gflops("matmul forward+backward", shapes, 3 * flops, t.ours, "cblas_sgemm omp loop", t.baseline);
+    print_gflops("matmul forward+backward", shapes, 3 * flops, t.ours, "gemm omp loop", t.baseline);
   }
 }
 
@@ -213,8 +213,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::printf("threads %d, BLAS threading %s, median of >= %d repetitions after %d warm-up runs\n",
-              get_num_threads(), blas_threading(), min_reps, kWarmup);
+  std::cout << runtime_info() << std::endl;
+  std::printf("median of >= %d repetitions after %d warm-up runs\n", min_reps, kWarmup);
   if (malloc_mode != "reuse") {
     // xgrad raises the thresholds when it loads (autograd/tensor.cpp): put glibc's defaults back.
     mallopt(M_MMAP_THRESHOLD, 128 << 10);

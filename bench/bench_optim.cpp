@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <iostream>
 #include <vector>
 
 #include <xgrad/optim/optim.hpp>
@@ -47,6 +48,7 @@ double time_ms(const std::function<void()>& f, int repeats = 30) {
 
 int main(int argc, char** argv) {
   if (argc > 1) set_num_threads(std::atoi(argv[1]));
+  std::cout << runtime_info() << std::endl;
   std::vector<Tensor> params;
   std::size_t total = 0;
   for (const Shape& shape : transformer_shapes()) {

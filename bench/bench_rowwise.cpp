@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -155,6 +156,7 @@ void run_suite(const Options& o) {
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   if (o.threads > 0) set_num_threads(o.threads);
+  std::cout << runtime_info() << std::endl;
   std::printf("row-wise kernels on [%zu, %zu], %d thread(s), %d runs each\n", o.rows, o.cols, get_num_threads(),
               o.reps);
   if (o.malloc_mode != "reuse") {

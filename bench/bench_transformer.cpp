@@ -24,18 +24,25 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <string>
 #include <vector>
 
-#include <cblas.h>
 #include <omp.h>
 
+#include <xgrad/kernels/gemm.hpp>
+#include <xgrad/kernels/runtime_info.hpp>
 #include <xgrad/models/decoding.hpp>
 #include <xgrad/xgrad.hpp>
+
+#include "step_gemms.hpp"
 
 #include <xtensor/xview.hpp>
 
 using namespace xgrad;
+using bench::Gemm;
+using bench::step_gemms;
+using bench::total_flops;
 
 namespace {
 
@@ -58,64 +65,6 @@ double cpu_seconds() {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// --- the step's matrix products -------------------------------------------------------------------
-
-/// C (M, N) = op(A) (M, K) op(B) (K, N), `count` times per step; `per_head` products are the
-/// attention's, one per (batch, head).
-struct Gemm {
-  std::size_t M, N, K;
-  bool trans_a, trans_b;
-  std::size_t count;
-  bool per_head;
-  double flops() const { return 2.0 * M * N * K * count; }
-};
-
-/// Every matrix product of one training step of the encoder-decoder (B sequences, source length
-/// S, target length T). A linear layer y (R, O) = x (R, I) W^T is one product forward and two
-/// backward (dx = dy W, dW = dy^T x); every input of every linear needs its gradient here, since
-/// the embeddings are trained. Attention per (batch, head) is two forward (scores Q K^T, then
-/// P V) and four backward (dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q).
-std::vector<Gemm> step_gemms(const models::TransformerConfig& c, std::size_t B, std::size_t S, std::size_t T) {
-  std::vector<Gemm> gemms;
-  const std::size_t D = c.d_model, F = c.dim_feedforward, H = c.nhead, dk = D / H, V = c.tgt_vocab;
-  auto linear = [&](std::size_t rows, std::size_t in, std::size_t out, std::size_t count) {
-    gemms.push_back({rows, out, in, false, true, count, false});   // y = x W^T
-    gemms.push_back({rows, in, out, false, false, count, false});  // dx = dy W
-    gemms.push_back({out, in, rows, true, false, count, false});   // dW = dy^T x
-  };
-  auto attention = [&](std::size_t queries, std::size_t keys, std::size_t count) {
-    const std::size_t n = B * H * count;
-    gemms.push_back({queries, keys, dk, false, true, n, true});   // scores = Q K^T
-    gemms.push_back({queries, dk, keys, false, false, n, true});  // out = P V
-    gemms.push_back({keys, dk, queries, true, false, n, true});   // dV = P^T dO
-    gemms.push_back({queries, keys, dk, false, true, n, true});   // dP = dO V^T
-    gemms.push_back({queries, dk, keys, false, false, n, true});  // dQ = dS K
-    gemms.push_back({keys, dk, queries, true, false, n, true});   // dK = dS^T Q
-  };
-  const std::size_t enc = c.num_encoder_layers, dec = c.num_decoder_layers;
-  // Encoder layer: q, k, v and output projections, self-attention, the feed-forward pair.
-  linear(B * S, D, D, 4 * enc);
-  attention(S, S, enc);
-  linear(B * S, D, F, enc);
-  linear(B * S, F, D, enc);
-  // Decoder layer: self-attention (4 projections), cross-attention (q and output on the target,
-  // k and v on the memory), the feed-forward pair; then the generator.
-  linear(B * T, D, D, 6 * dec);
-  linear(B * S, D, D, 2 * dec);
-  attention(T, T, dec);
-  attention(T, S, dec);
-  linear(B * T, D, F, dec);
-  linear(B * T, F, D, dec);
-  linear(B * T, D, V, 1);
-  return gemms;
-}
-
-double total_flops(const std::vector<Gemm>& gemms) {
-  double total = 0;
-  for (const Gemm& g : gemms) total += g.flops();
-  return total;
 }
 
 // --- training -------------------------------------------------------------------------------------
@@ -234,9 +183,8 @@ void sgemm_ceiling(const std::string& model_name, int max_threads) {
   std::vector<std::vector<float>> buffers(3 * slots, std::vector<float>(largest, 0.01f));
   auto run = [&](const Gemm& g, int slot) {
     const int m = static_cast<int>(g.M), n = static_cast<int>(g.N), k = static_cast<int>(g.K);
-    cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans, m, n, k,
-                1.f, buffers[3 * slot].data(), g.trans_a ? m : k, buffers[3 * slot + 1].data(), g.trans_b ? k : n, 0.f,
-                buffers[3 * slot + 2].data(), n);
+    kernels::gemm(g.trans_a, g.trans_b, m, n, k, 1.f, buffers[3 * slot].data(), buffers[3 * slot + 1].data(), 0.f,
+                  buffers[3 * slot + 2].data());
   };
   auto step = [&] {
     for (const Gemm& g : gemms) {
@@ -265,7 +213,7 @@ void sgemm_ceiling(const std::string& model_name, int max_threads) {
     double square = 1e30;
     for (int rep = 0; rep < 5; ++rep) {
       const auto start = std::chrono::steady_clock::now();
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
+      kernels::gemm(false, false, n, n, n, 1.f, a.data(), b.data(), 0.f, c.data());
       square = std::min(square, seconds_since(start));
     }
     std::printf("{\"impl\":\"sgemm\",\"mode\":\"sgemm\",\"model\":\"%s\",\"threads\":%d,\"gemms_per_step\":%zu,"
@@ -298,6 +246,7 @@ int main(int argc, char** argv) {
   }
   if (threads < 1 || steps < 1 || (model != "small" && model != "base")) return usage();
   set_num_threads(threads);
+  std::cout << runtime_info() << std::endl;  // the first line: what runs (compare.sh keeps it)
   if (mode == "train") train(model, threads, steps);
   else if (mode == "decode") decode(model, threads);
   else sgemm_ceiling(model, threads);

@@ -55,7 +55,7 @@ done
 python3 - "$results" <<'EOF'
 import json, sys
 
-lines = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+lines = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 def pick(**want):
     return [l for l in lines if all(l.get(k) == v for k, v in want.items())]
 def best(rows, key="tokens_per_s"):

@@ -8,24 +8,15 @@ find_package(fmt REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(OpenMP REQUIRED)
 
-# OpenBLAS, found explicitly: the reference BLAS is ~30x slower and must never be picked by
-# accident. The OpenMP build shares one thread pool with xgrad's own kernels; the pthread build
-# is accepted when it is the only one present.
-find_path(XGRAD_CBLAS_INCLUDE_DIR cblas.h
-  PATHS /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/openblas
-        /usr/include/x86_64-linux-gnu/openblas-pthread
-  NO_DEFAULT_PATH)
-find_library(XGRAD_OPENBLAS_LIBRARY NAMES openblas
-  PATHS /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/x86_64-linux-gnu/openblas-pthread
-  NO_DEFAULT_PATH)
-if(NOT XGRAD_CBLAS_INCLUDE_DIR OR NOT XGRAD_OPENBLAS_LIBRARY)
-  find_path(XGRAD_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas)
-  find_library(XGRAD_OPENBLAS_LIBRARY NAMES openblas)
+# oneDNN, the one GEMM library (kernels/gemm.cpp): its JIT picks kernels from the CPU's feature
+# flags, so every x86-64 CPU gets its widest ISA with nothing set. Linked by full path (Debian's
+# CMake package for it also requires the OpenCL headers, which xgrad does not use).
+find_path(XGRAD_DNNL_INCLUDE_DIR dnnl.h PATH_SUFFIXES oneapi/dnnl)
+find_library(XGRAD_DNNL_LIBRARY NAMES dnnl)
+if(NOT XGRAD_DNNL_INCLUDE_DIR OR NOT XGRAD_DNNL_LIBRARY)
+  message(FATAL_ERROR "oneDNN not found: install libdnnl-dev (scripts/packages.txt)")
 endif()
-if(NOT XGRAD_CBLAS_INCLUDE_DIR OR NOT XGRAD_OPENBLAS_LIBRARY)
-  message(FATAL_ERROR "OpenBLAS not found: install libopenblas-openmp-dev (scripts/packages.txt)")
-endif()
-message(STATUS "xgrad: OpenBLAS ${XGRAD_OPENBLAS_LIBRARY}")
+message(STATUS "xgrad: oneDNN ${XGRAD_DNNL_LIBRARY}")
 
 # SentencePiece (subword tokenizers): the processor library and the trainer, linked by full path
 # so that the installed package names them for its users too.

@@ -14,10 +14,10 @@
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
-#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/autograd/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/simd.hpp>
 
 namespace xgrad::models {
 

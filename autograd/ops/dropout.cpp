@@ -7,8 +7,9 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/simd.hpp>
 
 namespace xgrad {
 

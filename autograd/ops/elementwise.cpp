@@ -8,8 +8,9 @@
 
 #include <xgrad/autograd/broadcast.hpp>
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/simd.hpp>
 
 namespace xgrad {
 

@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/parallel.hpp>
 
 namespace xgrad {
 

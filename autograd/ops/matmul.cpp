@@ -1,40 +1,34 @@
-// Matrix products: torch.matmul's shape rules mapped onto cblas_sgemm calls, forward and backward.
+// Matrix products: torch.matmul's shape rules mapped onto kernels::gemm calls, forward and backward.
 //
 // Legend: C (batch..., n, m) = A (batch..., n, k) B (batch..., k, m). A 1-D A is a row (1, k),
 // a 1-D B a column (k, 1); their axis is dropped from C. A "matrix" below is one (rows, cols)
 // block of a contiguous stack: the batch axes only decide which blocks meet.
-//
-// This file holds the direct cblas calls (never include xtensor-blas next to <cblas.h>).
 #include <xgrad/autograd/ops/matmul.hpp>
 
 #include <algorithm>
-#include <climits>
 #include <cstddef>
 #include <vector>
 
-#include <cblas.h>
 #include <fmt/format.h>
 #include <omp.h>
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/gemm.hpp>
 
 namespace xgrad {
 
 namespace {
 
 /// C = op(A) op(B) + beta C for contiguous row-major blocks: op(A) is (M, K), op(B) (K, N), C (M, N).
-/// A transposed operand is read in place through the BLAS flag (never copied).
 void gemm(bool transpose_a, bool transpose_b, std::size_t M, std::size_t N, std::size_t K, const float* A,
           const float* B, float beta, float* C) {
-  const auto m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
-  cblas_sgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans, m,
-              n, k, 1.f, A, transpose_a ? m : k, B, transpose_b ? k : n, beta, C, n);
+  kernels::gemm(transpose_a, transpose_b, M, N, K, 1.f, A, B, beta, C);
 }
 
 /// Matrix products up to this many multiply-adds are batched over threads, one single-threaded
-/// GEMM per thread (OpenBLAS runs single-threaded inside a parallel region); larger ones use
-/// OpenBLAS' own threads, unless there are enough of them to share out evenly.
+/// GEMM per thread (kernels::gemm runs single-threaded inside a parallel region); larger ones use
+/// the GEMM's own threads, unless there are enough of them to share out evenly.
 constexpr std::size_t kSmallGemm = 128 * 128 * 128;
 
 /// How one matmul maps onto GEMMs; the backward replays it.
@@ -117,13 +111,6 @@ MatmulPlan plan_matmul(const Shape& a_shape, const Shape& b_shape) {
       if (++position[i] < batch[i]) break;
       position[i] = 0;
     }
-  }
-
-  const std::size_t rows = plan.folded() ? plan.a_count * plan.n : plan.n;  // of the largest GEMM
-  const std::size_t largest = std::max({rows, plan.k, plan.m});
-  if (largest > static_cast<std::size_t>(INT_MAX)) {
-    throw Error(fmt::format("matmul: cannot multiply {} by {}: a matrix dimension of {} exceeds BLAS' limit of {}",
-                            shape_str(a_shape), shape_str(b_shape), largest, INT_MAX));
   }
   return plan;
 }

@@ -10,8 +10,10 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/axis_view.hpp>
+#include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/simd.hpp>
 
 namespace xgrad {
 

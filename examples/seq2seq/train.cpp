@@ -123,6 +123,9 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   Scores{}.metric(s.best_metric);  // rejects an unknown name before any work
 
   if (s.threads > 0) xgrad::set_num_threads(s.threads);
+  const xgrad::RuntimeInfo kernels = xgrad::runtime_info();
+  std::fprintf(stderr, "seq2seq: %s\n", kernels.summary().c_str());
+  for (const std::string& warning : kernels.warnings) std::fprintf(stderr, "seq2seq: warning: %s\n", warning.c_str());
   xgrad::manual_seed(s.seed);
 
   // Data and tokenizer: a resumed run keeps its own vocabulary.

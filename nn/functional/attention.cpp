@@ -3,7 +3,6 @@
 // Heads are addressed as column blocks of (B, T, H*dk) through BLAS leading dimensions.
 #include <xgrad/nn/functional.hpp>
 
-#include <cblas.h>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -11,8 +10,11 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/gemm.hpp>
+#include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/simd.hpp>
+#include <xgrad/kernels/softmax.hpp>
 
 namespace xgrad::nn::functional {
 
@@ -160,7 +162,7 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
       float* P = probs->data() + bh * block;                // (T, S)
       // Scores = Q K^T / sqrt(dk)
       if (d.T <= kFewQueries) scores_few_queries(Q, d.q_ld(), K, d.q_ld(), d.T, d.S, d.dk, scale, P);
-      else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d.T, d.S, d.dk, scale, Q, d.q_ld(), K, d.q_ld(), 0.f, P, d.S);
+      else kernels::gemm(false, true, d.T, d.S, d.dk, scale, Q, d.q_ld(), K, d.q_ld(), 0.f, P, d.S);
       const float* A = attn ? attn + (attn_per_head ? bh * block : 0) : nullptr;
       for (std::size_t t = 0; t < d.T; ++t) {
         float* row = P + t * d.S;
@@ -183,7 +185,7 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
       // out_h = weights V
       float* O = out.data() + b * d.T * d.v_ld() + h * d.dv;
       if (d.T <= kFewQueries) weighted_values_few_queries(weights, V, d.v_ld(), d.T, d.S, d.dv, O, d.v_ld());
-      else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d.T, d.dv, d.S, 1.f, weights, d.S, V, d.v_ld(), 0.f, O, d.v_ld());
+      else kernels::gemm(false, false, d.T, d.dv, d.S, 1.f, weights, d.S, V, d.v_ld(), 0.f, O, d.v_ld());
     }
   }
 
@@ -230,12 +232,12 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
           weights = dropped.data();
         }
         if (dv) {  // dV (S, dv) += weights^T (S, T) dO (T, dv)
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.S, d.dv, d.T, 1.f, weights, d.S, dout + o_off,
+          kernels::gemm(true, false, d.S, d.dv, d.T, 1.f, weights, d.S, dout + o_off,
                       d.v_ld(), 1.f, dv + v_off, d.v_ld());
         }
         if (!dq && !dk) continue;
         float* dP = dweights.data();  // dweights (T, S) = dO (T, dv) V^T (dv, S)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d.T, d.S, d.dv, 1.f, dout + o_off, d.v_ld(), vd + v_off,
+        kernels::gemm(false, true, d.T, d.S, d.dv, 1.f, dout + o_off, d.v_ld(), vd + v_off,
                     d.v_ld(), 0.f, dP, d.S);
         for (std::size_t t = 0; t < d.T; ++t) {  // dS = P o (dP - rowsum(dP o P)), dropout folded into dP
           float* g = dP + t * d.S;
@@ -248,11 +250,11 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
           for (std::size_t s = 0; s < d.S; ++s) g[s] = p[s] * (g[s] - dot);
         }
         if (dq) {  // dQ (T, dk) += dS (T, S) K (S, dk) / sqrt(dk)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d.T, d.dk, d.S, scale, dP, d.S, kd + k_off, d.q_ld(),
+          kernels::gemm(false, false, d.T, d.dk, d.S, scale, dP, d.S, kd + k_off, d.q_ld(),
                       1.f, dq + q_off, d.q_ld());
         }
         if (dk) {  // dK (S, dk) += dS^T (S, T) Q (T, dk) / sqrt(dk)
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.S, d.dk, d.T, scale, dP, d.S, qd + q_off, d.q_ld(),
+          kernels::gemm(true, false, d.S, d.dk, d.T, scale, dP, d.S, qd + q_off, d.q_ld(),
                       1.f, dk + k_off, d.q_ld());
         }
       }

@@ -4,12 +4,12 @@
 
 #include <algorithm>
 
-#include <cblas.h>
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/ops/row_kernels.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/gemm.hpp>
+#include <xgrad/kernels/parallel.hpp>
 
 namespace xgrad::nn::functional {
 
@@ -91,11 +91,10 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
   }
   if (rows <= kGemvRows && out > 0) {  // decoding steps: GEMM would first pack all of W
     if (beta == 0.f) std::fill(y.data(), y.data() + rows * out, 0.f);  // both add to y
-    if (rows == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w, in, x.value().data(), 1, 1.f, y.data(), 1);
+    if (rows == 1) kernels::gemm(false, true, 1, out, in, 1.f, x.value().data(), w, 1.f, y.data());
     else add_few_rows_product(x.value().data(), rows, in, w, out, y.data());
   } else if (rows > 0 && out > 0) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.f, x.value().data(), in, w, in, beta,
-                y.data(), out);
+    kernels::gemm(false, true, rows, out, in, 1.f, x.value().data(), w, beta, y.data());
   }
 
   std::vector<Tensor> inputs{x, weight};
@@ -108,8 +107,7 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
       Array& dx = ctx.grad_target(0, beta);
       if (rows > 0) {
         if (out > 0) {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.f, dy, out,
-                      w_saved->data() + start * in, in, beta, dx.data(), in);
+          kernels::gemm(false, false, rows, in, out, 1.f, dy, w_saved->data() + start * in, beta, dx.data());
         } else if (beta == 0.f) {
           dx.fill(0.f);
         }
@@ -119,8 +117,7 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
       float beta = 1.f;
       Array& dw = whole ? ctx.grad_target(1, beta) : ctx.grad_buffer(1);
       if (rows > 0 && out > 0) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.f, dy, out, x_saved->data(), in, beta,
-                    dw.data() + start * in, in);
+        kernels::gemm(true, false, out, in, rows, 1.f, dy, x_saved->data(), beta, dw.data() + start * in);
       } else if (beta == 0.f) {
         dw.fill(0.f);
       }

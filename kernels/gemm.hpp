@@ -1,0 +1,25 @@
+// The one GEMM of xgrad: every matrix product of the ops, layers and decoding goes through here,
+// and this is the only place that calls the GEMM library (oneDNN, whose JIT picks its kernels
+// from the CPU's feature flags, so a CPU it has no table entry for still gets its widest ISA).
+#pragma once
+
+#include <cstddef>
+
+namespace xgrad::kernels {
+
+/// C (M, N) = alpha op(A) op(B) + beta C, every matrix row-major: op(A) is (M, K), op(B) (K, N).
+/// A transposed operand is read in place (never copied): with trans_a, A is stored (K, M).
+/// lda, ldb and ldc are the row strides of A, B and C as stored. beta = 0 overwrites C (whatever
+/// it held, NaN included); beta = 1 accumulates. M, N or K of 0 is a no-op apart from beta C.
+/// Called inside an OpenMP parallel region it runs on the calling thread alone, so independent
+/// products (per head, per batch) can be spread over the threads by the caller.
+void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+          std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc);
+
+/// gemm with dense operands: lda, ldb and ldc are the stored row lengths.
+inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+                 const float* B, float beta, float* C) {
+  gemm(trans_a, trans_b, M, N, K, alpha, A, trans_a ? M : K, B, trans_b ? K : N, beta, C, N);
+}
+
+}  // namespace xgrad::kernels
