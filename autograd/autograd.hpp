@@ -15,6 +15,7 @@
 #include <xgrad/autograd/ops/reduction.hpp>
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/autograd/ops/softmax.hpp>
+#include <xgrad/autograd/profiler.hpp>
 #include <xgrad/autograd/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/autograd/tensor.hpp>

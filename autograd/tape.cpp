@@ -1,11 +1,13 @@
 #include <xgrad/autograd/tape.hpp>
 
+#include <chrono>
 #include <queue>
 
 #include <fmt/format.h>
 #include <xtensor/xnoalias.hpp>
 
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/autograd/profiler.hpp>
 
 namespace xgrad {
 
@@ -120,6 +122,7 @@ Array& BackwardContext::grad_target(std::size_t input, float& beta) {
 
 Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<Tensor>& inputs,
               BackwardFn backward) {
+  if (detail::profiling()) detail::profile_forward(op);
   bool any_requires_grad = false;
   if (grad_enabled) {
     for (const Tensor& input : inputs) {
@@ -215,7 +218,14 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
           }
         }
       });
-      node->backward(ctx);
+      if (detail::profiling()) {
+        const auto start = std::chrono::steady_clock::now();
+        node->backward(ctx);
+        detail::profile_backward(node->name,
+                                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      } else {
+        node->backward(ctx);
+      }
       node->grad = Array();
       node->has_grad = false;
       if (!retain_graph) node->release();

@@ -1,7 +1,8 @@
 // The Transformer benchmark, on the shape of the libtorch peer (bench/libtorch_peer): V = 1000
 // source and target, a TransformerConfig preset ("small": d 256, 8 heads, 3+3 layers, d_ff 1024),
 // dropout 0.1, batch 32, source and target length 32.
-//   bench_transformer [--threads N] [--steps N] [--model small|base]   one training step
+//   bench_transformer [--threads N] [--steps N] [--model small|base] [--profile]   one training step
+//     (--profile: also the time per op, forward and backward, on stderr)
 //   bench_transformer --decode [--threads N] [--model small|base]      greedy and beam decoding
 //   bench_transformer --sgemm [--threads N] [--model small|base]       the ceiling: cblas_sgemm alone
 // One JSON line per measurement, each with the peak resident memory of the process so far.
@@ -25,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -69,7 +71,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // --- training -------------------------------------------------------------------------------------
 
-void train(const std::string& model_name, int threads, int steps) {
+void train(const std::string& model_name, int threads, int steps, bool profile) {
   models::TransformerConfig config = models::TransformerConfig::preset(model_name, kVocab, kVocab);
   config.dropout = 0.1f;
   Generator generator(0);
@@ -84,14 +86,21 @@ void train(const std::string& model_name, int threads, int steps) {
   Indices tgt_in = xt::view(tgt, xt::all(), xt::range(0, kTgtLen));
   Indices tgt_out = xt::view(tgt, xt::all(), xt::range(1, kTgtLen + 1));
 
+  std::unique_ptr<Profiler> profiler;
+  auto mark = [&](const char* what) {
+    if (profiler) profiler->mark(what);
+  };
   auto step = [&] {
     adam.zero_grad();
+    mark("adam.zero_grad");
     Tensor loss = model.loss(src, tgt_in, tgt_out);
     loss.backward();
     adam.step();
+    mark("adam.step");
     return loss.item();
   };
   for (int i = 0; i < 3; ++i) step();  // warm-up: allocator, thread pool
+  if (profile) profiler = std::make_unique<Profiler>();
   const auto start = std::chrono::steady_clock::now();
   const double cpu_start = cpu_seconds();
   float loss = 0;
@@ -104,6 +113,7 @@ void train(const std::string& model_name, int threads, int steps) {
               model_name.c_str(), threads, kVocab, config.d_model, config.nhead, config.num_encoder_layers,
               config.dim_feedforward, kBatch, kSrcLen, steps, seconds * 1e3, cpu * 1e3, kBatch * kTgtLen / seconds, gflop,
               gflop / seconds, loss, peak_rss_mb());
+  if (profiler) std::fprintf(stderr, "per step, %d steps:\n%s", steps, profiler->table(steps).c_str());
 }
 
 // --- decoding -------------------------------------------------------------------------------------
@@ -226,7 +236,7 @@ void sgemm_ceiling(const std::string& model_name, int max_threads) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--decode | --sgemm]\n");
+  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--decode | --sgemm]\n");
   return 2;
 }
 
@@ -235,6 +245,7 @@ int usage() {
 int main(int argc, char** argv) {
   int threads = get_num_threads(), steps = 10;
   std::string model = "small", mode = "train";
+  bool profile = false;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--threads") && has_value) threads = std::atoi(argv[++i]);
@@ -242,12 +253,13 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--model") && has_value) model = argv[++i];
     else if (!std::strcmp(argv[i], "--decode")) mode = "decode";
     else if (!std::strcmp(argv[i], "--sgemm")) mode = "sgemm";
+    else if (!std::strcmp(argv[i], "--profile")) profile = true;
     else return usage();
   }
   if (threads < 1 || steps < 1 || (model != "small" && model != "base")) return usage();
   set_num_threads(threads);
   std::cout << runtime_info() << std::endl;  // the first line: what runs (compare.sh keeps it)
-  if (mode == "train") train(model, threads, steps);
+  if (mode == "train") train(model, threads, steps, profile);
   else if (mode == "decode") decode(model, threads);
   else sgemm_ceiling(model, threads);
 }

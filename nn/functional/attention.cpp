@@ -1,6 +1,6 @@
-// Multi-head scaled dot-product attention as one fused op: per (batch, head), scores by GEMM,
-// masked softmax, optional dropout, weighted sum of values by GEMM; its backward likewise.
-// Heads are addressed as column blocks of (B, T, H*dk) through BLAS leading dimensions.
+// Multi-head scaled dot-product attention as one fused op: shapes and masks checked here, the
+// dropout multipliers drawn here (up front, so the result does not depend on the thread count),
+// the arithmetic per (batch, head) in kernels/attention.
 #include <xgrad/nn/functional.hpp>
 
 #include <cmath>
@@ -11,10 +11,7 @@
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
-#include <xgrad/kernels/gemm.hpp>
-#include <xgrad/kernels/parallel.hpp>
-#include <xgrad/kernels/simd.hpp>
-#include <xgrad/kernels/softmax.hpp>
+#include <xgrad/kernels/attention.hpp>
 
 namespace xgrad::nn::functional {
 
@@ -28,13 +25,7 @@ Array causal_mask(std::size_t length) {
 
 namespace {
 
-/// Sizes of one attention call.
-struct Dims {
-  std::size_t B, T, S, H, dk, dv;
-  std::size_t S_stored;  // keys stored per batch row in k and v (S of them used)
-  std::size_t q_ld() const { return H * dk; }  // row stride of q and k
-  std::size_t v_ld() const { return H * dv; }  // row stride of v and the output
-};
+using Dims = kernels::AttentionShape;
 
 Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t num_heads,
                   const AttentionOptions& options) {
@@ -81,47 +72,13 @@ Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_
   return d;
 }
 
-/// Queries up to this many per (batch, head) are served by the loops below instead of sgemm: one
-/// query row (a decoding step) is too little work to pay for packing K and V into GEMM panels.
-constexpr std::size_t kFewQueries = 4;
-
-/// P (T, S) = scale * Q (T, dk) K^T (dk, S), Q and K with row strides q_ld and k_ld.
-void scores_few_queries(const float* Q, std::size_t q_ld, const float* K, std::size_t k_ld, std::size_t T,
-                        std::size_t S, std::size_t dk, float scale, float* P) {
-  for (std::size_t t = 0; t < T; ++t) {
-    const float* q = Q + t * q_ld;
-    for (std::size_t s = 0; s < S; ++s) {
-      const float* k = K + s * k_ld;
-      float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-      for (std::size_t j = 0; j < dk; ++j) dot += q[j] * k[j];
-      P[t * S + s] = scale * dot;
-    }
-  }
-}
-
-/// O (T, dv) = W (T, S) V (S, dv), V and O with row strides v_ld and o_ld.
-void weighted_values_few_queries(const float* W, const float* V, std::size_t v_ld, std::size_t T, std::size_t S,
-                                 std::size_t dv, float* O, std::size_t o_ld) {
-  for (std::size_t t = 0; t < T; ++t) {
-    float* o = O + t * o_ld;
-    std::fill(o, o + dv, 0.f);
-    for (std::size_t s = 0; s < S; ++s) {
-      const float w = W[t * S + s];
-      const float* v = V + s * v_ld;
-#pragma omp simd
-      for (std::size_t j = 0; j < dv; ++j) o[j] += w * v[j];
-    }
-  }
-}
-
 }  // namespace
 
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t num_heads,
                                              const AttentionOptions& options) {
   const Dims d = check_shapes(q, k, v, num_heads, options);
   const float scale = 1.f / std::sqrt(static_cast<float>(d.dk));
-  const std::size_t heads = d.B * d.H, block = d.T * d.S;
+  const std::size_t block = d.T * d.S;
   const bool use_dropout = options.training && options.dropout_p > 0.f;
 
   // probs (B, H, T, S): softmax weights, kept for backward. keep (B, H, T, S): dropout's
@@ -132,62 +89,20 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
     Generator& gen = options.generator ? *options.generator : default_generator();
     keep = std::make_shared<Array>(Array::from_shape({d.B, d.H, d.T, d.S}));
     const float p = options.dropout_p, kept = p < 1.f ? 1.f / (1.f - p) : 0.f;
-    const std::uint32_t drop_below = Generator::uniform_threshold(p);  // dropped: uniform() < p
     std::vector<std::uint32_t> bits(keep->size());
     gen.uniform_bits(bits.data(), bits.size());
-    float* m = keep->data();
-#pragma omp simd
-    for (std::size_t i = 0; i < bits.size(); ++i) m[i] = kernels::select(bits[i] < drop_below, 0.f, kept);
+    // dropped: uniform() < p
+    kernels::dropout_multipliers(bits.data(), bits.size(), Generator::uniform_threshold(p), kept, keep->data());
   }
   Array out = Array::from_shape({d.B, d.T, d.v_ld()});
-
-  const float* qd = q.value().data();
-  const float* kd = k.value().data();
-  const float* vd = v.value().data();
-  const float* attn = options.attn_mask ? options.attn_mask->data() : nullptr;
-  const bool attn_per_head = options.attn_mask && options.attn_mask->dimension() == 3;
-  const bool* padding = options.key_padding_mask ? options.key_padding_mask->data() : nullptr;
-
-  // A decoding step (one query) is too little work to wake a second thread for.
-  const bool parallel = heads > 1 && heads * block * (d.dk + d.dv) >= kernels::kParallelWork;
-#pragma omp parallel if (parallel)
-  {
-    Array dropped = use_dropout ? Array::from_shape({d.T, d.S}) : Array();
-#pragma omp for schedule(static)
-    for (std::size_t bh = 0; bh < heads; ++bh) {
-      const std::size_t b = bh / d.H, h = bh % d.H;
-      const float* Q = qd + b * d.T * d.q_ld() + h * d.dk;  // (T, dk), ld H*dk
-      const float* K = kd + b * d.S_stored * d.q_ld() + h * d.dk;  // (S, dk), ld H*dk
-      const float* V = vd + b * d.S_stored * d.v_ld() + h * d.dv;  // (S, dv), ld H*dv
-      float* P = probs->data() + bh * block;                // (T, S)
-      // Scores = Q K^T / sqrt(dk)
-      if (d.T <= kFewQueries) scores_few_queries(Q, d.q_ld(), K, d.q_ld(), d.T, d.S, d.dk, scale, P);
-      else kernels::gemm(false, true, d.T, d.S, d.dk, scale, Q, d.q_ld(), K, d.q_ld(), 0.f, P, d.S);
-      const float* A = attn ? attn + (attn_per_head ? bh * block : 0) : nullptr;
-      for (std::size_t t = 0; t < d.T; ++t) {
-        float* row = P + t * d.S;
-        if (A) {
-          for (std::size_t s = 0; s < d.S; ++s) row[s] += A[t * d.S + s];
-        }
-        if (padding) {
-          for (std::size_t s = 0; s < d.S; ++s) {
-            if (padding[b * d.S + s]) row[s] = -std::numeric_limits<float>::infinity();
-          }
-        }
-        kernels::masked_softmax_row(row, d.S);
-      }
-      const float* weights = P;
-      if (use_dropout) {
-        const float* M = keep->data() + bh * block;
-        for (std::size_t i = 0; i < block; ++i) dropped.data()[i] = P[i] * M[i];
-        weights = dropped.data();
-      }
-      // out_h = weights V
-      float* O = out.data() + b * d.T * d.v_ld() + h * d.dv;
-      if (d.T <= kFewQueries) weighted_values_few_queries(weights, V, d.v_ld(), d.T, d.S, d.dv, O, d.v_ld());
-      else kernels::gemm(false, false, d.T, d.dv, d.S, 1.f, weights, d.S, V, d.v_ld(), 0.f, O, d.v_ld());
-    }
+  kernels::AttentionMasks masks;
+  if (options.attn_mask) {
+    masks.attn = options.attn_mask->data();
+    masks.attn_per_head = options.attn_mask->dimension() == 3;
   }
+  if (options.key_padding_mask) masks.key_padding = options.key_padding_mask->data();
+  kernels::attention_forward(d, scale, q.value().data(), k.value().data(), v.value().data(), masks,
+                             keep ? keep->data() : nullptr, probs->data(), out.data());
 
   AttentionResult result;
   if (options.need_weights) {
@@ -206,59 +121,11 @@ AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
   auto q_saved = q.saved(), k_saved = k.saved(), v_saved = v.saved();
   result.output = record("scaled_dot_product_attention", std::move(out), {q, k, v},
                          [d, scale, probs, keep, q_saved, k_saved, v_saved](BackwardContext& ctx) {
-    const std::size_t heads = d.B * d.H, block = d.T * d.S;
-    const float* dout = ctx.grad_output().data();  // (B, T, H*dv)
     float* dq = ctx.needs_grad(0) ? ctx.grad_buffer(0).data() : nullptr;
     float* dk = ctx.needs_grad(1) ? ctx.grad_buffer(1).data() : nullptr;
     float* dv = ctx.needs_grad(2) ? ctx.grad_buffer(2).data() : nullptr;
-    const float* qd = q_saved->data();
-    const float* kd = k_saved->data();
-    const float* vd = v_saved->data();
-    const bool parallel = heads > 1 && heads * block * (d.dk + d.dv) >= kernels::kParallelWork;
-#pragma omp parallel if (parallel)
-    {
-      Array dweights = Array::from_shape({d.T, d.S});
-      Array dropped = keep ? Array::from_shape({d.T, d.S}) : Array();
-#pragma omp for schedule(static)
-      for (std::size_t bh = 0; bh < heads; ++bh) {
-        const std::size_t b = bh / d.H, h = bh % d.H;
-        const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S_stored * d.q_ld() + h * d.dk;
-        const std::size_t v_off = b * d.S_stored * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
-        const float* P = probs->data() + bh * block;  // (T, S)
-        const float* M = keep ? keep->data() + bh * block : nullptr;
-        const float* weights = P;
-        if (M) {
-          for (std::size_t i = 0; i < block; ++i) dropped.data()[i] = P[i] * M[i];
-          weights = dropped.data();
-        }
-        if (dv) {  // dV (S, dv) += weights^T (S, T) dO (T, dv)
-          kernels::gemm(true, false, d.S, d.dv, d.T, 1.f, weights, d.S, dout + o_off,
-                      d.v_ld(), 1.f, dv + v_off, d.v_ld());
-        }
-        if (!dq && !dk) continue;
-        float* dP = dweights.data();  // dweights (T, S) = dO (T, dv) V^T (dv, S)
-        kernels::gemm(false, true, d.T, d.S, d.dv, 1.f, dout + o_off, d.v_ld(), vd + v_off,
-                    d.v_ld(), 0.f, dP, d.S);
-        for (std::size_t t = 0; t < d.T; ++t) {  // dS = P o (dP - rowsum(dP o P)), dropout folded into dP
-          float* g = dP + t * d.S;
-          const float* p = P + t * d.S;
-          if (M) {
-            for (std::size_t s = 0; s < d.S; ++s) g[s] *= M[t * d.S + s];
-          }
-          float dot = 0.f;
-          for (std::size_t s = 0; s < d.S; ++s) dot += g[s] * p[s];
-          for (std::size_t s = 0; s < d.S; ++s) g[s] = p[s] * (g[s] - dot);
-        }
-        if (dq) {  // dQ (T, dk) += dS (T, S) K (S, dk) / sqrt(dk)
-          kernels::gemm(false, false, d.T, d.dk, d.S, scale, dP, d.S, kd + k_off, d.q_ld(),
-                      1.f, dq + q_off, d.q_ld());
-        }
-        if (dk) {  // dK (S, dk) += dS^T (S, T) Q (T, dk) / sqrt(dk)
-          kernels::gemm(true, false, d.S, d.dk, d.T, scale, dP, d.S, qd + q_off, d.q_ld(),
-                      1.f, dk + k_off, d.q_ld());
-        }
-      }
-    }
+    kernels::attention_backward(d, scale, q_saved->data(), k_saved->data(), v_saved->data(), probs->data(),
+                                keep ? keep->data() : nullptr, ctx.grad_output().data(), dq, dk, dv);
   });
   return result;
 }

@@ -3,7 +3,6 @@
 #include <xgrad/nn/functional.hpp>
 
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -11,7 +10,7 @@
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/parallel.hpp>
-#include <xgrad/kernels/softmax.hpp>
+#include <xgrad/kernels/attention.hpp>
 
 namespace xgrad::nn::functional {
 
@@ -80,31 +79,19 @@ Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int
 #pragma omp parallel if (parallel)
   {
     std::vector<float> scores(T);
+    std::vector<const float*> keys(T), values(T);  // row b's key and value rows, by position
 #pragma omp for schedule(static)
     for (std::int64_t item = 0; item < items; ++item) {
       const std::size_t g = static_cast<std::size_t>(item) / H, h = static_cast<std::size_t>(item) % H;
       for (std::size_t b = g * kv.group; b < (g + 1) * kv.group; ++b) {
-        const float* query = qd + b * q_width + h * dk;
         const std::uint32_t* rows = index + b * T;
-        for (std::size_t s = 0; s < T; ++s) {  // scores_s = q . k_s / sqrt(dk)
-          if (kv.padding[s] && kv.padding[s]->data()[rows[s]]) {
-            scores[s] = -std::numeric_limits<float>::infinity();
-            continue;
-          }
-          const float* key = kv.keys[s]->data() + rows[s] * q_width + h * dk;
-          float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-          for (std::size_t j = 0; j < dk; ++j) dot += query[j] * key[j];
-          scores[s] = scale * dot;
-        }
-        kernels::masked_softmax_row(scores.data(), T);
-        float* o = out.data() + b * v_width + h * dv;  // out_h = sum_s w_s v_s
         for (std::size_t s = 0; s < T; ++s) {
-          const float w = scores[s];
-          const float* value = kv.values[s]->data() + rows[s] * v_width + h * dv;
-#pragma omp simd
-          for (std::size_t j = 0; j < dv; ++j) o[j] += w * value[j];
+          const bool masked = kv.padding[s] && kv.padding[s]->data()[rows[s]];
+          keys[s] = masked ? nullptr : kv.keys[s]->data() + rows[s] * q_width;
+          values[s] = kv.values[s]->data() + rows[s] * v_width;
         }
+        kernels::gathered_attention_row(qd + b * q_width + h * dk, keys.data(), values.data(), T, h * dk, h * dv, dk,
+                                        dv, scale, scores.data(), out.data() + b * v_width + h * dv);
       }
     }
   }

@@ -1,0 +1,174 @@
+// Attention per (batch, head): scores, masks, softmax and dropout in one (T, S) block of the
+// thread's, products by small_gemm on the heads in place (a head's K or V transposed into a
+// scratch block where the product wants it so); up to four queries (a decoding step) by dot
+// products and row updates, which read K and V once.
+#include <xgrad/kernels/attention.hpp>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/simd.hpp>
+#include <xgrad/kernels/small_gemm.hpp>
+#include <xgrad/kernels/softmax.hpp>
+
+namespace xgrad::kernels {
+
+namespace {
+
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+/// Queries up to this many per (batch, head) take the dot-product loops: transposing K for so few
+/// rows would cost more than the product.
+constexpr std::size_t kFewQueries = 4;
+
+float dot(const float* a, const float* b, std::size_t n) {
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (std::size_t j = 0; j < n; ++j) sum += a[j] * b[j];
+  return sum;
+}
+
+/// y += w x over n elements.
+void axpy(float w, const float* x, float* y, std::size_t n) {
+#pragma omp simd
+  for (std::size_t j = 0; j < n; ++j) y[j] += w * x[j];
+}
+
+/// Whether a block of this many multiply-adds per head, over this many heads, wakes the threads.
+bool parallel_heads(const AttentionShape& d) {
+  return d.B * d.H > 1 && d.B * d.H * d.T * d.S * (d.dk + d.dv) >= kParallelWork;
+}
+
+/// Per-thread scratch of one (batch, head): a transposed K or V (max(dk, dv), S) and a (T, S) block.
+struct Scratch {
+  std::vector<float> transposed, block;
+  explicit Scratch(const AttentionShape& d) : transposed(std::max(d.dk, d.dv) * d.S), block(d.T * d.S) {}
+};
+
+}  // namespace
+
+void attention_forward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
+                       const AttentionMasks& masks, const float* keep, float* probs, float* out) {
+  const std::size_t heads = d.B * d.H, block = d.T * d.S;
+#pragma omp parallel if (parallel_heads(d))
+  {
+    Scratch scratch(d);
+#pragma omp for schedule(static)
+    for (std::size_t bh = 0; bh < heads; ++bh) {
+      const std::size_t b = bh / d.H, h = bh % d.H;
+      const float* Q = q + b * d.T * d.q_ld() + h * d.dk;         // (T, dk), row stride H*dk
+      const float* K = k + b * d.S_stored * d.q_ld() + h * d.dk;  // (S, dk), row stride H*dk
+      const float* V = v + b * d.S_stored * d.v_ld() + h * d.dv;  // (S, dv), row stride H*dv
+      float* O = out + b * d.T * d.v_ld() + h * d.dv;             // (T, dv), row stride H*dv
+      float* P = probs + bh * block;                              // (T, S)
+      // P = scale Q K^T
+      if (d.T <= kFewQueries) {
+        for (std::size_t t = 0; t < d.T; ++t) {
+          for (std::size_t s = 0; s < d.S; ++s) P[t * d.S + s] = scale * dot(Q + t * d.q_ld(), K + s * d.q_ld(), d.dk);
+        }
+      } else {
+        float* KT = scratch.transposed.data();  // (dk, S)
+        transpose(K, d.S, d.dk, d.q_ld(), KT);
+        small_gemm(d.T, d.S, d.dk, scale, Q, d.q_ld(), 1, KT, d.S, false, P, d.S);
+      }
+      // + masks, softmax per row
+      const float* A = masks.attn ? masks.attn + (masks.attn_per_head ? bh * block : 0) : nullptr;
+      const bool* padding = masks.key_padding ? masks.key_padding + b * d.S : nullptr;
+      for (std::size_t t = 0; t < d.T; ++t) {
+        float* row = P + t * d.S;
+        if (A) {
+          const float* a = A + t * d.S;
+#pragma omp simd
+          for (std::size_t s = 0; s < d.S; ++s) row[s] += a[s];
+        }
+        if (padding) {
+#pragma omp simd
+          for (std::size_t s = 0; s < d.S; ++s) row[s] = select(padding[s], kMinusInf, row[s]);
+        }
+        masked_softmax_row(row, d.S);
+      }
+      // O = (P o keep) V
+      const float* weights = P;
+      if (keep) {
+        float* dropped = scratch.block.data();
+        const float* M = keep + bh * block;
+#pragma omp simd
+        for (std::size_t i = 0; i < block; ++i) dropped[i] = P[i] * M[i];
+        weights = dropped;
+      }
+      if (d.T <= kFewQueries) {
+        for (std::size_t t = 0; t < d.T; ++t) {
+          float* o = O + t * d.v_ld();
+          std::fill(o, o + d.dv, 0.f);
+          for (std::size_t s = 0; s < d.S; ++s) axpy(weights[t * d.S + s], V + s * d.v_ld(), o, d.dv);
+        }
+      } else {
+        small_gemm(d.T, d.dv, d.S, 1.f, weights, d.S, 1, V, d.v_ld(), false, O, d.v_ld());
+      }
+    }
+  }
+}
+
+void attention_backward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
+                        const float* probs, const float* keep, const float* dout, float* dq, float* dk, float* dv) {
+  const std::size_t heads = d.B * d.H, block = d.T * d.S;
+#pragma omp parallel if (parallel_heads(d))
+  {
+    Scratch scratch(d);
+    std::vector<float> dropped(keep ? block : 0);
+#pragma omp for schedule(static)
+    for (std::size_t bh = 0; bh < heads; ++bh) {
+      const std::size_t b = bh / d.H, h = bh % d.H;
+      const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S_stored * d.q_ld() + h * d.dk;
+      const std::size_t v_off = b * d.S_stored * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
+      const float* P = probs + bh * block;  // (T, S)
+      const float* M = keep ? keep + bh * block : nullptr;
+      const float* weights = P;
+      if (M) {
+#pragma omp simd
+        for (std::size_t i = 0; i < block; ++i) dropped[i] = P[i] * M[i];
+        weights = dropped.data();
+      }
+      const float* dO = dout + o_off;  // (T, dv), row stride H*dv
+      if (dv) small_gemm(d.S, d.dv, d.T, 1.f, weights, 1, d.S, dO, d.v_ld(), true, dv + v_off, d.v_ld());  // dV += P^T dO
+      if (!dq && !dk) continue;
+      // dP (T, S) = dO V^T
+      float* dP = scratch.block.data();
+      float* VT = scratch.transposed.data();  // (dv, S)
+      transpose(v + v_off, d.S, d.dv, d.v_ld(), VT);
+      small_gemm(d.T, d.S, d.dv, 1.f, dO, d.v_ld(), 1, VT, d.S, false, dP, d.S);
+      // dS = P o (dP o keep - rowsum(dP o keep o P)), in place of dP
+      for (std::size_t t = 0; t < d.T; ++t) {
+        float* g = dP + t * d.S;
+        const float* p = P + t * d.S;
+        if (M) {
+          const float* m = M + t * d.S;
+#pragma omp simd
+          for (std::size_t s = 0; s < d.S; ++s) g[s] *= m[s];
+        }
+        const float total = dot(g, p, d.S);
+#pragma omp simd
+        for (std::size_t s = 0; s < d.S; ++s) g[s] = p[s] * (g[s] - total);
+      }
+      if (dq) small_gemm(d.T, d.dk, d.S, scale, dP, d.S, 1, k + k_off, d.q_ld(), true, dq + q_off, d.q_ld());  // dQ += dS K
+      if (dk) small_gemm(d.S, d.dk, d.T, scale, dP, 1, d.S, q + q_off, d.q_ld(), true, dk + k_off, d.q_ld());  // dK += dS^T Q
+    }
+  }
+}
+
+void dropout_multipliers(const std::uint32_t* bits, std::size_t n, std::uint32_t drop_below, float kept, float* keep) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) keep[i] = select(bits[i] < drop_below, 0.f, kept);
+}
+
+void gathered_attention_row(const float* query, const float* const* keys, const float* const* values, std::size_t S,
+                            std::size_t key_offset, std::size_t value_offset, std::size_t dk, std::size_t dv,
+                            float scale, float* scores, float* out) {
+  for (std::size_t s = 0; s < S; ++s) scores[s] = keys[s] ? scale * dot(query, keys[s] + key_offset, dk) : kMinusInf;
+  masked_softmax_row(scores, S);
+  for (std::size_t s = 0; s < S; ++s) axpy(scores[s], values[s] + value_offset, out, dv);
+}
+
+}  // namespace xgrad::kernels
