@@ -1,25 +1,55 @@
 #!/usr/bin/env bash
 # xgrad against libtorch on the Transformer benchmark, measured in one run: builds
 # build/bin/bench_transformer (Release) and, when libtorch-dev is installed, the peer
-# bench/libtorch_peer (into build/libtorch_peer, reused when up to date), runs both at 1 and 2
-# threads (training, then decoding), measures cblas_sgemm on the step's GEMMs, and prints a table
-# of xgrad's numbers beside libtorch's best. Every JSON line goes to build/compare.jsonl.
-#   bench/compare.sh [--steps N]     (environment: BUILD_DIR, default <repo>/build)
+# bench/libtorch_peer (into build/libtorch_peer, reused when up to date), then runs, xgrad's and
+# libtorch's runs alternating so that both see the same machine:
+#   - the GEMM ceiling (the step's GEMMs alone, and the 1024 x 1024 x 256 peak) with xgrad's library;
+#   - training, `small` config, at 1 and 2 threads: xgrad; libtorch as installed; libtorch with its
+#     OpenBLAS core type set by hand (OPENBLAS_CORETYPE: SkylakeX on AVX-512, Haswell on AVX2, or
+#     --coretype), so that the comparison is not only against a BLAS that misreads the CPU;
+#   - training, `base` config (d 512, 6+6 layers), at 1 and 2 threads: tokens/s and peak memory;
+#   - decoding at 1 and 2 threads: xgrad's KV cache, re-feed and beam search; libtorch's re-feed
+#     and its KV-cached greedy decoding (the honest peer of a cached decoder);
+#   - with --torch-kv FILE, also that Python script (PyTorch greedy with a KV cache, arguments
+#     THREADS BATCH, one JSON line) under python3.
+# Prints the kernel line of every program, the table and the targets; every line goes to
+# build/compare.jsonl.
+#   bench/compare.sh [--steps N] [--base-steps N] [--coretype NAME] [--torch-kv FILE]
+#   (environment: BUILD_DIR, default <repo>/build)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 steps=10
+base_steps=3
+coretype=""
+torch_kv=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --steps) steps=$2; shift 2 ;;
-    *) echo "usage: bench/compare.sh [--steps N]" >&2; exit 2 ;;
+    --base-steps) base_steps=$2; shift 2 ;;
+    --coretype) coretype=$2; shift 2 ;;
+    --torch-kv) torch_kv=$2; shift 2 ;;
+    *) echo "usage: bench/compare.sh [--steps N] [--base-steps N] [--coretype NAME] [--torch-kv FILE]" >&2; exit 2 ;;
   esac
 done
+if [[ -z $coretype ]]; then
+  if grep -qw avx512f /proc/cpuinfo; then coretype=SkylakeX
+  elif grep -qw avx2 /proc/cpuinfo; then coretype=Haswell
+  else coretype=Prescott; fi
+fi
+
+torch_python=""
+if [[ -n $torch_kv ]]; then  # a Python that has torch (Debian's python3-torch is for /usr/bin/python3)
+  for candidate in python3 /usr/bin/python3; do
+    if "$candidate" -c "import torch" 2>/dev/null; then torch_python=$candidate; break; fi
+  done
+  [[ -n $torch_python ]] || { echo "--torch-kv: no python3 with torch (apt-get install python3-torch)" >&2; exit 2; }
+fi
 
 echo "building xgrad's bench_transformer (Release) in $build" >&2
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j1 --target bench_transformer >/dev/null
+cmake --build "$build" -j"$(nproc)" --target bench_transformer >/dev/null
 
 peer=""
 if cmake -S "$root/bench/libtorch_peer" -B "$build/libtorch_peer" -DCMAKE_BUILD_TYPE=Release \
@@ -35,98 +65,146 @@ fi
 results="$build/compare.jsonl"
 : >"$results"
 xgrad="$build/bin/bench_transformer"
-# Each program runs alone; xgrad's and libtorch's runs alternate so both see the same machine.
 # libtorch gets one BLAS thread and its own intra-op threads (its thread pools oversubscribe the
-# cores otherwise); xgrad shares one OpenMP pool with OpenBLAS' OpenMP build.
-run() { echo "  $*" >&2; "$@" | tee -a "$results" >&2; }
-echo "sgemm ceiling:" >&2
-run "$xgrad" --sgemm --threads 2
+# cores otherwise); xgrad's row kernels and GEMMs share one OpenMP pool. Each JSON line is tagged
+# with the run's label (`run`), kernel lines are kept as {"kernels": ...}.
+run() {
+  local label=$1; shift
+  echo "  [$label] $*" >&2
+  "$@" | while IFS= read -r line; do
+    echo "$line" >&2
+    if [[ $line == \{* ]]; then echo "${line%\}},\"run\":\"$label\"}"
+    elif [[ $line == kernels:* ]]; then printf '{"kernels":"%s","run":"%s"}\n' "${line//\"/\'}" "$label"; fi
+  done >>"$results"
+}
+torch_runs() {  # label suffix, then the peer's arguments
+  local threads=$1; shift
+  [[ -n $peer ]] || return 0
+  run libtorch env OPENBLAS_NUM_THREADS=1 "$peer" --threads "$threads" "$@"
+  run libtorch_coretype env OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE="$coretype" "$peer" --threads "$threads" "$@"
+}
+echo "GEMM ceiling:" >&2
+run xgrad "$xgrad" --sgemm --threads 2
 for threads in 1 2; do
-  echo "training, $threads thread(s):" >&2
-  run env OMP_NUM_THREADS="$threads" "$xgrad" --threads "$threads" --steps "$steps"
-  if [[ -n $peer ]]; then run env OPENBLAS_NUM_THREADS=1 "$peer" --threads "$threads" --steps "$steps"; fi
+  echo "training, small, $threads thread(s):" >&2
+  run xgrad env OMP_NUM_THREADS="$threads" "$xgrad" --threads "$threads" --steps "$steps"
+  torch_runs "$threads" --steps "$steps"
+done
+for threads in 1 2; do
+  echo "training, base, $threads thread(s):" >&2
+  run xgrad env OMP_NUM_THREADS="$threads" "$xgrad" --model base --threads "$threads" --steps "$base_steps"
+  [[ -z $peer ]] || run libtorch env OPENBLAS_NUM_THREADS=1 "$peer" --model base --threads "$threads" --steps "$base_steps"
 done
 for threads in 1 2; do
   echo "decoding, $threads thread(s):" >&2
-  run env OMP_NUM_THREADS="$threads" "$xgrad" --decode --threads "$threads"
-  if [[ -n $peer ]]; then run env OPENBLAS_NUM_THREADS=1 "$peer" --decode --threads "$threads"; fi
+  run xgrad env OMP_NUM_THREADS="$threads" "$xgrad" --decode --threads "$threads"
+  torch_runs "$threads" --decode
+  if [[ -n $torch_kv ]]; then
+    for batch in 1 32; do run torch_python "$torch_python" "$torch_kv" "$threads" "$batch"; done
+  fi
 done
 
-python3 - "$results" <<'EOF'
+python3 - "$results" "$coretype" <<'PYEOF'
 import json, sys
 
 lines = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
+coretype = sys.argv[2]
 def pick(**want):
     return [l for l in lines if all(l.get(k) == v for k, v in want.items())]
+def by_threads(rows):
+    return {l["threads"]: l for l in rows}
 def best(rows, key="tokens_per_s"):
+    rows = [r for r in rows if r]
     return max(rows, key=lambda l: l[key]) if rows else None
 def fmt(value, spec=".0f"):
     return "-" if value is None else format(value, spec)
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
+def get(row, key):
+    return None if row is None else row.get(key)
 
-sgemm = {l["threads"]: l for l in pick(impl="sgemm")}
-gflop = pick(impl="xgrad", mode="train")[0]["gflop_per_step"]
+print("what ran:")
+seen = set()
+for l in lines:
+    if "kernels" in l and (l["run"], l["kernels"]) not in seen:
+        seen.add((l["run"], l["kernels"]))
+        print("  %-18s %s" % (l["run"], l["kernels"]))
+print()
+
+sgemm = by_threads(pick(impl="sgemm"))
 rows = []
+header = ("", "xgrad 1t", "xgrad 2t", "libtorch 1t", "libtorch 2t", "libtorch %s 1t" % coretype,
+          "libtorch %s 2t" % coretype)
 def row(name, *cells):
     rows.append((name,) + tuple(cells))
 
-def training(impl):
-    runs = {l["threads"]: l for l in pick(impl=impl, mode="train")}
-    return runs, best(list(runs.values()))
-xg, xg_best = training("xgrad")
-lt, lt_best = training("libtorch")
-def cell(runs, threads, key, spec=".0f"):
-    return fmt(runs[threads][key] if threads in runs else None, spec)
-def of_sgemm(run):
-    if run is None: return None
-    return 100 * (gflop / run["step_ms"] * 1e3) / sgemm[run["threads"]]["gflop_per_s"]
+def train(run, model="small"):
+    impl = "xgrad" if run == "xgrad" else "libtorch"
+    return by_threads([l for l in pick(impl=impl, mode="train", run=run) if l.get("model", "small") == model])
+xg, lt, lc = train("xgrad"), train("libtorch"), train("libtorch_coretype")
+def cells(key, spec=".0f", runs=(None,)):
+    out = []
+    for r in (xg, lt, lc):
+        for t in (1, 2):
+            out.append(fmt(get(r.get(t), key), spec))
+    return out
+row("training tokens/s (small)", *cells("tokens_per_s"))
+row("training step ms", *cells("step_ms", ".1f"))
+gflop = get(xg.get(1) or xg.get(2), "gflop_per_step")
+def gflops(runs, t):
+    return None if t not in runs or gflop is None else gflop / runs[t]["step_ms"] * 1e3
+row("GFLOP/s over the step", *[fmt(gflops(r, t), ".1f") for r in (xg, lt, lc) for t in (1, 2)])
+row("  % of the GEMM peak (1024x1024x256)", *[fmt(ratio(gflops(r, t), get(sgemm.get(t), "peak_gflop_per_s")) and 100 * ratio(gflops(r, t), get(sgemm.get(t), "peak_gflop_per_s")), ".0f") for r in (xg, lt, lc) for t in (1, 2)])
+row("GEMM peak 1024x1024x256, GFLOP/s", fmt(get(sgemm.get(1), "peak_gflop_per_s"), ".1f"), fmt(get(sgemm.get(2), "peak_gflop_per_s"), ".1f"), "", "", "", "")
+row("the step's GEMMs alone, GFLOP/s", fmt(get(sgemm.get(1), "gflop_per_s"), ".1f"), fmt(get(sgemm.get(2), "gflop_per_s"), ".1f"), "", "", "", "")
+row("2 threads / 1 thread", "", fmt(ratio(get(xg.get(2), "tokens_per_s"), get(xg.get(1), "tokens_per_s")), ".2f"),
+    "", fmt(ratio(get(lt.get(2), "tokens_per_s"), get(lt.get(1), "tokens_per_s")), ".2f"),
+    "", fmt(ratio(get(lc.get(2), "tokens_per_s"), get(lc.get(1), "tokens_per_s")), ".2f"))
+row("training peak RSS MB", *cells("peak_rss_mb"))
+xb, lb = train("xgrad", "base"), train("libtorch", "base")
+row("base: training tokens/s", fmt(get(xb.get(1), "tokens_per_s")), fmt(get(xb.get(2), "tokens_per_s")),
+    fmt(get(lb.get(1), "tokens_per_s")), fmt(get(lb.get(2), "tokens_per_s")), "", "")
+row("base: training peak RSS MB", fmt(get(xb.get(1), "peak_rss_mb")), fmt(get(xb.get(2), "peak_rss_mb")),
+    fmt(get(lb.get(1), "peak_rss_mb")), fmt(get(lb.get(2), "peak_rss_mb")), "", "")
 
-header = ("", "xgrad 1t", "xgrad 2t", "libtorch 1t", "libtorch 2t", "xgrad best / libtorch best")
-row("training tokens/s", cell(xg, 1, "tokens_per_s"), cell(xg, 2, "tokens_per_s"), cell(lt, 1, "tokens_per_s"),
-    cell(lt, 2, "tokens_per_s"), fmt(ratio(xg_best and xg_best["tokens_per_s"], lt_best and lt_best["tokens_per_s"]), ".2f"))
-row("training step ms", cell(xg, 1, "step_ms", ".1f"), cell(xg, 2, "step_ms", ".1f"), cell(lt, 1, "step_ms", ".1f"),
-    cell(lt, 2, "step_ms", ".1f"), "")
-def gflops(runs, threads):
-    return fmt(gflop / runs[threads]["step_ms"] * 1e3 if threads in runs else None, ".1f")
-row("GFLOP/s (%.1f GFLOP of GEMMs per step)" % gflop, gflops(xg, 1), gflops(xg, 2), gflops(lt, 1), gflops(lt, 2), "")
-def pct(runs, threads):
-    return fmt(of_sgemm(runs.get(threads)), ".0f") + ("%" if threads in runs else "")
-row("  % of sgemm on the step's GEMMs", pct(xg, 1), pct(xg, 2), pct(lt, 1), pct(lt, 2), "")
-row("sgemm on the step's GEMMs, GFLOP/s", fmt(sgemm.get(1, {}).get("gflop_per_s"), ".1f"),
-    fmt(sgemm.get(2, {}).get("gflop_per_s"), ".1f"), "", "", "")
-def scaling(runs):
-    return fmt(ratio(runs[2]["tokens_per_s"], runs[1]["tokens_per_s"]) if 1 in runs and 2 in runs else None, ".2f")
-row("2 threads / 1 thread", "", scaling(xg), "", scaling(lt), "")
-row("training peak RSS MB", cell(xg, 1, "peak_rss_mb"), cell(xg, 2, "peak_rss_mb"), cell(lt, 1, "peak_rss_mb"),
-    cell(lt, 2, "peak_rss_mb"), fmt(ratio(xg_best and xg_best["peak_rss_mb"], lt_best and lt_best["peak_rss_mb"]), ".2f"))
-
+def decoding(run, mode, batch):
+    impl = "xgrad" if run == "xgrad" else "libtorch"
+    return by_threads(pick(impl=impl, run=run, mode=mode, batch=batch))
 for batch in (1, 32):
-    lt_refeed = best(pick(impl="libtorch", mode="greedy_refeed", batch=batch))
-    for mode, label in (("greedy_kv", "KV cache"), ("greedy_refeed", "re-feed"), ("beam4", "beam 4")):
-        runs = {l["threads"]: l for l in pick(impl="xgrad", mode=mode, batch=batch)}
-        mine = best(list(runs.values()))
-        peer = {l["threads"]: l for l in pick(impl="libtorch", mode="greedy_refeed", batch=batch)} if mode == "greedy_refeed" else {}
-        row("decode b%d %s tokens/s" % (batch, label), cell(runs, 1, "tokens_per_s"), cell(runs, 2, "tokens_per_s"),
-            cell(peer, 1, "tokens_per_s"), cell(peer, 2, "tokens_per_s"),
-            fmt(ratio(mine and mine["tokens_per_s"], lt_refeed and lt_refeed["tokens_per_s"]), ".2f") + (" (vs re-feed)" if lt_refeed else ""))
-    greedy = {l["threads"]: l for l in pick(impl="xgrad", mode="greedy_kv", batch=batch)}
-    beam = {l["threads"]: l for l in pick(impl="xgrad", mode="beam4", batch=batch)}
-    def beam_ratio(threads):
-        return fmt(ratio(beam[threads]["ms"], greedy[threads]["ms"]) if threads in beam and threads in greedy else None, ".2f")
-    best_greedy, best_beam = best(list(greedy.values())), best(list(beam.values()))
-    row("decode b%d beam 4 time / greedy KV time" % batch, beam_ratio(1), beam_ratio(2), "", "",
-        fmt(ratio(best_beam and best_beam["ms"], best_greedy and best_greedy["ms"]), ".2f") + " (best / best)")
-def peak(impl):
-    runs = pick(impl=impl, mode="greedy_refeed") + pick(impl=impl, mode="greedy_kv") + pick(impl=impl, mode="beam4")
-    return max((l["peak_rss_mb"] for l in runs), default=None)
-row("decoding peak RSS MB", fmt(peak("xgrad")), "", fmt(peak("libtorch")), "", fmt(ratio(peak("xgrad"), peak("libtorch")), ".2f"))
+    for mode, label in (("greedy_kv", "greedy, KV cache"), ("greedy_refeed", "greedy, re-feed"), ("beam4", "beam 4")):
+        runs = [decoding(r, mode, batch) for r in ("xgrad", "libtorch", "libtorch_coretype")]
+        row("decode b%d %s tokens/s" % (batch, label), *[fmt(get(r.get(t), "tokens_per_s")) for r in runs for t in (1, 2)])
+row("decoding peak RSS MB", fmt(max([l["peak_rss_mb"] for l in pick(impl="xgrad") if l.get("mode") in ("greedy_kv", "greedy_refeed", "beam4")], default=None)), "",
+    fmt(max([l["peak_rss_mb"] for l in pick(impl="libtorch") if l.get("mode") in ("greedy_kv", "greedy_refeed")], default=None)), "", "", "")
 
 widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
 print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
 print("-|-".join("-" * w for w in widths))
 for r in rows:
     print(" | ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+python_kv = pick(peer="torch-kv-cache")
+if python_kv:
+    print("\nPyTorch (Python) greedy with a KV cache: " + ", ".join(
+        "%d thread(s) batch %d: %d tokens/s" % (l["threads"], l["batch"], l["tokens_per_s"]) for l in python_kv))
+
+print("\ntargets (same run):")
+def target(name, value, goal):
+    status = "-" if value is None else ("met" if value >= goal else "NOT met")
+    print("  %-62s %8s  (target >= %s)  %s" % (name, fmt(value, ".2f"), goal, status))
+xg_best = best(list(xg.values()))
+step_peak = max([ratio(gflops(xg, t), get(sgemm.get(t), "peak_gflop_per_s")) or 0 for t in (1, 2)] or [0])
+target("step GFLOP/s / GEMM peak (2 threads)", ratio(gflops(xg, 2), get(sgemm.get(2), "peak_gflop_per_s")), 0.6)
+target("training: xgrad best / libtorch best, as installed", ratio(get(xg_best, "tokens_per_s"), get(best(list(lt.values())), "tokens_per_s")), 2.5)
+target("training: xgrad best / libtorch best, OPENBLAS_CORETYPE=%s" % coretype, ratio(get(xg_best, "tokens_per_s"), get(best(list(lc.values())), "tokens_per_s")), 1.5)
+for batch in (1, 32):
+    for t in (1, 2):
+        mine = get(decoding("xgrad", "greedy_kv", batch).get(t), "tokens_per_s")
+        theirs = get(best([decoding("libtorch", "greedy_kv", batch).get(t), decoding("libtorch_coretype", "greedy_kv", batch).get(t)]), "tokens_per_s")
+        target("greedy KV b%d, %d thread(s): xgrad / libtorch KV (its best)" % (batch, t), ratio(mine, theirs), 2)
+        for l in python_kv:
+            if l["batch"] == batch and l["threads"] == t:
+                target("greedy KV b%d, %d thread(s): xgrad / PyTorch KV (Python)" % (batch, t), ratio(mine, l["tokens_per_s"]), 2)
 if not pick(impl="libtorch"):
     print("\nlibtorch-dev is missing: install it (apt-get install libtorch-dev) for the comparison.")
-EOF
+PYEOF

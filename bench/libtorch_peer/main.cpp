@@ -1,25 +1,37 @@
 // The same Transformer as build/bin/bench_transformer, trained and decoded with libtorch's
-// torch::nn::Transformer: V = 1000 source and target, d 256, 8 heads, 3+3 layers, d_ff 1024,
-// dropout 0.1, batch 32, source and target length 32, Adam, cross-entropy. Decoding is greedy
-// re-feed (torch::nn::Transformer has no KV cache): the whole prefix goes through the decoder at
-// each of the 64 steps, at batch 1 and 32.
-//   libtorch_peer [--threads N] [--steps N] [--decode]
-// One JSON line per measurement, in bench_transformer's shape, each with the peak resident
-// memory of the process so far.
+// torch::nn::Transformer: V = 1000 source and target, the `small` config (d 256, 8 heads, 3+3
+// layers, d_ff 1024) or `base` (d 512, 8 heads, 6+6, d_ff 2048), dropout 0.1, batch 32, source
+// and target length 32, Adam, cross-entropy. Decoding, 64 new tokens at batch 1 and 32, two ways:
+// - greedy re-feed (what torch::nn::Transformer offers): the whole prefix through the decoder at
+//   every step;
+// - greedy with a KV cache, the way Hugging Face's generate() does it: each step runs only the new
+//   position through the decoder layers' own modules, self-attention keys and values appended to
+//   a per-layer cache, cross-attention keys and values projected once (median of 3 runs).
+//   libtorch_peer [--threads N] [--steps N] [--model small|base] [--decode]
+// The first line says what runs (libtorch's version, its BLAS and its core, threads); then one
+// JSON line per measurement, in bench_transformer's shape, each with the peak resident memory of
+// the process so far.
 #include <torch/torch.h>
+#include <torch/version.h>
 
+#include <dlfcn.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace {
 
-constexpr int64_t kVocab = 1000, kModel = 256, kHeads = 8, kLayers = 3, kFeedForward = 1024, kMaxLen = 512;
+constexpr int64_t kVocab = 1000, kHeads = 8, kMaxLen = 512;
 constexpr double kDropout = 0.1;
+// The config: `small` unless --model base.
+int64_t kModel = 256, kLayers = 3, kFeedForward = 1024;
 
 double peak_rss_mb() {
   rusage usage{};
@@ -52,9 +64,10 @@ struct Seq2SeqImpl : torch::nn::Module {
     positions = torch::stack({torch::sin(angle), torch::cos(angle)}, 2).reshape({kMaxLen, 1, kModel});
   }
 
-  torch::Tensor embed(torch::nn::Embedding& table, const torch::Tensor& tokens) {  // (L, B) -> (L, B, d)
+  /// (L, B) -> (L, B, d), the first position being `start`.
+  torch::Tensor embed(torch::nn::Embedding& table, const torch::Tensor& tokens, int64_t start = 0) {
     auto scaled = table->forward(tokens) * std::sqrt(static_cast<double>(kModel));
-    return dropout->forward(scaled + positions.narrow(0, 0, tokens.size(0)));
+    return dropout->forward(scaled + positions.narrow(0, start, tokens.size(0)));
   }
 
   torch::Tensor encode(const torch::Tensor& src) { return transformer->encoder.forward(embed(src_embed, src)); }
@@ -98,12 +111,67 @@ void train(int threads, int steps) {
   float loss = 0;
   for (int i = 0; i < steps; ++i) loss = step();
   const double seconds = seconds_since(start) / steps;
-  std::printf("{\"impl\":\"libtorch\",\"mode\":\"train\",\"threads\":%d,\"V\":%lld,\"D\":%lld,\"H\":%lld,\"L\":%lld,"
+  std::printf("{\"impl\":\"libtorch\",\"mode\":\"train\",\"model\":\"%s\",\"threads\":%d,\"V\":%lld,\"D\":%lld,\"H\":%lld,\"L\":%lld,"
               "\"FF\":%lld,\"B\":%lld,\"S\":%lld,\"steps\":%d,\"step_ms\":%.1f,\"tokens_per_s\":%.0f,\"loss\":%.4f,"
               "\"peak_rss_mb\":%.1f}\n",
-              threads, (long long)kVocab, (long long)kModel, (long long)kHeads, (long long)kLayers,
+              kModel == 256 ? "small" : "base", threads, (long long)kVocab, (long long)kModel, (long long)kHeads, (long long)kLayers,
               (long long)kFeedForward, (long long)batch, (long long)length, steps, seconds * 1e3, batch * length / seconds,
               loss, peak_rss_mb());
+}
+
+/// (T, B, H*dh) -> (B, H, T, dh)
+torch::Tensor heads(const torch::Tensor& x) {
+  return x.view({x.size(0), x.size(1), kHeads, kModel / kHeads}).permute({1, 2, 0, 3});
+}
+
+/// (B, H, T, dh) -> (T, B, H*dh)
+torch::Tensor merge_heads(const torch::Tensor& x) {
+  return x.permute({2, 0, 1, 3}).reshape({x.size(2), x.size(0), kModel});
+}
+
+/// Greedy decoding of `new_tokens` with a KV cache, through the decoder layers' own modules.
+torch::Tensor greedy_kv(Seq2Seq& model, const torch::Tensor& src, int64_t new_tokens, int64_t bos) {
+  namespace F = torch::nn::functional;
+  const int64_t batch = src.size(1), d = kModel;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d / kHeads));
+  auto memory = model->encode(src);  // (S, B, d)
+  auto* decoder = model->transformer->decoder.ptr<torch::nn::TransformerDecoderImpl>().get();
+  std::vector<torch::nn::TransformerDecoderLayerImpl*> layers;
+  std::vector<torch::Tensor> cross_k, cross_v, self_k, self_v;
+  for (const auto& layer : *decoder->layers) {
+    auto* l = layer->as<torch::nn::TransformerDecoderLayerImpl>();
+    layers.push_back(l);
+    const auto& w = l->multihead_attn->in_proj_weight;
+    const auto& b = l->multihead_attn->in_proj_bias;
+    cross_k.push_back(heads(F::linear(memory, w.narrow(0, d, d), b.narrow(0, d, d))));  // (B, H, S, dh)
+    cross_v.push_back(heads(F::linear(memory, w.narrow(0, 2 * d, d), b.narrow(0, 2 * d, d))));
+  }
+  self_k.resize(layers.size());
+  self_v.resize(layers.size());
+  auto token = torch::full({1, batch}, bos, torch::kLong);
+  std::vector<torch::Tensor> out;
+  for (int64_t t = 0; t < new_tokens; ++t) {
+    auto x = model->embed(model->tgt_embed, token, t);  // (1, B, d)
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      auto* l = layers[i];
+      auto qkv = F::linear(x, l->self_attn->in_proj_weight, l->self_attn->in_proj_bias).chunk(3, -1);
+      auto q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);  // (B, H, 1, dh)
+      self_k[i] = t == 0 ? k : torch::cat({self_k[i], k}, 2);
+      self_v[i] = t == 0 ? v : torch::cat({self_v[i], v}, 2);
+      auto a = torch::softmax(torch::matmul(q, self_k[i].transpose(-1, -2)) * scale, -1).matmul(self_v[i]);
+      x = l->norm1(x + l->self_attn->out_proj(merge_heads(a)));
+      const auto& w = l->multihead_attn->in_proj_weight;
+      const auto& b = l->multihead_attn->in_proj_bias;
+      q = heads(F::linear(x, w.narrow(0, 0, d), b.narrow(0, 0, d)));
+      a = torch::softmax(torch::matmul(q, cross_k[i].transpose(-1, -2)) * scale, -1).matmul(cross_v[i]);
+      x = l->norm2(x + l->multihead_attn->out_proj(merge_heads(a)));
+      x = l->norm3(x + l->linear2(torch::relu(l->linear1(x))));
+    }
+    x = decoder->norm.forward(x);
+    token = model->generator->forward(x[-1]).argmax(-1).view({1, batch});
+    out.push_back(token);
+  }
+  return torch::cat(out, 0);
 }
 
 void decode(int threads) {
@@ -124,38 +192,70 @@ void decode(int threads) {
       }
       return prefix;
     };
-    greedy();  // warm-up
+    auto print = [&](const char* mode, double seconds) {
+      std::printf("{\"impl\":\"libtorch\",\"mode\":\"%s\",\"threads\":%d,\"batch\":%lld,\"new_tokens\":%lld,"
+                  "\"ms\":%.1f,\"tokens_per_s\":%.0f,\"peak_rss_mb\":%.1f}\n",
+                  mode, threads, (long long)batch, (long long)new_tokens, seconds * 1e3, batch * new_tokens / seconds,
+                  peak_rss_mb());
+      std::fflush(stdout);
+    };
+    // The KV cache gives the re-feed's tokens (same model, same greedy choice).
+    const auto refeed_tokens = greedy().narrow(0, 1, new_tokens);
+    const auto kv_tokens = greedy_kv(model, src, new_tokens, bos);
+    if (!torch::equal(refeed_tokens, kv_tokens)) {
+      std::fprintf(stderr, "libtorch_peer: the KV-cached decoding disagrees with re-feeding\n");
+      std::exit(1);
+    }
+    std::vector<double> times;
+    for (int run = 0; run < 3; ++run) {
+      const auto start = std::chrono::steady_clock::now();
+      greedy_kv(model, src, new_tokens, bos);
+      times.push_back(seconds_since(start));
+    }
+    std::sort(times.begin(), times.end());
+    print("greedy_kv", times[1]);
     const auto start = std::chrono::steady_clock::now();
     greedy();
-    const double seconds = seconds_since(start);
-    std::printf("{\"impl\":\"libtorch\",\"mode\":\"greedy_refeed\",\"threads\":%d,\"batch\":%lld,\"new_tokens\":%lld,"
-                "\"ms\":%.1f,\"tokens_per_s\":%.0f,\"peak_rss_mb\":%.1f}\n",
-                threads, (long long)batch, (long long)new_tokens, seconds * 1e3, batch * new_tokens / seconds,
-                peak_rss_mb());
-    std::fflush(stdout);
+    print("greedy_refeed", seconds_since(start));
   }
 }
 
 }  // namespace
 
+/// libtorch's version, the BLAS it calls and, for OpenBLAS, the core it chose.
+std::string kernel_line(int threads) {
+  std::string blas = "BLAS unknown";
+  using Name = char* (*)();
+  if (auto core = reinterpret_cast<Name>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
+    blas = std::string("OpenBLAS core ") + core();
+    if (const char* forced = std::getenv("OPENBLAS_CORETYPE")) blas += std::string(" (OPENBLAS_CORETYPE=") + forced + ")";
+  }
+  return "kernels: libtorch " + std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH) + ", " + blas + ", " + std::to_string(threads) + " thread" +
+         (threads == 1 ? "" : "s");
+}
+
 int main(int argc, char** argv) {
   int threads = 1, steps = 10;
   bool decoding = false;
+  std::string model = "small";
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--threads") && has_value) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--steps") && has_value) steps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--model") && has_value) model = argv[++i];
     else if (!std::strcmp(argv[i], "--decode")) decoding = true;
     else {
-      std::fprintf(stderr, "usage: libtorch_peer [--threads N] [--steps N] [--decode]\n");
+      std::fprintf(stderr, "usage: libtorch_peer [--threads N] [--steps N] [--model small|base] [--decode]\n");
       return 2;
     }
   }
-  if (threads < 1 || steps < 1) {
-    std::fprintf(stderr, "libtorch_peer: --threads and --steps must be >= 1\n");
+  if (threads < 1 || steps < 1 || (model != "small" && model != "base")) {
+    std::fprintf(stderr, "libtorch_peer: --threads and --steps must be >= 1, --model small or base\n");
     return 2;
   }
+  if (model == "base") kModel = 512, kLayers = 6, kFeedForward = 2048;
   torch::set_num_threads(threads);
+  std::printf("%s\n", kernel_line(threads).c_str());
   torch::manual_seed(0);
   if (decoding) decode(threads);
   else train(threads, steps);
