@@ -41,6 +41,50 @@ bool parallel_heads(const AttentionShape& d) {
   return d.B * d.H > 1 && d.B * d.H * d.T * d.S * (d.dk + d.dv) >= kParallelWork;
 }
 
+/// Up to kFewQueries queries of one batch row against its S keys, every head at once: P (H, T, S)
+/// = scale q_h . k_h per key, the masks, softmax per (head, query), then O (T, H*dv) = P V. Each
+/// key and value row (all heads side by side) is read once, whole, in order, where a loop over
+/// heads outside would read them a column block at a time. key_row(s) is null for a masked key;
+/// attn(h) is the (T, S) additive mask of head h or null; keep (H, T, S) dropout's multipliers
+/// or null, applied into `weights` (H, T, S) of scratch.
+template <class KeyRow, class ValueRow, class AttnMask>
+void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t dk, std::size_t dv, float scale,
+                        const float* Q, std::size_t q_ld, KeyRow key_row, ValueRow value_row, AttnMask attn,
+                        const float* keep, float* P, float* weights, float* O, std::size_t o_ld) {
+  for (std::size_t s = 0; s < S; ++s) {
+    const float* key = key_row(s);
+    for (std::size_t h = 0; h < H; ++h) {
+      for (std::size_t t = 0; t < T; ++t) {
+        P[(h * T + t) * S + s] = key ? scale * dot(Q + t * q_ld + h * dk, key + h * dk, dk) : kMinusInf;
+      }
+    }
+  }
+  for (std::size_t h = 0; h < H; ++h) {
+    const float* A = attn(h);
+    for (std::size_t t = 0; t < T; ++t) {
+      float* row = P + (h * T + t) * S;
+      if (A) {
+#pragma omp simd
+        for (std::size_t s = 0; s < S; ++s) row[s] += A[t * S + s];
+      }
+      masked_softmax_row(row, S);
+    }
+  }
+  const float* W = P;
+  if (keep) {
+#pragma omp simd
+    for (std::size_t i = 0; i < H * T * S; ++i) weights[i] = P[i] * keep[i];
+    W = weights;
+  }
+  for (std::size_t t = 0; t < T; ++t) std::fill(O + t * o_ld, O + t * o_ld + H * dv, 0.f);
+  for (std::size_t s = 0; s < S; ++s) {
+    const float* value = value_row(s);
+    for (std::size_t t = 0; t < T; ++t) {
+      for (std::size_t h = 0; h < H; ++h) axpy(W[(h * T + t) * S + s], value + h * dv, O + t * o_ld + h * dv, dv);
+    }
+  }
+}
+
 /// Per-thread scratch of one (batch, head): a transposed K or V (max(dk, dv), S) and a (T, S) block.
 struct Scratch {
   std::vector<float> transposed, block;
@@ -52,6 +96,28 @@ struct Scratch {
 void attention_forward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
                        const AttentionMasks& masks, const float* keep, float* probs, float* out) {
   const std::size_t heads = d.B * d.H, block = d.T * d.S;
+  if (d.T <= kFewQueries) {  // a decoding step: one batch row, all heads, at a time
+#pragma omp parallel if (d.B > 1 && parallel_heads(d))
+    {
+      std::vector<float> weights(keep ? d.H * block : 0);
+#pragma omp for schedule(static)
+      for (std::size_t b = 0; b < d.B; ++b) {
+        const float* K = k + b * d.S_stored * d.q_ld();
+        const float* V = v + b * d.S_stored * d.v_ld();
+        const bool* padding = masks.key_padding ? masks.key_padding + b * d.S : nullptr;
+        attend_few_queries(
+            d.T, d.S, d.H, d.dk, d.dv, scale, q + b * d.T * d.q_ld(), d.q_ld(),
+            [&](std::size_t s) { return padding && padding[s] ? nullptr : K + s * d.q_ld(); },
+            [&](std::size_t s) { return V + s * d.v_ld(); },
+            [&](std::size_t h) -> const float* {
+              return masks.attn ? masks.attn + (masks.attn_per_head ? (b * d.H + h) * block : 0) : nullptr;
+            },
+            keep ? keep + b * d.H * block : nullptr, probs + b * d.H * block, weights.data(),
+            out + b * d.T * d.v_ld(), d.v_ld());
+      }
+    }
+    return;
+  }
 #pragma omp parallel if (parallel_heads(d))
   {
     Scratch scratch(d);
@@ -64,15 +130,9 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
       float* O = out + b * d.T * d.v_ld() + h * d.dv;             // (T, dv), row stride H*dv
       float* P = probs + bh * block;                              // (T, S)
       // P = scale Q K^T
-      if (d.T <= kFewQueries) {
-        for (std::size_t t = 0; t < d.T; ++t) {
-          for (std::size_t s = 0; s < d.S; ++s) P[t * d.S + s] = scale * dot(Q + t * d.q_ld(), K + s * d.q_ld(), d.dk);
-        }
-      } else {
-        float* KT = scratch.transposed.data();  // (dk, S)
-        transpose(K, d.S, d.dk, d.q_ld(), KT);
-        small_gemm(d.T, d.S, d.dk, scale, Q, d.q_ld(), 1, KT, d.S, false, P, d.S);
-      }
+      float* KT = scratch.transposed.data();  // (dk, S)
+      transpose(K, d.S, d.dk, d.q_ld(), KT);
+      small_gemm(d.T, d.S, d.dk, scale, Q, d.q_ld(), 1, KT, d.S, false, P, d.S);
       // + masks, softmax per row
       const float* A = masks.attn ? masks.attn + (masks.attn_per_head ? bh * block : 0) : nullptr;
       const bool* padding = masks.key_padding ? masks.key_padding + b * d.S : nullptr;
@@ -98,15 +158,7 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
         for (std::size_t i = 0; i < block; ++i) dropped[i] = P[i] * M[i];
         weights = dropped;
       }
-      if (d.T <= kFewQueries) {
-        for (std::size_t t = 0; t < d.T; ++t) {
-          float* o = O + t * d.v_ld();
-          std::fill(o, o + d.dv, 0.f);
-          for (std::size_t s = 0; s < d.S; ++s) axpy(weights[t * d.S + s], V + s * d.v_ld(), o, d.dv);
-        }
-      } else {
-        small_gemm(d.T, d.dv, d.S, 1.f, weights, d.S, 1, V, d.v_ld(), false, O, d.v_ld());
-      }
+      small_gemm(d.T, d.dv, d.S, 1.f, weights, d.S, 1, V, d.v_ld(), false, O, d.v_ld());
     }
   }
 }
@@ -164,11 +216,11 @@ void dropout_multipliers(const std::uint32_t* bits, std::size_t n, std::uint32_t
 }
 
 void gathered_attention_row(const float* query, const float* const* keys, const float* const* values, std::size_t S,
-                            std::size_t key_offset, std::size_t value_offset, std::size_t dk, std::size_t dv,
-                            float scale, float* scores, float* out) {
-  for (std::size_t s = 0; s < S; ++s) scores[s] = keys[s] ? scale * dot(query, keys[s] + key_offset, dk) : kMinusInf;
-  masked_softmax_row(scores, S);
-  for (std::size_t s = 0; s < S; ++s) axpy(scores[s], values[s] + value_offset, out, dv);
+                            std::size_t H, std::size_t dk, std::size_t dv, float scale, float* scores, float* out) {
+  attend_few_queries(
+      1, S, H, dk, dv, scale, query, H * dk, [&](std::size_t s) { return keys[s]; },
+      [&](std::size_t s) { return values[s]; }, [](std::size_t) -> const float* { return nullptr; }, nullptr, scores,
+      nullptr, out, H * dv);
 }
 
 }  // namespace xgrad::kernels

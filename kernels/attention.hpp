@@ -39,11 +39,10 @@ void attention_backward(const AttentionShape& d, float scale, const float* q, co
 /// keep[i] = bits[i] < drop_below ? 0 : kept: dropout's multipliers from uniform 32-bit draws.
 void dropout_multipliers(const std::uint32_t* bits, std::size_t n, std::uint32_t drop_below, float kept, float* keep);
 
-/// One query row of one head over keys gathered row by row (a decoder's cache): out (dv) +=
-/// sum_s w_s v_s with w = softmax(scale q . k_s), k_s = keys[s] + key_offset (dk floats) and
-/// v_s = values[s] + value_offset (dv floats); keys[s] null masks key s. scores: S floats of scratch.
+/// One query row (H heads side by side) over keys gathered row by row (a decoder's cache):
+/// out (H*dv) = sum_s w_hs v_s per head, w_h = softmax(scale q_h . k_hs), with k_s = keys[s]
+/// (H*dk floats, null masks key s) and v_s = values[s] (H*dv floats). scores: H*S floats of scratch.
 void gathered_attention_row(const float* query, const float* const* keys, const float* const* values, std::size_t S,
-                            std::size_t key_offset, std::size_t value_offset, std::size_t dk, std::size_t dv,
-                            float scale, float* scores, float* out);
+                            std::size_t H, std::size_t dk, std::size_t dv, float scale, float* scores, float* out);
 
 }  // namespace xgrad::kernels

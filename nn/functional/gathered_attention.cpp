@@ -73,16 +73,15 @@ Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int
   const std::uint32_t* index = kv.index->data();
   const std::size_t groups = batch / kv.group;
 
-  // Work items (group, head): the rows of a group read the rows they share while they are cached.
-  const auto items = static_cast<std::int64_t>(groups * H);
-  const bool parallel = items > 1 && batch * H * T * (dk + dv) >= kernels::kParallelWork;
+  // Work items are groups: the rows of a group read the rows they share while they are cached.
+  const auto groups_count = static_cast<std::int64_t>(groups);
+  const bool parallel = groups > 1 && batch * H * T * (dk + dv) >= kernels::kParallelWork;
 #pragma omp parallel if (parallel)
   {
-    std::vector<float> scores(T);
+    std::vector<float> scores(H * T);
     std::vector<const float*> keys(T), values(T);  // row b's key and value rows, by position
 #pragma omp for schedule(static)
-    for (std::int64_t item = 0; item < items; ++item) {
-      const std::size_t g = static_cast<std::size_t>(item) / H, h = static_cast<std::size_t>(item) % H;
+    for (std::int64_t g = 0; g < groups_count; ++g) {
       for (std::size_t b = g * kv.group; b < (g + 1) * kv.group; ++b) {
         const std::uint32_t* rows = index + b * T;
         for (std::size_t s = 0; s < T; ++s) {
@@ -90,8 +89,8 @@ Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int
           keys[s] = masked ? nullptr : kv.keys[s]->data() + rows[s] * q_width;
           values[s] = kv.values[s]->data() + rows[s] * v_width;
         }
-        kernels::gathered_attention_row(qd + b * q_width + h * dk, keys.data(), values.data(), T, h * dk, h * dv, dk,
-                                        dv, scale, scores.data(), out.data() + b * v_width + h * dv);
+        kernels::gathered_attention_row(qd + b * q_width, keys.data(), values.data(), T, H, dk, dv, scale,
+                                        scores.data(), out.data() + b * v_width);
       }
     }
   }
