@@ -3,6 +3,9 @@
 // build found it, in OpenBLAS' cblas_sgemm, on this CPU, in one run. Per-head products run as
 // the step runs them: one single-threaded GEMM per thread in an OpenMP loop.
 //   bench_gemm [--threads N] [--model small|base]
+//   bench_gemm --skinny [--threads N]: y += x W^T for 1 to 64 rows of x (decoding steps), in the
+//     GEMM library and in kernels::skinny_linear, W cycling through 16 MB of weights so that it
+//     comes from memory as in a decoding step (where every layer's weights go by once per step).
 // One line per shape: the count per step, GFLOP/s in each library and the ratio, then the totals
 // over the step (time-weighted, as the step would see them).
 #include <algorithm>
@@ -12,11 +15,13 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <omp.h>
 
 #include <xgrad/kernels/gemm.hpp>
+#include <xgrad/kernels/linear.hpp>
 #include <xgrad/kernels/runtime_info.hpp>
 #include <xgrad/xgrad.hpp>
 
@@ -75,17 +80,46 @@ double time_gemm(GemmFn fn, const bench::Gemm& g, std::vector<std::vector<float>
   return best;
 }
 
+/// kernels::gemm against kernels::skinny_linear on decoding shapes.
+void skinny() {
+  std::printf("%-5s %-5s %-5s %14s %14s %7s\n", "rows", "in", "out", "GEMM library", "skinny_linear", "ratio");
+  for (const auto& [in, out] : {std::pair<std::size_t, std::size_t>{256, 256}, {256, 1024}, {1024, 256}, {256, 1000},
+                                {512, 512}, {512, 2048}, {2048, 512}}) {
+    const std::size_t copies = std::max<std::size_t>(2, (16u << 20) / (in * out * sizeof(float)));
+    std::vector<std::vector<float>> weights(copies, std::vector<float>(in * out, 0.01f));
+    for (const std::size_t rows : {1, 2, 4, 8, 16, 32, 64}) {
+      std::vector<float> x(rows * in, 0.02f), y(rows * out, 0.f);
+      auto time = [&](auto&& product) {
+        double best = 1e30;
+        for (int rep = 0; rep < 5; ++rep) {
+          const auto start = Clock::now();
+          for (std::size_t c = 0; c < copies; ++c) product(weights[c].data());
+          best = std::min(best, std::chrono::duration<double>(Clock::now() - start).count());
+        }
+        return 2.0 * rows * in * out * copies / best * 1e-9;
+      };
+      const double library = time([&](const float* w) {
+        kernels::gemm(false, true, rows, out, in, 1.f, x.data(), w, 1.f, y.data());
+      });
+      const double ours = time([&](const float* w) { kernels::skinny_linear(x.data(), rows, in, w, out, y.data()); });
+      std::printf("%-5zu %-5zu %-5zu %9.1f GF/s %9.1f GF/s %7.2f\n", rows, in, out, library, ours, ours / library);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = get_num_threads();
   std::string model = "small";
+  bool skinny_only = false;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--threads") && has_value) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--model") && has_value) model = argv[++i];
+    else if (!std::strcmp(argv[i], "--skinny")) skinny_only = true;
     else {
-      std::fprintf(stderr, "usage: bench_gemm [--threads N] [--model small|base]\n");
+      std::fprintf(stderr, "usage: bench_gemm [--threads N] [--model small|base] [--skinny]\n");
       return 2;
     }
   }
@@ -99,6 +133,10 @@ int main(int argc, char** argv) {
 #else
   std::printf("OpenBLAS: not found at build time (libopenblas-dev): oneDNN only\n");
 #endif
+  if (skinny_only) {
+    skinny();
+    return 0;
+  }
 
   const auto config = models::TransformerConfig::preset(model, 1000, 1000);
   std::vector<bench::Gemm> gemms = bench::step_gemms(config, 32, 32, 32);

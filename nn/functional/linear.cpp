@@ -1,5 +1,6 @@
-// linear: y = x W^T + b as one GEMM (a GEMV for a single row, one pass over W for up to four), with its backward as two more and a
-// column sum; linear_rows does the same with a block of W's rows, read in place.
+// linear: y = x W^T + b as one GEMM (for the few rows of a decoding step, one pass over W in
+// place), with its backward as two more and a column sum; linear_rows does the same with a block
+// of W's rows, read in place.
 #include <xgrad/nn/functional.hpp>
 
 #include <algorithm>
@@ -9,66 +10,12 @@
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/gemm.hpp>
+#include <xgrad/kernels/linear.hpp>
 #include <xgrad/kernels/parallel.hpp>
 
 namespace xgrad::nn::functional {
 
 namespace {
-
-/// Up to this many rows, y = x W^T skips GEMM, which would first copy (pack) the whole of W: for
-/// a few rows (a decoding step, beam search's k rows) that costs more than the product.
-constexpr std::size_t kGemvRows = 4;
-
-/// y[r, o] += x[r] . W[o] for r < R (2 <= R <= 4) and o in [begin, end): each row of W is read
-/// once for all R rows of x, two rows of W at a time, where R GEMVs would read all of W R times.
-template <std::size_t R>
-void add_few_rows_times_w(const float* x, std::size_t in, const float* w, std::size_t begin, std::size_t end, float* y,
-                          std::size_t out) {
-  const float* x0 = x;
-  const float* x1 = x + in;
-  const float* x2 = x + (R > 2 ? 2 : 0) * in;
-  const float* x3 = x + (R > 3 ? 3 : 0) * in;
-  std::size_t o = begin;
-  for (; o + 2 <= end; o += 2) {
-    const float* wa = w + o * in;
-    const float* wb = wa + in;
-    // W streams from memory once: ask for the rows four pairs ahead while these are multiplied.
-    if (o + 10 <= out) {
-      for (std::size_t i = 0; i < 2 * in; i += 16) __builtin_prefetch(wa + 8 * in + i);
-    }
-    float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f, b0 = 0.f, b1 = 0.f, b2 = 0.f, b3 = 0.f;
-#pragma omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)
-    for (std::size_t i = 0; i < in; ++i) {
-      a0 += x0[i] * wa[i], b0 += x0[i] * wb[i];
-      a1 += x1[i] * wa[i], b1 += x1[i] * wb[i];
-      if constexpr (R > 2) a2 += x2[i] * wa[i], b2 += x2[i] * wb[i];
-      if constexpr (R > 3) a3 += x3[i] * wa[i], b3 += x3[i] * wb[i];
-    }
-    const float as[4] = {a0, a1, a2, a3}, bs[4] = {b0, b1, b2, b3};
-    for (std::size_t r = 0; r < R; ++r) y[r * out + o] += as[r], y[r * out + o + 1] += bs[r];
-  }
-  for (; o < end; ++o) {
-    for (std::size_t r = 0; r < R; ++r) {
-      float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-      for (std::size_t i = 0; i < in; ++i) dot += x[r * in + i] * w[o * in + i];
-      y[r * out + o] += dot;
-    }
-  }
-}
-
-/// y (R, out) += x (R, in) W^T (in, out) for 2 <= R <= kGemvRows, over the threads in blocks of
-/// outputs when there is enough work.
-void add_few_rows_product(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out, float* y) {
-  constexpr std::size_t kBlock = 64;  // outputs per task
-  const std::size_t blocks = (out + kBlock - 1) / kBlock;
-  kernels::parallel_rows(blocks, kBlock * in * rows, [&](std::size_t block) {
-    const std::size_t begin = block * kBlock, end = std::min(out, begin + kBlock);
-    if (rows == 2) add_few_rows_times_w<2>(x, in, w, begin, end, y, out);
-    else if (rows == 3) add_few_rows_times_w<3>(x, in, w, begin, end, y, out);
-    else add_few_rows_times_w<4>(x, in, w, begin, end, y, out);
-  });
-}
 
 /// y = x W[start : start + out]^T + b[start : start + out]: x (M, in), weight (W_rows, in),
 /// bias (W_rows) or undefined. One kernel for linear (the whole W) and linear_rows (a block).
@@ -89,10 +36,9 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
     kernels::parallel_rows(rows, out, [&](std::size_t r) { std::copy(b, b + out, y.data() + r * out); });
     beta = 1.f;
   }
-  if (rows <= kGemvRows && out > 0) {  // decoding steps: GEMM would first pack all of W
-    if (beta == 0.f) std::fill(y.data(), y.data() + rows * out, 0.f);  // both add to y
-    if (rows == 1) kernels::gemm(false, true, 1, out, in, 1.f, x.value().data(), w, 1.f, y.data());
-    else add_few_rows_product(x.value().data(), rows, in, w, out, y.data());
+  if (rows <= kernels::kSkinnyRows && out > 0) {  // decoding steps: GEMM would first pack all of W
+    if (beta == 0.f) std::fill(y.data(), y.data() + rows * out, 0.f);  // skinny_linear adds to y
+    kernels::skinny_linear(x.value().data(), rows, in, w, out, y.data());
   } else if (rows > 0 && out > 0) {
     kernels::gemm(false, true, rows, out, in, 1.f, x.value().data(), w, beta, y.data());
   }
