@@ -206,7 +206,7 @@ Array IncrementalDecoder::step(const Indices& tokens) {
     };
     // post-LN: norm(x + f(x)); pre-LN: x + f(norm(x)).
     auto residual = [&](const nn::LayerNorm& norm, const Tensor& h, const auto& f) {
-      return c.norm_first ? h + f(norm.forward(h)) : norm.forward(h + f(h));
+      return c.norm_first ? h + f(norm.forward(h)) : norm.forward(h, f(h));
     };
     x = residual(*layer.norm1, x, self_attention);
     x = residual(*layer.norm2, x, cross_attention);

@@ -188,7 +188,7 @@ nn::MultiheadAttentionOptions self_attention_options(const TransformerConfig& c)
 ///   post-LN (the paper, 5.3): norm(x + sublayer(x));   pre-LN: x + sublayer(norm(x)).
 Tensor residual(bool norm_first, const nn::LayerNorm& norm, const Tensor& x,
                 const std::function<Tensor(const Tensor&)>& sublayer) {
-  return norm_first ? x + sublayer(norm.forward(x)) : norm.forward(x + sublayer(x));
+  return norm_first ? x + sublayer(norm.forward(x)) : norm.forward(x, sublayer(x));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ namespace xgrad::nn::functional {
 
 using xgrad::dropout;
 using xgrad::embedding;
+using xgrad::add_layer_norm;
 using xgrad::layer_norm;
 
 /// y = x W^T + b.   x (..., in), weight (out, in), bias (out) or undefined -> y (..., out).

@@ -16,6 +16,10 @@ LayerNorm::LayerNorm(std::size_t normalized_shape, float eps, bool elementwise_a
 
 Tensor LayerNorm::forward(const Tensor& x) const { return run_hooks(layer_norm(x, weight, bias, eps_)); }
 
+Tensor LayerNorm::forward(const Tensor& x, const Tensor& residual) const {
+  return run_hooks(add_layer_norm(x, residual, weight, bias, eps_));
+}
+
 std::string LayerNorm::extra_repr() const {
   return fmt::format("({},), eps={}, elementwise_affine={}", normalized_shape_, eps_, weight.defined());
 }

@@ -11,6 +11,8 @@ class LayerNorm : public Module {
  public:
   explicit LayerNorm(std::size_t normalized_shape, float eps = 1e-5f, bool elementwise_affine = true);
   Tensor forward(const Tensor& x) const;
+  /// forward(x + residual) in one pass (functional::add_layer_norm): a post-LN "Add & Norm".
+  Tensor forward(const Tensor& x, const Tensor& residual) const;
 
   Tensor weight;
   Tensor bias;

@@ -1,16 +1,15 @@
-// Layer normalization over the last axis: a fused forward that saves each row's mean and
-// 1/std, and a fused backward that reads them back. Every row is contiguous.
+// Layer normalization over the last axis (of x, or of x + residual): shapes checked here, the
+// rows normalized by kernels/layer_norm, which saves each row's mean and 1/std for the backward.
 #include <xgrad/autograd/ops/layer_norm.hpp>
 
-#include <algorithm>
-#include <cmath>
+#include <memory>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
-#include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/layer_norm.hpp>
 
 namespace xgrad {
 
@@ -25,40 +24,31 @@ struct RowStats {
 };
 
 /// weight or bias: undefined, or of shape [D].
-void check_affine(const char* name, const Tensor& t, std::size_t d, const Shape& x_shape) {
+void check_affine(const char* op, const char* name, const Tensor& t, std::size_t d, const Shape& x_shape) {
   if (t.defined() && t.shape() != Shape{d}) {
-    throw Error(fmt::format("layer_norm: {} has shape {}, expected [{}] (the last axis of the input, of shape {})",
-                            name, shape_str(t.shape()), d, shape_str(x_shape)));
+    throw Error(fmt::format("{}: {} has shape {}, expected [{}] (the last axis of the input, of shape {})", op, name,
+                            shape_str(t.shape()), d, shape_str(x_shape)));
   }
 }
 
-/// Mean and biased variance of one row, in two passes over it while it sits in L1.
-inline void row_moments(const float* x, std::size_t d, float& mean, float& var) {
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (std::size_t j = 0; j < d; ++j) s += x[j];
-  mean = s / static_cast<float>(d);
-  float q = 0.f;
-#pragma omp simd reduction(+ : q)
-  for (std::size_t j = 0; j < d; ++j) {
-    const float dev = x[j] - mean;
-    q += dev * dev;
-  }
-  var = q / static_cast<float>(d);
-}
-
-}  // namespace
-
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
-  if (!x.defined()) throw Error("layer_norm: the input tensor is undefined");
+/// layer_norm of x, or of x + residual when residual is defined (its own op, add_layer_norm).
+Tensor layer_norm_of(const char* op, const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                     float eps) {
+  if (!x.defined()) throw Error(fmt::format("{}: the input tensor is undefined", op));
   const Shape shape = x.shape();
   if (shape.empty()) {
-    throw Error("layer_norm: the input is a 0-d tensor: expected at least one axis (the last one is normalized)");
+    throw Error(fmt::format("{}: the input is a 0-d tensor: expected at least one axis (the last one is normalized)",
+                            op));
+  }
+  const bool add = residual.defined();
+  if (add && residual.shape() != shape) {
+    throw Error(fmt::format("{}: the residual has shape {}, expected the input's shape {}", op,
+                            shape_str(residual.shape()), shape_str(shape)));
   }
   const std::size_t d = shape.back();
   const std::size_t rows = numel_of(Shape(shape.begin(), shape.end() - 1));
-  check_affine("weight", weight, d, shape);
-  check_affine("bias", bias, d, shape);
+  check_affine(op, "weight", weight, d, shape);
+  check_affine(op, "bias", bias, d, shape);
 
   // Absent weight and bias act as ones and zeros: one kernel for all four cases.
   const std::vector<float> ones(weight.defined() ? 0 : d, 1.f), zeros(bias.defined() ? 0 : d, 0.f);
@@ -68,22 +58,16 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
   auto stats = std::make_shared<RowStats>();
   stats->mean.resize(rows);
   stats->rstd.resize(rows);
+  // s = x (+ residual): the normalized rows, which the backward reads.
+  std::shared_ptr<Array> sum = add ? std::make_shared<Array>(Array::from_shape(shape)) : nullptr;
+  std::shared_ptr<const Array> s = add ? sum : x.saved();
   Array out = Array::from_shape(shape);  // (R, D)
-  const float* xp = x.value().data();
-  float* yp = out.data();
-  kernels::parallel_rows(rows, d, [&](std::size_t r) {
-    const float* xr = xp + r * d;
-    float* yr = yp + r * d;
-    float mean, var;
-    row_moments(xr, d, mean, var);
-    const float rstd = 1.f / std::sqrt(var + eps);
-    stats->mean[r] = mean;
-    stats->rstd[r] = rstd;
-#pragma omp simd
-    for (std::size_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * rstd * w[j] + b[j];
-  });
+  kernels::layer_norm_forward(x.value().data(), add ? residual.value().data() : nullptr,
+                              add ? sum->data() : nullptr, rows, d, w, b, eps, stats->mean.data(),
+                              stats->rstd.data(), out.data());
 
   std::vector<Tensor> inputs{x};
+  if (add) inputs.push_back(residual);
   std::size_t weight_input = 0, bias_input = 0;  // 0: absent (input 0 is x)
   if (weight.defined()) {
     weight_input = inputs.size();
@@ -93,86 +77,47 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
     bias_input = inputs.size();
     inputs.push_back(bias);
   }
-  auto x_saved = x.saved();
   std::shared_ptr<const Array> w_saved = weight.defined() ? weight.saved() : nullptr;
 
-  // With xhat = (x - mean) rstd and g = dy * weight, per row:
-  //   dx = rstd (g - mean(g) - xhat mean(g xhat)),  dweight = sum_rows dy xhat,  dbias = sum_rows dy.
-  return record("layer_norm", std::move(out), inputs,
-                [x_saved, w_saved, stats, rows, d, weight_input, bias_input](BackwardContext& ctx) {
-    const bool need_x = ctx.needs_grad(0);
+  // With xhat = (s - mean) rstd and g = dy * weight, per row:
+  //   ds = rstd (g - mean(g) - xhat mean(g xhat)),  dweight = sum_rows dy xhat,  dbias = sum_rows dy;
+  // x and the residual both receive ds.
+  return record(op, std::move(out), inputs, [s, w_saved, stats, rows, d, add, weight_input, bias_input](BackwardContext& ctx) {
+    const bool need_s = ctx.needs_grad(0) || (add && ctx.needs_grad(1));
     const bool need_w = weight_input != 0 && ctx.needs_grad(weight_input);
     const bool need_b = bias_input != 0 && ctx.needs_grad(bias_input);
     const std::vector<float> ones(w_saved ? 0 : d, 1.f);
     const float* w = w_saved ? w_saved->data() : ones.data();  // (D)
-    const float* xp = x_saved->data();                         // (R, D)
-    const float* dyp = ctx.grad_output().data();               // (R, D)
-    Array dx;
-    if (need_x) dx = Array::from_shape(x_saved->shape());
-    float* dxp = need_x ? dx.data() : nullptr;
-
-    // Rows are split into one contiguous range per thread; each thread sums its rows' dweight
-    // and dbias into its own slice of `partial`, added up afterwards.
-    const bool parallel = rows >= 2 && rows * d >= kernels::kParallelWork;
-    const int threads = parallel ? omp_get_max_threads() : 1;
-    std::vector<float> partial(need_w || need_b ? static_cast<std::size_t>(threads) * 2 * d : 0, 0.f);  // (T, 2, D)
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-      const auto t = static_cast<std::size_t>(omp_get_thread_num());
-      const auto nt = static_cast<std::size_t>(omp_get_num_threads());
-      float* dw = partial.empty() ? nullptr : partial.data() + t * 2 * d;  // (D)
-      float* db = partial.empty() ? nullptr : dw + d;                      // (D)
-      for (std::size_t r = rows * t / nt; r < rows * (t + 1) / nt; ++r) {
-        const float* xr = xp + r * d;
-        const float* dyr = dyp + r * d;
-        const float mean = stats->mean[r], rstd = stats->rstd[r];
-        float sum_g = 0.f, sum_g_xhat = 0.f;
-        if (dw) {
-#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
-          for (std::size_t j = 0; j < d; ++j) {
-            const float xhat = (xr[j] - mean) * rstd;
-            const float g = dyr[j] * w[j];
-            sum_g += g;
-            sum_g_xhat += g * xhat;
-            dw[j] += dyr[j] * xhat;
-            db[j] += dyr[j];
-          }
-        } else {
-#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
-          for (std::size_t j = 0; j < d; ++j) {
-            const float g = dyr[j] * w[j];
-            sum_g += g;
-            sum_g_xhat += g * ((xr[j] - mean) * rstd);
-          }
-        }
-        if (!dxp) continue;
-        const float mean_g = sum_g / static_cast<float>(d);
-        const float mean_g_xhat = sum_g_xhat / static_cast<float>(d);
-        float* dxr = dxp + r * d;
-#pragma omp simd
-        for (std::size_t j = 0; j < d; ++j) {
-          const float xhat = (xr[j] - mean) * rstd;
-          dxr[j] = rstd * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
-        }
-      }
-    }
-
-    if (need_x) ctx.accumulate(0, std::move(dx));
+    Array ds, dweight, dbias;
+    if (need_s) ds = Array::from_shape(s->shape());
     if (need_w || need_b) {
-      Array dweight = Array::from_shape({d}), dbias = Array::from_shape({d});
-      std::fill(dweight.begin(), dweight.end(), 0.f);
-      std::fill(dbias.begin(), dbias.end(), 0.f);
-      for (int t = 0; t < threads; ++t) {
-        const float* dw = partial.data() + static_cast<std::size_t>(t) * 2 * d;
-        for (std::size_t j = 0; j < d; ++j) {
-          dweight.data()[j] += dw[j];
-          dbias.data()[j] += dw[d + j];
-        }
-      }
-      if (need_w) ctx.accumulate(weight_input, std::move(dweight));
-      if (need_b) ctx.accumulate(bias_input, std::move(dbias));
+      dweight = Array::from_shape({d});
+      dbias = Array::from_shape({d});
+      dweight.fill(0.f);
+      dbias.fill(0.f);
     }
+    kernels::layer_norm_backward(s->data(), ctx.grad_output().data(), rows, d, w, stats->mean.data(),
+                                 stats->rstd.data(), need_s ? ds.data() : nullptr, need_w ? dweight.data() : nullptr,
+                                 need_b ? dbias.data() : nullptr);
+    if (add && ctx.needs_grad(1)) {
+      if (ctx.needs_grad(0)) ctx.accumulate(1, ds);  // a copy: x takes ds itself below
+      else ctx.accumulate(1, std::move(ds));
+    }
+    if (ctx.needs_grad(0)) ctx.accumulate(0, std::move(ds));
+    if (need_w) ctx.accumulate(weight_input, std::move(dweight));
+    if (need_b) ctx.accumulate(bias_input, std::move(dbias));
   });
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  return layer_norm_of("layer_norm", x, Tensor(), weight, bias, eps);
+}
+
+Tensor add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, float eps) {
+  if (!residual.defined()) throw Error("add_layer_norm: the residual tensor is undefined");
+  return layer_norm_of("add_layer_norm", x, residual, weight, bias, eps);
 }
 
 }  // namespace xgrad

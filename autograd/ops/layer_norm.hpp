@@ -13,4 +13,10 @@ namespace xgrad {
 Tensor layer_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
                   float eps = 1e-5f);
 
+/// layer_norm(x + residual, weight, bias, eps) as one op: the sum is formed in the same pass over
+/// each row (a post-LN residual connection, "Add & Norm"); x and residual both receive ds, the
+/// gradient of the sum. residual must have x's shape.
+Tensor add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight = Tensor(),
+                      const Tensor& bias = Tensor(), float eps = 1e-5f);
+
 }  // namespace xgrad

@@ -402,3 +402,40 @@ TEST_CASE("layer_norm rejects a weight or bias of the wrong shape and a 0-d inpu
                        Error);
   CHECK_THROWS_WITH_AS(layer_norm(Tensor()), doctest::Contains("layer_norm: the input tensor is undefined"), Error);
 }
+
+TEST_CASE("add_layer_norm is layer_norm(x + residual), forward and backward, bit for bit, and gradchecks") {
+  for (const Shape shape : {Shape{2, 3, 5}, Shape{64, 1024}}) {  // small, and large enough for the threads
+    Tensor x = randn(shape).set_requires_grad(true), r = randn(shape).set_requires_grad(true);
+    Tensor w = normal({shape.back()}, 1.f, 0.5f).set_requires_grad(true);
+    Tensor b = randn({shape.back()}).set_requires_grad(true);
+    Tensor x2 = Tensor(x.value()).set_requires_grad(true), r2 = Tensor(r.value()).set_requires_grad(true);
+    Tensor w2 = Tensor(w.value()).set_requires_grad(true), b2 = Tensor(b.value()).set_requires_grad(true);
+    Tensor dy = randn(shape);
+    Tensor fused = add_layer_norm(x, r, w, b);
+    Tensor plain = layer_norm(x2 + r2, w2, b2);
+    CHECK(fused.value() == plain.value());
+    fused.backward(dy);
+    plain.backward(dy);
+    CHECK(x.grad().value() == x2.grad().value());
+    CHECK(r.grad().value() == r2.grad().value());
+    CHECK(w.grad().value() == w2.grad().value());
+    CHECK(b.grad().value() == b2.grad().value());
+  }
+  Tensor x = randn({2, 3, 5}).set_requires_grad(true), r = randn({2, 3, 5}).set_requires_grad(true);
+  Tensor w = normal({5}, 1.f, 0.5f).set_requires_grad(true), b = randn({5}).set_requires_grad(true);
+  CHECK(gradcheck([](const std::vector<Tensor>& in) { return add_layer_norm(in[0], in[1], in[2], in[3]); }, {x, r, w, b}));
+  CHECK(gradcheck([](const std::vector<Tensor>& in) { return add_layer_norm(in[0], in[1]); }, {x, r}));
+  // Only one of the two summands requires grad; the same tensor as both.
+  CHECK(gradcheck([](const std::vector<Tensor>& in) { return add_layer_norm(in[0], in[1]); }, {x.detach(), r}));
+  CHECK(gradcheck([](const std::vector<Tensor>& in) { return add_layer_norm(in[0], in[0], in[1], in[2]); }, {x, w, b}));
+}
+
+TEST_CASE("add_layer_norm rejects a residual of another shape, or none") {
+  Tensor x = randn({2, 4});
+  CHECK_THROWS_WITH_AS(add_layer_norm(x, randn({2, 5})),
+                       doctest::Contains("add_layer_norm: the residual has shape [2,5], expected the input's shape [2,4]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(add_layer_norm(x, Tensor()), doctest::Contains("add_layer_norm: the residual tensor is undefined"),
+                       Error);
+  CHECK_THROWS_WITH_AS(add_layer_norm(x, x, ones({5})), doctest::Contains("add_layer_norm: weight has shape [5]"), Error);
+}

@@ -1,0 +1,113 @@
+// layer_norm_forward and layer_norm_backward: one pass per row while it sits in L1, rows over the
+// threads; the backward's weight and bias sums per thread, added up at the end.
+#include <xgrad/kernels/layer_norm.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <omp.h>
+
+#include <xgrad/kernels/parallel.hpp>
+
+namespace xgrad::kernels {
+
+namespace {
+
+/// Mean and biased variance of one row, in two passes over it.
+inline void row_moments(const float* x, std::size_t d, float& mean, float& var) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (std::size_t j = 0; j < d; ++j) s += x[j];
+  mean = s / static_cast<float>(d);
+  float q = 0.f;
+#pragma omp simd reduction(+ : q)
+  for (std::size_t j = 0; j < d; ++j) {
+    const float dev = x[j] - mean;
+    q += dev * dev;
+  }
+  var = q / static_cast<float>(d);
+}
+
+}  // namespace
+
+void layer_norm_forward(const float* x, const float* residual, float* sum, std::size_t rows, std::size_t d,
+                        const float* w, const float* b, float eps, float* mean, float* rstd, float* y) {
+  parallel_rows(rows, d, [&](std::size_t r) {
+    const float* sr = x + r * d;
+    if (residual) {  // s = x + residual, formed in the row's pass
+      float* out = sum + r * d;
+      const float* rr = residual + r * d;
+#pragma omp simd
+      for (std::size_t j = 0; j < d; ++j) out[j] = sr[j] + rr[j];
+      sr = out;
+    }
+    float* yr = y + r * d;
+    float m, var;
+    row_moments(sr, d, m, var);
+    const float rs = 1.f / std::sqrt(var + eps);
+    mean[r] = m;
+    rstd[r] = rs;
+#pragma omp simd
+    for (std::size_t j = 0; j < d; ++j) yr[j] = (sr[j] - m) * rs * w[j] + b[j];
+  });
+}
+
+void layer_norm_backward(const float* s, const float* dy, std::size_t rows, std::size_t d, const float* w,
+                         const float* mean, const float* rstd, float* dx, float* dw, float* db) {
+  // Rows are split into one contiguous range per thread; each thread sums its rows' dweight and
+  // dbias into its own slice of `partial`, added up afterwards.
+  const bool parallel = rows >= 2 && rows * d >= kParallelWork;
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  const bool sums = dw || db;
+  std::vector<float> partial(sums ? static_cast<std::size_t>(threads) * 2 * d : 0, 0.f);  // (threads, 2, D)
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const auto t = static_cast<std::size_t>(omp_get_thread_num());
+    const auto nt = static_cast<std::size_t>(omp_get_num_threads());
+    float* pw = sums ? partial.data() + t * 2 * d : nullptr;  // (D)
+    float* pb = sums ? pw + d : nullptr;                      // (D)
+    for (std::size_t r = rows * t / nt; r < rows * (t + 1) / nt; ++r) {
+      const float* sr = s + r * d;
+      const float* dyr = dy + r * d;
+      const float m = mean[r], rs = rstd[r];
+      float sum_g = 0.f, sum_g_xhat = 0.f;
+      if (pw) {
+#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
+        for (std::size_t j = 0; j < d; ++j) {
+          const float xhat = (sr[j] - m) * rs;
+          const float g = dyr[j] * w[j];
+          sum_g += g;
+          sum_g_xhat += g * xhat;
+          pw[j] += dyr[j] * xhat;
+          pb[j] += dyr[j];
+        }
+      } else {
+#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
+        for (std::size_t j = 0; j < d; ++j) {
+          const float g = dyr[j] * w[j];
+          sum_g += g;
+          sum_g_xhat += g * ((sr[j] - m) * rs);
+        }
+      }
+      if (!dx) continue;
+      const float mean_g = sum_g / static_cast<float>(d);
+      const float mean_g_xhat = sum_g_xhat / static_cast<float>(d);
+      float* dxr = dx + r * d;
+#pragma omp simd
+      for (std::size_t j = 0; j < d; ++j) {
+        const float xhat = (sr[j] - m) * rs;
+        dxr[j] = rs * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
+      }
+    }
+  }
+  if (!sums) return;
+  for (int t = 0; t < threads; ++t) {
+    const float* pw = partial.data() + static_cast<std::size_t>(t) * 2 * d;
+    for (std::size_t j = 0; j < d; ++j) {
+      if (dw) dw[j] += pw[j];
+      if (db) db[j] += pw[d + j];
+    }
+  }
+}
+
+}  // namespace xgrad::kernels
