@@ -43,22 +43,34 @@ void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
   });
 }
 
+/// m = max_k x_k over one row of n elements (-inf for none).
+float row_max(const float* x, std::size_t n) {
+  float m = kMinusInf;
+#pragma omp simd reduction(max : m)
+  for (std::size_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;  // (GCC does not vectorize std::max here)
+  return m;
+}
+
+/// sum_k exp(x_k - m) over one row of n elements.
+float sum_exp(const float* x, std::size_t n, float m) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (std::size_t k = 0; k < n; ++k) s += exp_simd(x[k] - m);
+  return s;
+}
+
 // --- forward -------------------------------------------------------------------------------------
 
 /// y = softmax(x) or log_softmax(x) of one row of n elements: m = max x, s = sum exp(x - m),
 /// then y = exp(x - m) / s or y = (x - m) - log s.
 void forward_row(const float* x, float* y, std::size_t n, bool log) {
-  float m = kMinusInf;
-#pragma omp simd reduction(max : m)
-  for (std::size_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;  // (GCC does not vectorize std::max here)
-  float s = 0.f;
+  const float m = row_max(x, n);
   if (log) {
-#pragma omp simd reduction(+ : s)
-    for (std::size_t k = 0; k < n; ++k) s += exp_simd(x[k] - m);
-    const float log_s = std::log(s);
+    const float log_s = std::log(sum_exp(x, n, m));
 #pragma omp simd
     for (std::size_t k = 0; k < n; ++k) y[k] = (x[k] - m) - log_s;
   } else {
+    float s = 0.f;
 #pragma omp simd reduction(+ : s)
     for (std::size_t k = 0; k < n; ++k) {
       const float e = exp_simd(x[k] - m);
@@ -167,6 +179,11 @@ void log_softmax_forward(const float* x, float* y, const AxisView& v) { forward(
 
 void log_softmax_backward(const float* y, const float* dy, float* dx, const AxisView& v) {
   backward(y, dy, dx, v, true);
+}
+
+double log_sum_exp(const float* x, std::size_t n) {
+  const float m = row_max(x, n);
+  return static_cast<double>(m) + std::log(static_cast<double>(sum_exp(x, n, m)));
 }
 
 }  // namespace xgrad::kernels

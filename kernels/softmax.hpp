@@ -1,5 +1,5 @@
-// Softmax rows: softmax and log-softmax over any axis of a tensor (forward and backward), and the
-// masked softmax of attention rows.
+// Softmax rows: softmax and log-softmax over any axis of a tensor (forward and backward), the
+// masked softmax of attention rows, and one row's log-sum-exp.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +23,10 @@ void softmax_backward(const float* y, const float* dy, float* dx, const AxisView
 void log_softmax_forward(const float* x, float* y, const AxisView& v);
 /// dx_k = dy_k - exp(y_k) sum_j dy_j over each slice, y the forward's output.
 void log_softmax_backward(const float* y, const float* dy, float* dx, const AxisView& v);
+
+/// log sum_k exp(x_k) of one row of n > 0 elements, as m + log sum_k exp(x_k - m) with
+/// m = max_k x_k (the sum in float, the logarithm and the addition in double).
+double log_sum_exp(const float* x, std::size_t n);
 
 /// Softmax of one row of attention scores in place, keys whose score is -inf (masked) getting
 /// exactly 0; a row with every key masked becomes all zeros (never NaN).
