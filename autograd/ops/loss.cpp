@@ -14,6 +14,7 @@
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/cross_entropy.hpp>
+#include <xgrad/kernels/mse_loss.hpp>
 
 namespace xgrad {
 
@@ -182,12 +183,9 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
   Array out;
   if (reduction == Reduction::None) {
     out = Array::from_shape(shape_of(*diff));
-    float* o = out.data();
-#pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) o[i] = d[i] * d[i];
+    kernels::mse_forward(d, out.data(), n);
   } else {
-    double total = 0;
-    for (std::size_t i = 0; i < n; ++i) total += static_cast<double>(d[i]) * d[i];
+    double total = kernels::mse_sum(d, n);
     if (reduction == Reduction::Mean) total /= static_cast<double>(n);  // empty: 0/0 = NaN, as PyTorch
     out = Array(static_cast<float>(total));
   }
@@ -198,18 +196,13 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
                   const Array& g = ctx.grad_output();
                   const Array& dv = *diff;
                   Array grad = Array::from_shape(shape_of(dv));
-                  float* out = grad.data();
-                  const float* d = dv.data();
                   const std::size_t n = dv.size();
                   if (reduction == Reduction::None) {
-                    const float* gv = g.data();
-#pragma omp simd
-                    for (std::size_t i = 0; i < n; ++i) out[i] = 2.f * d[i] * gv[i];
+                    kernels::mse_backward(dv.data(), g.data(), grad.data(), n);
                   } else {
                     float s = 2.f * *g.data();
                     if (reduction == Reduction::Mean) s /= static_cast<float>(n);
-#pragma omp simd
-                    for (std::size_t i = 0; i < n; ++i) out[i] = s * d[i];
+                    kernels::mse_backward_reduced(dv.data(), s, grad.data(), n);
                   }
                   if (ctx.needs_grad(1)) ctx.accumulate(1, sum_to_shape(-grad, target_shape));
                   if (ctx.needs_grad(0)) ctx.accumulate(0, sum_to_shape(std::move(grad), input_shape));
