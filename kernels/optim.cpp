@@ -1,11 +1,13 @@
 // Optimizer updates in xsimd batches over parallel float arrays, with the options as compile-time
-// flags so no branch is left inside.
+// flags so no branch is left inside; clipping's sums over fixed chunks and in-place loops.
 #include <xgrad/kernels/optim.hpp>
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include <xsimd/xsimd.hpp>
 
@@ -108,6 +110,34 @@ void sgd_update(float* param, float* grad, float* momentum_buffer, std::int64_t 
   });
 }
 
+// Elements per partial sum: fixed, so that the sums' order never depends on the thread count.
+constexpr std::int64_t kChunk = 8192;
+
+// sum_k f(x_k) in double, over fixed chunks (in parallel for large arrays) added in order; within
+// a chunk, eight running sums over k mod 8 (vectorizable, and the same order at any address).
+template <class F>
+double chunked_sum(const float* x, std::size_t size, F f) {
+  const auto n = static_cast<std::int64_t>(size);
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
+#pragma omp parallel for schedule(static) if (size >= kParallelUpdateElements)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t begin = c * kChunk;
+    const std::int64_t end = std::min(n, begin + kChunk);
+    double lanes[8] = {};
+    std::int64_t k = begin;
+    for (; k + 8 <= end; k += 8) {
+      for (int j = 0; j < 8; ++j) lanes[j] += f(x[k + j]);
+    }
+    for (int j = 0; k < end; ++k, ++j) lanes[j] += f(x[k]);
+    partial[static_cast<std::size_t>(c)] =
+        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  }
+  double total = 0.0;
+  for (double s : partial) total += s;
+  return total;
+}
+
 }  // namespace
 
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
@@ -137,6 +167,34 @@ void sgd_update(float* param, const float* grad, float* momentum_buffer, std::si
       });
     });
   });
+}
+
+double sum_abs_pow(const float* x, std::size_t n, double p) {
+  if (p == 2.0) return chunked_sum(x, n, [](float v) { return static_cast<double>(v) * v; });
+  if (p == 1.0) return chunked_sum(x, n, [](float v) { return std::abs(static_cast<double>(v)); });
+  return chunked_sum(x, n, [p](float v) { return std::pow(std::abs(static_cast<double>(v)), p); });
+}
+
+float max_abs(const float* x, std::size_t n) {
+  float result = 0.f;
+  for (std::size_t k = 0; k < n; ++k) {
+    const float a = std::abs(x[k]);
+    if (a > result || a != a) result = a;
+    if (result != result) break;
+  }
+  return result;
+}
+
+void scale_(float* x, std::size_t n, float coef) {
+  const auto count = static_cast<std::int64_t>(n);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelUpdateElements)
+  for (std::int64_t k = 0; k < count; ++k) x[k] = x[k] * coef;
+}
+
+void clamp_(float* x, std::size_t n, float low, float high) {
+  const auto count = static_cast<std::int64_t>(n);
+#pragma omp parallel for simd schedule(static) if (n >= kParallelUpdateElements)
+  for (std::int64_t k = 0; k < count; ++k) x[k] = std::min(std::max(x[k], low), high);  // NaN stays NaN
 }
 
 }  // namespace xgrad::kernels

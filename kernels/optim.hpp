@@ -1,5 +1,5 @@
-// Optimizer updates over each parameter's contiguous data, with torch.optim's formulas in the order
-// of operations of torch 1.13's single-tensor implementations.
+// Optimizer updates and gradient clipping over each parameter's contiguous data, with torch.optim's
+// formulas in the order of operations of torch 1.13's single-tensor implementations.
 #pragma once
 
 #include <cstddef>
@@ -40,5 +40,15 @@ struct SGDConstants {
 ///   p = p + (-lr) d.
 void sgd_update(float* param, const float* grad, float* momentum_buffer, std::size_t n, const SGDConstants& c,
                 bool decay, bool momentum, bool first, bool nesterov);
+
+/// sum_k |x_k|^p in double (x_k^2 for p = 2, |x_k| for p = 1, else pow), summed over fixed chunks
+/// added in order: the same total at any thread count.
+double sum_abs_pow(const float* x, std::size_t n, double p);
+/// max_k |x_k| (0 for none); NaN if any element is NaN, as torch's max.
+float max_abs(const float* x, std::size_t n);
+/// x_k = x_k coef, in place.
+void scale_(float* x, std::size_t n, float coef);
+/// x_k = min(max(x_k, low), high), in place; NaN stays NaN.
+void clamp_(float* x, std::size_t n, float low, float high);
 
 }  // namespace xgrad::kernels
