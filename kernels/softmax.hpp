@@ -1,13 +1,32 @@
-// Softmax rows for the kernels that hold their scores in a row buffer (attention, decoding).
+// Softmax rows: softmax and log-softmax over any axis of a tensor (forward and backward), the
+// masked softmax of attention rows, and one row's log-sum-exp.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <limits>
 
+#include <xgrad/kernels/axis_view.hpp>
 #include <xgrad/kernels/simd.hpp>
 
 namespace xgrad::kernels {
+
+// Legend: x, y, dy, dx are tensors seen as (outer, n, inner) around the softmax axis (AxisView),
+// each slice (o, :, i) n elements at stride inner. Along the last axis (inner 1) a slice is a
+// contiguous row; along another axis a tile of columns of an (n, inner) block goes at once.
+
+/// y = softmax(x) over each slice: y_k = exp(x_k - m) / sum_j exp(x_j - m), m = max_j x_j.
+void softmax_forward(const float* x, float* y, const AxisView& v);
+/// dx_k = y_k (dy_k - sum_j dy_j y_j) over each slice, y the forward's output.
+void softmax_backward(const float* y, const float* dy, float* dx, const AxisView& v);
+/// y = log_softmax(x) over each slice: y_k = (x_k - m) - log sum_j exp(x_j - m), m = max_j x_j.
+void log_softmax_forward(const float* x, float* y, const AxisView& v);
+/// dx_k = dy_k - exp(y_k) sum_j dy_j over each slice, y the forward's output.
+void log_softmax_backward(const float* y, const float* dy, float* dx, const AxisView& v);
+
+/// log sum_k exp(x_k) of one row of n > 0 elements, as m + log sum_k exp(x_k - m) with
+/// m = max_k x_k (the sum in float, the logarithm and the addition in double).
+double log_sum_exp(const float* x, std::size_t n);
 
 /// Softmax of one row of attention scores in place, keys whose score is -inf (masked) getting
 /// exactly 0; a row with every key masked becomes all zeros (never NaN).

@@ -17,7 +17,7 @@
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/autograd/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
-#include <xgrad/kernels/simd.hpp>
+#include <xgrad/kernels/softmax.hpp>
 
 namespace xgrad::models {
 
@@ -389,13 +389,7 @@ bool ranks_before(const Candidate& a, const Candidate& b) {
 /// can rank among the best n extensions of all beams together.
 void best_extensions(const float* logits, std::size_t vocab, std::size_t n, const Beam& beam, std::size_t rank,
                      std::vector<Candidate>& out) {
-  float top = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : top)
-  for (std::size_t v = 0; v < vocab; ++v) top = std::max(top, logits[v]);
-  float total = 0.f;
-#pragma omp simd reduction(+ : total)
-  for (std::size_t v = 0; v < vocab; ++v) total += kernels::exp_simd(logits[v] - top);
-  const double log_z = static_cast<double>(top) + std::log(static_cast<double>(total));
+  const double log_z = kernels::log_sum_exp(logits, vocab);
   // The n largest by insertion, best first: a logit enters only if it beats the n-th so far.
   std::vector<std::size_t> best;
   best.reserve(n + 1);

@@ -8,6 +8,7 @@
 #include <xgrad/autograd/ops/elementwise.hpp>
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/rotary.hpp>
 #include <xgrad/nn/init.hpp>
 
 namespace xgrad::nn {
@@ -81,33 +82,6 @@ RotaryEmbedding::RotaryEmbedding(std::size_t head_dim, std::size_t max_len, floa
   sin_ = std::make_shared<const Array>(std::move(sin));
 }
 
-namespace {
-/// Rotates each pair (x_i, x_{i+half}) of every head by +angle (forward) or -angle (backward):
-///   y_i = x_i cos - x_{i+half} sin,  y_{i+half} = x_{i+half} cos + x_i sin.
-void rotate(const float* x, float* y, const Array& cos, const Array& sin, std::size_t B, std::size_t T,
-            std::size_t H, std::size_t dh, std::size_t offset, float direction) {
-  const std::size_t half = dh / 2;
-#pragma omp parallel for collapse(2) if (B * T * H * dh > 32768)
-  for (std::size_t b = 0; b < B; ++b) {
-    for (std::size_t t = 0; t < T; ++t) {
-      const float* c = cos.data() + (offset + t) * half;
-      const float* s = sin.data() + (offset + t) * half;
-      for (std::size_t h = 0; h < H; ++h) {
-        const std::size_t base = (b * T + t) * H * dh + h * dh;
-        const float* xi = x + base;
-        float* yi = y + base;
-#pragma omp simd
-        for (std::size_t i = 0; i < half; ++i) {
-          const float x1 = xi[i], x2 = xi[i + half], sn = direction * s[i];
-          yi[i] = x1 * c[i] - x2 * sn;
-          yi[i + half] = x2 * c[i] + x1 * sn;
-        }
-      }
-    }
-  }
-}
-}  // namespace
-
 Tensor RotaryEmbedding::forward(const Tensor& x, std::size_t num_heads, std::size_t offset) const {
   const Shape shape = x.shape();
   if (shape.size() != 3 || num_heads == 0 || shape[2] != num_heads * head_dim_) {
@@ -120,11 +94,11 @@ Tensor RotaryEmbedding::forward(const Tensor& x, std::size_t num_heads, std::siz
   }
   const std::size_t B = shape[0], T = shape[1], H = num_heads, dh = head_dim_;
   Array y = Array::from_shape(shape);
-  rotate(x.value().data(), y.data(), *cos_, *sin_, B, T, H, dh, offset, 1.f);
+  kernels::rotary_forward(x.value().data(), y.data(), cos_->data(), sin_->data(), B, T, H, dh, offset);
   auto cos = cos_, sin = sin_;
   return run_hooks(record("rotary_embedding", std::move(y), {x}, [=](BackwardContext& ctx) {
-    Array dx = Array::from_shape(shape);  // the transpose of a rotation is the rotation back
-    rotate(ctx.grad_output().data(), dx.data(), *cos, *sin, B, T, H, dh, offset, -1.f);
+    Array dx = Array::from_shape(shape);
+    kernels::rotary_backward(ctx.grad_output().data(), dx.data(), cos->data(), sin->data(), B, T, H, dh, offset);
     ctx.accumulate(0, std::move(dx));
   }));
 }

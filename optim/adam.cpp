@@ -1,5 +1,6 @@
-// Adam's and AdamW's update: one fused pass over each parameter's contiguous data, in the
-// arithmetic order of torch's single-tensor implementation (torch 1.13, _single_tensor_adam[w]).
+// Adam's and AdamW's step: per parameter, the bias corrections of its step count, then one fused
+// pass over its contiguous data (kernels/optim) in the arithmetic order of torch's single-tensor
+// implementation (torch 1.13, _single_tensor_adam[w]).
 #include <xgrad/optim/adam.hpp>
 
 #include <cmath>
@@ -7,50 +8,10 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/optim/detail/batch_loop.hpp>
+#include <xgrad/kernels/optim.hpp>
 
 namespace xgrad::optim {
 namespace detail {
-namespace {
-
-struct AdamConstants {
-  float sign;            // -1 to maximize, else 1
-  float shrink;          // AdamW's 1 - lr lambda, else 1
-  float weight_decay;    // Adam's lambda
-  float beta1, one_minus_beta1, beta2, one_minus_beta2;
-  float bias_correction2_sqrt;
-  float eps;
-  float neg_step_size;   // -lr / (1 - beta1^t)
-};
-
-// One Adam step of a contiguous parameter, with torch's operation order (its addcmul is
-// v + (value * g) * g, its addcdiv p + (value * m) / denom).
-template <bool Amsgrad, bool CoupledDecay>
-void adam_update(float* param, float* grad, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
-                 std::int64_t n, const AdamConstants& c) {
-  const Batch sign(c.sign), shrink(c.shrink), weight_decay(c.weight_decay), beta1(c.beta1),
-      one_minus_beta1(c.one_minus_beta1), beta2(c.beta2), one_minus_beta2(c.one_minus_beta2),
-      bias_correction2_sqrt(c.bias_correction2_sqrt), eps(c.eps), neg_step_size(c.neg_step_size);
-  for_each_batch<5>({param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq}, n, [&](const std::array<float*, 5>& at) {
-    Batch g = Batch::load_unaligned(at[1]) * sign;
-    const Batch p = Batch::load_unaligned(at[0]) * shrink;
-    if constexpr (CoupledDecay) g = g + weight_decay * p;
-    const Batch m = Batch::load_unaligned(at[2]) * beta1 + one_minus_beta1 * g;
-    const Batch v = Batch::load_unaligned(at[3]) * beta2 + one_minus_beta2 * g * g;
-    m.store_unaligned(at[2]);
-    v.store_unaligned(at[3]);
-    Batch second = v;
-    if constexpr (Amsgrad) {
-      const Batch previous = Batch::load_unaligned(at[4]);
-      second = xsimd::select((v > previous) || (v != v), v, previous);  // torch.maximum: NaN wins
-      second.store_unaligned(at[4]);
-    }
-    const Batch denom = xsimd::sqrt(second) / bias_correction2_sqrt + eps;
-    (p + neg_step_size * m / denom).store_unaligned(at[0]);
-  });
-}
-
-}  // namespace
 
 AdamBase::AdamBase(std::string name, std::vector<Tensor> params, AdamOptions options, bool decoupled_weight_decay)
     : Optimizer(std::move(name), std::move(params)),
@@ -105,15 +66,11 @@ void AdamBase::step() {
     const float neg_step_size = static_cast<float>(-(lr / bias_correction1));
     const float bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
 
-    const AdamConstants constants{sign, shrink, weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                                  bias_correction2_sqrt, eps, neg_step_size};
-    with_flag(amsgrad, [&](auto amsgrad_flag) {
-      with_flag(coupled_decay, [&](auto decay_flag) {
-        adam_update<decltype(amsgrad_flag)::value, decltype(decay_flag)::value>(
-            value.data(), grad->data(), state.exp_avg.data(), state.exp_avg_sq.data(),
-            amsgrad ? state.max_exp_avg_sq.data() : nullptr, static_cast<std::int64_t>(value.size()), constants);
-      });
-    });
+    const kernels::AdamConstants constants{sign, shrink, weight_decay, beta1, one_minus_beta1, beta2,
+                                           one_minus_beta2, bias_correction2_sqrt, eps, neg_step_size};
+    kernels::adam_update(value.data(), grad->data(), state.exp_avg.data(), state.exp_avg_sq.data(),
+                         amsgrad ? state.max_exp_avg_sq.data() : nullptr, value.size(), constants, amsgrad,
+                         coupled_decay);
   }
 }
 

@@ -1,13 +1,13 @@
-// Gradient clipping by global norm and by value.
+// Gradient clipping by global norm and by value: the arguments checked and the norm put together
+// here, the passes over each gradient in kernels/optim.
 #include <xgrad/optim/clip_grad.hpp>
 
-#include <algorithm>
 #include <cmath>
-#include <cstdint>
 
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
+#include <xgrad/kernels/optim.hpp>
 #include <xgrad/optim/optimizer.hpp>
 
 namespace xgrad::optim {
@@ -21,46 +21,6 @@ std::vector<Array*> gradients_of(const std::vector<Tensor>& parameters, const ch
     if (impl->grad) grads.push_back(impl->grad.get());
   }
   return grads;
-}
-
-// Elements per partial sum: fixed, so that the sums' order never depends on the thread count.
-constexpr std::int64_t kChunk = 8192;
-
-// sum_k f(x_k) in double, over fixed chunks (in parallel for large arrays) added in order; within
-// a chunk, eight running sums over k mod 8 (vectorizable, and the same order at any address).
-template <class F>
-double chunked_sum(const Array& values, F f) {
-  const float* x = values.data();
-  const auto n = static_cast<std::int64_t>(values.size());
-  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
-#pragma omp parallel for schedule(static) if (values.size() >= kParallelUpdateElements)
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    const std::int64_t begin = c * kChunk;
-    const std::int64_t end = std::min(n, begin + kChunk);
-    double lanes[8] = {};
-    std::int64_t k = begin;
-    for (; k + 8 <= end; k += 8) {
-      for (int j = 0; j < 8; ++j) lanes[j] += f(x[k + j]);
-    }
-    for (int j = 0; k < end; ++k, ++j) lanes[j] += f(x[k]);
-    partial[static_cast<std::size_t>(c)] =
-        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-  }
-  double total = 0.0;
-  for (double s : partial) total += s;
-  return total;
-}
-
-// max_k |x_k|; NaN if any element is NaN (as torch's max).
-float max_abs(const Array& values) {
-  float result = 0.f;
-  for (float x : values) {
-    const float a = std::abs(x);
-    if (a > result || a != a) result = a;
-    if (result != result) break;
-  }
-  return result;
 }
 
 }  // namespace
@@ -79,16 +39,12 @@ double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
   double total = 0.0;
   if (std::isinf(norm_type)) {
     for (const Array* g : grads) {
-      const double m = max_abs(*g);
+      const double m = kernels::max_abs(g->data(), g->size());
       if (m > total || m != m) total = m;
     }
   } else {
     double sum = 0.0;
-    for (const Array* g : grads) {
-      if (norm_type == 2.0) sum += chunked_sum(*g, [](float x) { return static_cast<double>(x) * x; });
-      else if (norm_type == 1.0) sum += chunked_sum(*g, [](float x) { return std::abs(static_cast<double>(x)); });
-      else sum += chunked_sum(*g, [norm_type](float x) { return std::pow(std::abs(static_cast<double>(x)), norm_type); });
-    }
+    for (const Array* g : grads) sum += kernels::sum_abs_pow(g->data(), g->size(), norm_type);
     total = norm_type == 2.0 ? std::sqrt(sum) : norm_type == 1.0 ? sum : std::pow(sum, 1.0 / norm_type);
   }
 
@@ -102,12 +58,7 @@ double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
   // reciprocal(total + 1e-6) * max_norm, clamped to at most 1 (a NaN coefficient stays NaN).
   const float coef = (1.f / (static_cast<float>(total) + 1e-6f)) * static_cast<float>(max_norm);
   if (!(coef >= 1.f)) {
-    for (Array* g : grads) {
-      float* x = g->data();
-      const auto n = static_cast<std::int64_t>(g->size());
-#pragma omp parallel for simd schedule(static) if (g->size() >= kParallelUpdateElements)
-      for (std::int64_t k = 0; k < n; ++k) x[k] = x[k] * coef;
-    }
+    for (Array* g : grads) kernels::scale_(g->data(), g->size(), coef);
   }
   return total;
 }
@@ -118,12 +69,7 @@ void clip_grad_value_(const std::vector<Tensor>& parameters, double clip_value) 
   }
   const float high = static_cast<float>(clip_value);
   const float low = -high;
-  for (Array* g : gradients_of(parameters, "clip_grad_value_")) {
-    float* x = g->data();
-    const auto n = static_cast<std::int64_t>(g->size());
-#pragma omp parallel for simd schedule(static) if (g->size() >= kParallelUpdateElements)
-    for (std::int64_t k = 0; k < n; ++k) x[k] = std::min(std::max(x[k], low), high);  // NaN stays NaN
-  }
+  for (Array* g : gradients_of(parameters, "clip_grad_value_")) kernels::clamp_(g->data(), g->size(), low, high);
 }
 
 }  // namespace xgrad::optim

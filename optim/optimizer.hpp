@@ -11,10 +11,6 @@
 
 namespace xgrad::optim {
 
-/// Parameters with at least this many elements are updated by all threads; smaller ones by one
-/// (a parallel region costs more than it saves below it).
-constexpr std::size_t kParallelUpdateElements = 32768;
-
 class Optimizer {
  public:
   virtual ~Optimizer() = default;

@@ -1,47 +1,13 @@
-// SGD's update: one fused pass over each parameter's contiguous data, in torch's arithmetic order.
+// SGD's step: one fused pass over each parameter's contiguous data (kernels/optim), in torch's
+// arithmetic order.
 #include <xgrad/optim/sgd.hpp>
-
-#include <cstdint>
 
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
-#include <xgrad/optim/detail/batch_loop.hpp>
+#include <xgrad/kernels/optim.hpp>
 
 namespace xgrad::optim {
-namespace {
-
-using detail::Batch;
-
-struct SGDConstants {
-  float sign;          // -1 to maximize, else 1
-  float weight_decay;  // lambda
-  float momentum;      // mu
-  float keep;          // 1 - dampening
-  float neg_lr;        // -lr
-};
-
-// One SGD step of a contiguous parameter, with torch's operation order (its add with alpha is
-// a + alpha * b). First: the momentum buffer starts as d.
-template <bool Decay, bool Momentum, bool First, bool Nesterov>
-void sgd_update(float* param, float* grad, float* momentum_buffer, std::int64_t n, const SGDConstants& c) {
-  const Batch sign(c.sign), weight_decay(c.weight_decay), momentum(c.momentum), keep(c.keep), neg_lr(c.neg_lr);
-  detail::for_each_batch<3>({param, grad, momentum_buffer}, n, [&](const std::array<float*, 3>& at) {
-    const Batch p = Batch::load_unaligned(at[0]);
-    Batch d = Batch::load_unaligned(at[1]) * sign;
-    if constexpr (Decay) d = d + weight_decay * p;
-    if constexpr (Momentum) {
-      Batch buffer = d;
-      if constexpr (!First) buffer = Batch::load_unaligned(at[2]) * momentum + keep * d;
-      buffer.store_unaligned(at[2]);
-      if constexpr (Nesterov) d = d + momentum * buffer;
-      else d = buffer;
-    }
-    (p + neg_lr * d).store_unaligned(at[0]);
-  });
-}
-
-}  // namespace
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options)
     : Optimizer("SGD", std::move(params)), options_(options), momentum_buffers_(params_.size()) {
@@ -86,19 +52,10 @@ void SGD::step() {
     if (first) momentum_buffers_[i] = xt::zeros<float>(value.shape());
     if (use_momentum) check_state_shape(i, *momentum_buffers_[i], "momentum buffer");
 
-    const SGDConstants constants{sign, weight_decay, momentum, keep, neg_lr};
+    const kernels::SGDConstants constants{sign, weight_decay, momentum, keep, neg_lr};
     float* buffer = use_momentum ? momentum_buffers_[i]->data() : nullptr;
-    const auto n = static_cast<std::int64_t>(value.size());
-    detail::with_flag(decay, [&](auto decay_flag) {
-      detail::with_flag(use_momentum, [&](auto momentum_flag) {
-        detail::with_flag(first, [&](auto first_flag) {
-          detail::with_flag(nesterov, [&](auto nesterov_flag) {
-            sgd_update<decltype(decay_flag)::value, decltype(momentum_flag)::value, decltype(first_flag)::value,
-                       decltype(nesterov_flag)::value>(value.data(), grad->data(), buffer, n, constants);
-          });
-        });
-      });
-    });
+    kernels::sgd_update(value.data(), grad->data(), buffer, value.size(), constants, decay, use_momentum, first,
+                        nesterov);
   }
 }
 

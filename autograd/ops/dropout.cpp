@@ -8,8 +8,7 @@
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
-#include <xgrad/kernels/parallel.hpp>
-#include <xgrad/kernels/simd.hpp>
+#include <xgrad/kernels/dropout.hpp>
 
 namespace xgrad {
 
@@ -37,9 +36,6 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& generator) {
 
   auto keep = std::make_shared<Mask>(Mask::from_shape(shape));
   Array out = Array::from_shape(shape);
-  bool* k = keep->data();
-  const float* xv = x.value().data();
-  float* o = out.data();
   const float scale = 1.f / (1.f - p);
   const std::uint32_t drop_below = Generator::uniform_threshold(p);  // dropped: uniform() < p
   constexpr std::size_t kChunk = 1024;  // random draws made at once
@@ -47,24 +43,14 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& generator) {
   for (std::size_t start = 0; start < n; start += kChunk) {
     const std::size_t len = std::min(kChunk, n - start);
     generator.uniform_bits(bits, len);
-#pragma omp simd
-    for (std::size_t j = 0; j < len; ++j) {
-      const bool kept = bits[j] >= drop_below;
-      k[start + j] = kept;
-      o[start + j] = kernels::select(kept, xv[start + j] * scale, 0.f);
-    }
+    kernels::dropout_forward(bits, drop_below, scale, x.value().data() + start, keep->data() + start,
+                             out.data() + start, len);
   }
 
   return record("dropout", std::move(out), {x}, [keep, scale](BackwardContext& ctx) {
     const Array& g = ctx.grad_output();
     Array grad = Array::from_shape(shape_of(g));
-    const bool* k = keep->data();
-    const float* gv = g.data();
-    float* d = grad.data();
-    kernels::parallel_blocks(g.size(), [&](std::size_t begin, std::size_t end) {
-#pragma omp simd
-      for (std::size_t i = begin; i < end; ++i) d[i] = kernels::select(k[i], gv[i] * scale, 0.f);
-    });
+    kernels::dropout_backward(keep->data(), g.data(), scale, grad.data(), g.size());
     ctx.accumulate(0, std::move(grad));
   });
 }

@@ -9,8 +9,7 @@
 #include <xgrad/autograd/broadcast.hpp>
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
-#include <xgrad/kernels/parallel.hpp>
-#include <xgrad/kernels/simd.hpp>
+#include <xgrad/kernels/elementwise.hpp>
 
 namespace xgrad {
 
@@ -30,13 +29,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   Array out;
   if (a_shape == b_shape) {  // the residual connections: one loop over the threads
     out = Array::from_shape(a_shape);
-    const float* x = a.value().data();
-    const float* y = b.value().data();
-    float* o = out.data();
-    kernels::parallel_blocks(out.size(), [&](std::size_t begin, std::size_t end) {
-#pragma omp simd
-      for (std::size_t i = begin; i < end; ++i) o[i] = x[i] + y[i];
-    });
+    kernels::add(a.value().data(), b.value().data(), out.data(), out.size());
   } else {
     out = a.value() + b.value();
   }
@@ -183,21 +176,10 @@ Tensor sigmoid(const Tensor& x) {
 // y = max(x, 0) (0 for NaN, as the vectorized maximum gives);  dy/dx = 1 where y > 0, else 0.
 Tensor relu(const Tensor& x) {
   auto out = std::make_shared<Array>(Array::from_shape(x.shape()));
-  const float* xv = x.value().data();
-  float* o = out->data();
-  kernels::parallel_blocks(out->size(), [&](std::size_t begin, std::size_t end) {
-#pragma omp simd
-    for (std::size_t i = begin; i < end; ++i) o[i] = kernels::select(xv[i] > 0.f, xv[i], 0.f);
-  });
+  kernels::relu_forward(x.value().data(), out->data(), out->size());
   return record("relu", out, {x}, [out](BackwardContext& ctx) {
-    const float* y = out->data();
-    const float* g = ctx.grad_output().data();
     Array grad = Array::from_shape(shape_of(*out));
-    float* d = grad.data();
-    kernels::parallel_blocks(grad.size(), [&](std::size_t begin, std::size_t end) {
-#pragma omp simd
-      for (std::size_t i = begin; i < end; ++i) d[i] = kernels::select(y[i] > 0.f, g[i], 0.f);
-    });
+    kernels::relu_backward(out->data(), ctx.grad_output().data(), grad.data(), grad.size());
     ctx.accumulate(0, std::move(grad));
   });
 }

@@ -1,19 +1,14 @@
-// Embedding lookup: a gather of table rows forward, a scatter-add of gradient rows backward.
+// Embedding lookup: a gather of table rows forward, a scatter-add of gradient rows backward (both
+// in kernels/embedding); the ids are checked here.
 #include <xgrad/autograd/ops/embedding.hpp>
-
-#include <algorithm>
-#include <cstring>
 
 #include <fmt/format.h>
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/embedding.hpp>
 
 namespace xgrad {
-
-namespace {
-constexpr std::size_t kParallelThreshold = 32768;  // elements copied before rows go to threads
-}  // namespace
 
 // Legend: V = table rows (vocabulary), D = embedding width, L = number of looked-up ids.
 Tensor embedding(const Indices& indices, const Tensor& weight, std::optional<std::int64_t> padding_idx) {
@@ -47,31 +42,15 @@ Tensor embedding(const Indices& indices, const Tensor& weight, std::optional<std
   Shape out_shape = index_shape;
   out_shape.push_back(D);
   Array out = Array::from_shape(out_shape);  // (..., D)
-  const float* table = weight.value().data();  // (V, D)
-  float* dst = out.data();
-  const auto count = static_cast<std::ptrdiff_t>(L);
-#pragma omp parallel for schedule(static) if (L * D > kParallelThreshold)
-  for (std::ptrdiff_t i = 0; i < count; ++i) {
-    std::memcpy(dst + i * D, table + ids[i] * D, D * sizeof(float));
-  }
+  kernels::embedding_forward(weight.value().data(), ids, L, D, out.data());
 
   // d out[i, :] / d weight[ids[i], :] = I: each gradient row is added to its table row, so
-  // repeated ids accumulate. Serial: two positions may name the same row.
+  // repeated ids accumulate; the padding row gets none.
   auto saved_ids = std::make_shared<const Indices>(indices);
   return record("embedding", std::move(out), {weight}, [saved_ids, padding, D](BackwardContext& ctx) {
     if (!ctx.needs_grad(0)) return;
-    Array& grad_weight = ctx.grad_buffer(0);  // (V, D)
-    const float* g = ctx.grad_output().data();  // (L, D)
-    float* gw = grad_weight.data();
-    const std::int64_t* ids = saved_ids->data();
-    const std::size_t L = saved_ids->size();
-    for (std::size_t i = 0; i < L; ++i) {
-      if (ids[i] == padding) continue;
-      float* row = gw + ids[i] * D;
-      const float* g_row = g + i * D;
-#pragma omp simd
-      for (std::size_t d = 0; d < D; ++d) row[d] += g_row[d];
-    }
+    kernels::embedding_backward(ctx.grad_output().data(), saved_ids->data(), saved_ids->size(), D, padding,
+                                ctx.grad_buffer(0).data());
   });
 }
 

@@ -1,73 +1,24 @@
 // Losses: fused cross-entropy (log-softmax + NLL + label smoothing + ignore_index in one pass over
-// each row), NLL on log-probabilities, and mean squared error.
+// each row, the rows in kernels/cross_entropy), NLL on log-probabilities, and mean squared error.
 //
 // Legend: N = rows (batch x tokens), C = classes, t_n = target of row n, eps = label smoothing,
 // K = number of non-ignored rows (the divisor of Reduction::Mean).
 #include <xgrad/autograd/ops/loss.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 
 #include <fmt/format.h>
-#include <xsimd/xsimd.hpp>
 
 #include <xgrad/autograd/broadcast.hpp>
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/cross_entropy.hpp>
+#include <xgrad/kernels/mse_loss.hpp>
 
 namespace xgrad {
 
 namespace {
-constexpr std::size_t kParallelThreshold = 32768;  // logits above which rows are split over threads
-
-using Batch = xsimd::batch<float>;
-constexpr std::size_t kWidth = Batch::size;
-
-// --- row kernels: vectorised max, sum of exponentials and sum over one contiguous row ----------
-
-float row_max(const float* x, std::size_t C) {
-  float best = -std::numeric_limits<float>::infinity();
-  std::size_t c = 0;
-  if (C >= kWidth) {
-    Batch acc = Batch::load_unaligned(x);
-    for (c = kWidth; c + kWidth <= C; c += kWidth) acc = xsimd::max(acc, Batch::load_unaligned(x + c));
-    alignas(64) float lanes[kWidth];
-    acc.store_aligned(lanes);
-    best = *std::max_element(lanes, lanes + kWidth);
-  }
-  for (; c < C; ++c) best = std::max(best, x[c]);
-  return best;
-}
-
-/// sum_c exp(x_c - shift), and sum_c x_c.
-void row_sums(const float* x, std::size_t C, float shift, float& sum_exp, float& sum) {
-  Batch acc_exp(0.f), acc(0.f);
-  const Batch b_shift(shift);
-  std::size_t c = 0;
-  for (; c + kWidth <= C; c += kWidth) {
-    const Batch v = Batch::load_unaligned(x + c);
-    acc_exp += xsimd::exp(v - b_shift);
-    acc += v;
-  }
-  sum_exp = xsimd::hadd(acc_exp);
-  sum = xsimd::hadd(acc);
-  for (; c < C; ++c) {
-    sum_exp += std::exp(x[c] - shift);
-    sum += x[c];
-  }
-}
-
-/// out_c = exp(x_c - shift) * scale - offset.
-void scaled_exp(const float* x, float* out, std::size_t C, float shift, float scale, float offset) {
-  const Batch b_shift(shift), b_scale(scale), b_offset(offset);
-  std::size_t c = 0;
-  for (; c + kWidth <= C; c += kWidth) {
-    const Batch v = Batch::load_unaligned(x + c);
-    (xsimd::exp(v - b_shift) * b_scale - b_offset).store_unaligned(out + c);
-  }
-  for (; c < C; ++c) out[c] = std::exp(x[c] - shift) * scale - offset;
-}
 
 // --- shapes and targets shared by cross_entropy and nll_loss -----------------------------------
 
@@ -172,22 +123,8 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, const CrossEn
 
   auto lse = std::make_shared<std::vector<float>>(N, 0.f);  // (N)
   std::vector<float> losses(N, 0.f);                        // (N)
-  const float* x = logits.value().data();                   // (N, C)
-  const std::int64_t* t = targets.data();                   // (N)
-  const auto rows = static_cast<std::ptrdiff_t>(N);
-#pragma omp parallel for schedule(static) if (N * C > kParallelThreshold)
-  for (std::ptrdiff_t n = 0; n < rows; ++n) {
-    if (t[n] == ignore) continue;
-    const float* row = x + n * C;
-    const float m = row_max(row, C);
-    float sum_exp, sum;
-    row_sums(row, C, m, sum_exp, sum);
-    const float log_z = m + std::log(sum_exp);
-    (*lse)[n] = log_z;
-    float loss = log_z - row[t[n]];
-    if (eps > 0.f) loss = (1.f - eps) * loss + eps * (log_z - sum / static_cast<float>(C));
-    losses[n] = loss;
-  }
+  kernels::cross_entropy_forward(logits.value().data(), targets.data(), N, C, ignore, eps, lse->data(),
+                                 losses.data());
   Array out = reduce_rows(std::move(losses), p, options.reduction);
 
   auto saved_logits = logits.saved();
@@ -195,25 +132,10 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, const CrossEn
   const Reduction reduction = options.reduction;
   return record("cross_entropy", std::move(out), {logits},
                 [saved_logits, saved_targets, lse, p, eps, ignore, reduction](BackwardContext& ctx) {
-                  const std::size_t N = p.N, C = p.C;
                   const std::vector<float> scale = row_scales(ctx.grad_output(), p, reduction);
                   Array grad = Array::from_shape(shape_of(*saved_logits));  // (N, C)
-                  const float* x = saved_logits->data();
-                  const std::int64_t* t = saved_targets->data();
-                  float* dx = grad.data();
-                  const float smooth = eps / static_cast<float>(C);
-                  const auto rows = static_cast<std::ptrdiff_t>(N);
-#pragma omp parallel for schedule(static) if (N * C > kParallelThreshold)
-                  for (std::ptrdiff_t n = 0; n < rows; ++n) {
-                    float* d = dx + n * C;
-                    if (t[n] == ignore) {
-                      std::fill(d, d + C, 0.f);
-                      continue;
-                    }
-                    const float s = scale[n];
-                    scaled_exp(x + n * C, d, C, (*lse)[n], s, smooth * s);
-                    d[t[n]] -= (1.f - eps) * s;
-                  }
+                  kernels::cross_entropy_backward(saved_logits->data(), saved_targets->data(), lse->data(),
+                                                  scale.data(), p.N, p.C, ignore, eps, grad.data());
                   ctx.accumulate(0, std::move(grad));
                 });
 }
@@ -261,12 +183,9 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
   Array out;
   if (reduction == Reduction::None) {
     out = Array::from_shape(shape_of(*diff));
-    float* o = out.data();
-#pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) o[i] = d[i] * d[i];
+    kernels::mse_forward(d, out.data(), n);
   } else {
-    double total = 0;
-    for (std::size_t i = 0; i < n; ++i) total += static_cast<double>(d[i]) * d[i];
+    double total = kernels::mse_sum(d, n);
     if (reduction == Reduction::Mean) total /= static_cast<double>(n);  // empty: 0/0 = NaN, as PyTorch
     out = Array(static_cast<float>(total));
   }
@@ -277,18 +196,13 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
                   const Array& g = ctx.grad_output();
                   const Array& dv = *diff;
                   Array grad = Array::from_shape(shape_of(dv));
-                  float* out = grad.data();
-                  const float* d = dv.data();
                   const std::size_t n = dv.size();
                   if (reduction == Reduction::None) {
-                    const float* gv = g.data();
-#pragma omp simd
-                    for (std::size_t i = 0; i < n; ++i) out[i] = 2.f * d[i] * gv[i];
+                    kernels::mse_backward(dv.data(), g.data(), grad.data(), n);
                   } else {
                     float s = 2.f * *g.data();
                     if (reduction == Reduction::Mean) s /= static_cast<float>(n);
-#pragma omp simd
-                    for (std::size_t i = 0; i < n; ++i) out[i] = s * d[i];
+                    kernels::mse_backward_reduced(dv.data(), s, grad.data(), n);
                   }
                   if (ctx.needs_grad(1)) ctx.accumulate(1, sum_to_shape(-grad, target_shape));
                   if (ctx.needs_grad(0)) ctx.accumulate(0, sum_to_shape(std::move(grad), input_shape));

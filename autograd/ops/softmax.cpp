@@ -1,31 +1,18 @@
-// Softmax and log-softmax over one axis, each a fused forward and a fused backward kernel.
-// Along the last axis a slice is a contiguous row; along another axis the slices of a block
-// (n, inner) are processed a tile of columns at a time, the inner index contiguous.
+// Softmax and log-softmax over one axis as ops: the axis checked here, the rows and column tiles
+// in kernels/softmax.
 #include <xgrad/autograd/ops/softmax.hpp>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
-#include <fmt/format.h>
-
-#include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/axis_view.hpp>
-#include <xgrad/kernels/parallel.hpp>
-#include <xgrad/kernels/simd.hpp>
+#include <xgrad/kernels/softmax.hpp>
 
 namespace xgrad {
 
 namespace {
 
 using kernels::AxisView;
-using kernels::exp_simd;
-
-// Legend: n = length of the softmax axis, w = columns in a tile (<= kMaxTile), stride = inner.
-constexpr std::size_t kMaxTile = 512;
-constexpr std::size_t kMinTile = 64;
-constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
 /// The tensor seen around the softmax axis (negative counts from the end; a 0-d tensor takes 0
 /// or -1 and is one slice of length 1).
@@ -34,150 +21,17 @@ AxisView view_around(const char* op, const Shape& shape, std::int64_t axis) {
   return shape.empty() ? AxisView{} : kernels::axis_view(shape, a);
 }
 
-/// Calls row(offset) for each contiguous row when the axis is the last one, else
-/// columns(offset, w) for each tile of w columns of each (n, inner) block.
-template <class Row, class Columns>
-void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
-  if (v.outer == 0 || v.n == 0 || v.inner == 0) return;  // an empty tensor
-  if (v.inner == 1) {
-    kernels::parallel_rows(v.outer, v.n, [&](std::size_t o) { row(o * v.n); });
-    return;
-  }
-  // Tiles of whole cache lines, wide enough for the prefetchers to stream each segment of a
-  // row; narrower when there are fewer blocks than threads, so that every thread gets work.
-  std::size_t tile = std::min(v.inner, kMaxTile);
-  const auto threads = static_cast<std::size_t>(omp_get_max_threads());
-  if (v.outer < threads) {
-    const std::size_t per_thread = (v.inner + threads - 1) / threads;
-    tile = std::min(tile, std::max(kMinTile, (per_thread + 15) / 16 * 16));
-  }
-  const std::size_t tiles = (v.inner + tile - 1) / tile;
-  kernels::parallel_rows(v.outer * tiles, v.n * tile, [&](std::size_t t) {
-    const std::size_t o = t / tiles, i0 = (t % tiles) * tile;
-    columns(o * v.n * v.inner + i0, std::min(tile, v.inner - i0));
-  });
-}
-
-// --- forward -------------------------------------------------------------------------------------
-
-/// y = softmax(x) or log_softmax(x) of one row of n elements: m = max x, s = sum exp(x - m),
-/// then y = exp(x - m) / s or y = (x - m) - log s.
-void forward_row(const float* x, float* y, std::size_t n, bool log) {
-  float m = kMinusInf;
-#pragma omp simd reduction(max : m)
-  for (std::size_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;  // (GCC does not vectorize std::max here)
-  float s = 0.f;
-  if (log) {
-#pragma omp simd reduction(+ : s)
-    for (std::size_t k = 0; k < n; ++k) s += exp_simd(x[k] - m);
-    const float log_s = std::log(s);
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) y[k] = (x[k] - m) - log_s;
-  } else {
-#pragma omp simd reduction(+ : s)
-    for (std::size_t k = 0; k < n; ++k) {
-      const float e = exp_simd(x[k] - m);
-      y[k] = e;
-      s += e;
-    }
-    const float inv_s = 1.f / s;
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) y[k] *= inv_s;
-  }
-}
-
-/// forward_row for w columns at once: element (k, i) at k * stride + i. Three passes over the
-/// tile (max, sum of exp, output: exp computed again rather than y read back and rescaled).
-void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride, std::size_t w, bool log) {
-  float m[kMaxTile], s[kMaxTile];  // (w)
-  std::fill(m, m + w, kMinusInf);
-  std::fill(s, s + w, 0.f);
-  for (std::size_t k = 0; k < n; ++k) {
-    const float* xk = x + k * stride;
-#pragma omp simd
-    for (std::size_t i = 0; i < w; ++i) m[i] = xk[i] > m[i] ? xk[i] : m[i];
-  }
-  for (std::size_t k = 0; k < n; ++k) {
-    const float* xk = x + k * stride;
-#pragma omp simd
-    for (std::size_t i = 0; i < w; ++i) s[i] += exp_simd(xk[i] - m[i]);
-  }
-  for (std::size_t i = 0; i < w; ++i) s[i] = log ? std::log(s[i]) : 1.f / s[i];
-  for (std::size_t k = 0; k < n; ++k) {
-    const float* xk = x + k * stride;
-    float* yk = y + k * stride;
-    if (log) {
-#pragma omp simd
-      for (std::size_t i = 0; i < w; ++i) yk[i] = (xk[i] - m[i]) - s[i];
-    } else {
-#pragma omp simd
-      for (std::size_t i = 0; i < w; ++i) yk[i] = exp_simd(xk[i] - m[i]) * s[i];
-    }
-  }
-}
-
-// --- backward ------------------------------------------------------------------------------------
-
-/// softmax:     dx = y (dy - sum dy y);
-/// log_softmax: dx = dy - exp(y) sum dy.    One row of n elements.
-void backward_row(const float* y, const float* dy, float* dx, std::size_t n, bool log) {
-  float s = 0.f;
-  if (log) {
-#pragma omp simd reduction(+ : s)
-    for (std::size_t k = 0; k < n; ++k) s += dy[k];
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) dx[k] = dy[k] - exp_simd(y[k]) * s;
-  } else {
-#pragma omp simd reduction(+ : s)
-    for (std::size_t k = 0; k < n; ++k) s += dy[k] * y[k];
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) dx[k] = y[k] * (dy[k] - s);
-  }
-}
-
-/// backward_row for w columns at once: element (k, i) at k * stride + i.
-void backward_columns(const float* y, const float* dy, float* dx, std::size_t n, std::size_t stride, std::size_t w,
-                      bool log) {
-  float s[kMaxTile];  // (w)
-  std::fill(s, s + w, 0.f);
-  for (std::size_t k = 0; k < n; ++k) {
-    const float* yk = y + k * stride;
-    const float* dyk = dy + k * stride;
-#pragma omp simd
-    for (std::size_t i = 0; i < w; ++i) s[i] += log ? dyk[i] : dyk[i] * yk[i];
-  }
-  for (std::size_t k = 0; k < n; ++k) {
-    const float* yk = y + k * stride;
-    const float* dyk = dy + k * stride;
-    float* dxk = dx + k * stride;
-    if (log) {
-#pragma omp simd
-      for (std::size_t i = 0; i < w; ++i) dxk[i] = dyk[i] - exp_simd(yk[i]) * s[i];
-    } else {
-#pragma omp simd
-      for (std::size_t i = 0; i < w; ++i) dxk[i] = yk[i] * (dyk[i] - s[i]);
-    }
-  }
-}
-
 /// softmax or log_softmax as one op: forward kernel, backward closure, record.
 Tensor softmax_op(const char* op, const Tensor& x, std::int64_t axis, bool log) {
   const AxisView v = view_around(op, x.shape(), axis);
   auto out = std::make_shared<Array>(Array::from_shape(x.shape()));
-  const float* xp = x.value().data();
-  float* yp = out->data();
-  for_each_slice(
-      v, [&](std::size_t at) { forward_row(xp + at, yp + at, v.n, log); },
-      [&](std::size_t at, std::size_t w) { forward_columns(xp + at, yp + at, v.n, v.inner, w, log); });
+  if (log) kernels::log_softmax_forward(x.value().data(), out->data(), v);
+  else kernels::softmax_forward(x.value().data(), out->data(), v);
 
   return record(op, out, {x}, [out, v, log](BackwardContext& ctx) {
     Array dx = Array::from_shape(out->shape());
-    const float* y = out->data();
-    const float* dy = ctx.grad_output().data();
-    float* dxp = dx.data();
-    for_each_slice(
-        v, [&](std::size_t at) { backward_row(y + at, dy + at, dxp + at, v.n, log); },
-        [&](std::size_t at, std::size_t w) { backward_columns(y + at, dy + at, dxp + at, v.n, v.inner, w, log); });
+    if (log) kernels::log_softmax_backward(out->data(), ctx.grad_output().data(), dx.data(), v);
+    else kernels::softmax_backward(out->data(), ctx.grad_output().data(), dx.data(), v);
     ctx.accumulate(0, std::move(dx));
   });
 }

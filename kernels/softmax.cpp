@@ -1,0 +1,189 @@
+// Softmax and log-softmax over one axis, each a fused forward and a fused backward pass. Along
+// the last axis a slice is a contiguous row; along another axis the slices of a block (n, inner)
+// are processed a tile of columns at a time, the inner index contiguous.
+#include <xgrad/kernels/softmax.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/simd.hpp>
+
+namespace xgrad::kernels {
+
+namespace {
+
+// Legend: n = length of the softmax axis, w = columns in a tile (<= kMaxTile), stride = inner.
+constexpr std::size_t kMaxTile = 512;
+constexpr std::size_t kMinTile = 64;
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+/// Calls row(offset) for each contiguous row when the axis is the last one, else
+/// columns(offset, w) for each tile of w columns of each (n, inner) block.
+template <class Row, class Columns>
+void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
+  if (v.outer == 0 || v.n == 0 || v.inner == 0) return;  // an empty tensor
+  if (v.inner == 1) {
+    parallel_rows(v.outer, v.n, [&](std::size_t o) { row(o * v.n); });
+    return;
+  }
+  // Tiles of whole cache lines, wide enough for the prefetchers to stream each segment of a
+  // row; narrower when there are fewer blocks than threads, so that every thread gets work.
+  std::size_t tile = std::min(v.inner, kMaxTile);
+  const auto threads = static_cast<std::size_t>(omp_get_max_threads());
+  if (v.outer < threads) {
+    const std::size_t per_thread = (v.inner + threads - 1) / threads;
+    tile = std::min(tile, std::max(kMinTile, (per_thread + 15) / 16 * 16));
+  }
+  const std::size_t tiles = (v.inner + tile - 1) / tile;
+  parallel_rows(v.outer * tiles, v.n * tile, [&](std::size_t t) {
+    const std::size_t o = t / tiles, i0 = (t % tiles) * tile;
+    columns(o * v.n * v.inner + i0, std::min(tile, v.inner - i0));
+  });
+}
+
+/// m = max_k x_k over one row of n elements (-inf for none).
+float row_max(const float* x, std::size_t n) {
+  float m = kMinusInf;
+#pragma omp simd reduction(max : m)
+  for (std::size_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;  // (GCC does not vectorize std::max here)
+  return m;
+}
+
+/// sum_k exp(x_k - m) over one row of n elements.
+float sum_exp(const float* x, std::size_t n, float m) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (std::size_t k = 0; k < n; ++k) s += exp_simd(x[k] - m);
+  return s;
+}
+
+// --- forward -------------------------------------------------------------------------------------
+
+/// y = softmax(x) or log_softmax(x) of one row of n elements: m = max x, s = sum exp(x - m),
+/// then y = exp(x - m) / s or y = (x - m) - log s.
+void forward_row(const float* x, float* y, std::size_t n, bool log) {
+  const float m = row_max(x, n);
+  if (log) {
+    const float log_s = std::log(sum_exp(x, n, m));
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) y[k] = (x[k] - m) - log_s;
+  } else {
+    float s = 0.f;
+#pragma omp simd reduction(+ : s)
+    for (std::size_t k = 0; k < n; ++k) {
+      const float e = exp_simd(x[k] - m);
+      y[k] = e;
+      s += e;
+    }
+    const float inv_s = 1.f / s;
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) y[k] *= inv_s;
+  }
+}
+
+/// forward_row for w columns at once: element (k, i) at k * stride + i. Three passes over the
+/// tile (max, sum of exp, output: exp computed again rather than y read back and rescaled).
+void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride, std::size_t w, bool log) {
+  float m[kMaxTile], s[kMaxTile];  // (w)
+  std::fill(m, m + w, kMinusInf);
+  std::fill(s, s + w, 0.f);
+  for (std::size_t k = 0; k < n; ++k) {
+    const float* xk = x + k * stride;
+#pragma omp simd
+    for (std::size_t i = 0; i < w; ++i) m[i] = xk[i] > m[i] ? xk[i] : m[i];
+  }
+  for (std::size_t k = 0; k < n; ++k) {
+    const float* xk = x + k * stride;
+#pragma omp simd
+    for (std::size_t i = 0; i < w; ++i) s[i] += exp_simd(xk[i] - m[i]);
+  }
+  for (std::size_t i = 0; i < w; ++i) s[i] = log ? std::log(s[i]) : 1.f / s[i];
+  for (std::size_t k = 0; k < n; ++k) {
+    const float* xk = x + k * stride;
+    float* yk = y + k * stride;
+    if (log) {
+#pragma omp simd
+      for (std::size_t i = 0; i < w; ++i) yk[i] = (xk[i] - m[i]) - s[i];
+    } else {
+#pragma omp simd
+      for (std::size_t i = 0; i < w; ++i) yk[i] = exp_simd(xk[i] - m[i]) * s[i];
+    }
+  }
+}
+
+void forward(const float* x, float* y, const AxisView& v, bool log) {
+  for_each_slice(
+      v, [&](std::size_t at) { forward_row(x + at, y + at, v.n, log); },
+      [&](std::size_t at, std::size_t w) { forward_columns(x + at, y + at, v.n, v.inner, w, log); });
+}
+
+// --- backward ------------------------------------------------------------------------------------
+
+/// softmax:     dx = y (dy - sum dy y);
+/// log_softmax: dx = dy - exp(y) sum dy.    One row of n elements.
+void backward_row(const float* y, const float* dy, float* dx, std::size_t n, bool log) {
+  float s = 0.f;
+  if (log) {
+#pragma omp simd reduction(+ : s)
+    for (std::size_t k = 0; k < n; ++k) s += dy[k];
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) dx[k] = dy[k] - exp_simd(y[k]) * s;
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (std::size_t k = 0; k < n; ++k) s += dy[k] * y[k];
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) dx[k] = y[k] * (dy[k] - s);
+  }
+}
+
+/// backward_row for w columns at once: element (k, i) at k * stride + i.
+void backward_columns(const float* y, const float* dy, float* dx, std::size_t n, std::size_t stride, std::size_t w,
+                      bool log) {
+  float s[kMaxTile];  // (w)
+  std::fill(s, s + w, 0.f);
+  for (std::size_t k = 0; k < n; ++k) {
+    const float* yk = y + k * stride;
+    const float* dyk = dy + k * stride;
+#pragma omp simd
+    for (std::size_t i = 0; i < w; ++i) s[i] += log ? dyk[i] : dyk[i] * yk[i];
+  }
+  for (std::size_t k = 0; k < n; ++k) {
+    const float* yk = y + k * stride;
+    const float* dyk = dy + k * stride;
+    float* dxk = dx + k * stride;
+    if (log) {
+#pragma omp simd
+      for (std::size_t i = 0; i < w; ++i) dxk[i] = dyk[i] - exp_simd(yk[i]) * s[i];
+    } else {
+#pragma omp simd
+      for (std::size_t i = 0; i < w; ++i) dxk[i] = yk[i] * (dyk[i] - s[i]);
+    }
+  }
+}
+
+void backward(const float* y, const float* dy, float* dx, const AxisView& v, bool log) {
+  for_each_slice(
+      v, [&](std::size_t at) { backward_row(y + at, dy + at, dx + at, v.n, log); },
+      [&](std::size_t at, std::size_t w) { backward_columns(y + at, dy + at, dx + at, v.n, v.inner, w, log); });
+}
+
+}  // namespace
+
+void softmax_forward(const float* x, float* y, const AxisView& v) { forward(x, y, v, false); }
+
+void softmax_backward(const float* y, const float* dy, float* dx, const AxisView& v) { backward(y, dy, dx, v, false); }
+
+void log_softmax_forward(const float* x, float* y, const AxisView& v) { forward(x, y, v, true); }
+
+void log_softmax_backward(const float* y, const float* dy, float* dx, const AxisView& v) {
+  backward(y, dy, dx, v, true);
+}
+
+double log_sum_exp(const float* x, std::size_t n) {
+  const float m = row_max(x, n);
+  return static_cast<double>(m) + std::log(static_cast<double>(sum_exp(x, n, m)));
+}
+
+}  // namespace xgrad::kernels
