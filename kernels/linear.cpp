@@ -85,4 +85,33 @@ void skinny_linear(const float* x, std::size_t rows, std::size_t in, const float
   });
 }
 
+void bias_rows(const float* b, std::size_t rows, std::size_t out, float* y) {
+  parallel_rows(rows, out, [&](std::size_t r) { std::copy(b, b + out, y + r * out); });
+}
+
+void bias_relu(const float* b, std::size_t rows, std::size_t out, float* y) {
+  parallel_rows(rows, out, [&](std::size_t r) {
+    float* row = y + r * out;
+    if (b) {
+#pragma omp simd
+      for (std::size_t j = 0; j < out; ++j) row[j] = std::max(row[j] + b[j], 0.f);
+    } else {
+#pragma omp simd
+      for (std::size_t j = 0; j < out; ++j) row[j] = std::max(row[j], 0.f);
+    }
+  });
+}
+
+void column_sums(const float* dy, std::size_t rows, std::size_t out, float* db) {
+  constexpr std::size_t kColumns = 64;  // a block of columns per task, summed down every row
+  parallel_rows((out + kColumns - 1) / kColumns, kColumns * rows, [&](std::size_t block) {
+    const std::size_t begin = block * kColumns, end = std::min(out, begin + kColumns);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const float* row = dy + r * out;
+#pragma omp simd
+      for (std::size_t j = begin; j < end; ++j) db[j] += row[j];
+    }
+  });
+}
+
 }  // namespace xgrad::kernels

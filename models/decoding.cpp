@@ -201,8 +201,8 @@ Array IncrementalDecoder::step(const Indices& tokens) {
       return size > 1 ? reshape(out, {static_cast<std::int64_t>(batch), 1, static_cast<std::int64_t>(d)}) : out;
     };
     auto feed_forward = [&](const Tensor& y) {
-      const Tensor hidden = layer.linear1->forward(y);  // (B, 1, F)
-      return layer.linear2->forward(c.activation == "relu" ? relu(hidden) : gelu(hidden));
+      const auto activation = c.activation == "relu" ? nn::functional::Activation::relu : nn::functional::Activation::gelu;
+      return layer.linear2->forward(layer.linear1->forward(y, activation));  // (B, 1, F) inside
     };
     // post-LN: norm(x + f(x)); pre-LN: x + f(norm(x)).
     auto residual = [&](const nn::LayerNorm& norm, const Tensor& h, const auto& f) {

@@ -21,9 +21,16 @@ using xgrad::embedding;
 using xgrad::add_layer_norm;
 using xgrad::layer_norm;
 
-/// y = x W^T + b.   x (..., in), weight (out, in), bias (out) or undefined -> y (..., out).
-/// One GEMM with W^T as a BLAS flag; backward: dx = dy W, dW += dy^T x, db += sum of dy's rows.
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+/// The activation a layer applies to its linear map's output.
+enum class Activation { none, relu, gelu };
+
+/// y = act(x W^T + b).   x (..., in), weight (out, in), bias (out) or undefined -> y (..., out).
+/// One GEMM with W^T as a transpose flag; backward: dx = dz W, dW += dz^T x, db += sum of dz's
+/// rows, with dz = dy (no activation) or dy o [y > 0] (ReLU). The ReLU is fused: the bias and the
+/// clamp are one pass after the GEMM, and the op ("linear_relu") keeps y for its mask; GELU is
+/// gelu(linear(x, weight, bias)).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              Activation activation = Activation::none);
 
 /// linear with rows [start, start + count) of weight (and of bias, if defined), read in place:
 /// what linear(x, narrow(weight, 0, start, count), narrow(bias, 0, start, count)) computes, without

@@ -22,6 +22,10 @@ Linear::Linear(std::size_t in_features, std::size_t out_features, bool with_bias
 
 Tensor Linear::forward(const Tensor& x) const { return run_hooks(functional::linear(x, weight, bias)); }
 
+Tensor Linear::forward(const Tensor& x, functional::Activation activation) const {
+  return run_hooks(functional::linear(x, weight, bias, activation));
+}
+
 std::string Linear::extra_repr() const {
   return fmt::format("in_features={}, out_features={}, bias={}", in_features_, out_features_, bias.defined());
 }

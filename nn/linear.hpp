@@ -2,6 +2,7 @@
 #pragma once
 
 #include <xgrad/autograd/generator.hpp>
+#include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::nn {
@@ -14,6 +15,9 @@ class Linear : public Module {
   Linear(std::size_t in_features, std::size_t out_features, bool bias = true,
          Generator& generator = default_generator());
   Tensor forward(const Tensor& x) const;
+  /// activation(forward(x)), fused where functional::linear fuses it (ReLU); forward hooks see
+  /// the activated output.
+  Tensor forward(const Tensor& x, functional::Activation activation) const;
 
   Tensor weight;
   Tensor bias;  // undefined without bias

@@ -1,6 +1,6 @@
-// linear: y = x W^T + b as one GEMM (for the few rows of a decoding step, one pass over W in
-// place), with its backward as two more and a column sum; linear_rows does the same with a block
-// of W's rows, read in place.
+// linear: y = act(x W^T + b) as one GEMM (for the few rows of a decoding step, one pass over W in
+// place) and, with a ReLU, one pass after it; its backward as two more GEMMs and a column sum;
+// linear_rows does the same with a block of W's rows, read in place.
 #include <xgrad/nn/functional.hpp>
 
 #include <algorithm>
@@ -9,18 +9,20 @@
 
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/autograd/ops/elementwise.hpp>
+#include <xgrad/kernels/elementwise.hpp>
 #include <xgrad/kernels/gemm.hpp>
 #include <xgrad/kernels/linear.hpp>
-#include <xgrad/kernels/parallel.hpp>
 
 namespace xgrad::nn::functional {
 
 namespace {
 
-/// y = x W[start : start + out]^T + b[start : start + out]: x (M, in), weight (W_rows, in),
-/// bias (W_rows) or undefined. One kernel for linear (the whole W) and linear_rows (a block).
+/// y = act(x W[start : start + out]^T + b[start : start + out]): x (M, in), weight (W_rows, in),
+/// bias (W_rows) or undefined. One kernel for linear (the whole W) and linear_rows (a block), with
+/// the ReLU, if any, fused into the bias pass after the GEMM and into the backward's first step.
 Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, std::size_t start,
-                     std::size_t out) {
+                     std::size_t out, bool relu) {
   const Shape x_shape = x.shape();
   const std::size_t in = weight.size(1);
   const std::size_t rows = numel_of(x_shape) / in;  // M: every leading axis folded into one
@@ -28,26 +30,33 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
 
   Shape y_shape = x_shape;
   y_shape.back() = out;
-  Array y = Array::from_shape(y_shape);  // (M, out)
-  const float* w = weight.value().data() + start * in;  // (out, in), rows of W
-  float beta = 0.f;
-  if (bias.defined()) {  // start every row at b, then accumulate x W^T on top
-    const float* b = bias.value().data() + start;
-    kernels::parallel_rows(rows, out, [&](std::size_t r) { std::copy(b, b + out, y.data() + r * out); });
-    beta = 1.f;
-  }
+  auto y = std::make_shared<Array>(Array::from_shape(y_shape));  // (M, out)
+  const float* w = weight.value().data() + start * in;            // (out, in), rows of W
+  const float* b = bias.defined() ? bias.value().data() + start : nullptr;
+  // Without a ReLU, every row starts at b and the product accumulates on top (no pass after it);
+  // with one, the product comes first and one pass adds b and clamps.
+  const bool bias_first = b && !relu;
+  if (bias_first) kernels::bias_rows(b, rows, out, y->data());
   if (rows <= kernels::kSkinnyRows && out > 0) {  // decoding steps: GEMM would first pack all of W
-    if (beta == 0.f) std::fill(y.data(), y.data() + rows * out, 0.f);  // skinny_linear adds to y
-    kernels::skinny_linear(x.value().data(), rows, in, w, out, y.data());
+    if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // skinny_linear adds to y
+    kernels::skinny_linear(x.value().data(), rows, in, w, out, y->data());
   } else if (rows > 0 && out > 0) {
-    kernels::gemm(false, true, rows, out, in, 1.f, x.value().data(), w, beta, y.data());
+    kernels::gemm(false, true, rows, out, in, 1.f, x.value().data(), w, bias_first ? 1.f : 0.f, y->data());
   }
+  if (relu) kernels::bias_relu(b, rows, out, y->data());
 
   std::vector<Tensor> inputs{x, weight};
   if (bias.defined()) inputs.push_back(bias);
   auto x_saved = x.saved(), w_saved = weight.saved();
-  return record(op, std::move(y), inputs, [x_saved, w_saved, rows, in, out, start, whole](BackwardContext& ctx) {
+  std::shared_ptr<const Array> y_saved = relu ? y : nullptr;  // the ReLU's mask: y > 0
+  return record(op, y, inputs, [x_saved, w_saved, y_saved, rows, in, out, start, whole](BackwardContext& ctx) {
     const float* dy = ctx.grad_output().data();  // (M, out)
+    Array dz;  // (M, out) through the ReLU: dy where y > 0
+    if (y_saved) {
+      dz = Array::from_shape(y_saved->shape());
+      kernels::relu_backward(y_saved->data(), dy, dz.data(), rows * out);
+      dy = dz.data();
+    }
     if (ctx.needs_grad(0)) {  // dx (M, in) += dy (M, out) W (out, in)
       float beta = 0.f;
       Array& dx = ctx.grad_target(0, beta);
@@ -68,18 +77,7 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
         dw.fill(0.f);
       }
     }
-    if (ctx.needs_grad(2)) {  // db (out) += sum over rows of dy
-      float* db = ctx.grad_buffer(2).data() + start;
-      constexpr std::size_t kColumns = 64;  // a block of columns per task, summed down every row
-      kernels::parallel_rows((out + kColumns - 1) / kColumns, kColumns * rows, [&](std::size_t block) {
-        const std::size_t begin = block * kColumns, end = std::min(out, begin + kColumns);
-        for (std::size_t r = 0; r < rows; ++r) {
-          const float* row = dy + r * out;
-#pragma omp simd
-          for (std::size_t j = begin; j < end; ++j) db[j] += row[j];
-        }
-      });
-    }
+    if (ctx.needs_grad(2)) kernels::column_sums(dy, rows, out, ctx.grad_buffer(2).data() + start);  // db += sum of dy's rows
   });
 }
 
@@ -97,13 +95,15 @@ void check_input(const char* op, const Tensor& x, const Tensor& weight) {
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_input("linear", x, weight);
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
+  const char* op = activation == Activation::relu ? "linear_relu" : "linear";
+  check_input(op, x, weight);
   const std::size_t out = weight.size(0);
   if (bias.defined() && (bias.dim() != 1 || bias.size(0) != out)) {
-    throw Error(fmt::format("linear: bias must have shape [{}], got {}", out, shape_str(bias.shape())));
+    throw Error(fmt::format("{}: bias must have shape [{}], got {}", op, out, shape_str(bias.shape())));
   }
-  return linear_kernel("linear", x, weight, bias, 0, out);
+  Tensor y = linear_kernel(op, x, weight, bias, 0, out, activation == Activation::relu);
+  return activation == Activation::gelu ? gelu(y) : y;
 }
 
 Tensor linear_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, std::size_t start, std::size_t count) {
@@ -117,7 +117,7 @@ Tensor linear_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, st
     throw Error(fmt::format("linear_rows: bias must have shape [{}] (the weight's rows), got {}", rows,
                             shape_str(bias.shape())));
   }
-  return linear_kernel("linear_rows", x, weight, bias, start, count);
+  return linear_kernel("linear_rows", x, weight, bias, start, count, false);
 }
 
 }  // namespace xgrad::nn::functional

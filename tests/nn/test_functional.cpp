@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include <xgrad/kernels/linear.hpp>
 #include <xgrad/xgrad.hpp>
 #include <xgrad/nn/functional.hpp>
 
@@ -65,13 +66,14 @@ TEST_CASE("linear: values, gradcheck with and without bias, any leading axes") {
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1]); }, {x3, w3}));
 }
 
-TEST_CASE("linear: up to four rows (a GEMV, or one pass over W), as the same rows among more (one GEMM)") {
-  // Odd and even output counts (W's rows go two at a time), widths that are not a vector's
-  // multiple, and enough outputs to be shared between threads.
+TEST_CASE("linear: up to kSkinnyRows rows (one pass over W), as the same rows among more (one GEMM)") {
+  // Output counts that are and are not a multiple of W's block of rows, widths that are not a
+  // vector's multiple, and enough outputs to be shared between threads.
+  static_assert(xgrad::kernels::kSkinnyRows < 12, "the 12 rows below must go through the GEMM");
   for (const auto& [out, in] : {std::pair<std::size_t, std::size_t>{3, 4}, {130, 37}, {1001, 64}}) {
-    Tensor many = param({5, in}, 10), w5 = param({out, in}, 11), b5 = param({out}, 12);
-    const Array all = F::linear(many, w5, b5).value();  // (5, out): one GEMM
-    for (std::size_t rows = 1; rows <= 4; ++rows) {
+    Tensor many = param({12, in}, 10), w5 = param({out, in}, 11), b5 = param({out}, 12);
+    const Array all = F::linear(many, w5, b5).value();  // (12, out): one GEMM
+    for (std::size_t rows = 1; rows <= xgrad::kernels::kSkinnyRows; ++rows) {
       CAPTURE(out);
       CAPTURE(rows);
       const Array few = F::linear(narrow(many, 0, 0, rows), w5, b5).value();  // (rows, out)
@@ -86,6 +88,37 @@ TEST_CASE("linear: up to four rows (a GEMV, or one pass over W), as the same row
   CHECK(F::linear(x, w, from_vector({0.5f, -1}, {2})).value() == Array{{{-1.5f, 12.f}}});
   CHECK(F::linear(x, w).value() == Array{{{-2.f, 13.f}}});
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2]); }, {param({1, 4}, 4), param({5, 4}, 5), param({5}, 6)}));
+}
+
+TEST_CASE("linear with a fused ReLU is relu(linear), forward and backward, on GEMM and few-row paths; GELU too") {
+  for (const std::size_t rows : {std::size_t{3}, std::size_t{40}}) {
+    Tensor x = param({rows, 37}, 20), w = param({130, 37}, 21), b = param({130}, 22);
+    Tensor x2 = Tensor(x.value()).set_requires_grad(), w2 = Tensor(w.value()).set_requires_grad();
+    Tensor b2 = Tensor(b.value()).set_requires_grad();
+    Tensor fused = F::linear(x, w, b, F::Activation::relu), plain = relu(F::linear(x2, w2, b2));
+    CHECK(xt::allclose(fused.value(), plain.value(), 1e-6, 1e-6));
+    CHECK(xt::any(xt::equal(fused.value(), 0.f)));  // the clamp is exercised
+    Tensor dy = randn(fused.shape());
+    fused.backward(dy);
+    plain.backward(dy);
+    CHECK(xt::allclose(x.grad().value(), x2.grad().value(), 1e-5, 1e-5));
+    CHECK(xt::allclose(w.grad().value(), w2.grad().value(), 1e-5, 1e-5));
+    CHECK(xt::allclose(b.grad().value(), b2.grad().value(), 1e-5, 1e-5));
+  }
+  // Gradcheck away from the ReLU's kink: inputs whose pre-activations are all at least 0.05 from 0
+  // (the numerical derivative steps by 0.01).
+  Tensor x3, w3, b3;
+  for (int seed = 1;; seed += 3) {
+    x3 = param({2, 3, 4}, seed), w3 = param({5, 4}, seed + 1), b3 = param({5}, seed + 2);
+    const Array z = F::linear(x3, w3, b3).value(), z0 = F::linear(x3, w3).value();
+    if (xt::amin(xt::abs(z))() > 0.05f && xt::amin(xt::abs(z0))() > 0.05f) break;
+  }
+  CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2], F::Activation::relu); }, {x3, w3, b3}));
+  CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], Tensor(), F::Activation::relu); }, {x3, w3}));
+  CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2], F::Activation::gelu); }, {x3, w3, b3}));
+  CHECK(F::linear(x3, w3, b3, F::Activation::gelu).value() == gelu(F::linear(x3, w3, b3)).value());
+  CHECK_THROWS_WITH_AS(F::linear(x3, w3, param({4}, 1), F::Activation::relu),
+                       doctest::Contains("linear_relu: bias must have shape [5]"), Error);
 }
 
 TEST_CASE("linear_rows: a block of the weight's rows, as linear of the narrowed weight, gradients into the block") {
