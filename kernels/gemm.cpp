@@ -15,16 +15,18 @@ namespace xgrad::kernels {
 namespace {
 
 /// oneDNN's sgemm packs an operand whose rows run along K (A transposed, B not) by reading down
-/// its columns. When that operand's row stride is a multiple of 4 KB, every row of such a column
-/// falls into the same L1 cache set and the packing thrashes: measured on AVX2 (docs/PERFORMANCE.md),
-/// dW = dy^T x of a 1024-wide layer ran at half speed (38 against 75-80 GFLOP/s). Such an operand
-/// is first copied, row by row, with its stride padded by one cache line; the copy reads and
-/// writes each element once, a few percent of the product.
-constexpr std::size_t kAliasingStride = 1024;  // floats: 4 KB
-constexpr std::size_t kPadding = 16;           // floats: one 64-byte cache line
+/// its columns. When that operand's row stride is a multiple of a power of two, the rows of such
+/// a column fall into few L1 cache sets and the packing thrashes. Measured on AVX2
+/// (docs/PERFORMANCE.md): dW = dy^T x of a 1024-wide layer, A's stride 4 KB, at half speed (35
+/// against 68 GFLOP/s on one core); dx = dy W with W's rows 1 KB apart 10-15% slower (66 against
+/// 76). Such an operand is first copied, row by row, with its stride padded by one cache line;
+/// the copy reads and writes each element once, a few percent of the product.
+constexpr std::size_t kAliasingStrideA = 1024;  // floats: 4 KB, for A transposed
+constexpr std::size_t kAliasingStrideB = 256;   // floats: 1 KB, for B
+constexpr std::size_t kPadding = 16;            // floats: one 64-byte cache line
 
-bool aliases(bool rows_along_k, std::size_t ld, std::size_t K) {
-  return rows_along_k && K >= 64 && ld % kAliasingStride == 0;
+bool aliases(bool rows_along_k, std::size_t ld, std::size_t K, std::size_t stride) {
+  return rows_along_k && K >= 64 && ld % stride == 0;
 }
 
 /// The operand's rows x cols block copied with a padded stride into a buffer of this thread's
@@ -51,8 +53,8 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
     return;
   }
   thread_local std::vector<float> a_buffer, b_buffer;
-  if (aliases(trans_a, lda, K)) A = padded_copy(A, K, M, lda, lda, a_buffer);
-  if (aliases(!trans_b, ldb, K)) B = padded_copy(B, K, N, ldb, ldb, b_buffer);
+  if (aliases(trans_a, lda, K, kAliasingStrideA)) A = padded_copy(A, K, M, lda, lda, a_buffer);
+  if (aliases(!trans_b, ldb, K, kAliasingStrideB)) B = padded_copy(B, K, N, ldb, ldb, b_buffer);
   const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
   const dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', dim(M), dim(N), dim(K), alpha, A,
                                           dim(lda), B, dim(ldb), beta, C, dim(ldc));
