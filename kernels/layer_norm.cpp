@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/row_sums.hpp>
 
 namespace xgrad::kernels {
 
@@ -15,17 +16,8 @@ namespace {
 
 /// Mean and biased variance of one row, in two passes over it.
 inline void row_moments(const float* x, std::size_t d, float& mean, float& var) {
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (std::size_t j = 0; j < d; ++j) s += x[j];
-  mean = s / static_cast<float>(d);
-  float q = 0.f;
-#pragma omp simd reduction(+ : q)
-  for (std::size_t j = 0; j < d; ++j) {
-    const float dev = x[j] - mean;
-    q += dev * dev;
-  }
-  var = q / static_cast<float>(d);
+  mean = row_sum(x, d) / static_cast<float>(d);
+  var = row_sum_squares(x, d, mean) / static_cast<float>(d);
 }
 
 }  // namespace
@@ -70,25 +62,15 @@ void layer_norm_backward(const float* s, const float* dy, std::size_t rows, std:
       const float* sr = s + r * d;
       const float* dyr = dy + r * d;
       const float m = mean[r], rs = rstd[r];
-      float sum_g = 0.f, sum_g_xhat = 0.f;
       if (pw) {
-#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
+#pragma omp simd
         for (std::size_t j = 0; j < d; ++j) {
-          const float xhat = (sr[j] - m) * rs;
-          const float g = dyr[j] * w[j];
-          sum_g += g;
-          sum_g_xhat += g * xhat;
-          pw[j] += dyr[j] * xhat;
+          pw[j] += dyr[j] * ((sr[j] - m) * rs);
           pb[j] += dyr[j];
         }
-      } else {
-#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
-        for (std::size_t j = 0; j < d; ++j) {
-          const float g = dyr[j] * w[j];
-          sum_g += g;
-          sum_g_xhat += g * ((sr[j] - m) * rs);
-        }
       }
+      const float sum_g = row_dot(dyr, w, d);                            // sum of g = dy w
+      const float sum_g_xhat = row_dot_centered(dyr, w, sr, d, m, rs);  // sum of g xhat
       if (!dx) continue;
       const float mean_g = sum_g / static_cast<float>(d);
       const float mean_g_xhat = sum_g_xhat / static_cast<float>(d);

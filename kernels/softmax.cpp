@@ -8,6 +8,7 @@
 #include <limits>
 
 #include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/row_sums.hpp>
 #include <xgrad/kernels/simd.hpp>
 
 namespace xgrad::kernels {
@@ -43,19 +44,40 @@ void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
   });
 }
 
-/// m = max_k x_k over one row of n elements (-inf for none).
+/// m = max_k x_k over one row of n elements (-inf for none), four vector maxima at a time.
 float row_max(const float* x, std::size_t n) {
+  using namespace row_sums_detail;
+  // The new value wins only if greater: a NaN never does, as in the scalar tail.
+  const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };
   float m = kMinusInf;
-#pragma omp simd reduction(max : m)
-  for (std::size_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;  // (GCC does not vectorize std::max here)
+  std::size_t k = 0;
+  if (n >= 4 * W) {
+    Vec m0 = Vec{} + kMinusInf, m1 = m0, m2 = m0, m3 = m0;
+    for (; k + 4 * W <= n; k += 4 * W) {
+      m0 = max(m0, load(x + k));
+      m1 = max(m1, load(x + k + W));
+      m2 = max(m2, load(x + k + 2 * W));
+      m3 = max(m3, load(x + k + 3 * W));
+    }
+    const Vec all = max(max(m0, m1), max(m2, m3));
+    for (std::size_t i = 0; i < W; ++i) m = all[i] > m ? all[i] : m;
+  }
+  for (; k < n; ++k) m = x[k] > m ? x[k] : m;  // (a NaN never wins: the row's NaN shows in its sum)
   return m;
 }
 
-/// sum_k exp(x_k - m) over one row of n elements.
+/// sum_k exp(x_k - m) over one row of n elements: the exponentials a block at a time into a
+/// buffer on the stack, each block summed by row_sum.
 float sum_exp(const float* x, std::size_t n, float m) {
+  constexpr std::size_t kBlock = 256;
+  float e[kBlock];
   float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (std::size_t k = 0; k < n; ++k) s += exp_simd(x[k] - m);
+  for (std::size_t k0 = 0; k0 < n; k0 += kBlock) {
+    const std::size_t len = std::min(kBlock, n - k0);
+#pragma omp simd
+    for (std::size_t k = 0; k < len; ++k) e[k] = exp_simd(x[k0 + k] - m);
+    s += row_sum(e, len);
+  }
   return s;
 }
 
@@ -70,14 +92,9 @@ void forward_row(const float* x, float* y, std::size_t n, bool log) {
 #pragma omp simd
     for (std::size_t k = 0; k < n; ++k) y[k] = (x[k] - m) - log_s;
   } else {
-    float s = 0.f;
-#pragma omp simd reduction(+ : s)
-    for (std::size_t k = 0; k < n; ++k) {
-      const float e = exp_simd(x[k] - m);
-      y[k] = e;
-      s += e;
-    }
-    const float inv_s = 1.f / s;
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) y[k] = exp_simd(x[k] - m);
+    const float inv_s = 1.f / row_sum(y, n);
 #pragma omp simd
     for (std::size_t k = 0; k < n; ++k) y[k] *= inv_s;
   }
@@ -124,15 +141,12 @@ void forward(const float* x, float* y, const AxisView& v, bool log) {
 /// softmax:     dx = y (dy - sum dy y);
 /// log_softmax: dx = dy - exp(y) sum dy.    One row of n elements.
 void backward_row(const float* y, const float* dy, float* dx, std::size_t n, bool log) {
-  float s = 0.f;
   if (log) {
-#pragma omp simd reduction(+ : s)
-    for (std::size_t k = 0; k < n; ++k) s += dy[k];
+    const float s = row_sum(dy, n);
 #pragma omp simd
     for (std::size_t k = 0; k < n; ++k) dx[k] = dy[k] - exp_simd(y[k]) * s;
   } else {
-#pragma omp simd reduction(+ : s)
-    for (std::size_t k = 0; k < n; ++k) s += dy[k] * y[k];
+    const float s = row_dot(dy, y, n);
 #pragma omp simd
     for (std::size_t k = 0; k < n; ++k) dx[k] = y[k] * (dy[k] - s);
   }

@@ -1,0 +1,84 @@
+// Sums along one contiguous row with several vector accumulators: a single accumulator (what
+// `omp simd reduction` gives) waits on the add's latency at every step, which for rows that sit
+// in L1 costs more than reading them. The order of the additions is fixed (four interleaved
+// partial sums, then the tail), so results do not depend on anything but the row.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+
+namespace xgrad::kernels {
+
+namespace row_sums_detail {
+#if defined(__AVX512F__)
+constexpr std::size_t W = 16;
+#elif defined(__AVX__)
+constexpr std::size_t W = 8;
+#else
+constexpr std::size_t W = 4;
+#endif
+typedef float Vec __attribute__((vector_size(W * sizeof(float))));
+
+inline Vec load(const float* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof(Vec));
+  return v;
+}
+
+inline float lanes(Vec v) {
+  float s = 0.f;
+  for (std::size_t i = 0; i < W; ++i) s += v[i];
+  return s;
+}
+
+/// sum over i < n of term(i), term(i) a vector of W elements starting at i, scalar_term(i) one.
+template <class Term, class ScalarTerm>
+inline float sum(std::size_t n, Term term, ScalarTerm scalar_term) {
+  Vec a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 += term(i);
+    a1 += term(i + W);
+    a2 += term(i + 2 * W);
+    a3 += term(i + 3 * W);
+  }
+  for (; i + W <= n; i += W) a0 += term(i);
+  float s = lanes((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) s += scalar_term(i);
+  return s;
+}
+}  // namespace row_sums_detail
+
+/// sum_i x_i
+inline float row_sum(const float* x, std::size_t n) {
+  using namespace row_sums_detail;
+  return sum(n, [&](std::size_t i) { return load(x + i); }, [&](std::size_t i) { return x[i]; });
+}
+
+/// sum_i (x_i - c)^2
+inline float row_sum_squares(const float* x, std::size_t n, float c) {
+  using namespace row_sums_detail;
+  return sum(
+      n,
+      [&](std::size_t i) {
+        const Vec d = load(x + i) - c;
+        return d * d;
+      },
+      [&](std::size_t i) { return (x[i] - c) * (x[i] - c); });
+}
+
+/// sum_i a_i b_i
+inline float row_dot(const float* a, const float* b, std::size_t n) {
+  using namespace row_sums_detail;
+  return sum(n, [&](std::size_t i) { return load(a + i) * load(b + i); }, [&](std::size_t i) { return a[i] * b[i]; });
+}
+
+/// sum_i a_i b_i (c_i - m) r: the layer norm backward's sum of g xhat, g = dy w, xhat = (s - m) r.
+inline float row_dot_centered(const float* a, const float* b, const float* c, std::size_t n, float m, float r) {
+  using namespace row_sums_detail;
+  return sum(
+      n, [&](std::size_t i) { return load(a + i) * load(b + i) * ((load(c + i) - m) * r); },
+      [&](std::size_t i) { return a[i] * b[i] * ((c[i] - m) * r); });
+}
+
+}  // namespace xgrad::kernels

@@ -1,0 +1,37 @@
+// row_sum, row_sum_squares, row_dot and row_dot_centered against sums in double, for lengths
+// around the blocks of four vectors and their tails; a fixed order, so the same row sums the same.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include <xgrad/kernels/row_sums.hpp>
+
+using namespace xgrad::kernels;
+
+TEST_CASE("row sums against double, every length from 0 to 140 and a long row") {
+  std::vector<std::size_t> lengths;
+  for (std::size_t n = 0; n <= 140; ++n) lengths.push_back(n);
+  lengths.push_back(4099);
+  for (const std::size_t n : lengths) {
+    std::vector<float> a(n), b(n), c(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      a[i] = std::sin(0.7f * i + 0.1f), b[i] = std::cos(0.3f * i), c[i] = 0.5f + std::sin(1.3f * i);
+    }
+    double sum = 0, squares = 0, dot = 0, centered = 0;
+    const float m = 0.25f, r = 1.5f;
+    for (std::size_t i = 0; i < n; ++i) {
+      sum += a[i];
+      squares += (double(a[i]) - m) * (double(a[i]) - m);
+      dot += double(a[i]) * b[i];
+      centered += double(a[i]) * b[i] * ((double(c[i]) - m) * r);
+    }
+    const double tolerance = 1e-5 * (1.0 + std::sqrt(double(n)));
+    CAPTURE(n);
+    CHECK(std::fabs(row_sum(a.data(), n) - sum) < tolerance);
+    CHECK(std::fabs(row_sum_squares(a.data(), n, m) - squares) < tolerance);
+    CHECK(std::fabs(row_dot(a.data(), b.data(), n) - dot) < tolerance);
+    CHECK(std::fabs(row_dot_centered(a.data(), b.data(), c.data(), n, m, r) - centered) < tolerance);
+    CHECK(row_sum(a.data(), n) == row_sum(a.data(), n));  // deterministic
+  }
+}
