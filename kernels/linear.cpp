@@ -7,31 +7,18 @@
 #include <cstring>
 
 #include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/vec.hpp>
 
 namespace xgrad::kernels {
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr std::size_t W = 16, kRows = 4, kCols = 4;
-#elif defined(__AVX__)
-constexpr std::size_t W = 8, kRows = 3, kCols = 4;
-#else
-constexpr std::size_t W = 4, kRows = 3, kCols = 4;
-#endif
-typedef float Vec __attribute__((vector_size(W * sizeof(float))));
-
-inline Vec load(const float* p) {
-  Vec v;
-  std::memcpy(&v, p, sizeof(Vec));
-  return v;
-}
-
-inline float lanes_sum(Vec v) {
-  float sum = 0.f;
-  for (std::size_t i = 0; i < W; ++i) sum += v[i];
-  return sum;
-}
+using vec::lanes_sum;
+using vec::load;
+using vec::Vec;
+using vec::W;
+/// Rows of x by rows of W whose dot products are held in registers at once.
+constexpr std::size_t kRows = vec::kRegisters == 32 ? 4 : 3, kCols = 4;
 
 /// y[r, c] += x_r . w_c for R rows of x (stride in) and C rows of W (stride in).
 template <std::size_t R, std::size_t C>

@@ -5,31 +5,16 @@
 #pragma once
 
 #include <cstddef>
-#include <cstring>
+
+#include <xgrad/kernels/vec.hpp>
 
 namespace xgrad::kernels {
 
 namespace row_sums_detail {
-#if defined(__AVX512F__)
-constexpr std::size_t W = 16;
-#elif defined(__AVX__)
-constexpr std::size_t W = 8;
-#else
-constexpr std::size_t W = 4;
-#endif
-typedef float Vec __attribute__((vector_size(W * sizeof(float))));
-
-inline Vec load(const float* p) {
-  Vec v;
-  std::memcpy(&v, p, sizeof(Vec));
-  return v;
-}
-
-inline float lanes(Vec v) {
-  float s = 0.f;
-  for (std::size_t i = 0; i < W; ++i) s += v[i];
-  return s;
-}
+using vec::lanes_sum;
+using vec::load;
+using vec::Vec;
+using vec::W;
 
 /// sum over i < n of term(i), term(i) a vector of W elements starting at i, scalar_term(i) one.
 template <class Term, class ScalarTerm>
@@ -43,7 +28,7 @@ inline float sum(std::size_t n, Term term, ScalarTerm scalar_term) {
     a3 += term(i + 3 * W);
   }
   for (; i + W <= n; i += W) a0 += term(i);
-  float s = lanes((a0 + a1) + (a2 + a3));
+  float s = lanes_sum((a0 + a1) + (a2 + a3));
   for (; i < n; ++i) s += scalar_term(i);
   return s;
 }

@@ -6,25 +6,18 @@
 #include <algorithm>
 #include <cstring>
 
+#include <xgrad/kernels/vec.hpp>
+
 namespace xgrad::kernels {
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr std::size_t W = 16, kRows = 8;
-#elif defined(__AVX__)
-constexpr std::size_t W = 8, kRows = 6;
-#else
-constexpr std::size_t W = 4, kRows = 6;
-#endif
-typedef float Vec __attribute__((vector_size(W * sizeof(float))));
-
-inline Vec load(const float* p) {
-  Vec v;
-  std::memcpy(&v, p, sizeof(Vec));
-  return v;
-}
-inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(Vec)); }
+using vec::load;
+using vec::store;
+using vec::Vec;
+using vec::W;
+/// Rows of C held in registers: kRows x 2 accumulators, 2 rows of B and a broadcast fit.
+constexpr std::size_t kRows = vec::kRegisters == 32 ? 8 : 6;
 
 /// C[0:R, 0:V*W] (+)= alpha A[0:R, :] B[:, 0:V*W] for R rows of C and V vectors of columns.
 template <std::size_t R, std::size_t V>
