@@ -210,11 +210,6 @@ void attention_backward(const AttentionShape& d, float scale, const float* q, co
   }
 }
 
-void dropout_multipliers(const std::uint32_t* bits, std::size_t n, std::uint32_t drop_below, float kept, float* keep) {
-#pragma omp simd
-  for (std::size_t i = 0; i < n; ++i) keep[i] = select(bits[i] < drop_below, 0.f, kept);
-}
-
 void gathered_attention_row(const float* query, const float* const* keys, const float* const* values, std::size_t S,
                             std::size_t H, std::size_t dk, std::size_t dv, float scale, float* scores, float* out) {
   attend_few_queries(

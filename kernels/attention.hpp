@@ -36,9 +36,6 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
 void attention_backward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
                         const float* probs, const float* keep, const float* dout, float* dq, float* dk, float* dv);
 
-/// keep[i] = bits[i] < drop_below ? 0 : kept: dropout's multipliers from uniform 32-bit draws.
-void dropout_multipliers(const std::uint32_t* bits, std::size_t n, std::uint32_t drop_below, float kept, float* keep);
-
 /// One query row (H heads side by side) over keys gathered row by row (a decoder's cache):
 /// out (H*dv) = sum_s w_hs v_s per head, w_h = softmax(scale q_h . k_hs), with k_s = keys[s]
 /// (H*dk floats, null masks key s) and v_s = values[s] (H*dv floats). scores: H*S floats of scratch.

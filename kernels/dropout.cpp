@@ -23,4 +23,9 @@ void dropout_backward(const bool* keep, const float* dy, float scale, float* dx,
   });
 }
 
+void dropout_multipliers(const std::uint32_t* bits, std::size_t n, std::uint32_t drop_below, float kept, float* keep) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) keep[i] = select(bits[i] < drop_below, 0.f, kept);
+}
+
 }  // namespace xgrad::kernels

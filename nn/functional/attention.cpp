@@ -12,6 +12,7 @@
 #include <xgrad/autograd/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/attention.hpp>
+#include <xgrad/kernels/dropout.hpp>
 
 namespace xgrad::nn::functional {
 
