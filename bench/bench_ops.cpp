@@ -136,7 +136,7 @@ void bench_matmul(std::size_t batch, std::size_t n, std::size_t k, std::size_t m
   });
   print_gflops("matmul forward+backward", shapes, 3 * flops, t.ours, plain, t.baseline);
 
-  if (batched) {  // the same loops shared out over threads by hand: the best plain BLAS does here
+  if (batched) {  // the same loops shared out over threads by hand: the best the plain GEMM does here
     const auto count = static_cast<std::ptrdiff_t>(batch);
     t = median_seconds(ours_forward, [&] {
 #pragma omp parallel for schedule(static)

@@ -64,7 +64,7 @@ struct AttentionResult {
 ///   A_h = softmax(Q_h K_h^T / sqrt(dk) + mask),  out_h = dropout(A_h) V_h.
 /// q (B, T, H*dk), k (B, S, H*dk), v (B, S, H*dv) -> (B, T, H*dv). A query row whose keys are all
 /// masked attends to nothing: its weights and output are 0 (never NaN). One fused kernel per
-/// (batch, head); heads are BLAS leading dimensions, never copies. Backward, with P = A_h:
+/// (batch, head); heads are read in place by their row strides, never copied. Backward, with P = A_h:
 ///   dV = P^T dO,  dP = dO V^T,  dS = P o (dP - rowsum(dP o P)),  dQ = dS K / sqrt(dk),  dK = dS^T Q / sqrt(dk).
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t num_heads,
                                              const AttentionOptions& options = {});

@@ -1,4 +1,4 @@
-// Matrix products through cblas_sgemm.
+// Matrix products through kernels::gemm.
 #pragma once
 
 #include <xgrad/autograd/tensor.hpp>
@@ -9,7 +9,7 @@ namespace xgrad {
 /// stacks of matrices over the leading (batch) axes, which broadcast; a 1-D operand is treated as
 /// a row (left) or column (right) vector and its axis dropped from the result.
 ///   A (..., n, k) x B (..., k, m) -> C (..., n, m)
-///   dA = dC B^T, dB = A^T dC (summed over broadcast batch axes); transposes are BLAS flags.
+///   dA = dC B^T, dB = A^T dC (summed over broadcast batch axes); transposes are GEMM flags.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
 }  // namespace xgrad

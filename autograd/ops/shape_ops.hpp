@@ -1,6 +1,6 @@
 // Shape ops: they move or copy values without arithmetic; each backward puts the gradient back
 // where the values came from. Every xgrad tensor holds a contiguous array, so these return a new
-// contiguous tensor (transpose and permute copy); hot paths avoid the copies with BLAS flags.
+// contiguous tensor (transpose and permute copy); hot paths avoid the copies with GEMM transpose flags.
 // Where PyTorch would return a view that changes nothing (transpose of an axis with itself, an
 // identity permute, squeeze of a non-unit axis, a full slice, expand to the same shape, flatten of
 // a single axis, contiguous), x itself is returned.

@@ -217,7 +217,7 @@ TEST_CASE("only the inputs that require grad get a gradient") {
   for (std::size_t i = 0; i < 3; ++i) CHECK(close(block(a.grad().value(), i, 1, 4), row_sums));
 }
 
-TEST_CASE("large batched matrices take OpenBLAS' threads; gradients match the naive loop") {
+TEST_CASE("large batched matrices take the GEMM library's threads; gradients match the naive loop") {
   const std::size_t n = 130;  // over the size below which the batch is shared out over threads
   Tensor a = randn({2, n, n}).set_requires_grad(), b = randn({2, n, n}).set_requires_grad();
   Tensor c = matmul(a, b);
