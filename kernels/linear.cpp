@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/simd.hpp>
 #include <xgrad/kernels/vec.hpp>
 
 namespace xgrad::kernels {
@@ -79,12 +80,16 @@ void bias_rows(const float* b, std::size_t rows, std::size_t out, float* y) {
 void bias_relu(const float* b, std::size_t rows, std::size_t out, float* y) {
   parallel_rows(rows, out, [&](std::size_t r) {
     float* row = y + r * out;
+    // As relu_forward: the branch-free select, which also sends a NaN to 0.
     if (b) {
 #pragma omp simd
-      for (std::size_t j = 0; j < out; ++j) row[j] = std::max(row[j] + b[j], 0.f);
+      for (std::size_t j = 0; j < out; ++j) {
+        const float z = row[j] + b[j];
+        row[j] = select(z > 0.f, z, 0.f);
+      }
     } else {
 #pragma omp simd
-      for (std::size_t j = 0; j < out; ++j) row[j] = std::max(row[j], 0.f);
+      for (std::size_t j = 0; j < out; ++j) row[j] = select(row[j] > 0.f, row[j], 0.f);
     }
   });
 }

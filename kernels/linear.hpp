@@ -18,7 +18,8 @@ void skinny_linear(const float* x, std::size_t rows, std::size_t in, const float
 /// y (rows, out): every row set to b (then a GEMM with beta = 1 adds x W^T on top).
 void bias_rows(const float* b, std::size_t rows, std::size_t out, float* y);
 
-/// y = max(y + b, 0) in place, per row (b (out) or null): a GEMM's epilogue, one pass.
+/// y = relu(y + b) in place, per row (b (out) or null), with relu_forward's semantics (NaN -> 0):
+/// a GEMM's epilogue, one pass.
 void bias_relu(const float* b, std::size_t rows, std::size_t out, float* y);
 
 /// db (out) += the sum of dy's rows (rows, out).

@@ -117,6 +117,15 @@ TEST_CASE("linear with a fused ReLU is relu(linear), forward and backward, on GE
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], Tensor(), F::Activation::relu); }, {x3, w3}));
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2], F::Activation::gelu); }, {x3, w3, b3}));
   CHECK(F::linear(x3, w3, b3, F::Activation::gelu).value() == gelu(F::linear(x3, w3, b3)).value());
+  // A NaN pre-activation goes to 0, as relu sends it, through both the GEMM and the few-row paths.
+  for (const std::size_t rows : {std::size_t{2}, std::size_t{40}}) {
+    Tensor xn = param({rows, 4}, 7);
+    xn.mutable_value()(0, 1) = std::numeric_limits<float>::quiet_NaN();
+    const Array fused = F::linear(xn, w3, b3, F::Activation::relu).value();
+    const Array plain = relu(F::linear(xn, w3, b3)).value();
+    CHECK(xt::all(xt::equal(xt::view(fused, 0, xt::all()), 0.f)));
+    CHECK(xt::allclose(fused, plain, 1e-6, 1e-6));
+  }
   CHECK_THROWS_WITH_AS(F::linear(x3, w3, param({4}, 1), F::Activation::relu),
                        doctest::Contains("linear_relu: bias must have shape [5]"), Error);
 }
