@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/row_sums.hpp>
 #include <xgrad/kernels/simd.hpp>
 #include <xgrad/kernels/small_gemm.hpp>
 #include <xgrad/kernels/softmax.hpp>
@@ -23,11 +24,10 @@ constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 /// rows would cost more than the product.
 constexpr std::size_t kFewQueries = 4;
 
-float dot(const float* a, const float* b, std::size_t n) {
-  float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-  for (std::size_t j = 0; j < n; ++j) sum += a[j] * b[j];
-  return sum;
+/// out = a o b over n elements: the softmax weights times dropout's multipliers.
+void multiply(const float* a, const float* b, float* out, std::size_t n) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
 }
 
 /// y += w x over n elements.
@@ -55,7 +55,7 @@ void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t
     const float* key = key_row(s);
     for (std::size_t h = 0; h < H; ++h) {
       for (std::size_t t = 0; t < T; ++t) {
-        P[(h * T + t) * S + s] = key ? scale * dot(Q + t * q_ld + h * dk, key + h * dk, dk) : kMinusInf;
+        P[(h * T + t) * S + s] = key ? scale * row_dot(Q + t * q_ld + h * dk, key + h * dk, dk) : kMinusInf;
       }
     }
   }
@@ -72,8 +72,7 @@ void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t
   }
   const float* W = P;
   if (keep) {
-#pragma omp simd
-    for (std::size_t i = 0; i < H * T * S; ++i) weights[i] = P[i] * keep[i];
+    multiply(P, keep, weights, H * T * S);
     W = weights;
   }
   for (std::size_t t = 0; t < T; ++t) std::fill(O + t * o_ld, O + t * o_ld + H * dv, 0.f);
@@ -152,11 +151,8 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
       // O = (P o keep) V
       const float* weights = P;
       if (keep) {
-        float* dropped = scratch.block.data();
-        const float* M = keep + bh * block;
-#pragma omp simd
-        for (std::size_t i = 0; i < block; ++i) dropped[i] = P[i] * M[i];
-        weights = dropped;
+        multiply(P, keep + bh * block, scratch.block.data(), block);
+        weights = scratch.block.data();
       }
       small_gemm(d.T, d.dv, d.S, 1.f, weights, d.S, 1, V, d.v_ld(), false, O, d.v_ld());
     }
@@ -179,8 +175,7 @@ void attention_backward(const AttentionShape& d, float scale, const float* q, co
       const float* M = keep ? keep + bh * block : nullptr;
       const float* weights = P;
       if (M) {
-#pragma omp simd
-        for (std::size_t i = 0; i < block; ++i) dropped[i] = P[i] * M[i];
+        multiply(P, M, dropped.data(), block);
         weights = dropped.data();
       }
       const float* dO = dout + o_off;  // (T, dv), row stride H*dv
@@ -200,7 +195,7 @@ void attention_backward(const AttentionShape& d, float scale, const float* q, co
 #pragma omp simd
           for (std::size_t s = 0; s < d.S; ++s) g[s] *= m[s];
         }
-        const float total = dot(g, p, d.S);
+        const float total = row_dot(g, p, d.S);
 #pragma omp simd
         for (std::size_t s = 0; s < d.S; ++s) g[s] = p[s] * (g[s] - total);
       }
