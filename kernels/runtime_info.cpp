@@ -52,9 +52,12 @@ Isa cpu_isa() {
   const bool os_amx = (xcr0 & 0x60000) == 0x60000;  // tile config and tile data
   unsigned b7 = 0, c7 = 0, d7 = 0, a71 = 0;
   if (__get_cpuid_max(0, nullptr) >= 7) {
-    __cpuid_count(7, 0, a, b7, c7, d7);
-    unsigned b71 = 0, c71 = 0, d71 = 0;
-    __cpuid_count(7, 1, a71, b71, c71, d71);
+    unsigned subleaves = 0;  // leaf 7's highest subleaf
+    __cpuid_count(7, 0, subleaves, b7, c7, d7);
+    if (subleaves >= 1) {
+      unsigned b71 = 0, c71 = 0, d71 = 0;
+      __cpuid_count(7, 1, a71, b71, c71, d71);
+    }
   }
   const bool avx2 = bit(b7, 5), avx512f = bit(b7, 16), avx512dq = bit(b7, 17), avx512bw = bit(b7, 30),
              avx512vl = bit(b7, 31), vnni = bit(c7, 11), bf16 = bit(a71, 5), amx_tile = bit(d7, 24),
