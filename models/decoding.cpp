@@ -201,7 +201,7 @@ Array IncrementalDecoder::step(const Indices& tokens) {
       return size > 1 ? reshape(out, {static_cast<std::int64_t>(batch), 1, static_cast<std::int64_t>(d)}) : out;
     };
     auto feed_forward = [&](const Tensor& y) {
-      const auto activation = c.activation == "relu" ? nn::functional::Activation::relu : nn::functional::Activation::gelu;
+      const auto activation = nn::functional::activation_from_name(c.activation);
       return layer.linear2->forward(layer.linear1->forward(y, activation));  // (B, 1, F) inside
     };
     // post-LN: norm(x + f(x)); pre-LN: x + f(norm(x)).

@@ -172,10 +172,6 @@ Tensor Projection::forward(const Tensor& x) const { return run_hooks(nn::functio
 
 namespace {
 
-nn::functional::Activation activation_of(const std::string& name) {
-  return name == "relu" ? nn::functional::Activation::relu : nn::functional::Activation::gelu;
-}
-
 /// Self-attention rotates queries and keys with RoPE when the positions are "rope"; the
 /// decoder's cross-attention is built without it (see DecoderLayer).
 nn::MultiheadAttentionOptions self_attention_options(const TransformerConfig& c) {
@@ -212,7 +208,7 @@ Tensor EncoderLayer::self_attention_block(const Tensor& x, const std::optional<M
 }
 
 Tensor EncoderLayer::feed_forward_block(const Tensor& x) const {
-  Tensor hidden = linear1->forward(x, activation_of(activation_));  // (B, S, F)
+  Tensor hidden = linear1->forward(x, nn::functional::activation_from_name(activation_));  // (B, S, F)
   return dropout2->forward(linear2->forward(dropout->forward(hidden)));
 }
 
@@ -249,7 +245,7 @@ Tensor DecoderLayer::cross_attention_block(const Tensor& x, const Tensor& memory
 }
 
 Tensor DecoderLayer::feed_forward_block(const Tensor& x) const {
-  Tensor hidden = linear1->forward(x, activation_of(activation_));  // (B, T, F)
+  Tensor hidden = linear1->forward(x, nn::functional::activation_from_name(activation_));  // (B, T, F)
   return dropout3->forward(linear2->forward(dropout->forward(hidden)));
 }
 

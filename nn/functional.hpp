@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <xgrad/autograd/ops/dropout.hpp>
@@ -23,6 +24,9 @@ using xgrad::layer_norm;
 
 /// The activation a layer applies to its linear map's output.
 enum class Activation { none, relu, gelu };
+
+/// "relu" or "gelu" (a config's activation) as an Activation; another name throws xgrad::Error.
+Activation activation_from_name(const std::string& name);
 
 /// y = act(x W^T + b).   x (..., in), weight (out, in), bias (out) or undefined -> y (..., out).
 /// One GEMM with W^T as a transpose flag; backward: dx = dz W, dW += dz^T x, db += sum of dz's

@@ -95,6 +95,12 @@ void check_input(const char* op, const Tensor& x, const Tensor& weight) {
 
 }  // namespace
 
+Activation activation_from_name(const std::string& name) {
+  if (name == "relu") return Activation::relu;
+  if (name == "gelu") return Activation::gelu;
+  throw Error(fmt::format("activation must be \"relu\" or \"gelu\", got \"{}\"", name));
+}
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
   const char* op = activation == Activation::relu ? "linear_relu" : "linear";
   check_input(op, x, weight);

@@ -126,6 +126,10 @@ TEST_CASE("linear with a fused ReLU is relu(linear), forward and backward, on GE
     CHECK(xt::all(xt::equal(xt::view(fused, 0, xt::all()), 0.f)));
     CHECK(xt::allclose(fused, plain, 1e-6, 1e-6));
   }
+  CHECK(F::activation_from_name("relu") == F::Activation::relu);
+  CHECK(F::activation_from_name("gelu") == F::Activation::gelu);
+  CHECK_THROWS_WITH_AS(F::activation_from_name("tanh"), "activation must be \"relu\" or \"gelu\", got \"tanh\"",
+                       Error);
   CHECK_THROWS_WITH_AS(F::linear(x3, w3, param({4}, 1), F::Activation::relu),
                        doctest::Contains("linear_relu: bias must have shape [5]"), Error);
 }
