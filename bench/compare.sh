@@ -77,7 +77,7 @@ run() {
     elif [[ $line == kernels:* ]]; then printf '{"kernels":"%s","run":"%s"}\n' "${line//\"/\'}" "$label"; fi
   done >>"$results"
 }
-torch_runs() {  # label suffix, then the peer's arguments
+torch_runs() {  # threads, then the peer's arguments: libtorch as installed and with its core type set
   local threads=$1; shift
   [[ -n $peer ]] || return 0
   run libtorch env OPENBLAS_NUM_THREADS=1 "$peer" --threads "$threads" "$@"
@@ -142,7 +142,7 @@ def train(run, model="small"):
     impl = "xgrad" if run == "xgrad" else "libtorch"
     return by_threads([l for l in pick(impl=impl, mode="train", run=run) if l.get("model", "small") == model])
 xg, lt, lc = train("xgrad"), train("libtorch"), train("libtorch_coretype")
-def cells(key, spec=".0f", runs=(None,)):
+def cells(key, spec=".0f"):
     out = []
     for r in (xg, lt, lc):
         for t in (1, 2):
@@ -193,7 +193,6 @@ def target(name, value, goal):
     status = "-" if value is None else ("met" if value >= goal else "NOT met")
     print("  %-62s %8s  (target >= %s)  %s" % (name, fmt(value, ".2f"), goal, status))
 xg_best = best(list(xg.values()))
-step_peak = max([ratio(gflops(xg, t), get(sgemm.get(t), "peak_gflop_per_s")) or 0 for t in (1, 2)] or [0])
 target("step GFLOP/s / GEMM peak (2 threads)", ratio(gflops(xg, 2), get(sgemm.get(2), "peak_gflop_per_s")), 0.6)
 target("training: xgrad best / libtorch best, as installed", ratio(get(xg_best, "tokens_per_s"), get(best(list(lt.values())), "tokens_per_s")), 2.5)
 target("training: xgrad best / libtorch best, OPENBLAS_CORETYPE=%s" % coretype, ratio(get(xg_best, "tokens_per_s"), get(best(list(lc.values())), "tokens_per_s")), 1.5)
