@@ -4,7 +4,6 @@
 #include <xgrad/kernels/linear.hpp>
 
 #include <algorithm>
-#include <cstring>
 
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/simd.hpp>
