@@ -83,16 +83,6 @@ float sum_exp(const float* x, std::size_t n, float m) {
 
 // --- forward -------------------------------------------------------------------------------------
 
-/// y = exp(x - m) / sum_k exp(x_k - m) over one row of n elements, m its maximum (x and y may be
-/// the same row).
-void softmax_row(const float* x, float* y, std::size_t n, float m) {
-#pragma omp simd
-  for (std::size_t k = 0; k < n; ++k) y[k] = exp_simd(x[k] - m);  // exactly 0 for a -inf score
-  const float inv_s = 1.f / row_sum(y, n);
-#pragma omp simd
-  for (std::size_t k = 0; k < n; ++k) y[k] *= inv_s;
-}
-
 /// y = softmax(x) or log_softmax(x) of one row of n elements: m = max x, s = sum exp(x - m),
 /// then y = exp(x - m) / s or y = (x - m) - log s.
 void forward_row(const float* x, float* y, std::size_t n, bool log) {
@@ -102,7 +92,11 @@ void forward_row(const float* x, float* y, std::size_t n, bool log) {
 #pragma omp simd
     for (std::size_t k = 0; k < n; ++k) y[k] = (x[k] - m) - log_s;
   } else {
-    softmax_row(x, y, n, m);
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) y[k] = exp_simd(x[k] - m);
+    const float inv_s = 1.f / row_sum(y, n);
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) y[k] *= inv_s;
   }
 }
 
@@ -204,15 +198,6 @@ void log_softmax_backward(const float* y, const float* dy, float* dx, const Axis
 double log_sum_exp(const float* x, std::size_t n) {
   const float m = row_max(x, n);
   return static_cast<double>(m) + std::log(static_cast<double>(sum_exp(x, n, m)));
-}
-
-void masked_softmax_row(float* row, std::size_t n) {
-  const float m = row_max(row, n);
-  if (m == kMinusInf) {  // every key masked: attend to nothing
-    std::fill(row, row + n, 0.f);
-    return;
-  }
-  softmax_row(row, row, n, m);
 }
 
 }  // namespace xgrad::kernels

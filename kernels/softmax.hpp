@@ -2,9 +2,12 @@
 // masked softmax of attention rows, and one row's log-sum-exp.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <limits>
 
 #include <xgrad/kernels/axis_view.hpp>
+#include <xgrad/kernels/simd.hpp>
 
 namespace xgrad::kernels {
 
@@ -27,6 +30,24 @@ double log_sum_exp(const float* x, std::size_t n);
 
 /// Softmax of one row of attention scores in place, keys whose score is -inf (masked) getting
 /// exactly 0; a row with every key masked becomes all zeros (never NaN).
-void masked_softmax_row(float* row, std::size_t n);
+inline void masked_softmax_row(float* row, std::size_t n) {
+  float max = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max)
+  for (std::size_t j = 0; j < n; ++j) max = std::max(max, row[j]);
+  if (max == -std::numeric_limits<float>::infinity()) {
+    std::fill(row, row + n, 0.f);
+    return;
+  }
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (std::size_t j = 0; j < n; ++j) {
+    const float e = exp_simd(row[j] - max);  // exactly 0 for a masked (-inf) score
+    row[j] = e;
+    sum += e;
+  }
+  const float inv = 1.f / sum;
+#pragma omp simd
+  for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
+}
 
 }  // namespace xgrad::kernels
