@@ -1,7 +1,5 @@
 #include <xgrad/autograd/tensor.hpp>
 
-#include <malloc.h>
-
 #include <cmath>
 #include <ostream>
 #include <sstream>
@@ -12,19 +10,6 @@
 #include <xgrad/autograd/tape.hpp>
 
 namespace xgrad {
-
-namespace {
-// Every op allocates its output, and a training step frees and allocates the same large arrays
-// again and again. glibc serves blocks above 128 KB by mmap, returned to the system on free:
-// every step then page-faults its arrays in anew (about a tenth of a training step). Raising the
-// mmap threshold to its maximum (32 MB) and the trim threshold keeps freed blocks in the heap
-// for the next step. Set once when the library loads, before any Tensor exists.
-const bool kept_freed_blocks = [] {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  return true;
-}();
-}  // namespace
 
 Shape shape_of(const Array& array) { return Shape(array.shape().begin(), array.shape().end()); }
 

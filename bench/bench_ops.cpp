@@ -6,11 +6,12 @@
 //   reads or writes, once per pass: softmax and layer norm read x and write y forward (2 arrays),
 //   read y or x and dy and write dx backward (3 more); cross-entropy reads the logits forward
 //   (1), reads them and writes their gradient backward (2 more).
-// Every op allocates its output, and glibc maps a fresh block for each large one unless its mmap
-// and trim thresholds are raised: the first touch of those pages can cost a fifth of a GEMM.
-// The suite runs with glibc's defaults, then with freed blocks kept for reuse (mallopt).
+// Every op allocates its output. xgrad's caching allocator hands it the block the previous run
+// freed (a warm cache, as in training from the second step on); with the cache emptied before
+// every run, each output is a fresh block from the system whose pages fault in on first touch
+// (a cold cache, as glibc's malloc alone would give). The suite runs cold, then warm.
 //
-//   bench_ops [--threads N] [--reps R] [--malloc default|reuse|both]
+//   bench_ops [--threads N] [--reps R] [--cache cold|warm|both]
 //
 // Threads: --threads, else OMP_NUM_THREADS, else every core.
 #include <algorithm>
@@ -20,7 +21,6 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
-#include <malloc.h>
 #include <string>
 #include <vector>
 
@@ -36,6 +36,7 @@ int min_reps = 10;                  // repetitions measured at least
 constexpr int kWarmup = 3;          // unmeasured runs first
 constexpr double kBudget = 0.5;     // seconds per measurement beyond the minimum repetitions
 constexpr int kMaxReps = 200;
+bool cold_cache = false;            // empty xgrad's allocator cache before every run
 
 /// Median wall times in seconds of `ours` and `baseline`, after warm-up. Their runs alternate,
 /// so that both see the same machine load.
@@ -46,6 +47,7 @@ template <class Ours, class Baseline>
 Timings median_seconds(Ours&& ours, Baseline&& baseline) {
   using clock = std::chrono::steady_clock;
   auto timed = [](auto& run) {
+    if (cold_cache) empty_cache();
     const auto start = clock::now();
     run();
     return std::chrono::duration<double>(clock::now() - start).count();
@@ -197,35 +199,32 @@ void run_suite() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string malloc_mode = "both";
+  std::string cache_mode = "both";
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (std::strcmp(argv[i], "--threads") == 0 && has_value && std::atoi(argv[i + 1]) > 0) {
       set_num_threads(std::atoi(argv[++i]));
     } else if (std::strcmp(argv[i], "--reps") == 0 && has_value && std::atoi(argv[i + 1]) > 0) {
       min_reps = std::atoi(argv[++i]);
-    } else if (std::strcmp(argv[i], "--malloc") == 0 && has_value &&
-               (std::strcmp(argv[i + 1], "default") == 0 || std::strcmp(argv[i + 1], "reuse") == 0 ||
+    } else if (std::strcmp(argv[i], "--cache") == 0 && has_value &&
+               (std::strcmp(argv[i + 1], "cold") == 0 || std::strcmp(argv[i + 1], "warm") == 0 ||
                 std::strcmp(argv[i + 1], "both") == 0)) {
-      malloc_mode = argv[++i];
+      cache_mode = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--malloc default|reuse|both]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--cache cold|warm|both]\n", argv[0]);
       return 2;
     }
   }
   std::cout << runtime_info() << std::endl;
   std::printf("median of >= %d repetitions after %d warm-up runs\n", min_reps, kWarmup);
-  if (malloc_mode != "reuse") {
-    // xgrad raises the thresholds when it loads (autograd/tensor.cpp): put glibc's defaults back.
-    mallopt(M_MMAP_THRESHOLD, 128 << 10);
-    mallopt(M_TRIM_THRESHOLD, 128 << 10);
-    std::printf("glibc malloc defaults:\n");
+  if (cache_mode != "warm") {
+    cold_cache = true;
+    std::printf("cold allocator cache (emptied before every run: fresh blocks from the system):\n");
     run_suite();
   }
-  if (malloc_mode != "default") {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest: blocks up to 32 MB come from the heap
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);   // and freed ones stay there for the next op
-    std::printf("malloc keeping freed blocks (mallopt M_MMAP_THRESHOLD 32 MB, M_TRIM_THRESHOLD 1 GB):\n");
+  if (cache_mode != "cold") {
+    cold_cache = false;
+    std::printf("warm allocator cache (each run reuses the blocks the previous one freed):\n");
     run_suite();
   }
   return 0;

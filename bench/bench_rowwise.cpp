@@ -2,12 +2,12 @@
 // GB/s: bytes = every array read or written once per pass. A forward reads x and writes y (2
 // arrays); a backward reads y (softmax) or x (layer norm) and dy and writes dx (3 arrays).
 // backward(dy) itself first copies dy into the tape (one more read and write, not counted).
-// Each op allocates its output, and glibc maps a fresh block for each large one unless its mmap
-// and trim thresholds are raised (mallopt): the first touch of fresh pages (page faults per run)
-// can cost as much as the kernel. The suite runs with glibc's defaults, then with the thresholds
-// raised so that freed blocks are reused (--malloc default|reuse|both, default both).
+// Each op allocates its output. With xgrad's allocator cache emptied before every run, each is a
+// fresh block from the system whose pages fault in on first touch (page faults per run), which
+// can cost as much as the kernel; with the cache warm, the block the previous run freed is
+// reused (--cache cold|warm|both, default both).
 //
-//   bench_rowwise [--rows 8192] [--cols 512] [--reps 20] [--threads N] [--malloc both]
+//   bench_rowwise [--rows 8192] [--cols 512] [--reps 20] [--threads N] [--cache both]
 //
 // Threads: OMP_NUM_THREADS, or --threads, or every core. Columns: wall time (median and best
 // run) and GB/s from each, CPU time of the process (summed over threads; on a machine shared with
@@ -21,7 +21,6 @@
 #include <string>
 #include <vector>
 
-#include <malloc.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -35,11 +34,11 @@ struct Options {
   std::size_t rows = 8192, cols = 512;
   int reps = 20;
   int threads = 0;  // 0: leave the default
-  std::string malloc_mode = "both";
+  std::string cache_mode = "both";
 };
 
 [[noreturn]] void usage(const char* program) {
-  std::fprintf(stderr, "usage: %s [--rows R] [--cols C] [--reps N] [--threads T] [--malloc default|reuse|both]\n",
+  std::fprintf(stderr, "usage: %s [--rows R] [--cols C] [--reps N] [--threads T] [--cache cold|warm|both]\n",
                program);
   std::exit(2);
 }
@@ -50,9 +49,9 @@ Options parse(int argc, char** argv) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) usage(argv[0]);
     const std::string text = argv[++i];
-    if (flag == "--malloc") {
-      if (text != "default" && text != "reuse" && text != "both") usage(argv[0]);
-      o.malloc_mode = text;
+    if (flag == "--cache") {
+      if (text != "cold" && text != "warm" && text != "both") usage(argv[0]);
+      o.cache_mode = text;
       continue;
     }
     const long value = std::strtol(text.c_str(), nullptr, 10);
@@ -85,6 +84,8 @@ struct Timing {
   double faults = 0;            // minor page faults per run
 };
 
+bool cold_cache = false;  // empty xgrad's allocator cache before every run
+
 /// Wall time of `body` over `reps` runs, after two warm-up runs.
 Timing time_runs(int reps, const std::function<void()>& body) {
   body();
@@ -92,6 +93,7 @@ Timing time_runs(int reps, const std::function<void()>& body) {
   std::vector<double> times, cpu;
   const long faults_before = minor_page_faults();
   for (int r = 0; r < reps; ++r) {
+    if (cold_cache) empty_cache();
     const double cpu_start = cpu_seconds();
     const auto start = std::chrono::steady_clock::now();
     body();
@@ -159,17 +161,14 @@ int main(int argc, char** argv) {
   std::cout << runtime_info() << std::endl;
   std::printf("row-wise kernels on [%zu, %zu], %d thread(s), %d runs each\n", o.rows, o.cols, get_num_threads(),
               o.reps);
-  if (o.malloc_mode != "reuse") {
-    // xgrad raises the thresholds when it loads (autograd/tensor.cpp): put glibc's defaults back.
-    mallopt(M_MMAP_THRESHOLD, 128 << 10);
-    mallopt(M_TRIM_THRESHOLD, 128 << 10);
-    std::printf("glibc malloc defaults:\n");
+  if (o.cache_mode != "warm") {
+    cold_cache = true;
+    std::printf("cold allocator cache (emptied before every run: fresh blocks from the system):\n");
     run_suite(o);
   }
-  if (o.malloc_mode != "default") {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest: blocks up to 32 MB come from the heap
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);   // and freed ones stay there for the next op
-    std::printf("malloc keeping freed blocks (mallopt M_MMAP_THRESHOLD 32 MB, M_TRIM_THRESHOLD 1 GB):\n");
+  if (o.cache_mode != "cold") {
+    cold_cache = false;
+    std::printf("warm allocator cache (each run reuses the blocks the previous one freed):\n");
     run_suite(o);
   }
   return 0;

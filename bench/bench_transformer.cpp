@@ -113,18 +113,20 @@ void train(const std::string& model_name, int threads, int steps, bool profile) 
   const auto start = std::chrono::steady_clock::now();
   const double cpu_start = cpu_seconds();
   const long faults_start = minor_faults();
+  const std::size_t misses_start = memory_cache_misses();
   float loss = 0;
   for (int i = 0; i < steps; ++i) loss = step();
   const double seconds = seconds_since(start) / steps, cpu = (cpu_seconds() - cpu_start) / steps;
   const double faults = static_cast<double>(minor_faults() - faults_start) / steps;
+  const double misses = static_cast<double>(memory_cache_misses() - misses_start) / steps;
   const double gflop = total_flops(step_gemms(config, kBatch, kSrcLen, kTgtLen)) * 1e-9;
   std::printf("{\"impl\":\"xgrad\",\"mode\":\"train\",\"model\":\"%s\",\"threads\":%d,\"V\":%zu,\"D\":%zu,\"H\":%zu,"
               "\"L\":%zu,\"FF\":%zu,\"B\":%zu,\"S\":%zu,\"steps\":%d,\"step_ms\":%.1f,\"cpu_ms\":%.1f,\"tokens_per_s\":%.0f,"
-              "\"gflop_per_step\":%.2f,\"gflop_per_s\":%.1f,\"minor_faults_per_step\":%.0f,\"loss\":%.4f,"
-              "\"peak_rss_mb\":%.1f}\n",
+              "\"gflop_per_step\":%.2f,\"gflop_per_s\":%.1f,\"minor_faults_per_step\":%.0f,"
+              "\"cache_misses_per_step\":%.1f,\"loss\":%.4f,\"reserved_mb\":%.1f,\"peak_rss_mb\":%.1f}\n",
               model_name.c_str(), threads, kVocab, config.d_model, config.nhead, config.num_encoder_layers,
               config.dim_feedforward, kBatch, kSrcLen, steps, seconds * 1e3, cpu * 1e3, kBatch * kTgtLen / seconds, gflop,
-              gflop / seconds, faults, loss, peak_rss_mb());
+              gflop / seconds, faults, misses, loss, memory_reserved() / 1048576.0, peak_rss_mb());
   if (profiler) std::fprintf(stderr, "per step, %d steps:\n%s", steps, profiler->table(steps).c_str());
 }
 
