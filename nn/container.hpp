@@ -7,12 +7,14 @@
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
-
-#include <xgrad/autograd/error.hpp>
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::nn {
+
+namespace detail {
+/// Throws xgrad::Error: "ModuleList: index i is out of range for a list of n modules".
+[[noreturn]] void throw_index_out_of_range(std::size_t index, std::size_t size);
+}  // namespace detail
 
 /// Applies its modules in order: forward(x) = m_n(...m_1(x)). Any module with a
 /// `Tensor forward(const Tensor&)` can be appended.
@@ -51,9 +53,7 @@ class ModuleList : public Module {
   std::size_t size() const { return items_.size(); }
   M& operator[](std::size_t i) const { return *at(i); }
   const std::shared_ptr<M>& at(std::size_t i) const {
-    if (i >= items_.size()) {
-      throw Error(fmt::format("ModuleList: index {} is out of range for a list of {} modules", i, items_.size()));
-    }
+    if (i >= items_.size()) detail::throw_index_out_of_range(i, items_.size());
     return items_[i];
   }
   auto begin() const { return items_.begin(); }
