@@ -1,9 +1,9 @@
 // The autograd engine: Tensor, the tape, every differentiable op, gradcheck.
 #pragma once
 
+#include <xgrad/core/core.hpp>
+
 #include <xgrad/autograd/broadcast.hpp>
-#include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/generator.hpp>
 #include <xgrad/autograd/gradcheck.hpp>
 #include <xgrad/autograd/ops/dropout.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
@@ -16,8 +16,6 @@
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/autograd/ops/softmax.hpp>
 #include <xgrad/autograd/profiler.hpp>
-#include <xgrad/autograd/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/autograd/tensor.hpp>
-#include <xgrad/autograd/threads.hpp>
 #include <xgrad/kernels/runtime_info.hpp>

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 #include <xtensor/xreducer.hpp>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 
 namespace xgrad {
 

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <xtensor/xnoalias.hpp>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/profiler.hpp>
 
 namespace xgrad {

@@ -6,12 +6,10 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 
 namespace xgrad {
-
-Shape shape_of(const Array& array) { return Shape(array.shape().begin(), array.shape().end()); }
 
 Tensor::Tensor(Array value, bool requires_grad) : impl_(std::make_shared<TensorImpl>()) {
   impl_->data = std::make_shared<Array>(std::move(value));

@@ -9,24 +9,11 @@
 #include <string>
 #include <vector>
 
-#include <xtensor/xarray.hpp>
-
-#include <xgrad/autograd/allocator.hpp>
-#include <xgrad/autograd/generator.hpp>
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/array.hpp>
+#include <xgrad/core/generator.hpp>
+#include <xgrad/core/shape.hpp>
 
 namespace xgrad {
-
-/// The value type: a contiguous row-major float32 array, its storage from xgrad's caching
-/// allocator (autograd/allocator.hpp).
-using Array = xt::xarray<float, xt::layout_type::row_major, CachingAllocator<float>>;
-/// Integer tensors (token ids, class targets, argmax indices), as PyTorch's int64 tensors.
-using Indices = xt::xarray<std::int64_t, xt::layout_type::row_major, CachingAllocator<std::int64_t>>;
-/// Boolean tensors (masks): true marks the positions an op acts on.
-using Mask = xt::xarray<bool, xt::layout_type::row_major, CachingAllocator<bool>>;
-
-/// The shape of an xtensor array as xgrad's Shape.
-Shape shape_of(const Array& array);
 
 struct Node;
 

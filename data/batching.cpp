@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/error.hpp>
+#include <xgrad/core/generator.hpp>
 
 namespace xgrad::data {
 

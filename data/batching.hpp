@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include <xgrad/autograd/tensor.hpp>
+#include <xgrad/core/array.hpp>
 
 namespace xgrad::data {
 

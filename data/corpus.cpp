@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 
 namespace xgrad::data {
 

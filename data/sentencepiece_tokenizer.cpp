@@ -10,7 +10,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/utils/atomic_file.hpp>
 
 namespace xgrad::data {

@@ -4,7 +4,7 @@
 
 #include <cstddef>
 
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/shape.hpp>
 
 namespace xgrad::kernels {
 

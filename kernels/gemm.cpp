@@ -8,7 +8,7 @@
 #include <dnnl.h>
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 
 namespace xgrad::kernels {
 

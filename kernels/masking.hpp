@@ -2,7 +2,7 @@
 // a time: a (T, T) mask over (B, H, T, T) scores is never materialised.
 #pragma once
 
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/shape.hpp>
 
 namespace xgrad::kernels {
 

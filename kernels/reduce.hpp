@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/shape.hpp>
 #include <xgrad/kernels/axis_view.hpp>
 
 namespace xgrad::kernels {

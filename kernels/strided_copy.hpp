@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <vector>
 
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/shape.hpp>
 
 namespace xgrad::kernels {
 

@@ -12,10 +12,10 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
 #include <xgrad/autograd/ops/shape_ops.hpp>
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/softmax.hpp>
 

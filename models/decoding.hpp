@@ -14,7 +14,7 @@
 #include <memory>
 #include <vector>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/models/transformer.hpp>
 
 namespace xgrad::models {

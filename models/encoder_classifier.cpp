@@ -3,11 +3,11 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
 #include <xgrad/autograd/ops/loss.hpp>
 #include <xgrad/autograd/ops/reduction.hpp>
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/shape.hpp>
 
 namespace xgrad::models {
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <memory>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/models/transformer.hpp>
 #include <xgrad/nn/container.hpp>
 #include <xgrad/nn/embedding.hpp>

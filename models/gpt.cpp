@@ -9,11 +9,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
 #include <xgrad/autograd/ops/loss.hpp>
 #include <xgrad/autograd/ops/shape_ops.hpp>
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/nn/checkpoint.hpp>
 #include <xgrad/nn/functional.hpp>

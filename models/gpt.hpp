@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/container.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>

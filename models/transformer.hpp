@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/container.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/layer_norm.hpp>

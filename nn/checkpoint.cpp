@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::nn {

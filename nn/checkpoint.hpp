@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/nn/module.hpp>
 #include <xgrad/nn/safetensors.hpp>
 

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/ops/dropout.hpp>
 
 namespace xgrad::nn {

@@ -1,7 +1,7 @@
 // nn::Dropout: zeroes elements with probability p while training, scaling the rest by 1/(1-p).
 #pragma once
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::nn {

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/ops/embedding.hpp>
 #include <xgrad/nn/init.hpp>
 

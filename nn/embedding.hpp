@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <optional>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::nn {

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/linear.hpp>
 #include <xgrad/nn/module.hpp>

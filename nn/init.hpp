@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/autograd/tensor.hpp>
 
 namespace xgrad::nn::init {

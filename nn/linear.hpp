@@ -1,7 +1,7 @@
 // nn::Linear: y = x W^T + b.
 #pragma once
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/module.hpp>
 

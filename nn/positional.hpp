@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::nn {

@@ -20,7 +20,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/utils/atomic_file.hpp>
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,

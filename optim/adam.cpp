@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/kernels/optim.hpp>
 
 namespace xgrad::optim {

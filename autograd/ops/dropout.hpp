@@ -1,7 +1,7 @@
 // Dropout with inverted scaling.
 #pragma once
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/autograd/tensor.hpp>
 
 namespace xgrad {

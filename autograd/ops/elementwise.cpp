@@ -7,7 +7,7 @@
 #include <xtensor/xmath.hpp>
 
 #include <xgrad/autograd/broadcast.hpp>
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/elementwise.hpp>
 

@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/broadcast.hpp>
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/cross_entropy.hpp>
 #include <xgrad/kernels/mse_loss.hpp>

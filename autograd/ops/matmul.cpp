@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <omp.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/gemm.hpp>
 

@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/axis_view.hpp>
 #include <xgrad/kernels/reduce.hpp>

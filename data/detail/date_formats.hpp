@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/data/tasks.hpp>
 
 namespace xgrad::data::detail {

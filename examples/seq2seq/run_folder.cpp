@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/error.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/safetensors.hpp>
 
 namespace seq2seq {

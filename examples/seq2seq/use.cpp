@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/data/corpus.hpp>
 #include <xgrad/data/metrics.hpp>
 

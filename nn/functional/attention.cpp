@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/attention.hpp>
 #include <xgrad/kernels/dropout.hpp>

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/attention.hpp>

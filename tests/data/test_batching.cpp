@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/data/batching.hpp>
 
 using namespace xgrad;

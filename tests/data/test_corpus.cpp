@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/data/corpus.hpp>
 
 #include "temp_dir.hpp"

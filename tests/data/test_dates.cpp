@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/data/detail/date_formats.hpp>
 
 using namespace xgrad;

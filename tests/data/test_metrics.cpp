@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/data/metrics.hpp>
 
 using namespace xgrad;

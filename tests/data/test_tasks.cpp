@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/data/detail/tasks.hpp>
 #include <xgrad/data/tasks.hpp>
 

@@ -19,7 +19,7 @@
 #include <sentencepiece_trainer.h>
 #include <unistd.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/data/tokenizer.hpp>
 
 using namespace xgrad;

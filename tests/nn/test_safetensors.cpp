@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/nn/safetensors.hpp>
 
 using namespace xgrad;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/utils/plot.hpp>
 
 using namespace xgrad;

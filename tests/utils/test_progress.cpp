@@ -12,7 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 #include <xgrad/utils/progress.hpp>
 
 using namespace xgrad;

@@ -1,10 +1,10 @@
-#include <xgrad/autograd/threads.hpp>
+#include <xgrad/core/threads.hpp>
 
 #include <omp.h>
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 
 namespace xgrad {
 

@@ -1,10 +1,10 @@
-#include <xgrad/autograd/shape.hpp>
+#include <xgrad/core/shape.hpp>
 
 #include <algorithm>
 
 #include <fmt/format.h>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 
 namespace xgrad {
 

@@ -1,10 +1,10 @@
-#include <xgrad/autograd/generator.hpp>
+#include <xgrad/core/generator.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <sstream>
 
-#include <xgrad/autograd/error.hpp>
+#include <xgrad/core/error.hpp>
 
 namespace xgrad {
 

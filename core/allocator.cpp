@@ -1,4 +1,4 @@
-#include <xgrad/autograd/allocator.hpp>
+#include <xgrad/core/allocator.hpp>
 
 #include <algorithm>
 #include <cstdlib>
