@@ -4,8 +4,8 @@
 // the same seeded models are rebuilt and saved: the bytes must be the committed checkpoints' (so
 // the proof is about what xgrad writes today), and xgrad's logits must be the reference's.
 //
-// XGRAD_UPDATE_FIXTURES=1 in the environment rewrites the checkpoints instead (then rerun the
-// script, and commit both).
+// XGRAD_UPDATE_FIXTURES=1 in the environment rewrites the checkpoints instead and fails (then
+// rerun the script, run the test again without the variable, and commit both).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -62,8 +62,12 @@ void check_roundtrip(const std::string& name, const TransformerConfig& config, s
   model.eval();
   const std::string committed = fixture(name + ".safetensors");
   if (std::getenv("XGRAD_UPDATE_FIXTURES")) {
+    // A run that rewrites the checkpoints checks nothing (the bytes would equal themselves): it
+    // fails, so that it can never stand in for a passing test.
     save_model(model, committed);
-    MESSAGE("rewrote ", committed, ": now run tests/fixtures/make_roundtrip_fixture.py");
+    FAIL_CHECK("rewrote ", committed, " and checked nothing: run tests/fixtures/make_roundtrip_fixture.py, "
+               "then this test again without XGRAD_UPDATE_FIXTURES");
+    return;
   }
   // What xgrad writes today is the file the reference read.
   const TempDir dir("reference_roundtrip");
