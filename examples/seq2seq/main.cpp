@@ -13,6 +13,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <xgrad/core/threads.hpp>
+
 namespace {
 
 /// Flags shared by the commands that decode.
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
   CLI::App app{"seq2seq: the encoder-decoder Transformer of \"Attention Is All You Need\", from the command line"};
   app.require_subcommand(1);
   app.failure_message(CLI::FailureMessage::help);
+  app.option_defaults()->always_capture_default();  // --help shows each option's default
 
   // train
   seq2seq::TrainSettings train;
@@ -96,7 +99,12 @@ int main(int argc, char** argv) {
                             "stop once the best metric reaches this on validation (exact_match in 0..1, bleu and "
                             "chrf in 0..100)");
   train_command->add_option("--seed", train.seed, "seed of initialisation, dropout and batch order");
-  train_command->add_option("--threads", train.threads, "threads (0: every core)");
+  std::optional<int> threads;
+  const auto add_threads = [&threads](CLI::App* command) {
+    command->add_option("--threads", threads, "threads for the kernels and GEMMs (default: every core)")
+        ->check(CLI::PositiveNumber);
+  };
+  add_threads(train_command);
   train_command->add_option("--embedding-init", train.embedding_init,
                             "scaled: N(0, 1/d_model), so embeddings * sqrt(d_model) match the positions' scale; "
                             "unit: N(0, 1) as torch.nn.Embedding")
@@ -113,11 +121,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"train", "valid", "test"}));
   eval_command->add_option("--limit", limit, "score only the first N pairs");
   add_decoding_flags(eval_command, decoding, kv_cache);
+  add_threads(eval_command);
 
   // translate
   CLI::App* translate_command = app.add_subcommand("translate", "translate stdin, one sentence per line");
   translate_command->add_option("--model", model_path, "checkpoint or run folder")->required();
   add_decoding_flags(translate_command, decoding, kv_cache);
+  add_threads(translate_command);
 
   // export
   seq2seq::DataSettings export_data;
@@ -125,6 +135,7 @@ int main(int argc, char** argv) {
   CLI::App* export_command = app.add_subcommand("export", "write a built-in task's splits as TSV corpus files");
   add_task_flags(export_command, export_data);
   export_command->add_option("--out", export_dir, "folder for train.tsv, valid.tsv and test.tsv")->required();
+  add_threads(export_command);
 
   // dump
   std::string batch_path, out_path;
@@ -132,23 +143,27 @@ int main(int argc, char** argv) {
   dump_command->add_option("--model", model_path, "model checkpoint (.safetensors with a config)")->required();
   dump_command->add_option("--batch", batch_path, "batch (.safetensors with int64 src, tgt_in, tgt_out)")->required();
   dump_command->add_option("--out", out_path, "where to write logits, loss and grad.<name>")->required();
+  add_threads(dump_command);
 
   CLI11_PARSE(app, argc, argv);
   if (*train_command && !resume.empty()) {
-    // A resumed run keeps its saved settings; only how long it goes on may change.
+    // A resumed run keeps its saved model and recipe; how long it goes on and the threads of the
+    // machine it runs on may change.
     for (const CLI::Option* option : train_command->get_options()) {
       const std::string name = option->get_name();
       if (option->count() > 0 && name != "--resume" && name != "--steps" && name != "--max-minutes" &&
-          name != "--help") {
-        std::fprintf(stderr, "seq2seq train: %s cannot change a resumed run (only --steps and --max-minutes can)\n",
+          name != "--threads" && name != "--help") {
+        std::fprintf(stderr,
+                     "seq2seq train: %s cannot change a resumed run (only --steps, --max-minutes and --threads can)\n",
                      name.c_str());
         return 2;
       }
     }
   }
   decoding.kv_cache = kv_cache == "on";
+  if (threads && !*train_command) xgrad::set_num_threads(*threads);  // train sets its own, after reading a resumed run
   try {
-    if (*train_command) return seq2seq::train_command(train, resume, steps, max_minutes);
+    if (*train_command) return seq2seq::train_command(train, resume, steps, max_minutes, threads);
     if (*eval_command) return seq2seq::eval_command(model_path, test_file, split, decoding, limit);
     if (*translate_command) return seq2seq::translate_command(model_path, decoding);
     if (*export_command) return seq2seq::export_command(export_data, export_dir);

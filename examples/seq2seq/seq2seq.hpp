@@ -65,7 +65,7 @@ struct TrainSettings {
                                    // task, chrf on a corpus (robust to short targets, where BLEU-4 is 0)
   double stop_at = 0.0;            // > 0: stop once best_metric reaches it on validation
   std::uint64_t seed = 1;
-  int threads = 0;  // 0: every core
+  int threads = 0;  // 0: every core. The machine's, not the run's: a resumed run may change it
   // "scaled": embeddings drawn from N(0, 1/D), so that embed * sqrt(D) has unit variance, the
   // scale of the positional encodings (as tensor2tensor and fairseq); "unit": N(0, 1), as
   // torch.nn.Embedding, which leaves positions 1/sqrt(D) as loud as the tokens.
@@ -150,10 +150,11 @@ Scores evaluate(const xgrad::models::Transformer& model, const xgrad::data::Toke
 // --- commands --------------------------------------------------------------------------------
 
 int dump_command(const std::string& model_path, const std::string& batch_path, const std::string& out_path);
-/// resume_dir empty: a new run with `settings`; else continue that run (settings.steps and
-/// settings.max_minutes, when given, override the saved ones).
+/// resume_dir empty: a new run with `settings`; else continue that run (steps, max_minutes and
+/// threads, when given, override the saved ones). A run folder with no checkpoint yet starts again
+/// from step 0 with its saved settings.
 int train_command(TrainSettings settings, const std::string& resume_dir, std::optional<std::size_t> steps,
-                  std::optional<double> max_minutes);
+                  std::optional<double> max_minutes, std::optional<int> threads);
 int eval_command(const std::string& model_path, const std::string& test_file, const std::string& split,
                  const DecodeSettings& decoding, std::size_t limit);
 int translate_command(const std::string& model_path, const DecodeSettings& decoding);

@@ -102,14 +102,30 @@ std::size_t parameter_count(const xgrad::nn::Module& model) {
 }  // namespace
 
 int train_command(TrainSettings s, const std::string& resume_dir, std::optional<std::size_t> steps,
-                  std::optional<double> max_minutes) {
-  const bool resuming = !resume_dir.empty();
+                  std::optional<double> max_minutes, std::optional<int> threads) {
+  bool resuming = !resume_dir.empty();
   if (resuming) {
     const std::optional<TrainSettings> saved = TrainSettings::load(resume_dir);
     if (!saved) throw Error(fmt::format("--resume: '{}' is not a run folder (no readable args.json)", resume_dir));
     s = *saved;
     s.run_dir = resume_dir;
+    const int run_threads = s.threads > 0 ? s.threads : xgrad::get_num_threads();  // 0: every core, here
+    if (threads && *threads != run_threads) {
+      std::fprintf(stderr,
+                   "seq2seq train: resuming with %d threads where the run had %d: its losses may now differ in "
+                   "the last digits from those of an uninterrupted run\n",
+                   *threads, run_threads);
+    }
+    std::error_code error;
+    if (!fs::exists(fs::symlink_status(fs::path(resume_dir) / "last", error))) {
+      std::fprintf(stderr,
+                   "seq2seq train: '%s' has no checkpoint yet (the run stopped before its first save): starting it "
+                   "again from step 0 with its saved settings\n",
+                   resume_dir.c_str());
+      resuming = false;
+    }
   }
+  if (threads) s.threads = *threads;
   if (steps) s.steps = *steps;
   if (max_minutes) s.max_minutes = *max_minutes;
   const fs::path run(s.run_dir);

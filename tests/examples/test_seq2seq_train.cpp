@@ -148,10 +148,50 @@ TEST_CASE("seq2seq train --resume continues bit-identically") {
     CAPTURE(step);
     CHECK(resumed.at(step) == loss);  // bit for bit
   }
-  // Settings other than the length of the run cannot change on resume.
+  // Settings other than the length of the run and the threads cannot change on resume.
   const Result changed = run("train --resume " + (dir / "split").string() + " --d-model 64");
   CHECK(changed.status != 0);
   CHECK(changed.output.find("cannot change a resumed run") != std::string::npos);
+  // The threads belong to the machine: a resumed run may change them, and is told what that means.
+  const Result same_threads = run("train --resume " + (dir / "split").string() + " --steps 11 --threads 1");
+  CHECK(same_threads.status == 0);
+  CHECK(same_threads.output.find("may now differ") == std::string::npos);
+  const Result more_threads = run("train --resume " + (dir / "split").string() + " --steps 12 --threads 2");
+  INFO(more_threads.output);
+  CHECK(more_threads.status == 0);
+  CHECK(more_threads.output.find("resuming with 2 threads where the run had 1") != std::string::npos);
+  CHECK(train_losses(dir / "split").size() == 12);
+}
+
+TEST_CASE("seq2seq train --resume of a run stopped before its first checkpoint starts it again") {
+  const TempDir scratch("seq2seq_no_checkpoint");
+  const fs::path run_dir = scratch.path() / "run";
+  REQUIRE(run(kSmallRun + " --steps 3 --run-dir " + run_dir.string()).status == 0);
+  const auto whole = train_losses(run_dir);
+  // What a run killed before its first save leaves: its settings and an empty metrics file.
+  for (const char* name : {"last", "best", "checkpoints", "curves.svg"}) fs::remove_all(run_dir / name);
+  std::ofstream(run_dir / "metrics.jsonl", std::ios::trunc).flush();
+  const Result again = run("train --resume " + run_dir.string());
+  INFO(again.output);
+  CHECK(again.status == 0);
+  CHECK(again.output.find("has no checkpoint yet") != std::string::npos);
+  CHECK(fs::exists(run_dir / "last" / "model.safetensors"));
+  CHECK(train_losses(run_dir) == whole);  // from step 0, with the saved settings and seed
+}
+
+TEST_CASE("seq2seq: every command takes --threads; --help shows the defaults") {
+  const TempDir scratch("seq2seq_threads");
+  const fs::path run_dir = scratch.path() / "run";
+  REQUIRE(run(kSmallRun + " --steps 2 --run-dir " + run_dir.string()).status == 0);
+  const Result translated = run("translate --threads 1 --model " + run_dir.string(), "abc\n");
+  INFO(translated.output);
+  CHECK(translated.status == 0);
+  const Result scored = run("eval --threads 1 --limit 5 --model " + run_dir.string());
+  INFO(scored.output);
+  CHECK(scored.status == 0);
+  const Result help = run("train --help");
+  CHECK(help.output.find("--batch-tokens UINT:POSITIVE=4096") != std::string::npos);
+  CHECK(help.output.find("--run-dir TEXT=runs/dates") != std::string::npos);
 }
 
 TEST_CASE("seq2seq train saves a checkpoint on Ctrl-C and resumes from it") {
