@@ -5,7 +5,7 @@
 # search. Extra arguments go to `seq2seq train` (e.g. --threads 1, --max-minutes 10).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/scripts/setup.sh"
+"$root/scripts/setup.sh" seq2seq  # the program it runs; scripts/test.sh builds the rest
 bin="${XGRAD_BUILD_DIR:-$root/build}/bin"
 run="${XGRAD_DEMO_RUN:-$root/runs/demo-dates}"
 

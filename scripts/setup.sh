@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Shared by demo.sh and test.sh: installs the Debian packages in scripts/packages.txt that are
-# missing (as root, or through sudo), then configures and builds xgrad (Release) in build/.
+# missing (as root, or through sudo), then configures and builds xgrad (Release) in build/: the
+# targets given as arguments (with what they need), or everything.
+#
+#   scripts/setup.sh [TARGET...]        e.g. scripts/setup.sh seq2seq
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,4 +29,6 @@ install_packages() {
 
 install_packages
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
-cmake --build "$build_dir" -j "$jobs"
+targets=()
+for target in "$@"; do targets+=(--target "$target"); done
+cmake --build "$build_dir" -j "$jobs" "${targets[@]}"
