@@ -26,7 +26,10 @@ using xgrad::layer_norm;
 enum class Activation { none, relu, gelu };
 
 /// "relu" or "gelu" (a config's activation) as an Activation; another name throws xgrad::Error.
+/// Layers resolve the name once, when they are built.
 Activation activation_from_name(const std::string& name);
+/// "none", "relu" or "gelu".
+const char* activation_name(Activation activation);
 
 /// y = act(x W^T + b).   x (..., in), weight (out, in), bias (out) or undefined -> y (..., out).
 /// One GEMM with W^T as a transpose flag; backward: dx = dz W, dW += dz^T x, db += sum of dz's
@@ -93,7 +96,9 @@ struct GatheredKeyValues {
 /// a row whose keys are all masked giving 0. Sizes and indices are checked (xgrad::Error).
 Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int64_t num_heads);
 
-/// The (T, T) causal mask: 0 on and below the diagonal, -inf above (a query sees no later key).
-Array causal_mask(std::size_t length);
+/// The causal mask of `length` new queries at positions past .. past + length - 1 against `past`
+/// earlier keys and the new ones: (T, past + T), 0 where key j <= past + i, -inf after (a query
+/// sees no later key). With past = 0, the (T, T) mask of a whole sequence.
+Array causal_mask(std::size_t length, std::size_t past = 0);
 
 }  // namespace xgrad::nn::functional

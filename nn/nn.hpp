@@ -8,6 +8,7 @@
 #include <xgrad/nn/feed_forward.hpp>
 #include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/init.hpp>
+#include <xgrad/nn/kv_cache.hpp>
 #include <xgrad/nn/layer_norm.hpp>
 #include <xgrad/nn/linear.hpp>
 #include <xgrad/nn/module.hpp>

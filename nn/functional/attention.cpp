@@ -16,10 +16,12 @@
 
 namespace xgrad::nn::functional {
 
-Array causal_mask(std::size_t length) {
-  Array mask = Array::from_shape({length, length});
+Array causal_mask(std::size_t length, std::size_t past) {
+  Array mask = Array::from_shape({length, past + length});  // (T, P + T)
   for (std::size_t i = 0; i < length; ++i) {
-    for (std::size_t j = 0; j < length; ++j) mask(i, j) = j > i ? -std::numeric_limits<float>::infinity() : 0.f;
+    for (std::size_t j = 0; j < past + length; ++j) {
+      mask(i, j) = j > past + i ? -std::numeric_limits<float>::infinity() : 0.f;
+    }
   }
   return mask;
 }

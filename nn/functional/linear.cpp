@@ -101,6 +101,15 @@ Activation activation_from_name(const std::string& name) {
   throw Error(fmt::format("activation must be \"relu\" or \"gelu\", got \"{}\"", name));
 }
 
+const char* activation_name(Activation activation) {
+  switch (activation) {
+    case Activation::relu: return "relu";
+    case Activation::gelu: return "gelu";
+    case Activation::none: break;
+  }
+  return "none";
+}
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation activation) {
   const char* op = activation == Activation::relu ? "linear_relu" : "linear";
   check_input(op, x, weight);

@@ -353,3 +353,11 @@ TEST_CASE("causal_mask: 0 on and below the diagonal, -inf above") {
   CHECK(m(2, 0) == 0.f);
   CHECK(m(0, 1) == -std::numeric_limits<float>::infinity());
 }
+
+TEST_CASE("causal_mask after past keys: query i at position past + i sees keys 0 .. past + i") {
+  const float blocked = -std::numeric_limits<float>::infinity();
+  const Array m = F::causal_mask(2, 3);  // (2, 5)
+  REQUIRE(shape_of(m) == Shape{2, 5});
+  CHECK(m == Array{{0.f, 0.f, 0.f, 0.f, blocked}, {0.f, 0.f, 0.f, 0.f, 0.f}});
+  CHECK(F::causal_mask(3, 0) == F::causal_mask(3));
+}
