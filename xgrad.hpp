@@ -5,6 +5,7 @@
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/models/decoding.hpp>
+#include <xgrad/models/sampling.hpp>
 #include <xgrad/models/transformer.hpp>
 #include <xgrad/models/gpt.hpp>
 #include <xgrad/models/encoder_classifier.hpp>

@@ -18,6 +18,7 @@
 #include <xgrad/core/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/softmax.hpp>
+#include <xgrad/models/sampling.hpp>
 
 namespace xgrad::models {
 
@@ -54,10 +55,6 @@ void check_inputs(const char* op, const Transformer& model, const Indices& src, 
 
 /// Chooses the next token of one row from its logits (V).
 using Picker = std::function<std::int64_t(const float* logits, std::size_t vocab)>;
-
-std::int64_t argmax(const float* logits, std::size_t vocab) {
-  return static_cast<std::int64_t>(std::max_element(logits, logits + vocab) - logits);
-}
 
 /// The textbook step: the whole prefix goes through the decoder again, and only its last position
 /// is projected to logits.
@@ -110,17 +107,11 @@ A gather_rows(const A& x, const std::vector<std::size_t>& rows) {
 
 }  // namespace
 
-struct IncrementalDecoder::LayerCache {
-  std::vector<Array> self_k, self_v;  // per position s: (B_s, D), projected (keys rotated with RoPE)
-  Tensor cross_k, cross_v;  // (M, S, D), projected once from the memory
-  Tensor group_k, group_v;  // (G, S, D): cross_k's and cross_v's rows group_memory_, unless those are all M in order
-};
-
 IncrementalDecoder::IncrementalDecoder(const Transformer& model, const Tensor& memory, const Mask& src_padding)
     : model_(model), src_padding_(src_padding), group_padding_(src_padding) {
   NoGradGuard no_grad;
   for (const auto& layer : *model.transformer->decoder->layers) {
-    auto cache = std::make_shared<LayerCache>();
+    auto cache = std::make_shared<DecoderLayerCache>();
     cache->cross_k = layer->multihead_attn->project_key(memory);
     cache->cross_v = layer->multihead_attn->project_value(memory);
     layers_.push_back(std::move(cache));
@@ -135,7 +126,7 @@ IncrementalDecoder::~IncrementalDecoder() = default;
 Array IncrementalDecoder::step(const Indices& tokens) {
   NoGradGuard no_grad;
   const TransformerConfig& c = model_.config();
-  const std::size_t batch = tokens.size(), d = c.d_model;
+  const std::size_t batch = tokens.size();
   if (batch != memory_rows_.size()) {
     throw Error(fmt::format("IncrementalDecoder::step: {} tokens for a batch of {}", batch, memory_rows_.size()));
   }
@@ -161,57 +152,15 @@ Array IncrementalDecoder::step(const Indices& tokens) {
   }
   paths_ = std::move(paths);
 
-  const auto groups = static_cast<std::int64_t>(group_memory_.size()), size = static_cast<std::int64_t>(group_size_);
+  DecodeStep context;
+  context.position = length_;
+  context.fed_padding = &fed_padding_;
+  context.paths = &paths_;
+  context.group_size = group_size_;
+  context.group_padding = &group_padding_;
   Tensor x = model_.embed_target(column, length_);  // (B, 1, D), at position t
   const auto& layers = *model_.transformer->decoder->layers;
-  for (std::size_t l = 0; l < layers.size(); ++l) {
-    const DecoderLayer& layer = layers[l];
-    LayerCache& cache = *layers_[l];
-    // Self-attention of the new position over every position so far (no causal mask needed).
-    // With RoPE the new query and key are rotated at their absolute position t, and the cache
-    // keeps rotated keys: q_t.k_j then depends on t - j only, as in the full decoder.
-    auto self_attention = [&](const Tensor& y) {
-      const nn::MultiheadAttention& attn = *layer.self_attn;
-      Array key = attn.rotate(attn.project_key(y), length_).value();  // (B, 1, D)
-      Array value = attn.project_value(y).value();                    // (B, 1, D)
-      key.reshape({batch, d});
-      value.reshape({batch, d});
-      cache.self_k.push_back(std::move(key));
-      cache.self_v.push_back(std::move(value));
-      nn::functional::GatheredKeyValues kv;
-      kv.length = length_ + 1;
-      for (std::size_t s = 0; s <= length_; ++s) {
-        kv.keys.push_back(&cache.self_k[s]);
-        kv.values.push_back(&cache.self_v[s]);
-        kv.padding.push_back(&fed_padding_[s]);
-      }
-      kv.index = &paths_;
-      kv.group = group_size_;
-      return attn.attend_gathered(attn.rotate(attn.project_query(y), length_), kv);  // (B, 1, D)
-    };
-    // The rows of a group attend to one memory row: they go in as the queries of one sequence.
-    auto cross_attention = [&](const Tensor& y) {
-      const nn::MultiheadAttention& attn = *layer.multihead_attn;
-      const bool gathered = cache.group_k.defined();
-      Tensor q = attn.project_query(y);                     // (B, 1, D)
-      if (size > 1) q = reshape(q, {groups, size, -1});     // (G, size, D)
-      const Tensor out = attn.attend(q, gathered ? cache.group_k : cache.cross_k,
-                                     gathered ? cache.group_v : cache.cross_v, group_padding_, {}, false)
-                             .output;                        // (G, size, D)
-      return size > 1 ? reshape(out, {static_cast<std::int64_t>(batch), 1, static_cast<std::int64_t>(d)}) : out;
-    };
-    auto feed_forward = [&](const Tensor& y) {
-      const auto activation = nn::functional::activation_from_name(c.activation);
-      return layer.linear2->forward(layer.linear1->forward(y, activation));  // (B, 1, F) inside
-    };
-    // post-LN: norm(x + f(x)); pre-LN: x + f(norm(x)).
-    auto residual = [&](const nn::LayerNorm& norm, const Tensor& h, const auto& f) {
-      return c.norm_first ? h + f(norm.forward(h)) : norm.forward(h, f(h));
-    };
-    x = residual(*layer.norm1, x, self_attention);
-    x = residual(*layer.norm2, x, cross_attention);
-    x = residual(*layer.norm3, x, feed_forward);  // (B, 1, D)
-  }
+  for (std::size_t l = 0; l < layers.size(); ++l) x = layers[l].forward_step(x, *layers_[l], context);  // (B, 1, D)
   ++length_;
   Array logits = model_.generator->forward(model_.transformer->decoder->norm->forward(x)).value();  // (B, 1, V)
   logits.reshape({batch, c.tgt_vocab});
@@ -336,30 +285,8 @@ Indices sample_decode(const Transformer& model, const Indices& src, std::int64_t
   if (!(temperature > 0.f) || !std::isfinite(temperature)) {
     throw Error(fmt::format("sample_decode: temperature must be finite and > 0, got {}", temperature));
   }
-  std::vector<std::size_t> order;
-  std::vector<double> weights;
-  // p_v = exp((l_v - l_max) / T) / Z over the k largest logits.
-  auto pick = [&](const float* logits, std::size_t vocab) -> std::int64_t {
-    const std::size_t k = top_k == 0 ? vocab : std::min(top_k, vocab);
-    order.resize(vocab);
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](std::size_t a, std::size_t b) {
-      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    });
-    if (k == 1) return static_cast<std::int64_t>(order[0]);
-    weights.resize(k);
-    double total = 0;
-    for (std::size_t i = 0; i < k; ++i) {
-      weights[i] = std::exp((static_cast<double>(logits[order[i]]) - logits[order[0]]) / temperature);
-      total += weights[i];
-    }
-    double u = generator.uniform() * total;
-    for (std::size_t i = 0; i < k; ++i) {
-      u -= weights[i];
-      if (u < 0) return static_cast<std::int64_t>(order[i]);
-    }
-    return static_cast<std::int64_t>(order[k - 1]);
-  };
+  Sampler sampler(temperature, top_k, generator);
+  auto pick = [&](const float* logits, std::size_t vocab) { return sampler(logits, vocab); };
   return decode_loop("sample_decode", model, src, bos_id, eos_id, max_len, kv_cache, pick);
 }
 

@@ -19,10 +19,10 @@
 
 namespace xgrad::models {
 
-/// The decoder run one position at a time. Per layer it keeps the projected self-attention keys
-/// and values of every position fed so far, one (B_s, D) block per position s (keys rotated at
-/// their positions with RoPE), and the cross-attention keys and values of the memory (M, S, D),
-/// computed once. Each row reads its prefix through a path: at position s, the row of block s it
+/// The decoder run one position at a time, each layer by its own forward_step. Per layer it
+/// keeps a DecoderLayerCache: the projected self-attention keys and values of every position fed
+/// so far, one (B_s, D) block per position s (keys rotated at their positions with RoPE), and the
+/// cross-attention keys and values of the memory (M, S, D), computed once. Each row reads its prefix through a path: at position s, the row of block s it
 /// descends from. Works with each of the model's positional encodings. step() gives the logits of
 /// the new position, equal to the last position of model.decode() on the whole prefix (dropout
 /// aside).
@@ -47,13 +47,12 @@ class IncrementalDecoder {
   std::size_t batch() const { return memory_rows_.size(); }
 
  private:
-  struct LayerCache;
   void regroup();
   const Transformer& model_;
   Mask src_padding_;                // (M, S)
   std::vector<Mask> fed_padding_;   // per position s: (B_s), true where the token fed was pad_id
   std::vector<std::uint32_t> paths_;  // (B, t): the row of position s's block that row b reads
-  std::vector<std::shared_ptr<LayerCache>> layers_;
+  std::vector<std::shared_ptr<DecoderLayerCache>> layers_;  // one per decoder layer
   std::vector<std::size_t> memory_rows_;  // (B): the memory row each row attends to
   // Cross-attention runs over G = B / group_size_ groups of consecutive rows that share a memory
   // row: group g attends to memory row group_memory_[g].

@@ -11,26 +11,6 @@
 
 namespace xgrad::models {
 
-namespace {
-
-TransformerConfig encoder_config(const EncoderClassifierConfig& c) {
-  TransformerConfig t;
-  t.src_vocab = t.tgt_vocab = c.vocab;
-  t.d_model = c.d_model;
-  t.nhead = c.nhead;
-  t.num_encoder_layers = c.num_layers;
-  t.num_decoder_layers = 0;
-  t.dim_feedforward = c.dim_feedforward;
-  t.dropout = c.dropout;
-  t.activation = c.activation;
-  t.norm_first = c.norm_first;
-  t.max_len = c.max_len;
-  t.pad_id = c.pad_id;
-  return t;
-}
-
-}  // namespace
-
 void EncoderClassifierConfig::validate() const {
   auto fail = [](const std::string& what) { throw Error("EncoderClassifierConfig: " + what); };
   if (vocab == 0 || num_classes == 0) fail(fmt::format("vocab {} and num_classes {} must be positive", vocab, num_classes));
@@ -50,8 +30,15 @@ EncoderClassifier::EncoderClassifier(const EncoderClassifierConfig& c, Generator
   positions = register_module("positions", std::make_shared<nn::LearnedPositionalEmbedding>(c.max_len, c.d_model, generator));
   positions->weight.mutable_value() *= 0.02f;
   layers = register_module("layers", std::make_shared<nn::ModuleList<EncoderLayer>>());
-  const TransformerConfig layer_config = encoder_config(c);
-  for (std::size_t i = 0; i < c.num_layers; ++i) layers->push_back(std::make_shared<EncoderLayer>(layer_config, generator));
+  LayerOptions layer;
+  layer.d_model = c.d_model;
+  layer.nhead = c.nhead;
+  layer.dim_feedforward = c.dim_feedforward;
+  layer.dropout = c.dropout;
+  layer.activation = nn::functional::activation_from_name(c.activation);
+  layer.norm_first = c.norm_first;
+  layer.max_len = c.max_len;
+  for (std::size_t i = 0; i < c.num_layers; ++i) layers->push_back(std::make_shared<EncoderLayer>(layer, generator));
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(c.d_model));
   head = register_module("head", std::make_shared<nn::Linear>(c.d_model, c.num_classes, true, generator));
 }

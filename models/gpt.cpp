@@ -17,6 +17,7 @@
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/nn/checkpoint.hpp>
 #include <xgrad/nn/functional.hpp>
+#include <xgrad/models/sampling.hpp>
 
 namespace xgrad::models {
 
@@ -91,42 +92,31 @@ GPTBlock::GPTBlock(const GPTConfig& c, Generator& generator) : Module("GPTBlock"
   options.dropout = c.dropout;
   attn = register_module("attn", std::make_shared<nn::MultiheadAttention>(options, generator));
   ln2 = register_module("ln2", std::make_shared<nn::LayerNorm>(c.d_model));
-  fc1 = register_module("fc1", std::make_shared<nn::Linear>(c.d_model, c.dim_feedforward, true, generator));
-  fc2 = register_module("fc2", std::make_shared<nn::Linear>(c.dim_feedforward, c.d_model, true, generator));
+  feed_forward = std::make_shared<nn::FeedForward>(c.d_model, c.dim_feedforward, 0.f, nn::functional::Activation::gelu,
+                                                   generator);
+  fc1 = register_module("fc1", feed_forward->linear1);
+  fc2 = register_module("fc2", feed_forward->linear2);
   dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(c.dropout, generator));
   dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(c.dropout, generator));
 }
 
-namespace {
-
-/// The (T, P + T) causal mask of T new queries at positions P.. against P cached and T new keys:
-/// query i sees key j iff j <= P + i.
-Array causal_mask(std::size_t t, std::size_t p) {
-  Array mask = Array::from_shape({t, p + t});
-  const float blocked = -std::numeric_limits<float>::infinity();
-  for (std::size_t i = 0; i < t; ++i) {
-    for (std::size_t j = 0; j < p + t; ++j) mask(i, j) = j <= p + i ? 0.f : blocked;
+Tensor GPTBlock::forward(const Tensor& x, nn::KVCache* cache) const {
+  const std::size_t t = x.shape()[1], past = cache ? cache->length() : 0;
+  const Tensor h = ln1->forward(x);                              // (B, T, D)
+  const Tensor q = attn->rotate(attn->project_query(h), past);  // (B, T, D)
+  Tensor k = attn->rotate(attn->project_key(h), past);          // (B, T, D)
+  Tensor v = attn->project_value(h);                             // (B, T, D)
+  std::size_t num_keys = 0;                                      // all of k
+  if (cache) {
+    cache->append(k, v);
+    k = cache->keys();  // (B, capacity, D), the first P + T filled
+    v = cache->values();
+    num_keys = cache->length();
   }
-  return mask;
-}
-
-}  // namespace
-
-Tensor GPTBlock::forward(const Tensor& x, std::size_t offset, Tensor* keys, Tensor* values) const {
-  const std::size_t t = x.shape()[1];
-  const Tensor h = ln1->forward(x);                         // (B, T, D)
-  const Tensor q = attn->rotate(attn->project_query(h), offset);  // (B, T, D)
-  Tensor k = attn->rotate(attn->project_key(h), offset);          // (B, T, D)
-  Tensor v = attn->project_value(h);                              // (B, T, D)
-  if (keys && keys->defined()) {
-    k = cat({*keys, k}, 1);  // (B, P + T, D)
-    v = cat({*values, v}, 1);
-  }
-  if (keys) *keys = k, *values = v;
-  const std::size_t p = k.shape()[1] - t;
-  const Tensor a = attn->attend(q, k, v, std::nullopt, nn::AttnMask(causal_mask(t, p)), false).output;  // (B, T, D)
+  const nn::AttnMask causal(nn::functional::causal_mask(t, past));  // (T, P + T)
+  const Tensor a = attn->attend(q, k, v, std::nullopt, causal, false, num_keys).output;  // (B, T, D)
   const Tensor y = x + dropout1->forward(a);
-  return y + dropout2->forward(fc2->forward(gelu(fc1->forward(ln2->forward(y)))));
+  return y + dropout2->forward(feed_forward->forward(ln2->forward(y)));
 }
 
 // --- model --------------------------------------------------------------------------------------
@@ -161,24 +151,25 @@ Tensor GPT::run(const Indices& ids, KVCache* cache) const {
       throw Error(fmt::format("GPT: token id {} at flat index {} is outside the vocabulary [0, {})", id, i, config_.vocab));
     }
   }
-  if (cache && cache->length > 0 && cache->keys.at(0).shape()[0] != ids.shape()[0]) {
-    throw Error(fmt::format("GPT: batch {} differs from the cache's batch {}", ids.shape()[0], cache->keys[0].shape()[0]));
+  if (cache && cache->length > 0 && cache->layers.at(0).batch() != ids.shape()[0]) {
+    throw Error(fmt::format("GPT: batch {} differs from the cache's batch {}", ids.shape()[0], cache->layers[0].batch()));
   }
-  if (cache && cache->keys.empty()) cache->keys.resize(blocks->size()), cache->values.resize(blocks->size());
+  if (cache && cache->layers.empty()) cache->layers.resize(blocks->size());
 
   Tensor h = wte->forward(ids);  // (B, T, D)
   if (wpe) h = wpe->forward(h, past);
   h = drop->forward(h);
-  for (std::size_t l = 0; l < blocks->size(); ++l) {
-    h = cache ? (*blocks)[l].forward(h, past, &cache->keys[l], &cache->values[l]) : (*blocks)[l].forward(h, 0);
-  }
+  for (std::size_t l = 0; l < blocks->size(); ++l) h = (*blocks)[l].forward(h, cache ? &cache->layers[l] : nullptr);
   if (cache) cache->length = past + t;
   return nn::functional::linear(ln_f->forward(h), wte->weight);  // (B, T, V), tied to the embedding
 }
 
 Tensor GPT::forward(const Indices& ids) const { return run_hooks(run(ids, nullptr)); }
 
-Tensor GPT::forward(const Indices& ids, KVCache& cache) const { return run_hooks(run(ids, &cache)); }
+Tensor GPT::forward(const Indices& ids, KVCache& cache) const {
+  NoGradGuard no_grad;
+  return run_hooks(run(ids, &cache));
+}
 
 Tensor GPT::loss(const Indices& ids) const {
   if (ids.dimension() != 2 || ids.shape()[1] < 2) {
@@ -205,44 +196,19 @@ Indices GPT::generate(const Indices& prompt, std::size_t max_new_tokens, const G
   if (t0 + max_new_tokens > config_.max_len) {
     throw Error(fmt::format("GPT::generate: prompt {} + {} new tokens exceed max_len {}", t0, max_new_tokens, config_.max_len));
   }
-  if (options.temperature < 0.f || !std::isfinite(options.temperature)) {
-    throw Error(fmt::format("GPT::generate: temperature must be finite and >= 0, got {}", options.temperature));
-  }
-  Generator& generator = options.generator ? *options.generator : default_generator();
+  Sampler sample(options.temperature, options.top_k, options.generator ? *options.generator : default_generator());
   NoGradGuard no_grad;
   const std::size_t v = config_.vocab;
   Indices out = Indices::from_shape({b, t0 + max_new_tokens});  // (B, T0 + N)
   for (std::size_t i = 0; i < b; ++i) std::copy(&prompt(i, 0), &prompt(i, 0) + t0, &out(i, 0));
   KVCache cache;
   Indices step = prompt;
-  std::vector<float> probs(v);
-  std::vector<std::size_t> order(v);
   for (std::size_t n = 0; n < max_new_tokens; ++n) {
     const Tensor logits = run(step, &cache);  // (B, T, V)
-    const std::size_t last = logits.shape()[1] - 1;
-    const float* all = logits.value().data();
+    const std::size_t t = logits.shape()[1];
     Indices next = Indices::from_shape({b, 1});
     for (std::size_t i = 0; i < b; ++i) {
-      const float* row = all + (i * logits.shape()[1] + last) * v;  // (V)
-      std::size_t choice = std::max_element(row, row + v) - row;
-      if (options.temperature > 0.f) {
-        // Sample from softmax(row / temperature), restricted to the top k.
-        std::iota(order.begin(), order.end(), 0);
-        const std::size_t k = options.top_k == 0 ? v : std::min(options.top_k, v);
-        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](std::size_t a, std::size_t c) { return row[a] > row[c]; });
-        const float top = row[order[0]];
-        double total = 0;
-        for (std::size_t r = 0; r < k; ++r) total += probs[r] = std::exp((row[order[r]] - top) / options.temperature);
-        double u = generator.uniform() * total;
-        choice = order[k - 1];
-        for (std::size_t r = 0; r < k; ++r) {
-          if ((u -= probs[r]) < 0) {
-            choice = order[r];
-            break;
-          }
-        }
-      }
-      next(i, 0) = static_cast<std::int64_t>(choice);
+      next(i, 0) = sample(logits.value().data() + (i * t + t - 1) * v, v);  // the last position's row (V)
       out(i, t0 + n) = next(i, 0);
     }
     step = next;

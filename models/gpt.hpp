@@ -15,6 +15,8 @@
 #include <xgrad/nn/container.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>
+#include <xgrad/nn/feed_forward.hpp>
+#include <xgrad/nn/kv_cache.hpp>
 #include <xgrad/nn/layer_norm.hpp>
 #include <xgrad/nn/linear.hpp>
 #include <xgrad/nn/module.hpp>
@@ -42,24 +44,26 @@ struct GPTConfig {
   static GPTConfig from_json(const std::string& text);
 };
 
-/// Keys and values of every layer for the tokens seen so far: layer l holds keys[l], values[l]
-/// (B, P, D), already rotated with RoPE. Empty until the first cached forward.
+/// The keys and values of every layer for the tokens seen so far, each layer's an nn::KVCache
+/// growing in place (keys rotated with RoPE). Empty until the first cached forward.
 struct KVCache {
-  std::vector<Tensor> keys, values;
+  std::vector<nn::KVCache> layers;
   std::size_t length = 0;  ///< P
 };
 
-/// One pre-LN block: x = x + dropout1(SelfAttn(ln1(x))) (causal);  x = x + dropout2(W2 gelu(W1 ln2(x))).
-/// (B, T, D) -> (B, T, D) for positions offset .. offset + T - 1.
+/// One pre-LN block: x = x + dropout1(SelfAttn(ln1(x))) (causal);  x = x + dropout2(FFN(ln2(x))),
+/// FFN(x) = fc2(gelu(fc1(x))), an nn::FeedForward whose linear1 and linear2 the block registers
+/// as fc1 and fc2. (B, T, D) -> (B, T, D) for positions offset .. offset + T - 1.
 class GPTBlock : public nn::Module {
  public:
   GPTBlock(const GPTConfig& config, Generator& generator = default_generator());
-  /// With `keys`/`values` non-null, the new keys and values are appended to them (cached
-  /// decoding) and the queries attend to all of them; otherwise offset is 0 and there is no cache.
-  Tensor forward(const Tensor& x, std::size_t offset, Tensor* keys = nullptr, Tensor* values = nullptr) const;
+  /// With a cache, the new keys and values join it (at positions offset = cache->length() ..)
+  /// and the queries attend to all it holds; without, offset is 0.
+  Tensor forward(const Tensor& x, nn::KVCache* cache = nullptr) const;
 
   std::shared_ptr<nn::LayerNorm> ln1, ln2;
   std::shared_ptr<nn::MultiheadAttention> attn;  // with dropout on its weights
+  std::shared_ptr<nn::FeedForward> feed_forward;  // fc1, gelu, fc2 (no dropout inside)
   std::shared_ptr<nn::Linear> fc1, fc2;
   std::shared_ptr<nn::Dropout> dropout1, dropout2;
 };
@@ -77,6 +81,7 @@ class GPT : public nn::Module {
   /// ids (B, T) -> logits (B, T, V).
   Tensor forward(const Indices& ids) const;
   /// ids (B, T) following the cache's P tokens -> logits (B, T, V); appends their keys and values.
+  /// For decoding: records no gradient (the cache holds values).
   Tensor forward(const Indices& ids, KVCache& cache) const;
   /// Mean next-token cross-entropy: logits at positions 0..T-2 against ids at 1..T. Needs T >= 2.
   Tensor loss(const Indices& ids) const;

@@ -2,7 +2,6 @@
 #include <xgrad/models/transformer.hpp>
 
 #include <cmath>
-#include <functional>
 #include <map>
 
 #include <fmt/format.h>
@@ -131,6 +130,19 @@ void TransformerConfig::validate() const {
   }
 }
 
+LayerOptions TransformerConfig::layer_options() const {
+  LayerOptions o;
+  o.d_model = d_model;
+  o.nhead = nhead;
+  o.dim_feedforward = dim_feedforward;
+  o.dropout = dropout;
+  o.activation = nn::functional::activation_from_name(activation);
+  o.norm_first = norm_first;
+  o.rotary = positional == "rope";
+  o.max_len = max_len;
+  return o;
+}
+
 // --- embeddings ---------------------------------------------------------------------------------
 
 Embeddings::Embeddings(std::size_t vocab, std::size_t d_model, Generator& generator)
@@ -172,45 +184,50 @@ Tensor Projection::forward(const Tensor& x) const { return run_hooks(nn::functio
 
 namespace {
 
-/// Self-attention rotates queries and keys with RoPE when the positions are "rope"; the
-/// decoder's cross-attention is built without it (see DecoderLayer).
-nn::MultiheadAttentionOptions self_attention_options(const TransformerConfig& c) {
-  nn::MultiheadAttentionOptions options(c.d_model, c.nhead);
-  options.dropout = c.dropout;
-  options.rotary = c.positional == "rope";
-  options.rotary_max_len = c.max_len;
+/// Self-attention rotates queries and keys with RoPE when the options say so; the decoder's
+/// cross-attention is built without it (see DecoderLayer).
+nn::MultiheadAttentionOptions self_attention_options(const LayerOptions& o) {
+  nn::MultiheadAttentionOptions options(o.d_model, o.nhead);
+  options.dropout = o.dropout;
+  options.rotary = o.rotary;
+  options.rotary_max_len = o.max_len;
   return options;
+}
+
+/// The layer's feed-forward block, its linear1, dropout and linear2 registered in the layer itself
+/// under torch's names (TransformerEncoderLayer and TransformerDecoderLayer keep them there).
+template <class Layer>
+void add_feed_forward(Layer& layer, const LayerOptions& o, Generator& generator) {
+  layer.feed_forward = std::make_shared<nn::FeedForward>(o.d_model, o.dim_feedforward, o.dropout, o.activation, generator);
+  layer.linear1 = layer.register_module("linear1", layer.feed_forward->linear1);
+  layer.dropout = layer.register_module("dropout", layer.feed_forward->dropout);
+  layer.linear2 = layer.register_module("linear2", layer.feed_forward->linear2);
 }
 
 /// A sublayer in its residual connection with layer norm, the pattern of every layer:
 ///   post-LN (the paper, 5.3): norm(x + sublayer(x));   pre-LN: x + sublayer(norm(x)).
-Tensor residual(bool norm_first, const nn::LayerNorm& norm, const Tensor& x,
-                const std::function<Tensor(const Tensor&)>& sublayer) {
+template <class Sublayer>
+Tensor residual(bool norm_first, const nn::LayerNorm& norm, const Tensor& x, const Sublayer& sublayer) {
   return norm_first ? x + sublayer(norm.forward(x)) : norm.forward(x, sublayer(x));
 }
 
 }  // namespace
 
-EncoderLayer::EncoderLayer(const TransformerConfig& c, Generator& generator)
-    : Module("EncoderLayer"), norm_first_(c.norm_first), activation_(c.activation) {
-  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(self_attention_options(c), generator));
-  linear1 = register_module("linear1", std::make_shared<nn::Linear>(c.d_model, c.dim_feedforward, true, generator));
-  dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, generator));
-  linear2 = register_module("linear2", std::make_shared<nn::Linear>(c.dim_feedforward, c.d_model, true, generator));
-  norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(c.d_model));
-  norm2 = register_module("norm2", std::make_shared<nn::LayerNorm>(c.d_model));
-  dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(c.dropout, generator));
-  dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(c.dropout, generator));
+EncoderLayer::EncoderLayer(const LayerOptions& o, Generator& generator)
+    : Module("EncoderLayer"), norm_first_(o.norm_first) {
+  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(self_attention_options(o), generator));
+  add_feed_forward(*this, o, generator);
+  norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(o.d_model));
+  norm2 = register_module("norm2", std::make_shared<nn::LayerNorm>(o.d_model));
+  dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(o.dropout, generator));
+  dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(o.dropout, generator));
 }
 
 Tensor EncoderLayer::self_attention_block(const Tensor& x, const std::optional<Mask>& src_padding) const {
   return dropout1->forward(self_attn->forward(x, x, x, src_padding).output);
 }
 
-Tensor EncoderLayer::feed_forward_block(const Tensor& x) const {
-  Tensor hidden = linear1->forward(x, nn::functional::activation_from_name(activation_));  // (B, S, F)
-  return dropout2->forward(linear2->forward(dropout->forward(hidden)));
-}
+Tensor EncoderLayer::feed_forward_block(const Tensor& x) const { return dropout2->forward(feed_forward->forward(x)); }
 
 Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& src_padding) const {
   Tensor h = residual(norm_first_, *norm1, x, [&](const Tensor& y) { return self_attention_block(y, src_padding); });
@@ -218,20 +235,18 @@ Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& src_pad
   return run_hooks(h);
 }
 
-DecoderLayer::DecoderLayer(const TransformerConfig& c, Generator& generator)
-    : Module("DecoderLayer"), norm_first_(c.norm_first), activation_(c.activation) {
-  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(self_attention_options(c), generator));
+DecoderLayer::DecoderLayer(const LayerOptions& o, Generator& generator)
+    : Module("DecoderLayer"), norm_first_(o.norm_first) {
+  self_attn = register_module("self_attn", std::make_shared<nn::MultiheadAttention>(self_attention_options(o), generator));
   multihead_attn =
-      register_module("multihead_attn", std::make_shared<nn::MultiheadAttention>(c.d_model, c.nhead, c.dropout, generator));
-  linear1 = register_module("linear1", std::make_shared<nn::Linear>(c.d_model, c.dim_feedforward, true, generator));
-  dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, generator));
-  linear2 = register_module("linear2", std::make_shared<nn::Linear>(c.dim_feedforward, c.d_model, true, generator));
-  norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(c.d_model));
-  norm2 = register_module("norm2", std::make_shared<nn::LayerNorm>(c.d_model));
-  norm3 = register_module("norm3", std::make_shared<nn::LayerNorm>(c.d_model));
-  dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(c.dropout, generator));
-  dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(c.dropout, generator));
-  dropout3 = register_module("dropout3", std::make_shared<nn::Dropout>(c.dropout, generator));
+      register_module("multihead_attn", std::make_shared<nn::MultiheadAttention>(o.d_model, o.nhead, o.dropout, generator));
+  add_feed_forward(*this, o, generator);
+  norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(o.d_model));
+  norm2 = register_module("norm2", std::make_shared<nn::LayerNorm>(o.d_model));
+  norm3 = register_module("norm3", std::make_shared<nn::LayerNorm>(o.d_model));
+  dropout1 = register_module("dropout1", std::make_shared<nn::Dropout>(o.dropout, generator));
+  dropout2 = register_module("dropout2", std::make_shared<nn::Dropout>(o.dropout, generator));
+  dropout3 = register_module("dropout3", std::make_shared<nn::Dropout>(o.dropout, generator));
 }
 
 Tensor DecoderLayer::self_attention_block(const Tensor& x, const Array& causal,
@@ -244,10 +259,7 @@ Tensor DecoderLayer::cross_attention_block(const Tensor& x, const Tensor& memory
   return dropout2->forward(multihead_attn->forward(x, memory, memory, src_padding).output);
 }
 
-Tensor DecoderLayer::feed_forward_block(const Tensor& x) const {
-  Tensor hidden = linear1->forward(x, nn::functional::activation_from_name(activation_));  // (B, T, F)
-  return dropout3->forward(linear2->forward(dropout->forward(hidden)));
-}
+Tensor DecoderLayer::feed_forward_block(const Tensor& x) const { return dropout3->forward(feed_forward->forward(x)); }
 
 Tensor DecoderLayer::forward(const Tensor& x, const Tensor& memory, const Array& causal,
                              const std::optional<Mask>& tgt_padding, const std::optional<Mask>& src_padding) const {
@@ -257,11 +269,54 @@ Tensor DecoderLayer::forward(const Tensor& x, const Tensor& memory, const Array&
   return run_hooks(h);
 }
 
+Tensor DecoderLayer::forward_step(const Tensor& x, DecoderLayerCache& cache, const DecodeStep& step) const {
+  const std::size_t batch = x.shape()[0], d = x.shape()[2], t = step.position;
+  // Self-attention of the new position over every position so far. With RoPE the new query and
+  // key are rotated at their absolute position t, and the cache keeps rotated keys: q_t.k_j then
+  // depends on t - j only, as in forward().
+  auto self_attention = [&](const Tensor& y) {  // (B, 1, D)
+    const nn::MultiheadAttention& attn = *self_attn;
+    Array key = attn.rotate(attn.project_key(y), t).value();  // (B, 1, D)
+    Array value = attn.project_value(y).value();              // (B, 1, D)
+    key.reshape({batch, d});
+    value.reshape({batch, d});
+    cache.self_k.push_back(std::move(key));
+    cache.self_v.push_back(std::move(value));
+    nn::functional::GatheredKeyValues kv;
+    kv.length = t + 1;
+    for (std::size_t s = 0; s <= t; ++s) {
+      kv.keys.push_back(&cache.self_k[s]);
+      kv.values.push_back(&cache.self_v[s]);
+      kv.padding.push_back(&(*step.fed_padding)[s]);
+    }
+    kv.index = step.paths;
+    kv.group = step.group_size;
+    return attn.attend_gathered(attn.rotate(attn.project_query(y), t), kv);  // (B, 1, D)
+  };
+  // The rows of a group attend to one memory row: they go in as the queries of one sequence.
+  auto cross_attention = [&](const Tensor& y) {
+    const nn::MultiheadAttention& attn = *multihead_attn;
+    const bool gathered = cache.group_k.defined();
+    const auto size = static_cast<std::int64_t>(step.group_size);
+    Tensor q = attn.project_query(y);                                             // (B, 1, D)
+    if (size > 1) q = reshape(q, {static_cast<std::int64_t>(batch) / size, size, -1});  // (G, size, D)
+    const Tensor out = attn.attend(q, gathered ? cache.group_k : cache.cross_k, gathered ? cache.group_v : cache.cross_v,
+                                   *step.group_padding, {}, false)
+                           .output;  // (G, size, D)
+    return size > 1 ? reshape(out, {static_cast<std::int64_t>(batch), 1, static_cast<std::int64_t>(d)}) : out;
+  };
+  auto ffn = [&](const Tensor& y) { return feed_forward->forward(y); };  // (B, 1, F) inside
+  Tensor h = residual(norm_first_, *norm1, x, self_attention);
+  h = residual(norm_first_, *norm2, h, cross_attention);
+  return residual(norm_first_, *norm3, h, ffn);  // (B, 1, D)
+}
+
 // --- stacks -------------------------------------------------------------------------------------
 
 Encoder::Encoder(const TransformerConfig& c, Generator& generator) : Module("Encoder") {
   layers = register_module("layers", std::make_shared<nn::ModuleList<EncoderLayer>>());
-  for (std::size_t i = 0; i < c.num_encoder_layers; ++i) layers->push_back(std::make_shared<EncoderLayer>(c, generator));
+  const LayerOptions options = c.layer_options();
+  for (std::size_t i = 0; i < c.num_encoder_layers; ++i) layers->push_back(std::make_shared<EncoderLayer>(options, generator));
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(c.d_model));
 }
 
@@ -273,7 +328,8 @@ Tensor Encoder::forward(const Tensor& x, const std::optional<Mask>& src_padding)
 
 Decoder::Decoder(const TransformerConfig& c, Generator& generator) : Module("Decoder") {
   layers = register_module("layers", std::make_shared<nn::ModuleList<DecoderLayer>>());
-  for (std::size_t i = 0; i < c.num_decoder_layers; ++i) layers->push_back(std::make_shared<DecoderLayer>(c, generator));
+  const LayerOptions options = c.layer_options();
+  for (std::size_t i = 0; i < c.num_decoder_layers; ++i) layers->push_back(std::make_shared<DecoderLayer>(options, generator));
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(c.d_model));
 }
 

@@ -11,10 +11,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <xgrad/core/generator.hpp>
 #include <xgrad/nn/container.hpp>
 #include <xgrad/nn/dropout.hpp>
+#include <xgrad/nn/feed_forward.hpp>
+#include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/layer_norm.hpp>
 #include <xgrad/nn/linear.hpp>
 #include <xgrad/nn/module.hpp>
@@ -22,6 +25,19 @@
 #include <xgrad/nn/positional.hpp>
 
 namespace xgrad::models {
+
+/// What one encoder or decoder layer is built from (TransformerConfig::layer_options() for the
+/// Transformer; other models fill it in themselves).
+struct LayerOptions {
+  std::size_t d_model = 512;
+  std::size_t nhead = 8;
+  std::size_t dim_feedforward = 2048;
+  float dropout = 0.1f;
+  nn::functional::Activation activation = nn::functional::Activation::relu;
+  bool norm_first = false;  ///< pre-LN when true, the paper's post-LN when false
+  bool rotary = false;      ///< RoPE on the self-attention's queries and keys
+  std::size_t max_len = 512;  ///< the longest sequence RoPE's table covers
+};
 
 /// The reference's CONFIG_KEYS, plus the kind of positional encoding.
 struct TransformerConfig {
@@ -55,6 +71,8 @@ struct TransformerConfig {
   static TransformerConfig from_json(const std::string& text);
   /// Throws xgrad::Error on an inconsistent configuration (e.g. D not divisible by H).
   void validate() const;
+  /// The options of each of its layers (the activation resolved from its name).
+  LayerOptions layer_options() const;
 };
 
 /// Token embedding scaled by sqrt(D) (3.4): (B, L) int64 -> (B, L, D). Parameter weight (vocab, D)
@@ -89,14 +107,16 @@ class Projection : public nn::Module {
 /// in a residual connection with layer norm, as torch.nn.TransformerEncoderLayer:
 ///   post-LN: x = norm1(x + dropout1(SelfAttn(x)));  x = norm2(x + dropout2(FFN(x)))
 ///   pre-LN:  x = x + dropout1(SelfAttn(norm1(x)));  x = x + dropout2(FFN(norm2(x)))
-/// with FFN(x) = linear2(dropout(act(linear1(x)))). With positional "rope", self_attn rotates its
-/// queries and keys by their positions 0 .. S-1. Shape: (B, S, D) -> (B, S, D).
+/// with FFN(x) = linear2(dropout(act(linear1(x)))), an nn::FeedForward whose parts the layer
+/// registers under torch's names (linear1, dropout, linear2). With rotary options, self_attn
+/// rotates its queries and keys by their positions 0 .. S-1. Shape: (B, S, D) -> (B, S, D).
 class EncoderLayer : public nn::Module {
  public:
-  EncoderLayer(const TransformerConfig& config, Generator& generator = default_generator());
+  EncoderLayer(const LayerOptions& options, Generator& generator = default_generator());
   Tensor forward(const Tensor& x, const std::optional<Mask>& src_padding) const;
 
   std::shared_ptr<nn::MultiheadAttention> self_attn;
+  std::shared_ptr<nn::FeedForward> feed_forward;  // its linear1, dropout, linear2 are the layer's
   std::shared_ptr<nn::Linear> linear1;
   std::shared_ptr<nn::Dropout> dropout;
   std::shared_ptr<nn::Linear> linear2;
@@ -107,7 +127,26 @@ class EncoderLayer : public nn::Module {
   Tensor self_attention_block(const Tensor& x, const std::optional<Mask>& src_padding) const;
   Tensor feed_forward_block(const Tensor& x) const;
   bool norm_first_;
-  std::string activation_;
+};
+
+/// What every decoder layer shares in one step of incremental decoding (IncrementalDecoder keeps
+/// it): the position t of the new token, and how each of the B rows reads the cached positions.
+struct DecodeStep {
+  std::size_t position = 0;                          // t
+  const std::vector<Mask>* fed_padding = nullptr;    // per position s <= t: (B_s), true at pad_id
+  const std::vector<std::uint32_t>* paths = nullptr;  // (B, t + 1): the row of position s that row b reads
+  std::size_t group_size = 1;                        // rows per memory row, taken together in cross-attention
+  const Mask* group_padding = nullptr;               // (G, S), G = B / group_size
+};
+
+/// One decoder layer's cache: the self-attention keys (rotated with RoPE) and values of every
+/// position fed so far, one (B_s, D) block per position s, and the cross-attention keys and
+/// values of the memory, projected once (M, S, D); group_k and group_v are their rows per group
+/// when the groups are not the M memory rows in order.
+struct DecoderLayerCache {
+  std::vector<Array> self_k, self_v;
+  Tensor cross_k, cross_v;
+  Tensor group_k, group_v;
 };
 
 /// One decoder layer (Figure 1, right): masked self-attention, attention over the encoder's
@@ -121,12 +160,18 @@ class EncoderLayer : public nn::Module {
 /// RoPE encodes would mean nothing there. Shape: (B, T, D), memory (B, S, D) -> (B, T, D).
 class DecoderLayer : public nn::Module {
  public:
-  DecoderLayer(const TransformerConfig& config, Generator& generator = default_generator());
+  DecoderLayer(const LayerOptions& options, Generator& generator = default_generator());
   Tensor forward(const Tensor& x, const Tensor& memory, const Array& causal, const std::optional<Mask>& tgt_padding,
                  const std::optional<Mask>& src_padding) const;
+  /// The same layer for one new position t of each row: x (B, 1, D) -> (B, 1, D). Its
+  /// self-attention key and value join `cache`, and its query attends to every position so far
+  /// along the row's path (no causal mask needed); with RoPE the query and key are rotated at t.
+  /// Equal to forward()'s position t on the whole prefix, dropout aside. No gradient.
+  Tensor forward_step(const Tensor& x, DecoderLayerCache& cache, const DecodeStep& step) const;
 
   std::shared_ptr<nn::MultiheadAttention> self_attn;
   std::shared_ptr<nn::MultiheadAttention> multihead_attn;
+  std::shared_ptr<nn::FeedForward> feed_forward;  // its linear1, dropout, linear2 are the layer's
   std::shared_ptr<nn::Linear> linear1;
   std::shared_ptr<nn::Dropout> dropout;
   std::shared_ptr<nn::Linear> linear2;
@@ -138,7 +183,6 @@ class DecoderLayer : public nn::Module {
   Tensor cross_attention_block(const Tensor& x, const Tensor& memory, const std::optional<Mask>& src_padding) const;
   Tensor feed_forward_block(const Tensor& x) const;
   bool norm_first_;
-  std::string activation_;
 };
 
 /// N encoder layers and a final layer norm: (B, S, D) -> memory (B, S, D).
