@@ -4,6 +4,7 @@
 #include <xgrad/autograd/autograd.hpp>
 #include <xgrad/nn/nn.hpp>
 #include <xgrad/optim/optim.hpp>
+#include <xgrad/models/checkpoint.hpp>
 #include <xgrad/models/decoding.hpp>
 #include <xgrad/models/sampling.hpp>
 #include <xgrad/models/transformer.hpp>

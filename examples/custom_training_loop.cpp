@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  // The checkpoint carries its config: models::load_model and the PyTorch reference read it.
-  models::save_model(model, checkpoint);
+  // The checkpoint carries its config: models::load<models::Transformer> and the PyTorch reference read it.
+  models::save(model, checkpoint);
   std::printf("saved %s\n", checkpoint.c_str());
   return accuracy >= 0.9 ? 0 : 1;  // it should have learnt to reverse
 }

@@ -8,6 +8,7 @@
 #include <xgrad/autograd/ops/loss.hpp>
 #include <xgrad/autograd/ops/reduction.hpp>
 #include <xgrad/core/shape.hpp>
+#include <xgrad/models/config_json.hpp>
 
 namespace xgrad::models {
 
@@ -19,6 +20,41 @@ void EncoderClassifierConfig::validate() const {
   if (max_len == 0) fail("max_len must be positive");
   if (dropout < 0.f || dropout >= 1.f) fail(fmt::format("dropout must be in [0, 1), got {}", dropout));
   if (activation != "relu" && activation != "gelu") fail(fmt::format("activation must be \"relu\" or \"gelu\", got \"{}\"", activation));
+}
+
+std::string EncoderClassifierConfig::to_json() const {
+  return ConfigWriter()
+      .write("vocab", vocab)
+      .write("num_classes", num_classes)
+      .write("d_model", d_model)
+      .write("nhead", nhead)
+      .write("num_layers", num_layers)
+      .write("dim_feedforward", dim_feedforward)
+      .write("max_len", max_len)
+      .write("pad_id", pad_id)
+      .write("dropout", dropout)
+      .write("activation", activation)
+      .write("norm_first", norm_first)
+      .dump();
+}
+
+EncoderClassifierConfig EncoderClassifierConfig::from_json(const std::string& text) {
+  ConfigReader j("EncoderClassifierConfig", text);
+  EncoderClassifierConfig c;
+  j.read("vocab", c.vocab);
+  j.read("num_classes", c.num_classes);
+  j.read("d_model", c.d_model);
+  j.read("nhead", c.nhead);
+  j.read("num_layers", c.num_layers);
+  j.read("dim_feedforward", c.dim_feedforward);
+  j.read("max_len", c.max_len);
+  j.read("pad_id", c.pad_id);
+  j.read("dropout", c.dropout);
+  j.read("activation", c.activation);
+  j.read("norm_first", c.norm_first);
+  j.finish();
+  c.validate();
+  return c;
 }
 
 EncoderClassifier::EncoderClassifier(const EncoderClassifierConfig& c, Generator& generator)

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include <xgrad/core/generator.hpp>
 #include <xgrad/models/transformer.hpp>
@@ -33,14 +34,20 @@ struct EncoderClassifierConfig {
   bool norm_first = true;           ///< pre-LN (BERT itself is post-LN; pre-LN trains more easily)
   /// Throws xgrad::Error on an inconsistent configuration.
   void validate() const;
+  /// Every field as a JSON object (a checkpoint's "config" metadata).
+  std::string to_json() const;
+  /// Parses that JSON; keys absent keep their defaults, unknown keys and bad values throw.
+  static EncoderClassifierConfig from_json(const std::string& text);
 };
 
+/// Saved and loaded as every model: models::save(model, path), models::load<EncoderClassifier>(path).
 /// ids (B, L) -> logits (B, C). Pooling is the mean of the final hidden states over the positions
 /// whose id is not pad_id; padding keys are masked in every attention, so padding never changes
 /// the logits. Positions count from the first column: pad at the end (padding placed before or
 /// between tokens shifts their positions). A sequence made only of padding is an error.
 class EncoderClassifier : public nn::Module {
  public:
+  using Config = EncoderClassifierConfig;
   explicit EncoderClassifier(const EncoderClassifierConfig& config, Generator& generator = default_generator());
 
   Tensor forward(const Indices& ids) const;

@@ -7,7 +7,6 @@
 #include <numeric>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
@@ -15,8 +14,9 @@
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/core/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
-#include <xgrad/nn/checkpoint.hpp>
 #include <xgrad/nn/functional.hpp>
+#include <xgrad/models/checkpoint.hpp>
+#include <xgrad/models/config_json.hpp>
 #include <xgrad/models/sampling.hpp>
 
 namespace xgrad::models {
@@ -26,58 +26,37 @@ void GPTConfig::validate() const {
   if (vocab == 0) fail("vocab must be positive");
   if (nhead == 0 || d_model == 0 || d_model % nhead != 0) fail(fmt::format("d_model {} must be a positive multiple of nhead {}", d_model, nhead));
   if (num_layers == 0 || dim_feedforward == 0 || max_len == 0) fail("num_layers, dim_feedforward and max_len must be positive");
-  if (positional != "learned" && positional != "rotary") fail(fmt::format("positional must be \"learned\" or \"rotary\", got \"{}\"", positional));
-  if (positional == "rotary" && (d_model / nhead) % 2 != 0) fail(fmt::format("rotary needs an even head width, got {}", d_model / nhead));
+  if (positional != "learned" && positional != "rope") fail(fmt::format("positional must be \"learned\" or \"rope\", got \"{}\"", positional));
+  if (positional == "rope" && (d_model / nhead) % 2 != 0) fail(fmt::format("rope needs an even head width, got {}", d_model / nhead));
   if (!(dropout >= 0.f && dropout < 1.f)) fail(fmt::format("dropout must be in [0, 1), got {}", dropout));
 }
 
-using json = nlohmann::json;
-
 std::string GPTConfig::to_json() const {
-  return json{{"vocab", vocab},
-              {"d_model", d_model},
-              {"nhead", nhead},
-              {"num_layers", num_layers},
-              {"dim_feedforward", dim_feedforward},
-              {"max_len", max_len},
-              {"positional", positional},
-              {"dropout", json::parse(fmt::format("{}", dropout))}}  // 0.1, not 0.10000000149
+  return ConfigWriter()
+      .write("vocab", vocab)
+      .write("d_model", d_model)
+      .write("nhead", nhead)
+      .write("num_layers", num_layers)
+      .write("dim_feedforward", dim_feedforward)
+      .write("max_len", max_len)
+      .write("positional", positional)
+      .write("dropout", dropout)
       .dump();
 }
 
 GPTConfig GPTConfig::from_json(const std::string& text) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("GPTConfig::from_json: not valid JSON: {}", e.what()));
-  }
-  if (!j.is_object()) throw Error("GPTConfig::from_json: expected a JSON object, got " + j.dump());
+  ConfigReader j("GPTConfig", text);
   GPTConfig c;
-  for (const auto& [key, value] : j.items()) {
-    auto bad = [&](const char* expected) {
-      return Error(fmt::format("GPTConfig::from_json: \"{}\" must be {}, got {}", key, expected, value.dump()));
-    };
-    auto size = [&](std::size_t& field) {
-      if (!value.is_number_integer() || value.get<std::int64_t>() < 0) throw bad("a non-negative integer");
-      field = value.get<std::size_t>();
-    };
-    if (key == "vocab") size(c.vocab);
-    else if (key == "d_model") size(c.d_model);
-    else if (key == "nhead") size(c.nhead);
-    else if (key == "num_layers") size(c.num_layers);
-    else if (key == "dim_feedforward") size(c.dim_feedforward);
-    else if (key == "max_len") size(c.max_len);
-    else if (key == "positional") {
-      if (!value.is_string()) throw bad("a string");
-      c.positional = value.get<std::string>();
-    } else if (key == "dropout") {
-      if (!value.is_number()) throw bad("a number");
-      c.dropout = value.get<float>();
-    } else {
-      throw Error(fmt::format("GPTConfig::from_json: unknown key \"{}\"", key));
-    }
-  }
+  j.read("vocab", c.vocab);
+  j.read("d_model", c.d_model);
+  j.read("nhead", c.nhead);
+  j.read("num_layers", c.num_layers);
+  j.read("dim_feedforward", c.dim_feedforward);
+  j.read("max_len", c.max_len);
+  j.read("positional", c.positional);
+  j.read("dropout", c.dropout);
+  j.finish();
+  if (c.positional == "rotary") c.positional = "rope";  // the spelling of checkpoints written before
   c.validate();
   return c;
 }
@@ -87,7 +66,7 @@ GPTConfig GPTConfig::from_json(const std::string& text) {
 GPTBlock::GPTBlock(const GPTConfig& c, Generator& generator) : Module("GPTBlock") {
   ln1 = register_module("ln1", std::make_shared<nn::LayerNorm>(c.d_model));
   nn::MultiheadAttentionOptions options(c.d_model, c.nhead);
-  options.rotary = c.positional == "rotary";
+  options.rotary = c.positional == "rope";
   options.rotary_max_len = c.max_len;
   options.dropout = c.dropout;
   attn = register_module("attn", std::make_shared<nn::MultiheadAttention>(options, generator));
@@ -218,10 +197,8 @@ Indices GPT::generate(const Indices& prompt, std::size_t max_new_tokens, const G
 
 // --- checkpoints --------------------------------------------------------------------------------
 
-std::shared_ptr<GPT> load_gpt(const std::string& path) { return nn::load_configured<GPT, GPTConfig>("load_gpt", path); }
+std::shared_ptr<GPT> load_gpt(const std::string& path) { return load<GPT>(path); }
 
-void save_model(const GPT& model, const std::string& path) {
-  nn::save(model, path, {{"format", "pt"}, {"config", model.config().to_json()}});
-}
+void save_model(const GPT& model, const std::string& path) { save(model, path); }
 
 }  // namespace xgrad::models

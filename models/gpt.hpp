@@ -32,7 +32,9 @@ struct GPTConfig {
   std::size_t num_layers = 2;
   std::size_t dim_feedforward = 256;
   std::size_t max_len = 128;
-  std::string positional = "learned";  ///< "learned" (added to the embeddings) or "rotary" (RoPE on q and k)
+  /// "learned" (added to the embeddings) or "rope" (rotary embeddings on q and k; checkpoints
+  /// that spell it "rotary" load too), as TransformerConfig spells them.
+  std::string positional = "learned";
   /// In training, GPT-2's three places: the embeddings' sum, the attention weights, and each
   /// residual branch before it is added. 0 turns it off (GPT-2 used 0.1).
   float dropout = 0.f;
@@ -76,6 +78,7 @@ struct GenerateOptions {
 
 class GPT : public nn::Module {
  public:
+  using Config = GPTConfig;
   explicit GPT(const GPTConfig& config, Generator& generator = default_generator());
 
   /// ids (B, T) -> logits (B, T, V).
@@ -103,10 +106,9 @@ class GPT : public nn::Module {
   GPTConfig config_;
 };
 
-/// Builds a GPT from a safetensors checkpoint's "config" metadata (GPTConfig::to_json) and
-/// loads its tensors strictly. Dropout draws from the default generator.
+/// models::load<GPT>(path) and models::save(model, path) (models/checkpoint.hpp), by their
+/// earlier names. Dropout draws from the default generator.
 std::shared_ptr<GPT> load_gpt(const std::string& path);
-/// Writes the model's state_dict with metadata {"format": "pt", "config": <config JSON>}.
 void save_model(const GPT& model, const std::string& path);
 
 }  // namespace xgrad::models

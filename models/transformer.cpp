@@ -5,20 +5,18 @@
 #include <map>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
 #include <xgrad/autograd/ops/embedding.hpp>
 #include <xgrad/autograd/ops/loss.hpp>
 #include <xgrad/autograd/ops/shape_ops.hpp>
-#include <xgrad/nn/checkpoint.hpp>
 #include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/init.hpp>
+#include <xgrad/models/checkpoint.hpp>
+#include <xgrad/models/config_json.hpp>
 
 namespace xgrad::models {
-
-using json = nlohmann::json;
 
 // --- configuration ------------------------------------------------------------------------------
 
@@ -39,74 +37,36 @@ TransformerConfig TransformerConfig::preset(const std::string& name, std::size_t
 }
 
 std::string TransformerConfig::to_json() const {
-  json j = {{"src_vocab", src_vocab},
-            {"tgt_vocab", tgt_vocab},
-            {"d_model", d_model},
-            {"nhead", nhead},
-            {"num_encoder_layers", num_encoder_layers},
-            {"num_decoder_layers", num_decoder_layers},
-            {"dim_feedforward", dim_feedforward},
-            {"dropout", json::parse(fmt::format("{}", dropout))},  // 0.1, not 0.10000000149
-            {"activation", activation},
-            {"norm_first", norm_first},
-            {"max_len", max_len},
-            {"pad_id", pad_id}};
+  ConfigWriter j;
+  j.write("src_vocab", src_vocab).write("tgt_vocab", tgt_vocab).write("d_model", d_model).write("nhead", nhead);
+  j.write("num_encoder_layers", num_encoder_layers).write("num_decoder_layers", num_decoder_layers);
+  j.write("dim_feedforward", dim_feedforward).write("dropout", dropout).write("activation", activation);
+  j.write("norm_first", norm_first).write("max_len", max_len).write("pad_id", pad_id);
   // Keys beyond the reference's only when they differ from its model, so that
   // Seq2SeqTransformer(**config) builds an xgrad checkpoint's model.
-  if (positional != "sinusoidal") j["positional"] = positional;
-  if (tie_embeddings) j["tie_embeddings"] = true;
+  if (positional != "sinusoidal") j.write("positional", positional);
+  if (tie_embeddings) j.write("tie_embeddings", true);
   return j.dump();
 }
 
 TransformerConfig TransformerConfig::from_json(const std::string& text) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("TransformerConfig::from_json: not valid JSON: {}", e.what()));
-  }
-  if (!j.is_object()) throw Error("TransformerConfig::from_json: expected a JSON object, got " + j.dump());
+  ConfigReader j("TransformerConfig", text);
   TransformerConfig c;
-  for (const auto& [key, value] : j.items()) {
-    try {
-      auto size = [&](std::size_t& field) {
-        if (!value.is_number_integer() || value.get<std::int64_t>() < 0) throw Error("a non-negative integer");
-        field = value.get<std::size_t>();
-      };
-      if (key == "src_vocab") size(c.src_vocab);
-      else if (key == "tgt_vocab") size(c.tgt_vocab);
-      else if (key == "d_model") size(c.d_model);
-      else if (key == "nhead") size(c.nhead);
-      else if (key == "num_encoder_layers") size(c.num_encoder_layers);
-      else if (key == "num_decoder_layers") size(c.num_decoder_layers);
-      else if (key == "dim_feedforward") size(c.dim_feedforward);
-      else if (key == "max_len") size(c.max_len);
-      else if (key == "dropout") {
-        if (!value.is_number()) throw Error("a number");
-        c.dropout = value.get<float>();
-      } else if (key == "activation") {
-        if (!value.is_string()) throw Error("a string");
-        c.activation = value.get<std::string>();
-      } else if (key == "positional") {
-        if (!value.is_string()) throw Error("a string");
-        c.positional = value.get<std::string>();
-      } else if (key == "tie_embeddings") {
-        if (!value.is_boolean()) throw Error("a boolean");
-        c.tie_embeddings = value.get<bool>();
-      } else if (key == "norm_first") {
-        if (!value.is_boolean()) throw Error("a boolean");
-        c.norm_first = value.get<bool>();
-      } else if (key == "pad_id") {
-        if (!value.is_number_integer()) throw Error("an integer");
-        c.pad_id = value.get<std::int64_t>();
-      } else {
-        throw Error(fmt::format("TransformerConfig::from_json: unknown key \"{}\"", key));
-      }
-    } catch (const Error& e) {
-      if (std::string(e.what()).rfind("TransformerConfig", 0) == 0) throw;
-      throw Error(fmt::format("TransformerConfig::from_json: \"{}\" must be {}, got {}", key, e.what(), value.dump()));
-    }
-  }
+  j.read("src_vocab", c.src_vocab);
+  j.read("tgt_vocab", c.tgt_vocab);
+  j.read("d_model", c.d_model);
+  j.read("nhead", c.nhead);
+  j.read("num_encoder_layers", c.num_encoder_layers);
+  j.read("num_decoder_layers", c.num_decoder_layers);
+  j.read("dim_feedforward", c.dim_feedforward);
+  j.read("dropout", c.dropout);
+  j.read("activation", c.activation);
+  j.read("norm_first", c.norm_first);
+  j.read("max_len", c.max_len);
+  j.read("pad_id", c.pad_id);
+  j.read("positional", c.positional);
+  j.read("tie_embeddings", c.tie_embeddings);
+  j.finish();
   c.validate();
   return c;
 }
@@ -445,12 +405,8 @@ Tensor Transformer::loss(const Indices& src, const Indices& tgt_in, const Indice
 
 // --- checkpoints --------------------------------------------------------------------------------
 
-std::shared_ptr<Transformer> load_model(const std::string& path) {
-  return nn::load_configured<Transformer, TransformerConfig>("load_model", path);
-}
+std::shared_ptr<Transformer> load_model(const std::string& path) { return load<Transformer>(path); }
 
-void save_model(const Transformer& model, const std::string& path) {
-  nn::save(model, path, {{"format", "pt"}, {"config", model.config().to_json()}});
-}
+void save_model(const Transformer& model, const std::string& path) { save(model, path); }
 
 }  // namespace xgrad::models

@@ -221,6 +221,7 @@ class EncoderDecoder : public nn::Module {
 /// masked as keys in every attention; the decoder's self-attention is causal.
 class Transformer : public nn::Module {
  public:
+  using Config = TransformerConfig;
   explicit Transformer(const TransformerConfig& config, Generator& generator = default_generator());
 
   /// src (B, S) -> memory (B, S, D).
@@ -265,10 +266,9 @@ class Transformer : public nn::Module {
   TransformerConfig config_;
 };
 
-/// Builds a Transformer from a safetensors checkpoint's "config" metadata and loads its
-/// tensors strictly.
+/// models::load<Transformer>(path) and models::save(model, path) (models/checkpoint.hpp), by the
+/// names the seq2seq program and earlier code use.
 std::shared_ptr<Transformer> load_model(const std::string& path);
-/// Writes the model's state_dict with metadata {"format": "pt", "config": <config JSON>}.
 void save_model(const Transformer& model, const std::string& path);
 
 }  // namespace xgrad::models

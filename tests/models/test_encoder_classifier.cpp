@@ -9,6 +9,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace xgrad;
 using namespace xgrad::models;
 
@@ -117,4 +119,36 @@ TEST_CASE("EncoderClassifier bad input throws") {
   EncoderClassifierConfig c = tiny();
   c.pad_id = 8;
   CHECK_THROWS_WITH_AS(EncoderClassifier{c}, doctest::Contains("pad_id"), Error);
+}
+
+TEST_CASE("EncoderClassifier config JSON round trip, and save/load as every model") {
+  EncoderClassifierConfig c = tiny();
+  c.dropout = 0.1f;
+  c.activation = "relu";
+  const std::string json = c.to_json();
+  CHECK(json.find("\"dropout\":0.1") != std::string::npos);
+  CHECK(EncoderClassifierConfig::from_json(json).to_json() == json);
+  CHECK(EncoderClassifierConfig::from_json(R"({"vocab": 7})").num_classes == 2);  // defaults kept
+  CHECK_THROWS_WITH_AS(EncoderClassifierConfig::from_json(R"({"vocab": 7, "colour": 1})"),
+                       doctest::Contains("EncoderClassifierConfig::from_json: unknown key \"colour\""), Error);
+  CHECK_THROWS_WITH_AS(EncoderClassifierConfig::from_json(R"({"vocab": 7, "norm_first": 1})"),
+                       doctest::Contains("\"norm_first\" must be a boolean, got 1"), Error);
+
+  Generator generator(5);
+  EncoderClassifier model(c, generator);
+  model.eval();
+  const TempDir dir("encoder_classifier");
+  const std::string path = dir.file("classifier.safetensors");
+  models::save(model, path);
+  const auto loaded = models::load<EncoderClassifier>(path);
+  loaded->eval();
+  CHECK(loaded->config().to_json() == json);
+  Indices ids{{3, 4, 5, 0}, {6, 7, 0, 0}};
+  CHECK(loaded->forward(ids).value() == model.forward(ids).value());
+  // A checkpoint of another model is refused by its config's keys.
+  GPTConfig g;
+  g.vocab = 11;
+  models::save(GPT(g), dir.file("gpt.safetensors"));
+  CHECK_THROWS_WITH_AS(models::load<EncoderClassifier>(dir.file("gpt.safetensors")),
+                       doctest::Contains("EncoderClassifierConfig::from_json: unknown key"), Error);
 }

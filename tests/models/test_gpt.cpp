@@ -56,7 +56,7 @@ Indices greedy_uncached(const GPT& model, const Indices& prompt, std::size_t n) 
 }  // namespace
 
 TEST_CASE("GPT forward shape, tied output projection and causality") {
-  for (const char* positional : {"learned", "rotary"}) {
+  for (const char* positional : {"learned", "rope"}) {
     CAPTURE(positional);
     Generator generator(3);
     GPT model(tiny(positional), generator);
@@ -82,7 +82,7 @@ TEST_CASE("GPT forward shape, tied output projection and causality") {
 }
 
 TEST_CASE("GPT cached forward equals the full forward") {
-  for (const char* positional : {"learned", "rotary"}) {
+  for (const char* positional : {"learned", "rope"}) {
     CAPTURE(positional);
     Generator generator(4);
     GPT model(tiny(positional), generator);
@@ -107,7 +107,7 @@ TEST_CASE("GPT cached forward equals the full forward") {
 }
 
 TEST_CASE("GPT greedy generation with the cache equals re-running the prefix") {
-  for (const char* positional : {"learned", "rotary"}) {
+  for (const char* positional : {"learned", "rope"}) {
     CAPTURE(positional);
     Generator generator(5);
     GPT model(tiny(positional), generator);
@@ -122,7 +122,7 @@ TEST_CASE("GPT greedy generation with the cache equals re-running the prefix") {
 
 TEST_CASE("GPT sampling is reproducible with a seeded generator and respects top-k") {
   Generator init(6);
-  GPT model(tiny("rotary"), init);
+  GPT model(tiny("rope"), init);
   const Indices prompt = random_ids(1, 2, 11, 4);
   GenerateOptions options;
   options.temperature = 1.5f;
@@ -142,7 +142,7 @@ TEST_CASE("GPT sampling is reproducible with a seeded generator and respects top
 
 TEST_CASE("GPT learns a repeating sequence well below chance") {
   // Sequences of the cycle 1 2 3 4 5 6 from a random phase: chance is log(11) = 2.40.
-  for (const char* positional : {"learned", "rotary"}) {
+  for (const char* positional : {"learned", "rope"}) {
   CAPTURE(positional);
   GPTConfig c = tiny(positional);
   c.num_layers = 1;
@@ -210,7 +210,7 @@ double max_abs_difference(const Array& a, const Array& b) {
 }  // namespace
 
 TEST_CASE("GPT dropout: on the embeddings, attention weights and residual branches, only in training") {
-  for (const std::string positional : {"learned", "rotary"}) {
+  for (const std::string positional : {"learned", "rope"}) {
     CAPTURE(positional);
     GPTConfig c = tiny(positional);
     c.dropout = 0.2f;
@@ -250,11 +250,11 @@ TEST_CASE("GPT dropout: on the embeddings, attention weights and residual branch
 }
 
 TEST_CASE("GPT configuration JSON round trip, and bad configurations") {
-  GPTConfig c = tiny("rotary");
+  GPTConfig c = tiny("rope");
   c.dropout = 0.1f;
   const std::string json = c.to_json();
   CHECK(json.find("\"dropout\":0.1") != std::string::npos);  // as Python writes 0.1
-  CHECK(json.find("\"positional\":\"rotary\"") != std::string::npos);
+  CHECK(json.find("\"positional\":\"rope\"") != std::string::npos);
   const GPTConfig d = GPTConfig::from_json(json);
   CHECK(d.to_json() == json);
   CHECK(d.vocab == 11);
@@ -264,6 +264,8 @@ TEST_CASE("GPT configuration JSON round trip, and bad configurations") {
   CHECK(d.dim_feedforward == 64);
   CHECK(d.max_len == 24);
   CHECK(GPTConfig::from_json(R"({"vocab": 5})").positional == "learned");  // absent keys keep defaults
+  // Checkpoints written when GPT spelled rotary positions "rotary" still load, as "rope".
+  CHECK(GPTConfig::from_json(R"({"vocab": 5, "positional": "rotary"})").positional == "rope");
   CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"vocab": 5, "src_vocab": 5})"), doctest::Contains("unknown key \"src_vocab\""),
                        Error);
   CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"vocab": -3})"), doctest::Contains("\"vocab\" must be a non-negative integer, got -3"),
@@ -275,11 +277,11 @@ TEST_CASE("GPT configuration JSON round trip, and bad configurations") {
   CHECK_THROWS_WITH_AS(GPTConfig::from_json("[1]"), doctest::Contains("expected a JSON object, got [1]"), Error);
   CHECK_THROWS_WITH_AS(GPTConfig::from_json("{"), doctest::Contains("GPTConfig::from_json: not valid JSON"), Error);
   CHECK_THROWS_WITH_AS(GPTConfig::from_json(R"({"vocab": 5, "positional": "sinusoidal"})"),
-                       doctest::Contains("positional must be \"learned\" or \"rotary\""), Error);
+                       doctest::Contains("positional must be \"learned\" or \"rope\""), Error);
 }
 
 TEST_CASE("GPT save_model and load_gpt round trip") {
-  for (const std::string positional : {"learned", "rotary"}) {
+  for (const std::string positional : {"learned", "rope"}) {
     CAPTURE(positional);
     GPTConfig c = tiny(positional);
     c.dropout = 0.1f;

@@ -1,0 +1,31 @@
+// One way to save and load every model of the zoo: a safetensors file of its state_dict, under
+// PyTorch's dotted names, with {"format": "pt", "config": <Config::to_json()>} as metadata.
+//
+//   models::save(model, "model.safetensors");
+//   auto model = models::load<models::Transformer>("model.safetensors");
+//
+// A model M qualifies with `using Config = ...;`, a constructor M(const Config&), and
+// `const Config& config() const`, its Config having to_json() and a static from_json(text).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <xgrad/nn/checkpoint.hpp>
+
+namespace xgrad::models {
+
+/// Writes the model's state_dict and its config, atomically.
+template <class M>
+void save(const M& model, const std::string& path) {
+  nn::save(model, path, {{"format", "pt"}, {"config", model.config().to_json()}});
+}
+
+/// Builds M from the file's "config" metadata and loads its tensors strictly (every name and
+/// shape must match; one xgrad::Error lists what does not).
+template <class M>
+std::shared_ptr<M> load(const std::string& path) {
+  return nn::load_configured<M, typename M::Config>("models::load", path);
+}
+
+}  // namespace xgrad::models
