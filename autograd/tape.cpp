@@ -137,12 +137,16 @@ Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<T
   for (const Tensor& input : inputs) {
     Edge edge;
     edge.shape = input.shape();
+    edge.version = input.impl()->version;
+    edge.recorded_version = *input.impl()->version;
     if (input.grad_fn()) edge.node = input.grad_fn();
     else if (input.requires_grad()) edge.leaf = input.impl_ptr();
     edges.push_back(std::move(edge));
   }
   auto node = std::make_shared<Node>(op, std::move(edges), std::move(backward));
-  return Tensor(std::move(output), std::move(node));
+  Tensor result(std::move(output), node);
+  node->output_version = result.impl()->version;
+  return result;
 }
 
 Tensor record(const char* op, Array output, const std::vector<Tensor>& inputs, BackwardFn backward) {
@@ -164,6 +168,29 @@ std::string released_message(const Node& node) {
       "/*retain_graph=*/true) the first time to go through a graph twice",
       node.name);
 }
+}  // namespace
+
+namespace {
+
+/// A record's backward reads values saved when the op ran: none of its inputs' or its output's
+/// values may have been modified in place since (PyTorch: "one of the variables needed for
+/// gradient computation has been modified by an inplace operation").
+void check_versions(const Node& node) {
+  for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+    const Edge& edge = node.inputs[i];
+    if (edge.version && *edge.version != edge.recorded_version) {
+      throw Error(fmt::format("backward: input {} of '{}' (shape {}) was modified in place after '{}' used it: its "
+                              "version is {}, expected {}. Modify values only after backward, or on a copy",
+                              i, node.name, shape_str(edge.shape), node.name, *edge.version, edge.recorded_version));
+    }
+  }
+  if (node.output_version && *node.output_version != 0) {
+    throw Error(fmt::format("backward: the output of '{}' was modified in place before backward reached it: its "
+                            "version is {}, expected 0. Modify values only after backward, or on a copy",
+                            node.name, *node.output_version));
+  }
+}
+
 }  // namespace
 
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
@@ -218,6 +245,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
           }
         }
       });
+      check_versions(*node);
       if (detail::profiling()) {
         const auto start = std::chrono::steady_clock::now();
         node->backward(ctx);

@@ -33,6 +33,8 @@ struct Edge {
   std::shared_ptr<Node> node;
   std::shared_ptr<TensorImpl> leaf;
   Shape shape;  // the input's shape when recorded: the gradient must have it
+  std::shared_ptr<const std::uint64_t> version;  // the input value's modification count,
+  std::uint64_t recorded_version = 0;            // and what it was when the op used it
   bool needs_grad() const { return node != nullptr || leaf != nullptr; }
 };
 
@@ -47,6 +49,7 @@ struct Node {
   std::uint64_t sequence;      // creation order: replaying in decreasing order is a topological sort
   std::vector<Edge> inputs;
   BackwardFn backward;         // empty once released
+  std::shared_ptr<const std::uint64_t> output_version;  // the output value's modification count (0 when made)
   Array grad;                  // gradient of this record's output, gathered during backward
   bool has_grad = false;
 

@@ -27,7 +27,13 @@ const TensorImpl& Tensor::checked(const char* what) const {
 }
 
 const Array& Tensor::value() const { return *checked("value").data; }
-Array& Tensor::mutable_value() const { return *checked("mutable_value").data; }
+Array& Tensor::mutable_value() const {
+  const TensorImpl& impl = checked("mutable_value");
+  ++*impl.version;
+  return *impl.data;
+}
+
+std::uint64_t Tensor::version() const { return *checked("version").version; }
 std::shared_ptr<const Array> Tensor::saved() const { return checked("saved").data; }
 Shape Tensor::shape() const { return shape_of(*checked("shape").data); }
 std::size_t Tensor::dim() const { return checked("dim").data->dimension(); }
@@ -74,7 +80,11 @@ Tensor Tensor::grad() const {
 
 void Tensor::zero_grad() const { const_cast<TensorImpl&>(checked("zero_grad")).grad.reset(); }
 
-Tensor Tensor::detach() const { return Tensor(checked("detach").data, nullptr); }
+Tensor Tensor::detach() const {
+  Tensor detached(checked("detach").data, nullptr);
+  detached.impl_->version = impl_->version;  // one value, one count of its modifications
+  return detached;
+}
 
 void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   checked("backward");

@@ -24,6 +24,10 @@ struct TensorImpl {
   std::shared_ptr<Array> grad;  // a leaf's accumulated gradient; null until a backward reaches it
   bool requires_grad = false;   // set by the user on leaves; an op's output requires grad iff it has a grad_fn
   std::shared_ptr<Node> grad_fn;  // the tape record that produced this tensor; null for leaves
+  /// How many times the value was handed out for modification (mutable_value), shared by the
+  /// tensors that share the value (detach()). A record notes it for each input and its output;
+  /// backward refuses a record whose values changed since, as PyTorch's version counter.
+  std::shared_ptr<std::uint64_t> version = std::make_shared<std::uint64_t>(0);
 };
 
 class Tensor {
@@ -39,8 +43,11 @@ class Tensor {
   // --- value -------------------------------------------------------------------------------
   const Array& value() const;
   /// The value for in-place updates outside the tape (optimizers, initialisers). A Tensor is a
-  /// handle, so this is available on a const handle, as torch::Tensor's data.
+  /// handle, so this is available on a const handle, as torch::Tensor's data. Each call counts as
+  /// a modification: a backward through a record that used this value before then throws.
   Array& mutable_value() const;
+  /// The count of mutable_value() calls on this value (shared with detached copies).
+  std::uint64_t version() const;
   /// A shared reference to the value, for a backward closure that needs it later.
   std::shared_ptr<const Array> saved() const;
   Shape shape() const;

@@ -134,3 +134,34 @@ TEST_CASE("a leaf's own backward accumulates the given gradient") {
   x.backward(full({2}, 3.f));
   CHECK(x.grad().value()(1) == doctest::Approx(3.f));
 }
+
+TEST_CASE("a value modified in place after an op used it makes backward throw, naming the op") {
+  Tensor x = randn({3, 4}).set_requires_grad();
+  Tensor w = randn({3, 4}).set_requires_grad();
+  {
+    Tensor loss = sum(mul(x, w));
+    w.mutable_value() *= 2.f;  // mul saved w for x's gradient
+    CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("input 1 of 'mul' (shape [3,4]) was modified in place"),
+                         Error);
+  }
+  {
+    Tensor y = exp(x);
+    y.mutable_value() += 1.f;  // exp's backward reads its output
+    Tensor loss = sum(y);      // recorded after the change: sum itself is fine
+    CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("the output of 'exp' was modified in place"), Error);
+  }
+  {
+    Tensor loss = sum(mul(x, w));
+    Tensor shared = w.detach();  // the same value, the same count
+    shared.mutable_value() -= 1.f;
+    CHECK(shared.version() == w.version());
+    CHECK_THROWS_AS(loss.backward(), Error);
+  }
+  // Modifying after backward (an optimizer step) is what training does.
+  x.zero_grad();
+  Tensor loss = sum(mul(x, w));
+  loss.backward();
+  x.mutable_value() -= 0.1f * x.grad().value();
+  Tensor again = sum(mul(x, w));
+  CHECK_NOTHROW(again.backward());
+}
