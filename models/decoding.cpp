@@ -76,7 +76,7 @@ class RefeedStepper {
     const Array& hidden = decoded.value();          // (B, t, D)
     Array last = Array::from_shape({batch, 1, d});  // (B, 1, D)
     for (std::size_t b = 0; b < batch; ++b) std::copy_n(hidden.data() + (b * t + t - 1) * d, d, last.data() + b * d);
-    Array logits = model_.generator->forward(Tensor(std::move(last))).value();  // (B, 1, V)
+    Array logits = model_.projection->forward(Tensor(std::move(last))).value();  // (B, 1, V)
     logits.reshape({batch, model_.config().tgt_vocab});                            // (B, V)
     return logits;
   }
@@ -162,7 +162,7 @@ Array IncrementalDecoder::step(const Indices& tokens) {
   const auto& layers = *model_.transformer->decoder->layers;
   for (std::size_t l = 0; l < layers.size(); ++l) x = layers[l].forward_step(x, *layers_[l], context);  // (B, 1, D)
   ++length_;
-  Array logits = model_.generator->forward(model_.transformer->decoder->norm->forward(x)).value();  // (B, 1, V)
+  Array logits = model_.projection->forward(model_.transformer->decoder->norm->forward(x)).value();  // (B, 1, V)
   logits.reshape({batch, c.tgt_vocab});
   return logits;
 }

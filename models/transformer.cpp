@@ -310,24 +310,24 @@ EncoderDecoder::EncoderDecoder(const TransformerConfig& c, Generator& generator)
 
 // --- the model ----------------------------------------------------------------------------------
 
-Transformer::Transformer(const TransformerConfig& c, Generator& gen) : Module("Transformer"), config_(c) {
+Transformer::Transformer(const TransformerConfig& c, Generator& generator) : Module("Transformer"), config_(c) {
   config_.validate();
-  src_embed = register_module("src_embed", std::make_shared<Embeddings>(c.src_vocab, c.d_model, gen));
+  src_embed = register_module("src_embed", std::make_shared<Embeddings>(c.src_vocab, c.d_model, generator));
   tgt_embed = register_module("tgt_embed", c.tie_embeddings ? std::make_shared<Embeddings>(src_embed->weight, c.d_model)
-                                                             : std::make_shared<Embeddings>(c.tgt_vocab, c.d_model, gen));
-  transformer = register_module("transformer", std::make_shared<EncoderDecoder>(c, gen));
-  generator = register_module("generator", c.tie_embeddings ? std::make_shared<Projection>(src_embed->weight, gen)
-                                                             : std::make_shared<Projection>(c.d_model, c.tgt_vocab, gen));
+                                                             : std::make_shared<Embeddings>(c.tgt_vocab, c.d_model, generator));
+  transformer = register_module("transformer", std::make_shared<EncoderDecoder>(c, generator));
+  projection = register_module("generator", c.tie_embeddings ? std::make_shared<Projection>(src_embed->weight, generator)
+                                                             : std::make_shared<Projection>(c.d_model, c.tgt_vocab, generator));
   if (c.positional == "sinusoidal") {
     positional = register_module("positional", std::make_shared<nn::SinusoidalPositionalEncoding>(c.d_model, c.max_len));
   } else if (c.positional == "learned") {
     // As GPT-2 and BERT: N(0, 0.02^2), small beside the scaled token embeddings at first.
-    src_pos = register_module("src_pos", std::make_shared<nn::LearnedPositionalEmbedding>(c.max_len, c.d_model, gen));
-    tgt_pos = register_module("tgt_pos", std::make_shared<nn::LearnedPositionalEmbedding>(c.max_len, c.d_model, gen));
+    src_pos = register_module("src_pos", std::make_shared<nn::LearnedPositionalEmbedding>(c.max_len, c.d_model, generator));
+    tgt_pos = register_module("tgt_pos", std::make_shared<nn::LearnedPositionalEmbedding>(c.max_len, c.d_model, generator));
     src_pos->weight.mutable_value() *= 0.02f;
     tgt_pos->weight.mutable_value() *= 0.02f;
   }
-  dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, gen));
+  dropout = register_module("dropout", std::make_shared<nn::Dropout>(c.dropout, generator));
 }
 
 void Transformer::rescale_embedding_init(Generator& generator) {
@@ -384,7 +384,7 @@ Tensor Transformer::forward(const Indices& src, const Indices& tgt_in) const {
                             shape_str(Shape(tgt_in.shape().begin(), tgt_in.shape().end()))));
   }
   const Tensor memory = transformer->encoder->forward(embed_source(src), src_padding);  // (B, S, D)
-  return run_hooks(generator->forward(decode(tgt_in, memory, src_padding)));                // (B, T, V)
+  return run_hooks(projection->forward(decode(tgt_in, memory, src_padding)));                // (B, T, V)
 }
 
 Tensor Transformer::loss(const Indices& src, const Indices& tgt_in, const Indices& tgt_out, float label_smoothing) const {

@@ -252,7 +252,10 @@ class Transformer : public nn::Module {
   std::shared_ptr<Embeddings> src_embed;
   std::shared_ptr<Embeddings> tgt_embed;
   std::shared_ptr<EncoderDecoder> transformer;
-  std::shared_ptr<Projection> generator;
+  /// The final linear layer, registered as "generator" (the reference's and the Annotated
+  /// Transformer's name, so checkpoints say generator.weight); named projection here so as not
+  /// to read as a random Generator.
+  std::shared_ptr<Projection> projection;
   /// Set by config.positional: the sinusoidal table, or the learned tables src_pos and tgt_pos;
   /// with "rope" none of them (the rotation lives in the self-attention modules).
   std::shared_ptr<nn::SinusoidalPositionalEncoding> positional;  // "sinusoidal": non-persistent table

@@ -147,7 +147,7 @@ TEST_CASE("encode then decode is forward; dropout acts only in training") {
   Indices src = {{3, 4, 5, 0}, {6, 7, 8, 9}}, tgt = {{1, 6, 0}, {1, 5, 4}};
   const Tensor memory = model->encode(src);  // (B, S, D)
   CHECK(shape_of(memory.value()) == Shape{2, 4, 16});
-  const Tensor logits = model->generator->forward(model->decode(tgt, memory, model->padding_mask(src)));
+  const Tensor logits = model->projection->forward(model->decode(tgt, memory, model->padding_mask(src)));
   CHECK(max_error(logits.value(), model->forward(src, tgt).value()) < 1e-6);
 
   TransformerConfig c = model->config();
@@ -304,7 +304,7 @@ TEST_CASE("tied embeddings: one table, three names, and a round trip") {
   Transformer model(c, generator);
   model.eval();
   CHECK(&model.src_embed->weight.value() == &model.tgt_embed->weight.value());
-  CHECK(&model.src_embed->weight.value() == &model.generator->weight.value());
+  CHECK(&model.src_embed->weight.value() == &model.projection->weight.value());
   const auto state = model.state_dict();
   CHECK(state.count("src_embed.weight") == 1);
   CHECK(state.count("tgt_embed.weight") == 1);
@@ -321,7 +321,7 @@ TEST_CASE("tied embeddings: one table, three names, and a round trip") {
   auto loaded = load_model(path);
   loaded->eval();
   CHECK(loaded->config().tie_embeddings);
-  CHECK(&loaded->src_embed->weight.value() == &loaded->generator->weight.value());
+  CHECK(&loaded->src_embed->weight.value() == &loaded->projection->weight.value());
   Indices src = {{3, 4, 5}}, tgt = {{1, 6}};
   CHECK(max_error(loaded->forward(src, tgt).value(), model.forward(src, tgt).value()) == 0.0);
 
@@ -462,7 +462,7 @@ TEST_CASE("learned and rope: configuration JSON, checkpoints round trip, tied em
       loaded->eval();
       CHECK(loaded->config().to_json() == json);
       CHECK(loaded->named_parameters().size() == model->named_parameters().size());
-      if (tie) CHECK(&loaded->tgt_embed->weight.value() == &loaded->generator->weight.value());
+      if (tie) CHECK(&loaded->tgt_embed->weight.value() == &loaded->projection->weight.value());
       Indices src = {{3, 4, 5, 0}}, tgt = {{1, 6, 7}};
       CHECK(max_error(loaded->forward(src, tgt).value(), model->forward(src, tgt).value()) == 0.0);
     }
