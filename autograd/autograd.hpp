@@ -4,6 +4,7 @@
 #include <xgrad/core/core.hpp>
 
 #include <xgrad/autograd/broadcast.hpp>
+#include <xgrad/autograd/dot.hpp>
 #include <xgrad/autograd/gradcheck.hpp>
 #include <xgrad/autograd/ops/dropout.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>

@@ -1,6 +1,7 @@
 #include <xgrad/autograd/tape.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <queue>
 
 #include <fmt/format.h>
@@ -15,10 +16,24 @@ namespace {
 std::atomic<std::uint64_t> next_sequence{0};
 std::atomic<long> live_count{0};
 thread_local bool grad_enabled = true;
+std::atomic<bool> anomaly_enabled{false};
+
+/// The flat index of the first NaN or Inf in a, or a.size().
+std::size_t first_non_finite(const Array& a) {
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a.data()[i])) return i;
+  }
+  return a.size();
+}
+
+/// "NaN", "inf" or "-inf".
+std::string non_finite_name(float v) { return std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
 }  // namespace
 
 bool is_grad_enabled() { return grad_enabled; }
 void set_grad_enabled(bool enabled) { grad_enabled = enabled; }
+bool is_anomaly_enabled() { return anomaly_enabled.load(); }
+void set_detect_anomaly(bool enabled) { anomaly_enabled = enabled; }
 long live_records() { return live_count.load(); }
 
 Node::Node(const char* name, std::vector<Edge> inputs, BackwardFn backward)
@@ -123,6 +138,15 @@ Array& BackwardContext::grad_target(std::size_t input, float& beta) {
 Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<Tensor>& inputs,
               BackwardFn backward) {
   if (detail::profiling()) detail::profile_forward(op);
+  if (anomaly_enabled) {
+    const std::size_t bad = first_non_finite(*output);
+    if (bad < output->size()) {
+      std::string shapes;
+      for (const Tensor& input : inputs) shapes += (shapes.empty() ? "" : ", ") + (input.defined() ? shape_str(input.shape()) : std::string("undefined"));
+      throw Error(fmt::format("anomaly: the forward of '{}' produced {} at flat index {} of its output {} (inputs {})",
+                              op, non_finite_name(output->data()[bad]), bad, shape_str(shape_of(*output)), shapes));
+    }
+  }
   bool any_requires_grad = false;
   if (grad_enabled) {
     for (const Tensor& input : inputs) {
@@ -191,6 +215,23 @@ void check_versions(const Node& node) {
   }
 }
 
+/// In anomaly mode, after a record's backward: the gradients it passed to its inputs.
+void check_gradients(const Node& node) {
+  for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+    const Edge& edge = node.inputs[i];
+    const Array* grad = edge.node && edge.node->has_grad ? &edge.node->grad
+                        : edge.leaf && edge.leaf->grad  ? edge.leaf->grad.get()
+                                                        : nullptr;
+    if (!grad) continue;
+    const std::size_t bad = first_non_finite(*grad);
+    if (bad < grad->size()) {
+      throw Error(fmt::format("anomaly: the backward of '{}' produced {} at flat index {} of the gradient of its "
+                              "input {} (shape {})",
+                              node.name, non_finite_name(grad->data()[bad]), bad, i, shape_str(edge.shape)));
+    }
+  }
+}
+
 }  // namespace
 
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
@@ -254,6 +295,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       } else {
         node->backward(ctx);
       }
+      if (anomaly_enabled) check_gradients(*node);
       node->grad = Array();
       node->has_grad = false;
       if (!retain_graph) node->release();

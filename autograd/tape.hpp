@@ -116,4 +116,24 @@ class NoGradGuard {
   bool previous_;
 };
 
+// --- anomaly detection ---------------------------------------------------------------------------
+
+/// Anomaly mode (off by default; torch.autograd.set_detect_anomaly): every op's output is
+/// checked for NaN and Inf as it is made, and every gradient a backward step produces, so the
+/// first op that went wrong throws an xgrad::Error naming it, its shapes and the first bad index.
+/// Costs a pass over every array: for finding a NaN, not for training.
+bool is_anomaly_enabled();
+void set_detect_anomaly(bool enabled);
+/// Anomaly mode within its scope (torch::autograd::DetectAnomalyGuard).
+class DetectAnomalyGuard {
+ public:
+  DetectAnomalyGuard() : previous_(is_anomaly_enabled()) { set_detect_anomaly(true); }
+  ~DetectAnomalyGuard() { set_detect_anomaly(previous_); }
+  DetectAnomalyGuard(const DetectAnomalyGuard&) = delete;
+  DetectAnomalyGuard& operator=(const DetectAnomalyGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace xgrad

@@ -165,3 +165,50 @@ TEST_CASE("a value modified in place after an op used it makes backward throw, n
   Tensor again = sum(mul(x, w));
   CHECK_NOTHROW(again.backward());
 }
+
+TEST_CASE("anomaly mode names the first op whose forward or backward made a NaN or Inf") {
+  Tensor x = Tensor(Array{1.f, -1.f, 4.f}).set_requires_grad();
+  {
+    // Forward: log of a negative number.
+    CHECK_NOTHROW(log(x));  // off by default: a NaN passes silently
+    DetectAnomalyGuard anomaly;
+    CHECK(is_anomaly_enabled());
+    CHECK_THROWS_WITH_AS(log(x), doctest::Contains("anomaly: the forward of 'log' produced NaN at flat index 1"),
+                         Error);
+  }
+  CHECK_FALSE(is_anomaly_enabled());
+  {
+    // Backward: sqrt is finite at 0, its derivative 1 / (2 sqrt(x)) is not.
+    Tensor z = Tensor(Array{0.f, 4.f}).set_requires_grad();
+    Tensor loss = sum(sqrt(z));
+    DetectAnomalyGuard anomaly;
+    CHECK_THROWS_WITH_AS(loss.backward(),
+                         doctest::Contains("anomaly: the backward of 'sqrt' produced inf at flat index 0 of the "
+                                           "gradient of its input 0 (shape [2])"),
+                         Error);
+  }
+  {
+    DetectAnomalyGuard anomaly;
+    Tensor ok = sum(mul(x, x));
+    CHECK_NOTHROW(ok.backward());  // finite values pass
+  }
+}
+
+TEST_CASE("to_dot draws the tape: ops, named leaves, shapes") {
+  Tensor w = randn({3, 2}).set_requires_grad();
+  Tensor b = zeros({2}).set_requires_grad();
+  Tensor x = randn({4, 3});  // needs no gradient: not drawn
+  Tensor loss = sum(relu(add(matmul(x, w), b)));
+  const std::string dot = to_dot(loss, {{"layer.weight", w}, {"layer.bias", b}});
+  CHECK(dot.rfind("digraph tape {", 0) == 0);
+  for (const char* op : {"matmul #", "add #", "relu #", "sum #"}) CHECK(dot.find(op) != std::string::npos);
+  CHECK(dot.find("layer.weight\\n[3,2]") != std::string::npos);
+  CHECK(dot.find("layer.bias\\n[2]") != std::string::npos);
+  CHECK(dot.find("label=\"[4,2]\"") != std::string::npos);  // matmul's output into add
+  CHECK(dot.find("output []") != std::string::npos);
+  CHECK(dot.back() == '\n');
+  // One box per op, however many times it is reached.
+  std::size_t boxes = 0;
+  for (std::size_t at = dot.find("shape=box"); at != std::string::npos; at = dot.find("shape=box", at + 1)) ++boxes;
+  CHECK(boxes == 4);
+}
