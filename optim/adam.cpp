@@ -13,12 +13,13 @@
 namespace xgrad::optim {
 namespace detail {
 
-AdamBase::AdamBase(std::string name, std::vector<Tensor> params, AdamOptions options, bool decoupled_weight_decay)
-    : Optimizer(std::move(name), std::move(params)),
+AdamBase::AdamBase(std::string name, std::vector<ParamGroup> groups, AdamOptions options, bool decoupled_weight_decay)
+    : Optimizer(std::move(name), std::move(groups)),
       options_(options),
       decoupled_weight_decay_(decoupled_weight_decay),
       state_(params_.size()) {
   validate();
+  resolve_groups(options_.lr_, options_.weight_decay_);
 }
 
 void AdamBase::validate() const {
@@ -27,50 +28,54 @@ void AdamBase::validate() const {
   check_unit_interval(name(), "beta parameter at index 0", options_.beta1_);
   check_unit_interval(name(), "beta parameter at index 1", options_.beta2_);
   check_non_negative(name(), "weight_decay value", options_.weight_decay_);
+  validate_groups();
 }
 
 void AdamBase::set_lr(double lr) {
   check_non_negative(name(), "learning rate", lr);
   options_.lr_ = lr;
+  scale_group_lrs(lr);
 }
 
 void AdamBase::step() {
-  const double lr = options_.lr_;
   // Scalars enter the float arithmetic as torch's kernels take them: cast to float once.
   const float beta1 = static_cast<float>(options_.beta1_);
   const float beta2 = static_cast<float>(options_.beta2_);
   const float one_minus_beta1 = static_cast<float>(1.0 - options_.beta1_);
   const float one_minus_beta2 = static_cast<float>(1.0 - options_.beta2_);
   const float eps = static_cast<float>(options_.eps_);
-  const float weight_decay = static_cast<float>(options_.weight_decay_);
-  // AdamW: p (1 - lr lambda); Adam: p * 1, exact.
-  const float shrink = decoupled_weight_decay_ ? static_cast<float>(1.0 - lr * options_.weight_decay_) : 1.f;
   const float sign = options_.maximize_ ? -1.f : 1.f;  // maximize: step along +g
-  const bool coupled_decay = !decoupled_weight_decay_ && options_.weight_decay_ != 0.0;
   const bool amsgrad = options_.amsgrad_;
 
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    Array* grad = grad_of(i);
-    if (!grad) continue;
-    Array& value = params_[i].mutable_value();
-    if (!state_[i]) reset_state(i, true);
-    AdamParamState& state = *state_[i];
-    check_state_shape(i, state.exp_avg, "exp_avg");
-    check_state_shape(i, state.exp_avg_sq, "exp_avg_sq");
-    if (amsgrad) check_state_shape(i, state.max_exp_avg_sq, "max_exp_avg_sq");
+  for (const Group& group : groups_) {
+    const double lr = group.lr;
+    const float weight_decay = static_cast<float>(group.weight_decay);
+    // AdamW: p (1 - lr lambda); Adam: p * 1, exact.
+    const float shrink = decoupled_weight_decay_ ? static_cast<float>(1.0 - lr * group.weight_decay) : 1.f;
+    const bool coupled_decay = !decoupled_weight_decay_ && group.weight_decay != 0.0;
+    for (std::size_t i = group.begin; i < group.end; ++i) {
+      Array* grad = grad_of(i);
+      if (!grad) continue;
+      Array& value = params_[i].mutable_value();
+      if (!state_[i]) reset_state(i, true);
+      AdamParamState& state = *state_[i];
+      check_state_shape(i, state.exp_avg, "exp_avg");
+      check_state_shape(i, state.exp_avg_sq, "exp_avg_sq");
+      if (amsgrad) check_state_shape(i, state.max_exp_avg_sq, "max_exp_avg_sq");
 
-    state.step += 1;
-    const double t = static_cast<double>(state.step);
-    const double bias_correction1 = 1.0 - std::pow(options_.beta1_, t);
-    const double bias_correction2 = 1.0 - std::pow(options_.beta2_, t);
-    const float neg_step_size = static_cast<float>(-(lr / bias_correction1));
-    const float bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+      state.step += 1;
+      const double t = static_cast<double>(state.step);
+      const double bias_correction1 = 1.0 - std::pow(options_.beta1_, t);
+      const double bias_correction2 = 1.0 - std::pow(options_.beta2_, t);
+      const float neg_step_size = static_cast<float>(-(lr / bias_correction1));
+      const float bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
 
-    const kernels::AdamConstants constants{sign, shrink, weight_decay, beta1, one_minus_beta1, beta2,
-                                           one_minus_beta2, bias_correction2_sqrt, eps, neg_step_size};
-    kernels::adam_update(value.data(), grad->data(), state.exp_avg.data(), state.exp_avg_sq.data(),
-                         amsgrad ? state.max_exp_avg_sq.data() : nullptr, value.size(), constants, amsgrad,
-                         coupled_decay);
+      const kernels::AdamConstants constants{sign, shrink, weight_decay, beta1, one_minus_beta1, beta2,
+                                             one_minus_beta2, bias_correction2_sqrt, eps, neg_step_size};
+      kernels::adam_update(value.data(), grad->data(), state.exp_avg.data(), state.exp_avg_sq.data(),
+                           amsgrad ? state.max_exp_avg_sq.data() : nullptr, value.size(), constants, amsgrad,
+                           coupled_decay);
+    }
   }
 }
 
@@ -109,7 +114,10 @@ void AdamBase::visit_state(std::size_t i, StateVisitor& visitor) {
 }  // namespace detail
 
 Adam::Adam(std::vector<Tensor> params, AdamOptions options)
-    : AdamBase("Adam", std::move(params), options, /*decoupled_weight_decay=*/false) {}
+    : Adam(std::vector<ParamGroup>{ParamGroup{std::move(params), std::nullopt, std::nullopt}}, options) {}
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
+    : AdamBase("Adam", std::move(groups), options, /*decoupled_weight_decay=*/false) {}
 
 namespace {
 AdamOptions as_adam_options(const AdamWOptions& options) {
@@ -123,6 +131,9 @@ AdamOptions as_adam_options(const AdamWOptions& options) {
 }  // namespace
 
 AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)
-    : AdamBase("AdamW", std::move(params), as_adam_options(options), /*decoupled_weight_decay=*/true) {}
+    : AdamW(std::vector<ParamGroup>{ParamGroup{std::move(params), std::nullopt, std::nullopt}}, options) {}
+
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
+    : AdamBase("AdamW", std::move(groups), as_adam_options(options), /*decoupled_weight_decay=*/true) {}
 
 }  // namespace xgrad::optim

@@ -82,7 +82,7 @@ class AdamBase : public Optimizer {
   const AdamParamState* state(std::size_t i) const { return state_[i] ? &*state_[i] : nullptr; }
 
  protected:
-  AdamBase(std::string name, std::vector<Tensor> params, AdamOptions options, bool decoupled_weight_decay);
+  AdamBase(std::string name, std::vector<ParamGroup> groups, AdamOptions options, bool decoupled_weight_decay);
   void visit_hyper_parameters(StateVisitor& visitor) override;
   bool has_state(std::size_t i) const override { return state_[i].has_value(); }
   void reset_state(std::size_t i, bool present) override;
@@ -107,6 +107,8 @@ class AdamBase : public Optimizer {
 class Adam : public detail::AdamBase {
  public:
   Adam(std::vector<Tensor> params, AdamOptions options = AdamOptions());
+  /// Groups with their own lr and weight decay (the options' where unset).
+  Adam(std::vector<ParamGroup> groups, AdamOptions options = AdamOptions());
 };
 
 /// Adam with decoupled weight decay (Loshchilov & Hutter): p = p (1 - lr lambda) before Adam's
@@ -114,6 +116,8 @@ class Adam : public detail::AdamBase {
 class AdamW : public detail::AdamBase {
  public:
   AdamW(std::vector<Tensor> params, AdamWOptions options = AdamWOptions());
+  /// Groups with their own lr and weight decay, e.g. optim::weight_decay_groups(...).
+  AdamW(std::vector<ParamGroup> groups, AdamWOptions options = AdamWOptions());
 };
 
 }  // namespace xgrad::optim

@@ -3,13 +3,30 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <xgrad/autograd/tensor.hpp>
 #include <xgrad/optim/state_dict.hpp>
 
 namespace xgrad::optim {
+
+/// Parameters that share a learning rate and a weight decay (torch's param_groups). An unset
+/// value is the optimizer's; a group's learning rate follows the schedule in proportion to it
+/// (a group at twice the optimizer's rate stays at twice whatever the scheduler sets).
+struct ParamGroup {
+  std::vector<Tensor> params;
+  std::optional<double> lr;
+  std::optional<double> weight_decay;
+};
+
+/// The usual split (GPT-2, BERT): weight decay for the matrices (rank >= 2: linear weights,
+/// embeddings), none for biases, layer norms' gains and other vectors. Group 0 decays, group 1
+/// does not; names are only for the caller's convenience (model.named_parameters()).
+std::vector<ParamGroup> weight_decay_groups(const std::vector<std::pair<std::string, Tensor>>& named_parameters,
+                                            double weight_decay);
 
 class Optimizer {
  public:
@@ -27,12 +44,17 @@ class Optimizer {
   virtual void set_lr(double lr) = 0;
 
   const std::vector<Tensor>& params() const { return params_; }
+  /// The groups, in order; a single group holds every parameter unless groups were given.
+  std::size_t num_param_groups() const { return groups_.size(); }
+  double group_lr(std::size_t group) const { return groups_.at(group).lr; }
+  double group_weight_decay(std::size_t group) const { return groups_.at(group).weight_decay; }
   /// "SGD", "Adam", ...: how errors name this optimizer.
   const std::string& name() const { return name_; }
 
-  /// The hyper-parameters under their torch names ("lr", "betas.0", "weight_decay", ...) and the
+  /// The hyper-parameters under their torch names ("lr", "betas.0", "weight_decay", ...), with
+  /// several groups each group's "param_groups.<g>.lr" and ".weight_decay", and the
   /// per-parameter state as "state.<index>.<name>" ("state.3.exp_avg", "state.3.step"), for the
-  /// parameters a step has touched. Encodings: see state_dict.hpp.
+  /// parameters a step has touched, indexed across the groups in order. Encodings: state_dict.hpp.
   StateDict state_dict() const;
   /// Restores what state_dict() saved: hyper-parameters and per-parameter state. Every key and
   /// shape is checked against this optimizer's parameters; on any problem nothing changes and
@@ -42,6 +64,21 @@ class Optimizer {
  protected:
   /// Checks the parameters: at least one, each a defined leaf, none twice.
   Optimizer(std::string name, std::vector<Tensor> params);
+  Optimizer(std::string name, std::vector<ParamGroup> groups);
+
+  /// One group's parameters [begin, end) of params_, and its values.
+  struct Group {
+    std::size_t begin = 0, end = 0;
+    double lr = 0, weight_decay = 0;
+    double lr_scale = 1;  // lr / the optimizer's lr, kept as the schedule moves it
+  };
+  /// Gives each group the optimizer's lr and weight decay where it set none (subclass
+  /// constructors call it with their options).
+  void resolve_groups(double lr, double weight_decay);
+  /// set_lr: every group's lr becomes lr times its scale.
+  void scale_group_lrs(double lr);
+  /// Throws unless every group's lr and weight decay are finite and >= 0.
+  void validate_groups() const;
 
   /// The gradient of parameter i, or nullptr if it has none; throws if its shape is not the
   /// parameter's.
@@ -59,10 +96,13 @@ class Optimizer {
   virtual void validate() const = 0;
 
   std::vector<Tensor> params_;
+  std::vector<Group> groups_;
 
  private:
   void visit_all(StateVisitor& visitor);
   std::string name_;
+  std::vector<ParamGroup> requested_;  // the groups' own values, until resolve_groups
+  bool grouped_ = false;               // groups of their own: the state dict names them
 };
 
 /// `value` is a finite number >= 0, or throws "<optimizer>: invalid <what>: <value> (expected ...)".

@@ -10,14 +10,19 @@
 namespace xgrad::optim {
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options)
-    : Optimizer("SGD", std::move(params)), options_(options), momentum_buffers_(params_.size()) {
+    : SGD(std::vector<ParamGroup>{ParamGroup{std::move(params), std::nullopt, std::nullopt}}, options) {}
+
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options)
+    : Optimizer("SGD", std::move(groups)), options_(options), momentum_buffers_(params_.size()) {
   validate();
+  resolve_groups(options_.lr_, options_.weight_decay_);
 }
 
 void SGD::validate() const {
   check_non_negative(name(), "learning rate", options_.lr_);
   check_non_negative(name(), "momentum", options_.momentum_);
   check_non_negative(name(), "weight_decay", options_.weight_decay_);
+  validate_groups();
   if (!(options_.dampening_ >= 0.0 && options_.dampening_ <= 1.0)) {
     throw Error(fmt::format("SGD: invalid dampening: {} (expected a value in [0, 1])", options_.dampening_));
   }
@@ -31,31 +36,34 @@ void SGD::validate() const {
 void SGD::set_lr(double lr) {
   check_non_negative(name(), "learning rate", lr);
   options_.lr_ = lr;
+  scale_group_lrs(lr);
 }
 
 void SGD::step() {
   // Scalars enter the float arithmetic as torch's kernels take them: cast to float once.
-  const float weight_decay = static_cast<float>(options_.weight_decay_);
   const float momentum = static_cast<float>(options_.momentum_);
   const float keep = static_cast<float>(1.0 - options_.dampening_);  // 1 - tau
-  const float neg_lr = static_cast<float>(-options_.lr_);
-  const bool decay = options_.weight_decay_ != 0.0;
   const bool use_momentum = options_.momentum_ != 0.0;
   const bool nesterov = options_.nesterov_;
   const float sign = options_.maximize_ ? -1.f : 1.f;  // maximize: step along +g
 
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    Array* grad = grad_of(i);
-    if (!grad) continue;
-    Array& value = params_[i].mutable_value();
-    const bool first = use_momentum && !momentum_buffers_[i];
-    if (first) momentum_buffers_[i] = xt::zeros<float>(value.shape());
-    if (use_momentum) check_state_shape(i, *momentum_buffers_[i], "momentum buffer");
+  for (const Group& group : groups_) {
+    const float weight_decay = static_cast<float>(group.weight_decay);
+    const float neg_lr = static_cast<float>(-group.lr);
+    const bool decay = group.weight_decay != 0.0;
+    for (std::size_t i = group.begin; i < group.end; ++i) {
+      Array* grad = grad_of(i);
+      if (!grad) continue;
+      Array& value = params_[i].mutable_value();
+      const bool first = use_momentum && !momentum_buffers_[i];
+      if (first) momentum_buffers_[i] = xt::zeros<float>(value.shape());
+      if (use_momentum) check_state_shape(i, *momentum_buffers_[i], "momentum buffer");
 
-    const kernels::SGDConstants constants{sign, weight_decay, momentum, keep, neg_lr};
-    float* buffer = use_momentum ? momentum_buffers_[i]->data() : nullptr;
-    kernels::sgd_update(value.data(), grad->data(), buffer, value.size(), constants, decay, use_momentum, first,
-                        nesterov);
+      const kernels::SGDConstants constants{sign, weight_decay, momentum, keep, neg_lr};
+      float* buffer = use_momentum ? momentum_buffers_[i]->data() : nullptr;
+      kernels::sgd_update(value.data(), grad->data(), buffer, value.size(), constants, decay, use_momentum, first,
+                          nesterov);
+    }
   }
 }
 

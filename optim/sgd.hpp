@@ -47,6 +47,8 @@ struct SGDOptions {
 class SGD : public Optimizer {
  public:
   SGD(std::vector<Tensor> params, SGDOptions options);
+  /// Groups with their own lr and weight decay (the options' where unset).
+  SGD(std::vector<ParamGroup> groups, SGDOptions options);
 
   void step() override;
   double lr() const override { return options_.lr(); }

@@ -390,7 +390,7 @@ TEST_CASE("bad options throw an Error naming the optimizer and the value") {
 
 TEST_CASE("bad parameter lists throw") {
   Tensor p = randn({3}).set_requires_grad(true);
-  CHECK_THROWS_WITH_AS(Adam({}), doctest::Contains("Adam: got an empty parameter list"), Error);
+  CHECK_THROWS_WITH_AS(Adam(std::vector<Tensor>{}), doctest::Contains("Adam: got an empty parameter list"), Error);
   CHECK_THROWS_WITH_AS(SGD({p, Tensor()}, SGDOptions(0.1)), doctest::Contains("SGD: parameter 1 is undefined"), Error);
   CHECK_THROWS_WITH_AS(SGD({p * 2.f}, SGDOptions(0.1)),
                        doctest::Contains("SGD: parameter 0 (shape [3]) is not a leaf: it is the output of 'mul'"), Error);
@@ -452,4 +452,88 @@ TEST_CASE("large parameters (the SIMD and multi-threaded path) update exactly as
     }
     set_num_threads(threads);
   }
+}
+
+TEST_CASE("param groups: each group steps as its own optimizer with its lr and weight decay") {
+  auto make = [](std::uint64_t seed) {
+    Generator g(seed);
+    return std::vector<Tensor>{randn({3, 4}, g).set_requires_grad(), randn({4}, g).set_requires_grad(),
+                               randn({2, 2}, g).set_requires_grad()};
+  };
+  auto set_grads = [](const std::vector<Tensor>& ps, int step) {
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      Generator g(100 + step * 10 + i);
+      ps[i].impl()->grad = std::make_shared<Array>(randn(ps[i].shape(), g).value());
+    }
+  };
+  for (const bool decoupled : {false, true}) {
+    CAPTURE(decoupled);
+    const std::vector<Tensor> grouped = make(1), a = make(1), b = make(1);
+    std::vector<optim::ParamGroup> groups(2);
+    groups[0].params = {grouped[0], grouped[2]};
+    groups[0].weight_decay = 0.1;
+    groups[1].params = {grouped[1]};
+    groups[1].lr = 0.02;
+    std::unique_ptr<optim::Optimizer> together, first, second;
+    if (decoupled) {
+      together = std::make_unique<optim::AdamW>(groups, optim::AdamWOptions(0.01).weight_decay(0.5));
+      first = std::make_unique<optim::AdamW>(std::vector<Tensor>{a[0], a[2]}, optim::AdamWOptions(0.01).weight_decay(0.1));
+      second = std::make_unique<optim::AdamW>(std::vector<Tensor>{b[1]}, optim::AdamWOptions(0.02).weight_decay(0.5));
+    } else {
+      together = std::make_unique<optim::Adam>(groups, optim::AdamOptions(0.01).weight_decay(0.5));
+      first = std::make_unique<optim::Adam>(std::vector<Tensor>{a[0], a[2]}, optim::AdamOptions(0.01).weight_decay(0.1));
+      second = std::make_unique<optim::Adam>(std::vector<Tensor>{b[1]}, optim::AdamOptions(0.02).weight_decay(0.5));
+    }
+    REQUIRE(together->num_param_groups() == 2);
+    CHECK(together->group_lr(1) == 0.02);
+    CHECK(together->group_weight_decay(1) == 0.5);  // unset: the optimizer's
+    for (int step = 0; step < 5; ++step) {
+      // A schedule halves the rate each step: group 1 stays at twice the base.
+      const double lr = 0.01 / (1 << step);
+      together->set_lr(lr);
+      first->set_lr(lr);
+      second->set_lr(2 * lr);
+      CHECK(together->group_lr(1) == doctest::Approx(2 * lr));
+      set_grads(grouped, step);
+      set_grads(a, step);
+      set_grads(b, step);
+      together->step();
+      first->step();
+      second->step();
+    }
+    CHECK(grouped[0].value() == a[0].value());
+    CHECK(grouped[2].value() == a[2].value());
+    CHECK(grouped[1].value() == b[1].value());
+    // The groups' values travel with the state, and a plain optimizer's state keeps its old keys.
+    const optim::StateDict state = together->state_dict();
+    CHECK(state.count("param_groups.1.lr") == 1);
+    CHECK(first->state_dict().count("param_groups.0.lr") == 0);
+  }
+}
+
+TEST_CASE("SGD param groups, weight_decay_groups and group state round trip") {
+  Generator g(3);
+  nn::Linear layer(4, 3, true, g);
+  nn::LayerNorm norm(3);
+  std::vector<std::pair<std::string, Tensor>> named = layer.named_parameters();
+  for (const auto& [name, p] : norm.named_parameters()) named.emplace_back("norm." + name, p);
+  const auto groups = optim::weight_decay_groups(named, 0.05);
+  REQUIRE(groups.size() == 2);
+  CHECK(groups[0].params.size() == 1);  // the weight matrix
+  CHECK(groups[1].params.size() == 3);  // bias, norm weight, norm bias
+  CHECK(groups[1].weight_decay == 0.0);
+
+  optim::SGD sgd(groups, optim::SGDOptions(0.1).momentum(0.9));
+  for (const Tensor& p : layer.parameters()) p.impl()->grad = std::make_shared<Array>(xt::ones<float>(p.value().shape()));
+  const Array before = layer.bias.value();
+  sgd.step();
+  CHECK(layer.bias.value() == Array(before - 0.1f));  // no decay on the bias
+  const optim::StateDict state = sgd.state_dict();
+  CHECK(state.at("param_groups.0.weight_decay").size() > 0);
+  optim::SGD other(optim::weight_decay_groups(named, 0.7), optim::SGDOptions(0.1).momentum(0.9));
+  other.load_state_dict(state);
+  CHECK(other.group_weight_decay(0) == 0.05);
+  CHECK_THROWS_WITH_AS(optim::SGD(std::vector<optim::ParamGroup>{{layer.parameters(), -1.0, std::nullopt}},
+                                  optim::SGDOptions(0.1)),
+                       doctest::Contains("learning rate of param group 0"), Error);
 }
