@@ -56,38 +56,6 @@ void check_inputs(const char* op, const Transformer& model, const Indices& src, 
 /// Chooses the next token of one row from its logits (V).
 using Picker = std::function<std::int64_t(const float* logits, std::size_t vocab)>;
 
-/// The textbook step: the whole prefix goes through the decoder again, and only its last position
-/// is projected to logits.
-class RefeedStepper {
- public:
-  RefeedStepper(const Transformer& model, const Tensor& memory, const Mask& src_padding)
-      : model_(model), memory_(memory), src_padding_(src_padding) {}
-
-  Array step(const Indices& tokens) {  // (B) -> logits (B, V)
-    const std::size_t batch = tokens.size(), d = model_.config().d_model;
-    const std::size_t t = prefix_.size() / batch + 1;  // positions after this one
-    Indices prefix = Indices::from_shape({batch, t});  // (B, t)
-    for (std::size_t b = 0; b < batch; ++b) {
-      for (std::size_t j = 0; j + 1 < t; ++j) prefix(b, j) = prefix_[b * (t - 1) + j];
-      prefix(b, t - 1) = tokens(b);
-    }
-    prefix_.assign(prefix.data(), prefix.data() + prefix.size());
-    const Tensor decoded = model_.decode(prefix, memory_, src_padding_);
-    const Array& hidden = decoded.value();          // (B, t, D)
-    Array last = Array::from_shape({batch, 1, d});  // (B, 1, D)
-    for (std::size_t b = 0; b < batch; ++b) std::copy_n(hidden.data() + (b * t + t - 1) * d, d, last.data() + b * d);
-    Array logits = model_.projection->forward(Tensor(std::move(last))).value();  // (B, 1, V)
-    logits.reshape({batch, model_.config().tgt_vocab});                            // (B, V)
-    return logits;
-  }
-
- private:
-  const Transformer& model_;
-  Tensor memory_;
-  Mask src_padding_;
-  std::vector<std::int64_t> prefix_;  // (B, t) row-major
-};
-
 }  // namespace
 
 // --- the KV cache ------------------------------------------------------------------------------
@@ -209,49 +177,98 @@ void IncrementalDecoder::regroup() {
   }
 }
 
-namespace {
+// --- the Transformer's decoder as a DecoderState ---------------------------------------------------
 
-/// The shared loop: encode once, then per step get the logits of the last position and pick a
-/// token per unfinished row (finished rows are given pad_id; with the cache, they leave the batch).
-Indices decode_loop(const char* op, const Transformer& model, const Indices& src, std::int64_t bos_id,
-                    std::int64_t eos_id, std::size_t max_len, bool kv_cache, const Picker& pick) {
-  check_inputs(op, model, src, bos_id, eos_id, max_len);
+/// The textbook step: the whole prefix goes through the decoder again, and only its last position
+/// is projected to logits.
+struct TransformerDecoding::Refeed {
+  const Transformer& model;
+  Tensor memory;                             // (B, S, D)
+  Mask src_padding;                          // (B, S)
+  std::vector<std::vector<std::int64_t>> prefix;  // per row: the tokens fed so far
+
+  Array step(const Indices& tokens) {  // (B) -> logits (B, V)
+    const std::size_t batch = tokens.size(), d = model.config().d_model;
+    for (std::size_t b = 0; b < batch; ++b) prefix[b].push_back(tokens(b));
+    const std::size_t t = prefix[0].size();
+    Indices ids = Indices::from_shape({batch, t});  // (B, t)
+    for (std::size_t b = 0; b < batch; ++b) std::copy(prefix[b].begin(), prefix[b].end(), &ids(b, 0));
+    const Tensor decoded = model.decode(ids, memory, src_padding);
+    const Array& hidden = decoded.value();          // (B, t, D)
+    Array last = Array::from_shape({batch, 1, d});  // (B, 1, D)
+    for (std::size_t b = 0; b < batch; ++b) std::copy_n(hidden.data() + (b * t + t - 1) * d, d, last.data() + b * d);
+    Array logits = model.projection->forward(Tensor(std::move(last))).value();  // (B, 1, V)
+    logits.reshape({batch, model.config().tgt_vocab});                          // (B, V)
+    return logits;
+  }
+  void reorder(const std::vector<std::size_t>& rows) {
+    std::vector<std::vector<std::int64_t>> kept;
+    for (const std::size_t r : rows) kept.push_back(prefix.at(r));
+    prefix = std::move(kept);
+    memory = Tensor(gather_rows(memory.value(), rows));
+    src_padding = gather_rows(src_padding, rows);
+  }
+};
+
+TransformerDecoding::TransformerDecoding(const Transformer& model, const Indices& src, std::int64_t bos_id,
+                                         bool kv_cache)
+    : bos_id_(bos_id), batch_(src.shape()[0]) {
   NoGradGuard no_grad;
-  const std::size_t batch = src.shape()[0], vocab = model.config().tgt_vocab;
-  const std::int64_t pad = model.config().pad_id;
   const Mask src_padding = model.padding_mask(src);  // (B, S)
   const Tensor memory = model.encode(src);            // (B, S, D)
-  std::optional<IncrementalDecoder> cached;
-  std::optional<RefeedStepper> refeed;
-  if (kv_cache) cached.emplace(model, memory, src_padding);
-  else refeed.emplace(model, memory, src_padding);
+  if (kv_cache) cached_ = std::make_unique<IncrementalDecoder>(model, memory, src_padding);
+  else refeed_.reset(new Refeed{model, memory, src_padding, std::vector<std::vector<std::int64_t>>(batch_)});
+}
 
+TransformerDecoding::~TransformerDecoding() = default;
+
+Array TransformerDecoding::start() {
+  Indices bos = Indices::from_shape({batch_});
+  std::fill(bos.begin(), bos.end(), bos_id_);
+  return step(bos);
+}
+
+Array TransformerDecoding::step(const Indices& tokens) {
+  NoGradGuard no_grad;
+  return cached_ ? cached_->step(tokens) : refeed_->step(tokens);
+}
+
+void TransformerDecoding::reorder(const std::vector<std::size_t>& rows) {
+  batch_ = rows.size();
+  if (cached_) cached_->reorder(rows);
+  else refeed_->reorder(rows);
+}
+
+// --- the strategies, over any DecoderState ---------------------------------------------------------
+
+Indices decode_tokens(DecoderState& decoder, std::size_t batch, std::size_t vocab, std::int64_t eos_id,
+                      std::int64_t pad, std::size_t max_len,
+                      const std::function<std::int64_t(const float*, std::size_t)>& pick) {
+  NoGradGuard no_grad;
   std::vector<std::vector<std::int64_t>> out(batch);
   std::vector<bool> done(batch, false);
-  // With the cache, finished rows leave the decoder's batch once they are a quarter of it
-  // (dropping rows copies the memory's cross-attention keys and values of the rest): decoder row
-  // row_of[b] decodes source b, none once it has left.
+  // Finished rows leave the decoder's batch once they are a quarter of it (dropping rows copies
+  // what the decoder keeps per row): decoder row row_of[b] decodes row b, none once it has left.
   constexpr std::size_t kLeft = std::numeric_limits<std::size_t>::max();
   std::vector<std::size_t> row_of(batch);
   std::iota(row_of.begin(), row_of.end(), std::size_t{0});
   Indices fed = Indices::from_shape({batch});  // (rows)
-  std::fill(fed.begin(), fed.end(), bos_id);
   std::size_t steps = 0;
   for (; steps < max_len; ++steps) {
     if (std::all_of(done.begin(), done.end(), [](bool b) { return b; })) break;
-    const Array logits = kv_cache ? cached->step(fed) : refeed->step(fed);  // (rows, V)
+    const Array logits = steps == 0 ? decoder.start() : decoder.step(fed);  // (rows, V)
     std::size_t rows = 0, finished_rows = 0;
     for (std::size_t b = 0; b < batch; ++b) {
       const std::size_t r = row_of[b];
       const std::int64_t token = done[b] ? pad : pick(logits.data() + r * vocab, vocab);
       out[b].push_back(token);
-      done[b] = done[b] || token == eos_id;
+      done[b] = done[b] || (eos_id >= 0 && token == eos_id);
       if (r == kLeft) continue;
       fed(r) = token;
       ++rows;
       finished_rows += done[b];
     }
-    if (kv_cache && finished_rows < rows && 4 * finished_rows >= rows) {
+    if (finished_rows < rows && 4 * finished_rows >= rows && finished_rows > 0) {
       std::vector<std::size_t> kept;
       for (std::size_t b = 0; b < batch; ++b) {
         if (row_of[b] == kLeft) continue;
@@ -262,7 +279,7 @@ Indices decode_loop(const char* op, const Transformer& model, const Indices& src
           row_of[b] = kept.size() - 1;
         }
       }
-      cached->reorder(kept);
+      decoder.reorder(kept);
       Indices kept_fed = Indices::from_shape({kept.size()});
       for (std::size_t i = 0; i < kept.size(); ++i) kept_fed(i) = fed(kept[i]);
       fed = std::move(kept_fed);
@@ -273,11 +290,12 @@ Indices decode_loop(const char* op, const Transformer& model, const Indices& src
   return result;
 }
 
-}  // namespace
-
 Indices greedy_decode(const Transformer& model, const Indices& src, std::int64_t bos_id, std::int64_t eos_id,
                       std::size_t max_len, bool kv_cache) {
-  return decode_loop("greedy_decode", model, src, bos_id, eos_id, max_len, kv_cache, argmax);
+  check_inputs("greedy_decode", model, src, bos_id, eos_id, max_len);
+  TransformerDecoding decoder(model, src, bos_id, kv_cache);
+  const TransformerConfig& c = model.config();
+  return decode_tokens(decoder, src.shape()[0], c.tgt_vocab, eos_id, c.pad_id, max_len, argmax);
 }
 
 Indices sample_decode(const Transformer& model, const Indices& src, std::int64_t bos_id, std::int64_t eos_id,
@@ -285,9 +303,12 @@ Indices sample_decode(const Transformer& model, const Indices& src, std::int64_t
   if (!(temperature > 0.f) || !std::isfinite(temperature)) {
     throw Error(fmt::format("sample_decode: temperature must be finite and > 0, got {}", temperature));
   }
+  check_inputs("sample_decode", model, src, bos_id, eos_id, max_len);
   Sampler sampler(temperature, top_k, generator);
-  auto pick = [&](const float* logits, std::size_t vocab) { return sampler(logits, vocab); };
-  return decode_loop("sample_decode", model, src, bos_id, eos_id, max_len, kv_cache, pick);
+  TransformerDecoding decoder(model, src, bos_id, kv_cache);
+  const TransformerConfig& c = model.config();
+  return decode_tokens(decoder, src.shape()[0], c.tgt_vocab, eos_id, c.pad_id, max_len,
+                       [&](const float* logits, std::size_t vocab) { return sampler(logits, vocab); });
 }
 
 namespace {
@@ -339,13 +360,23 @@ std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const
   if (options.beam_size == 0 || options.n_best == 0) {
     throw Error(fmt::format("beam_search: beam_size {} and n_best {} must be >= 1", options.beam_size, options.n_best));
   }
+  TransformerDecoding decoder(model, src, bos_id);
+  return beam_search(decoder, src.shape()[0], model.config().tgt_vocab, eos_id, max_len, options);
+}
+
+std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::size_t batch, std::size_t vocab,
+                                                 std::int64_t eos_id, std::size_t max_len,
+                                                 const BeamSearchOptions& options) {
+  if (options.beam_size == 0 || options.n_best == 0) {
+    throw Error(fmt::format("beam_search: beam_size {} and n_best {} must be >= 1", options.beam_size, options.n_best));
+  }
   NoGradGuard no_grad;
-  const std::size_t batch = src.shape()[0], k = options.beam_size, vocab = model.config().tgt_vocab;
+  const std::size_t k = options.beam_size;
   const double alpha = options.length_penalty, minus_inf = -std::numeric_limits<double>::infinity();
-  // Decoder row a * width + i is beam i (by rank) of source active[a]. Every beam starts as BOS,
-  // so the first step runs one row per source (width 1), then k rows (width k); a source that is
-  // done leaves the batch. Reordering copies paths, not caches, so beams may move freely.
-  IncrementalDecoder decoder(model, model.encode(src), model.padding_mask(src));
+  // Decoder row a * width + i is beam i (by rank) of source active[a]. Every beam starts from the
+  // same first position, so the first step runs one row per source (width 1), then k rows
+  // (width k); a source that is done leaves the batch. The Transformer's cache reorders by
+  // copying paths, not keys and values, so beams may move freely.
   std::vector<std::size_t> active(batch);
   std::iota(active.begin(), active.end(), std::size_t{0});
   std::size_t width = 1;
@@ -357,11 +388,10 @@ std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const
     finished[b].push_back({beam.tokens, static_cast<float>(beam.log_prob), static_cast<float>(score)});
   };
 
-  Indices fed = Indices::from_shape({batch});  // (A * width)
-  std::fill(fed.begin(), fed.end(), bos_id);
+  Indices fed;  // (A * width)
   std::vector<Candidate> candidates;
   for (std::size_t step = 0; step < max_len && !active.empty(); ++step) {
-    const Array logits = decoder.step(fed);  // (A * width, V)
+    const Array logits = step == 0 ? decoder.start() : decoder.step(fed);  // (A * width, V)
     std::vector<std::size_t> rows;           // the decoder row each next beam continues
     std::vector<std::int64_t> next_tokens;   // and the token it feeds
     std::vector<std::size_t> still_active;
@@ -382,7 +412,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const
         const auto token = static_cast<std::int64_t>(candidates[c].index % vocab);
         Beam beam{live[b][parent].tokens, candidates[c].log_prob};
         beam.tokens.push_back(token);
-        if (token == eos_id) {
+        if (eos_id >= 0 && token == eos_id) {
           if (c < k) finish(b, beam);  // an EOS outside the top k is dropped
         } else {
           next.push_back(std::move(beam));
@@ -394,9 +424,12 @@ std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const
         for (const Beam& beam : next) finish(b, beam);
         continue;
       }
-      for (std::size_t i = 0; i < k; ++i) {  // beams past the live ones stay empty, fed EOS
+      for (std::size_t i = 0; i < k; ++i) {  // beams past the live ones stay empty
         rows.push_back(a * width + (i < next.size() ? parents[i] : 0));
-        next_tokens.push_back(i < next.size() ? next[i].tokens.back() : eos_id);
+        // Beams past the live ones feed EOS (or, with no EOS, the best beam's token): their
+        // logits are never read.
+        const std::int64_t filler = eos_id >= 0 || next.empty() ? std::max<std::int64_t>(eos_id, 0) : next[0].tokens.back();
+        next_tokens.push_back(i < next.size() ? next[i].tokens.back() : filler);
       }
       next.resize(k, Beam{{}, minus_inf});
       live[b] = std::move(next);

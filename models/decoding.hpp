@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -18,6 +19,20 @@
 #include <xgrad/models/transformer.hpp>
 
 namespace xgrad::models {
+
+/// What every decoding strategy drives (greedy, sampling, beam search, each written once): a
+/// model's decoder over a batch of rows, one position at a time. The Transformer's decoder
+/// (TransformerDecoding) and GPT (GPTDecoding, gpt.hpp) implement it.
+class DecoderState {
+ public:
+  virtual ~DecoderState() = default;
+  /// The logits (B, V) of the first token to choose: after BOS, or after a prompt.
+  virtual Array start() = 0;
+  /// tokens (B): the token chosen for each row -> logits (B, V) of the next one.
+  virtual Array step(const Indices& tokens) = 0;
+  /// Row i continues row rows[i] (rows may repeat, be fewer or more): the batch becomes rows.size().
+  virtual void reorder(const std::vector<std::size_t>& rows) = 0;
+};
 
 /// The decoder run one position at a time, each layer by its own forward_step. Per layer it
 /// keeps a DecoderLayerCache: the projected self-attention keys and values of every position fed
@@ -62,6 +77,32 @@ class IncrementalDecoder {
   std::size_t length_ = 0;
 };
 
+/// The Transformer's decoder as a DecoderState: the source encoded once, then BOS and the chosen
+/// tokens fed one position at a time, with the KV cache (IncrementalDecoder) or by re-feeding
+/// the whole prefix (kv_cache = false; reorder then copies the prefixes).
+class TransformerDecoding : public DecoderState {
+ public:
+  TransformerDecoding(const Transformer& model, const Indices& src, std::int64_t bos_id, bool kv_cache = true);
+  ~TransformerDecoding() override;
+  Array start() override;
+  Array step(const Indices& tokens) override;
+  void reorder(const std::vector<std::size_t>& rows) override;
+
+ private:
+  struct Refeed;
+  std::int64_t bos_id_;
+  std::size_t batch_;
+  std::unique_ptr<IncrementalDecoder> cached_;
+  std::unique_ptr<Refeed> refeed_;
+};
+
+/// The strategies over any DecoderState of `batch` rows, vocabulary `vocab`: rows that emit
+/// eos_id (< 0: none) stop and are padded with pad_id; at most max_len tokens. Output (B, L).
+/// pick chooses a row's token from its logits (V): argmax, or a Sampler.
+Indices decode_tokens(DecoderState& decoder, std::size_t batch, std::size_t vocab, std::int64_t eos_id,
+                      std::int64_t pad_id, std::size_t max_len,
+                      const std::function<std::int64_t(const float*, std::size_t)>& pick);
+
 /// Greedy decoding: y_t = argmax_v p(v | y_<t, x) (ties to the lowest id).
 /// src (B, S) with S >= 1 and S <= config.max_len, ids in [0, src_vocab); bos_id and eos_id in
 /// [0, tgt_vocab); 1 <= max_len <= config.max_len. Anything else throws xgrad::Error.
@@ -89,6 +130,11 @@ struct Hypothesis {
   float log_prob = 0.f;
   float score = 0.f;
 };
+
+/// Beam search over any DecoderState whose start() gives one row per source (`batch` sources).
+std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::size_t batch, std::size_t vocab,
+                                                 std::int64_t eos_id, std::size_t max_len,
+                                                 const BeamSearchOptions& options = {});
 
 /// Beam search over a batch of sources with a KV cache, k beams per source. Each step every live
 /// beam is extended by every token; of the best 2k extensions, those ending in EOS become finished

@@ -176,23 +176,57 @@ Indices GPT::generate(const Indices& prompt, std::size_t max_new_tokens, const G
     throw Error(fmt::format("GPT::generate: prompt {} + {} new tokens exceed max_len {}", t0, max_new_tokens, config_.max_len));
   }
   Sampler sample(options.temperature, options.top_k, options.generator ? *options.generator : default_generator());
-  NoGradGuard no_grad;
-  const std::size_t v = config_.vocab;
+  GPTDecoding decoder(*this, prompt);
+  const Indices tokens = decode_tokens(decoder, b, config_.vocab, /*eos_id=*/-1, /*pad_id=*/0, max_new_tokens,
+                                       [&](const float* logits, std::size_t vocab) { return sample(logits, vocab); });
   Indices out = Indices::from_shape({b, t0 + max_new_tokens});  // (B, T0 + N)
-  for (std::size_t i = 0; i < b; ++i) std::copy(&prompt(i, 0), &prompt(i, 0) + t0, &out(i, 0));
-  KVCache cache;
-  Indices step = prompt;
-  for (std::size_t n = 0; n < max_new_tokens; ++n) {
-    const Tensor logits = run(step, &cache);  // (B, T, V)
-    const std::size_t t = logits.shape()[1];
-    Indices next = Indices::from_shape({b, 1});
-    for (std::size_t i = 0; i < b; ++i) {
-      next(i, 0) = sample(logits.value().data() + (i * t + t - 1) * v, v);  // the last position's row (V)
-      out(i, t0 + n) = next(i, 0);
-    }
-    step = next;
+  for (std::size_t i = 0; i < b; ++i) {
+    std::copy(&prompt(i, 0), &prompt(i, 0) + t0, &out(i, 0));
+    if (max_new_tokens > 0) std::copy_n(tokens.data() + i * max_new_tokens, max_new_tokens, &out(i, t0));
   }
   return out;
+}
+
+// --- decoding ---------------------------------------------------------------------------------------
+
+GPTDecoding::GPTDecoding(const GPT& model, const Indices& prompt) : model_(model), prompt_(prompt) {}
+
+Array GPTDecoding::last_logits(const Indices& ids) {
+  const Tensor logits = model_.forward(ids, cache_);  // (B, T, V)
+  const std::size_t batch = logits.shape()[0], t = logits.shape()[1], vocab = logits.shape()[2];
+  Array last = Array::from_shape({batch, vocab});
+  for (std::size_t b = 0; b < batch; ++b) std::copy_n(logits.value().data() + (b * t + t - 1) * vocab, vocab, &last(b, 0));
+  return last;
+}
+
+Array GPTDecoding::start() { return last_logits(prompt_); }
+
+Array GPTDecoding::step(const Indices& tokens) {
+  Indices column = Indices::from_shape({tokens.size(), 1});  // (B, 1)
+  std::copy_n(tokens.data(), tokens.size(), column.data());
+  return last_logits(column);
+}
+
+void GPTDecoding::reorder(const std::vector<std::size_t>& rows) {
+  for (nn::KVCache& layer : cache_.layers) layer.select_rows(rows);
+}
+
+std::vector<std::vector<Hypothesis>> beam_search(const GPT& model, const Indices& prompt, std::int64_t eos_id,
+                                                 std::size_t max_new_tokens, const BeamSearchOptions& options) {
+  const GPTConfig& c = model.config();
+  if (prompt.dimension() != 2 || prompt.shape()[0] == 0 || prompt.shape()[1] == 0) {
+    throw Error(fmt::format("beam_search: the prompt must be (B, T0) with B, T0 >= 1, got {}",
+                            shape_str(Shape(prompt.shape().begin(), prompt.shape().end()))));
+  }
+  if (prompt.shape()[1] + max_new_tokens > c.max_len) {
+    throw Error(fmt::format("beam_search: prompt {} + {} new tokens exceed max_len {}", prompt.shape()[1],
+                            max_new_tokens, c.max_len));
+  }
+  if (eos_id >= static_cast<std::int64_t>(c.vocab)) {
+    throw Error(fmt::format("beam_search: eos id {} is outside the vocabulary [0, {})", eos_id, c.vocab));
+  }
+  GPTDecoding decoder(model, prompt);
+  return beam_search(decoder, prompt.shape()[0], c.vocab, eos_id, max_new_tokens, options);
 }
 
 // --- checkpoints --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <xgrad/core/generator.hpp>
+#include <xgrad/models/decoding.hpp>
 #include <xgrad/nn/container.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>
@@ -105,6 +106,29 @@ class GPT : public nn::Module {
   Tensor run(const Indices& ids, KVCache* cache) const;
   GPTConfig config_;
 };
+
+/// GPT as a DecoderState, for the decoding strategies: start() runs the prompt (B, T0) through
+/// the model, filling the cache, and gives its last position's logits; step() feeds one token
+/// per row; reorder() selects rows of every layer's cache (copying them).
+class GPTDecoding : public DecoderState {
+ public:
+  GPTDecoding(const GPT& model, const Indices& prompt);
+  Array start() override;
+  Array step(const Indices& tokens) override;
+  void reorder(const std::vector<std::size_t>& rows) override;
+
+ private:
+  Array last_logits(const Indices& ids);  // (B, T) -> the last position's logits (B, V)
+  const GPT& model_;
+  Indices prompt_;
+  KVCache cache_;
+};
+
+/// Beam search continuing each prompt row (B, T0): the same search as the Transformer's, its
+/// hypotheses the new tokens (EOS included when one ended by it; eos_id < 0: none ends early).
+/// T0 + max_new_tokens <= max_len.
+std::vector<std::vector<Hypothesis>> beam_search(const GPT& model, const Indices& prompt, std::int64_t eos_id,
+                                                 std::size_t max_new_tokens, const BeamSearchOptions& options = {});
 
 /// models::load<GPT>(path) and models::save(model, path) (models/checkpoint.hpp), by their
 /// earlier names. Dropout draws from the default generator.

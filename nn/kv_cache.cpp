@@ -53,4 +53,19 @@ void KVCache::append(const Tensor& k, const Tensor& v) {
   length_ = needed;
 }
 
+void KVCache::select_rows(const std::vector<std::size_t>& rows) {
+  if (!keys_.defined()) return;
+  for (Tensor* buffer : {&keys_, &values_}) {
+    const std::size_t batch = buffer->shape()[0], row = buffer->numel() / batch;
+    Array selected = Array::from_shape({rows.size(), buffer->shape()[1], buffer->shape()[2]});
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i] >= batch) {
+        throw Error(fmt::format("KVCache::select_rows: row {} of a batch of {}", rows[i], batch));
+      }
+      std::copy_n(buffer->value().data() + rows[i] * row, row, selected.data() + i * row);
+    }
+    *buffer = Tensor(std::move(selected));
+  }
+}
+
 }  // namespace xgrad::nn

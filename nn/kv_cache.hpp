@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include <xgrad/autograd/tensor.hpp>
 
@@ -24,6 +25,8 @@ class KVCache {
   std::size_t capacity() const { return keys_.defined() ? keys_.shape()[1] : 0; }
   /// B, or 0 before the first append.
   std::size_t batch() const { return keys_.defined() ? keys_.shape()[0] : 0; }
+  /// Row i becomes row rows[i] (rows may repeat, as beams that share a prefix): copies them.
+  void select_rows(const std::vector<std::size_t>& rows);
 
  private:
   Tensor keys_, values_;

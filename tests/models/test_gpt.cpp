@@ -311,3 +311,68 @@ TEST_CASE("GPT save_model and load_gpt round trip") {
   save_model(Transformer(tc), seq2seq);
   CHECK_THROWS_WITH_AS(load_gpt(seq2seq), doctest::Contains("GPTConfig::from_json: unknown key"), Error);
 }
+
+namespace {
+
+/// sum_t log p(tokens_t | prompt, tokens_<t) by the full forward (no cache): (T0 + N) at once.
+double sequence_log_prob(const GPT& model, const Indices& prompt_row, const std::vector<std::int64_t>& tokens) {
+  const std::size_t t0 = prompt_row.size(), n = tokens.size(), v = model.config().vocab;
+  Indices ids = Indices::from_shape({1, t0 + n});
+  for (std::size_t j = 0; j < t0; ++j) ids(0, j) = prompt_row(j);
+  for (std::size_t j = 0; j < n; ++j) ids(0, t0 + j) = tokens[j];
+  NoGradGuard no_grad;
+  const Array logits = model.forward(ids).value();  // (1, T0 + N, V)
+  double total = 0;
+  for (std::size_t j = 0; j < n; ++j) {
+    const float* row = logits.data() + (t0 - 1 + j) * v;
+    double z = 0;
+    for (std::size_t k = 0; k < v; ++k) z += std::exp(double(row[k]));
+    total += row[tokens[j]] - std::log(z);
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("GPT beam search: the shared strategy over GPT's decoding step") {
+  for (const char* positional : {"learned", "rope"}) {
+    CAPTURE(positional);
+    Generator init(8);
+    GPT model(tiny(positional), init);
+    model.eval();
+    const Indices prompt = random_ids(3, 4, 11, 5);  // (3, 4)
+    // Beam 1 is greedy.
+    BeamSearchOptions one;
+    one.beam_size = 1;
+    one.length_penalty = 0.f;
+    const auto greedy_beams = beam_search(model, prompt, -1, 6, one);
+    const Indices greedy = model.generate(prompt, 6);
+    REQUIRE(greedy_beams.size() == 3);
+    for (std::size_t b = 0; b < 3; ++b) {
+      REQUIRE(greedy_beams[b].size() == 1);
+      for (std::size_t j = 0; j < 6; ++j) CHECK(greedy_beams[b][0].tokens[j] == greedy(b, 4 + j));
+    }
+    // Beam 4: every hypothesis scores what the full forward gives it, and the best is no worse
+    // than greedy.
+    BeamSearchOptions four;
+    four.beam_size = 4;
+    four.n_best = 4;
+    four.length_penalty = 0.f;
+    const auto beams = beam_search(model, prompt, -1, 6, four);
+    for (std::size_t b = 0; b < 3; ++b) {
+      CAPTURE(b);
+      Indices row = Indices::from_shape({4});
+      for (std::size_t j = 0; j < 4; ++j) row(j) = prompt(b, j);
+      REQUIRE(beams[b].size() == 4);
+      for (const Hypothesis& h : beams[b]) {
+        REQUIRE(h.tokens.size() == 6);
+        CHECK(h.log_prob == doctest::Approx(sequence_log_prob(model, row, h.tokens)).epsilon(1e-4));
+      }
+      CHECK(beams[b][0].log_prob >= greedy_beams[b][0].log_prob - 1e-5);
+    }
+  }
+  Generator init(8);
+  GPT model(tiny("learned"), init);
+  CHECK_THROWS_WITH_AS(beam_search(model, random_ids(1, 20, 11, 9), -1, 5), doctest::Contains("exceed max_len 24"),
+                       Error);
+}
