@@ -10,3 +10,4 @@
 #include <xgrad/models/transformer.hpp>
 #include <xgrad/models/gpt.hpp>
 #include <xgrad/models/encoder_classifier.hpp>
+#include <xgrad/training/run_folder.hpp>

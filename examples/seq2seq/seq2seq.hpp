@@ -114,8 +114,8 @@ struct Checkpoint {
   std::shared_ptr<const xgrad::data::Tokenizer> tokenizer;
 };
 
-/// `path` is a checkpoint folder, or a run folder (then its best, else its last checkpoint).
-std::string resolve_checkpoint(const std::string& path);
+/// `path` is a checkpoint folder, or a run folder (then its best, else its last checkpoint:
+/// xgrad::training::resolve_checkpoint).
 Checkpoint load_checkpoint(const std::string& path);
 
 // --- evaluation ------------------------------------------------------------------------------

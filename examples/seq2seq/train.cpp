@@ -1,6 +1,5 @@
 // `seq2seq train`: the paper's training recipe on a built-in task or the user's corpus, with a
 // progress bar, validation, metrics in JSONL, curves in SVG, and checkpoints that resume exactly.
-#include "run_folder.hpp"
 #include "seq2seq.hpp"
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include <xgrad/autograd/autograd.hpp>
 #include <xgrad/nn/safetensors.hpp>
 #include <xgrad/optim/optim.hpp>
+#include <xgrad/training/run_folder.hpp>
 #include <xgrad/utils/atomic_file.hpp>
 #include <xgrad/utils/plot.hpp>
 #include <xgrad/utils/progress.hpp>
@@ -116,8 +116,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
                    "the last digits from those of an uninterrupted run\n",
                    *threads, run_threads);
     }
-    std::error_code error;
-    if (!fs::exists(fs::symlink_status(fs::path(resume_dir) / "last", error))) {
+    if (!xgrad::training::RunFolder(resume_dir).has_checkpoint()) {
       std::fprintf(stderr,
                    "seq2seq train: '%s' has no checkpoint yet (the run stopped before its first save): starting it "
                    "again from step 0 with its saved settings\n",
@@ -129,6 +128,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   if (steps) s.steps = *steps;
   if (max_minutes) s.max_minutes = *max_minutes;
   const fs::path run(s.run_dir);
+  const xgrad::training::RunFolder run_folder(s.run_dir);
   if (!resuming && fs::exists(run / "last")) {
     throw Error(fmt::format("'{}' already holds a run: continue it with --resume {} or choose another --run-dir",
                             s.run_dir, s.run_dir));
@@ -149,7 +149,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   std::string last_checkpoint;
   std::shared_ptr<const xgrad::data::Tokenizer> tokenizer;
   if (resuming) {
-    last_checkpoint = resolve_checkpoint((run / "last").string());
+    last_checkpoint = xgrad::training::resolve_checkpoint(run_folder.last());
     tokenizer = xgrad::data::load_tokenizer(last_checkpoint);
   } else {
     tokenizer = build_tokenizer(s.data, splits.train);
@@ -171,13 +171,13 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   sampling.seed = s.seed;
   xgrad::data::BatchSampler sampler(train_pairs, sampling);
 
-  TrainingState state;
+  xgrad::training::TrainingState state;
   History history;
   if (resuming) {
     const xgrad::safetensors::File weights = xgrad::safetensors::read(last_checkpoint + "/model.safetensors");
     xgrad::nn::StateDict dict(weights.tensors().begin(), weights.tensors().end());
     model->load_state_dict(dict);
-    state = load_training_state(last_checkpoint);
+    state = xgrad::training::load_training_state(last_checkpoint);
     optimizer.load_state_dict(state.optimizer);
     scheduler.load_state_dict(state.scheduler);
     sampler.seek(state.epoch, state.position);
@@ -215,7 +215,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     state.rng = xgrad::default_generator().state();
     state.optimizer = optimizer.state_dict();
     state.scheduler = scheduler.state_dict();
-    save_checkpoint(s.run_dir, *model, *tokenizer, state, is_best);
+    run_folder.save(*model, state, is_best, [&](const std::string& checkpoint) { tokenizer->save(checkpoint); });
   };
 
   // Training time: what earlier processes of this run spent, plus this one's.

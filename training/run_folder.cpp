@@ -1,8 +1,7 @@
 // The run folder: checkpoints as folders of safetensors files, with `last` and `best` as links
 // swapped in one rename.
-#include "run_folder.hpp"
+#include <xgrad/training/run_folder.hpp>
 
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -11,13 +10,11 @@
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
-#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/safetensors.hpp>
 
-namespace seq2seq {
+namespace xgrad::training {
 
 namespace fs = std::filesystem;
-using xgrad::Error;
 
 namespace {
 
@@ -41,34 +38,41 @@ std::string link_target(const fs::path& link) {
   return fs::read_symlink(link, error).filename().string();
 }
 
-std::map<std::string, xgrad::Array> prefixed(const xgrad::optim::StateDict& dict, const std::string& prefix) {
-  std::map<std::string, xgrad::Array> out;
+std::map<std::string, Array> prefixed(const optim::StateDict& dict, const std::string& prefix) {
+  std::map<std::string, Array> out;
   for (const auto& [name, value] : dict) out.emplace(prefix + name, value);
   return out;
 }
 
 }  // namespace
 
-void save_checkpoint(const std::string& run_dir, const xgrad::models::Transformer& model,
-                     const xgrad::data::Tokenizer& tokenizer, const TrainingState& state, bool is_best) {
-  const fs::path run(run_dir);
-  const std::string name = fmt::format("step-{:07d}", state.step);
-  const fs::path dir = run / "checkpoints" / name;
+std::string RunFolder::checkpoint_dir(std::int64_t step) const {
+  const fs::path dir = fs::path(dir_) / "checkpoints" / fmt::format("step-{:07d}", step);
   fs::create_directories(dir);
-  xgrad::models::save_model(model, (dir / "model.safetensors").string());
-  tokenizer.save(dir.string());
+  return dir.string();
+}
 
-  std::map<std::string, xgrad::Array> tensors = prefixed(state.optimizer, "optimizer.");
+bool RunFolder::has_checkpoint() const {
+  std::error_code error;
+  return fs::exists(fs::symlink_status(fs::path(dir_) / "last", error));
+}
+
+std::string RunFolder::last() const { return (fs::path(dir_) / "last").string(); }
+
+void RunFolder::commit(const std::string& checkpoint, const TrainingState& state, bool is_best) const {
+  const fs::path run(dir_), dir(checkpoint);
+  const std::string name = dir.filename().string();
+  std::map<std::string, Array> tensors = prefixed(state.optimizer, "optimizer.");
   tensors.merge(prefixed(state.scheduler, "scheduler."));
-  const std::map<std::string, xgrad::Indices> counters{
-      {"step", xgrad::Indices({state.step})},
-      {"epoch", xgrad::Indices({static_cast<std::int64_t>(state.epoch)})},
-      {"position", xgrad::Indices({static_cast<std::int64_t>(state.position)})},
-      {"best_step", xgrad::Indices({state.best_step})}};
+  const std::map<std::string, Indices> counters{
+      {"step", Indices({state.step})},
+      {"epoch", Indices({static_cast<std::int64_t>(state.epoch)})},
+      {"position", Indices({static_cast<std::int64_t>(state.position)})},
+      {"best_step", Indices({state.best_step})}};
   const std::map<std::string, std::string> metadata{{"rng", state.rng},
                                                     {"best_value", fmt::format("{:.17g}", state.best_value)},
                                                     {"elapsed_seconds", fmt::format("{:.17g}", state.elapsed_seconds)}};
-  xgrad::safetensors::write((dir / "state.safetensors").string(), tensors, counters, metadata);
+  safetensors::write((dir / "state.safetensors").string(), tensors, counters, metadata);
 
   replace_link(run / "last", fs::path("checkpoints") / name);
   if (is_best) replace_link(run / "best", fs::path("checkpoints") / name);
@@ -82,10 +86,10 @@ void save_checkpoint(const std::string& run_dir, const xgrad::models::Transforme
 
 TrainingState load_training_state(const std::string& checkpoint_dir) {
   const std::string path = (fs::path(checkpoint_dir) / "state.safetensors").string();
-  const xgrad::safetensors::File file = xgrad::safetensors::read(path);
+  const safetensors::File file = safetensors::read(path);
   TrainingState state;
   auto counter = [&](const char* name) {
-    const xgrad::Indices& value = file.get_indices(name);
+    const Indices& value = file.get_indices(name);
     if (value.size() != 1) throw Error(fmt::format("'{}': '{}' must hold one number", path, name));
     return value(0);
   };
@@ -122,20 +126,4 @@ std::string resolve_checkpoint(const std::string& path) {
                           path));
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
-  Checkpoint checkpoint;
-  checkpoint.dir = resolve_checkpoint(path);
-  checkpoint.model = xgrad::models::load_model((fs::path(checkpoint.dir) / "model.safetensors").string());
-  checkpoint.model->eval();
-  checkpoint.tokenizer = xgrad::data::load_tokenizer(checkpoint.dir);
-  const auto& config = checkpoint.model->config();
-  const std::size_t vocab = checkpoint.tokenizer->vocab_size();
-  if (vocab != config.src_vocab || vocab != config.tgt_vocab) {
-    throw Error(fmt::format("'{}': the tokenizer has {} tokens but the model's vocabularies have {} (source) and {} "
-                            "(target): they do not belong together",
-                            checkpoint.dir, vocab, config.src_vocab, config.tgt_vocab));
-  }
-  return checkpoint;
-}
-
-}  // namespace seq2seq
+}  // namespace xgrad::training

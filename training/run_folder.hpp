@@ -1,0 +1,66 @@
+// A training run's folder, for any model and training loop: checkpoints that continue
+// bit-identically, `last` and `best` links moved atomically, and the state beyond the weights
+// (optimizer, schedule, random generator, data position) that an exact resume needs.
+//
+//   RUN/checkpoints/step-0000400/model.safetensors   the weights and config (models::save)
+//   RUN/checkpoints/step-0000400/state.safetensors   TrainingState
+//   RUN/last -> checkpoints/step-0000400             RUN/best -> the best so far
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <xgrad/models/checkpoint.hpp>
+#include <xgrad/optim/state_dict.hpp>
+
+namespace xgrad::training {
+
+/// Everything beyond the weights that a resumed run needs to continue exactly.
+struct TrainingState {
+  std::int64_t step = 0;                // optimizer steps taken
+  std::size_t epoch = 0, position = 0;  // the batch sampler's place
+  double best_value = 0;                // best validation metric so far
+  std::int64_t best_step = -1;          // its step (-1: none yet)
+  double elapsed_seconds = 0;           // training time before this process
+  std::string rng;                      // the random generator's state (dropout masks)
+  optim::StateDict optimizer, scheduler;
+};
+
+class RunFolder {
+ public:
+  explicit RunFolder(std::string dir) : dir_(std::move(dir)) {}
+  const std::string& dir() const { return dir_; }
+
+  /// Writes RUN/checkpoints/step-N/ (the model with its config, the state, and what `extra`
+  /// writes into the folder, e.g. a tokenizer), points RUN/last at it, and RUN/best too when
+  /// `is_best`; removes the checkpoints neither link points at. Every file and link is replaced
+  /// atomically, so an interrupted save leaves the previous checkpoint usable.
+  template <class M>
+  void save(const M& model, const TrainingState& state, bool is_best,
+            const std::function<void(const std::string& checkpoint_dir)>& extra = {}) const {
+    const std::string checkpoint = checkpoint_dir(state.step);
+    models::save(model, checkpoint + "/model.safetensors");
+    if (extra) extra(checkpoint);
+    commit(checkpoint, state, is_best);
+  }
+
+  /// Whether RUN/last exists (a run stopped before its first save has none).
+  bool has_checkpoint() const;
+  /// The folder RUN/last points at (as a path through the link).
+  std::string last() const;
+
+ private:
+  std::string checkpoint_dir(std::int64_t step) const;  // created, empty of state
+  void commit(const std::string& checkpoint, const TrainingState& state, bool is_best) const;
+  std::string dir_;
+};
+
+/// Reads state.safetensors of a checkpoint folder.
+TrainingState load_training_state(const std::string& checkpoint_dir);
+
+/// A checkpoint folder (with model.safetensors), or a run folder's best/, else its last/.
+/// Throws xgrad::Error saying which it is not.
+std::string resolve_checkpoint(const std::string& path);
+
+}  // namespace xgrad::training
