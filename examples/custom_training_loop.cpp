@@ -1,12 +1,14 @@
 // A training loop written with the raw API: the Transformer learns to reverse strings.
 // Every step is in view: batches, forward, loss, backward, clipping, the optimizer step, the
-// learning-rate schedule, validation by greedy decoding, and saving a checkpoint.
+// learning-rate schedule, validation by greedy decoding, and checkpoints in a run folder from
+// which a second run continues exactly where the first stopped.
 //
-//   build/bin/custom_training_loop [steps] [checkpoint.safetensors]
+//   build/bin/custom_training_loop [steps] [run folder]     (again with more steps: it resumes)
 #include <xgrad/xgrad.hpp>
 #include <xgrad/data/batching.hpp>
 #include <xgrad/data/tasks.hpp>
 #include <xgrad/data/tokenizer.hpp>
+#include <xgrad/training/run_folder.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -34,7 +36,7 @@ double exact_match(const models::Transformer& model, const Tokenizer& tokenizer,
 
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::stoi(argv[1]) : 1500;
-  const std::string checkpoint = argc > 2 ? argv[2] : "reverse.safetensors";
+  const training::RunFolder run(argc > 2 ? argv[2] : "runs/reverse");
   manual_seed(0);
 
   // Data: a built-in task, a character vocabulary, and batches of about 2000 padded tokens.
@@ -67,8 +69,35 @@ int main(int argc, char** argv) {
   optim::Adam adam(model.parameters(), optim::AdamOptions(1.0).betas({0.9, 0.98}).eps(1e-9));
   optim::NoamLR schedule(adam, static_cast<std::int64_t>(config.d_model), /*warmup_steps=*/400, /*factor=*/0.5);
 
-  double accuracy = 0;
-  for (int step = 1; step <= steps; ++step) {
+  // Resume: the weights, then everything else the next step depends on.
+  int first = 1;
+  double accuracy = 0, best = -1;
+  if (run.has_checkpoint()) {
+    nn::load(model, run.last() + "/model.safetensors");
+    const training::TrainingState state = training::load_training_state(run.last());
+    adam.load_state_dict(state.optimizer);
+    schedule.load_state_dict(state.scheduler);
+    batches.seek(state.epoch, state.position);
+    default_generator().set_state(state.rng);
+    best = state.best_value;
+    first = static_cast<int>(state.step) + 1;
+    std::printf("resuming %s at step %d\n", run.dir().c_str(), first);
+  }
+  auto save = [&](int step) {
+    training::TrainingState state;
+    state.step = step;
+    state.epoch = batches.epoch();
+    state.position = batches.position();
+    state.rng = default_generator().state();
+    state.optimizer = adam.state_dict();
+    state.scheduler = schedule.state_dict();
+    const bool is_best = accuracy > best;
+    if (is_best) best = accuracy;
+    state.best_value = best;
+    run.save(model, state, is_best);  // the model with its config: models::load and PyTorch read it
+  };
+
+  for (int step = first; step <= steps; ++step) {
     const data::Batch batch = batches.next();  // src (B, S), tgt_in (B, T), tgt_out (B, T)
     model.train();
     adam.zero_grad();
@@ -89,13 +118,17 @@ int main(int argc, char** argv) {
       model.eval();
       NoGradGuard no_grad;
       accuracy = exact_match(model, tokenizer, splits.valid, 100);
-      std::printf("step %4d  loss %.3f  grad norm %.2f  lr %.2e  valid exact match %.0f%%\n", step, loss.item(),
+      std::printf("step %4d  loss %.6f  grad norm %.4f  lr %.2e  valid exact match %.0f%%\n", step, loss.item(),
                   grad_norm, adam.lr(), 100 * accuracy);
+      save(step);
     }
   }
-
-  // The checkpoint carries its config: models::load<models::Transformer> and the PyTorch reference read it.
-  models::save(model, checkpoint);
-  std::printf("saved %s\n", checkpoint.c_str());
+  if (first > steps) {  // the run had already gone this far: score what it left
+    model.eval();
+    NoGradGuard no_grad;
+    accuracy = exact_match(model, tokenizer, splits.valid, 100);
+    std::printf("step %4d  valid exact match %.0f%%\n", first - 1, 100 * accuracy);
+  }
+  std::printf("checkpoints in %s (last, best)\n", run.dir().c_str());
   return accuracy >= 0.9 ? 0 : 1;  // it should have learnt to reverse
 }

@@ -7,3 +7,12 @@ foreach(example IN ITEMS regression custom_layer custom_training_loop)
     set_tests_properties(examples.${example} PROPERTIES TIMEOUT 600 ENVIRONMENT OMP_NUM_THREADS=1)
   endif()
 endforeach()
+
+# The custom loop's run folder resumes exactly: 20 steps then on to 40 equal 40 in one go.
+if(TARGET custom_training_loop)
+  add_test(NAME examples.custom_training_loop_resume
+    COMMAND ${CMAKE_COMMAND} -DPROGRAM=$<TARGET_FILE:custom_training_loop>
+      -DWORK_DIR=${CMAKE_BINARY_DIR}/custom_training_loop_resume
+      -P ${CMAKE_CURRENT_SOURCE_DIR}/examples/custom_training_loop_resume.cmake)
+  set_tests_properties(examples.custom_training_loop_resume PROPERTIES TIMEOUT 600 ENVIRONMENT OMP_NUM_THREADS=1)
+endif()
