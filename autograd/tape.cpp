@@ -192,9 +192,6 @@ std::string released_message(const Node& node) {
       "/*retain_graph=*/true) the first time to go through a graph twice",
       node.name);
 }
-}  // namespace
-
-namespace {
 
 /// A record's backward reads values saved when the op ran: none of its inputs' or its output's
 /// values may have been modified in place since (PyTorch: "one of the variables needed for

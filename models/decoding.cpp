@@ -268,7 +268,7 @@ Indices decode_tokens(DecoderState& decoder, std::size_t batch, std::size_t voca
       ++rows;
       finished_rows += done[b];
     }
-    if (finished_rows < rows && 4 * finished_rows >= rows && finished_rows > 0) {
+    if (finished_rows < rows && 4 * finished_rows >= rows) {
       std::vector<std::size_t> kept;
       for (std::size_t b = 0; b < batch; ++b) {
         if (row_of[b] == kLeft) continue;
@@ -357,10 +357,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const Transformer& model, const
                                                  std::int64_t eos_id, std::size_t max_len,
                                                  const BeamSearchOptions& options) {
   check_inputs("beam_search", model, src, bos_id, eos_id, max_len);
-  if (options.beam_size == 0 || options.n_best == 0) {
-    throw Error(fmt::format("beam_search: beam_size {} and n_best {} must be >= 1", options.beam_size, options.n_best));
-  }
-  TransformerDecoding decoder(model, src, bos_id);
+  TransformerDecoding decoder(model, src, bos_id);  // the options are checked by the search itself
   return beam_search(decoder, src.shape()[0], model.config().tgt_vocab, eos_id, max_len, options);
 }
 
