@@ -75,10 +75,7 @@ int main(int argc, char** argv) {
   if (run.has_checkpoint()) {
     nn::load(model, run.last() + "/model.safetensors");
     const training::TrainingState state = training::load_training_state(run.last());
-    adam.load_state_dict(state.optimizer);
-    schedule.load_state_dict(state.scheduler);
-    batches.seek(state.epoch, state.position);
-    default_generator().set_state(state.rng);
+    state.restore(adam, schedule, batches);  // optimizer, schedule, generator, batch position
     best = state.best_value;
     first = static_cast<int>(state.step) + 1;
     std::printf("resuming %s at step %d\n", run.dir().c_str(), first);
@@ -86,11 +83,7 @@ int main(int argc, char** argv) {
   auto save = [&](int step) {
     training::TrainingState state;
     state.step = step;
-    state.epoch = batches.epoch();
-    state.position = batches.position();
-    state.rng = default_generator().state();
-    state.optimizer = adam.state_dict();
-    state.scheduler = schedule.state_dict();
+    state.capture(adam, schedule, batches);
     const bool is_best = accuracy > best;
     if (is_best) best = accuracy;
     state.best_value = best;

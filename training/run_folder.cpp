@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/core/generator.hpp>
 #include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::training {
@@ -124,6 +125,23 @@ std::string resolve_checkpoint(const std::string& path) {
   throw Error(fmt::format("'{}' is neither a checkpoint folder (with model.safetensors) nor a run folder "
                           "(with best/ or last/)",
                           path));
+}
+
+void TrainingState::capture(const optim::Optimizer& optimizer_, const optim::LRScheduler& scheduler_,
+                            const data::BatchSampler& sampler) {
+  epoch = sampler.epoch();
+  position = sampler.position();
+  rng = default_generator().state();
+  optimizer = optimizer_.state_dict();
+  scheduler = scheduler_.state_dict();
+}
+
+void TrainingState::restore(optim::Optimizer& optimizer_, optim::LRScheduler& scheduler_,
+                            data::BatchSampler& sampler) const {
+  optimizer_.load_state_dict(optimizer);
+  scheduler_.load_state_dict(scheduler);
+  sampler.seek(epoch, position);
+  default_generator().set_state(rng);
 }
 
 }  // namespace xgrad::training

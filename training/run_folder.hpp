@@ -11,7 +11,10 @@
 #include <functional>
 #include <string>
 
+#include <xgrad/data/batching.hpp>
 #include <xgrad/models/checkpoint.hpp>
+#include <xgrad/optim/lr_scheduler.hpp>
+#include <xgrad/optim/optimizer.hpp>
 #include <xgrad/optim/state_dict.hpp>
 
 namespace xgrad::training {
@@ -25,6 +28,13 @@ struct TrainingState {
   double elapsed_seconds = 0;           // training time before this process
   std::string rng;                      // the random generator's state (dropout masks)
   optim::StateDict optimizer, scheduler;
+
+  /// Takes the optimizer's and the schedule's state, the default generator's, and the batch
+  /// sampler's place (step, best and elapsed time are the loop's to set).
+  void capture(const optim::Optimizer& optimizer, const optim::LRScheduler& scheduler,
+               const data::BatchSampler& sampler);
+  /// Puts them back, so that the next step is the one an uninterrupted run would take.
+  void restore(optim::Optimizer& optimizer, optim::LRScheduler& scheduler, data::BatchSampler& sampler) const;
 };
 
 class RunFolder {

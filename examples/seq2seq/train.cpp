@@ -178,10 +178,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     xgrad::nn::StateDict dict(weights.tensors().begin(), weights.tensors().end());
     model->load_state_dict(dict);
     state = xgrad::training::load_training_state(last_checkpoint);
-    optimizer.load_state_dict(state.optimizer);
-    scheduler.load_state_dict(state.scheduler);
-    sampler.seek(state.epoch, state.position);
-    xgrad::default_generator().set_state(state.rng);
+    state.restore(optimizer, scheduler, sampler);
     keep_metrics_until(run / "metrics.jsonl", state.step, history);
     std::fprintf(stderr, "seq2seq: resuming %s at step %lld (epoch %zu, batch %zu)\n", s.run_dir.c_str(),
                  static_cast<long long>(state.step), state.epoch, state.position);
@@ -210,11 +207,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   decoding.batch_tokens = std::max<std::size_t>(s.data.batch_tokens, 1024);
   const std::vector<xgrad::Tensor> parameters = model->parameters();
   auto save = [&](bool is_best) {
-    state.epoch = sampler.epoch();
-    state.position = sampler.position();
-    state.rng = xgrad::default_generator().state();
-    state.optimizer = optimizer.state_dict();
-    state.scheduler = scheduler.state_dict();
+    state.capture(optimizer, scheduler, sampler);
     run_folder.save(*model, state, is_best, [&](const std::string& checkpoint) { tokenizer->save(checkpoint); });
   };
 
