@@ -110,20 +110,11 @@ Array IncrementalDecoder::step(const Indices& tokens) {
   Indices column = Indices::from_shape({batch, 1});  // (B, 1)
   std::copy_n(tokens.data(), batch, column.data());
   // Keys equal to pad_id are masked, as the full decoder's target padding mask does.
-  Mask fed = model_.padding_mask(column);  // (B, 1)
-  fed.reshape({batch});
-  fed_padding_.push_back(std::move(fed));
-  std::vector<std::uint32_t> paths(batch * (length_ + 1));  // (B, t+1): each row continues itself
-  for (std::size_t b = 0; b < batch; ++b) {
-    std::copy_n(paths_.data() + b * length_, length_, paths.data() + b * (length_ + 1));
-    paths[b * (length_ + 1) + length_] = static_cast<std::uint32_t>(b);
-  }
-  paths_ = std::move(paths);
+  const Mask fed = model_.padding_mask(column);  // (B, 1)
 
   DecodeStep context;
   context.position = length_;
-  context.fed_padding = &fed_padding_;
-  context.paths = &paths_;
+  context.fed_padding = &fed;
   context.group_size = group_size_;
   context.group_padding = &group_padding_;
   Tensor x = model_.embed_target(column, length_);  // (B, 1, D), at position t
@@ -143,11 +134,7 @@ void IncrementalDecoder::reorder(const std::vector<std::size_t>& rows) {
   bool identity = rows.size() == batch;  // every row stays where it is: nothing to do
   for (std::size_t i = 0; i < rows.size() && identity; ++i) identity = rows[i] == i;
   if (identity) return;
-  std::vector<std::uint32_t> paths(rows.size() * length_);  // (B', t): row i takes row rows[i]'s path
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    std::copy_n(paths_.data() + rows[i] * length_, length_, paths.data() + i * length_);
-  }
-  paths_ = std::move(paths);
+  for (auto& cache : layers_) cache->self_attn.reorder(rows);
   std::vector<std::size_t> memory_rows(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) memory_rows[i] = memory_rows_[rows[i]];
   memory_rows_ = std::move(memory_rows);

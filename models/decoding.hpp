@@ -35,15 +35,14 @@ class DecoderState {
 };
 
 /// The decoder run one position at a time, each layer by its own forward_step. Per layer it
-/// keeps a DecoderLayerCache: the projected self-attention keys and values of every position fed
-/// so far, one (B_s, D) block per position s (keys rotated at their positions with RoPE), and the
-/// cross-attention keys and values of the memory (M, S, D), computed once. Each row reads its prefix through a path: at position s, the row of block s it
-/// descends from. Works with each of the model's positional encodings. step() gives the logits of
-/// the new position, equal to the last position of model.decode() on the whole prefix (dropout
-/// aside).
+/// keeps a DecoderLayerCache: the self-attention keys (rotated at their positions with RoPE) and
+/// values of every position fed so far in an nn::KVCache, and the cross-attention keys and values
+/// of the memory (M, S, D), computed once. Works with each of the model's positional encodings.
+/// step() gives the logits of the new position, equal to the last position of model.decode() on
+/// the whole prefix (dropout aside).
 ///
-/// reorder() lets rows follow other rows (beam search) by copying paths, never keys or values:
-/// beams that share a prefix share its blocks' rows. Rows that attend to one memory row in
+/// reorder() lets rows follow other rows (beam search): the caches copy paths, never keys or
+/// values, so beams that share a prefix share its rows. Rows that attend to one memory row in
 /// consecutive runs of equal length (the beams of a source) are taken together: their queries go
 /// through cross-attention as the queries of one sequence, and through self-attention side by
 /// side, so what they share is read from cache once per source rather than from memory per beam.
@@ -65,8 +64,6 @@ class IncrementalDecoder {
   void regroup();
   const Transformer& model_;
   Mask src_padding_;                // (M, S)
-  std::vector<Mask> fed_padding_;   // per position s: (B_s), true where the token fed was pad_id
-  std::vector<std::uint32_t> paths_;  // (B, t): the row of position s's block that row b reads
   std::vector<std::shared_ptr<DecoderLayerCache>> layers_;  // one per decoder layer
   std::vector<std::size_t> memory_rows_;  // (B): the memory row each row attends to
   // Cross-attention runs over G = B / group_size_ groups of consecutive rows that share a memory

@@ -85,15 +85,19 @@ Tensor GPTBlock::forward(const Tensor& x, nn::KVCache* cache) const {
   const Tensor q = attn->rotate(attn->project_query(h), past);  // (B, T, D)
   Tensor k = attn->rotate(attn->project_key(h), past);          // (B, T, D)
   Tensor v = attn->project_value(h);                             // (B, T, D)
-  std::size_t num_keys = 0;                                      // all of k
-  if (cache) {
-    cache->append(k, v);
-    k = cache->keys();  // (B, capacity, D), the first P + T filled
-    v = cache->values();
-    num_keys = cache->length();
+  Tensor a;                                                      // (B, T, D)
+  if (cache) cache->append(k, v);
+  if (past > 0 && t == 1) {
+    // One new token per row: it attends to every position along its row's path, in place.
+    a = attn->attend_gathered(q, cache->gathered());
+  } else {
+    if (past > 0) {  // several new tokens after cached ones: each row's keys and values gathered
+      k = cache->keys();    // (B, P + T, D)
+      v = cache->values();
+    }
+    const nn::AttnMask causal(nn::functional::causal_mask(t, past));  // (T, P + T)
+    a = attn->attend(q, k, v, std::nullopt, causal, false).output;
   }
-  const nn::AttnMask causal(nn::functional::causal_mask(t, past));  // (T, P + T)
-  const Tensor a = attn->attend(q, k, v, std::nullopt, causal, false, num_keys).output;  // (B, T, D)
   const Tensor y = x + dropout1->forward(a);
   return y + dropout2->forward(feed_forward->forward(ln2->forward(y)));
 }
@@ -208,7 +212,7 @@ Array GPTDecoding::step(const Indices& tokens) {
 }
 
 void GPTDecoding::reorder(const std::vector<std::size_t>& rows) {
-  for (nn::KVCache& layer : cache_.layers) layer.select_rows(rows);
+  for (nn::KVCache& layer : cache_.layers) layer.reorder(rows);
 }
 
 std::vector<std::vector<Hypothesis>> beam_search(const GPT& model, const Indices& prompt, std::int64_t eos_id,

@@ -48,7 +48,8 @@ struct GPTConfig {
 };
 
 /// The keys and values of every layer for the tokens seen so far, each layer's an nn::KVCache
-/// growing in place (keys rotated with RoPE). Empty until the first cached forward.
+/// (keys rotated with RoPE), the structure the Transformer's decoder layers use too. Empty until
+/// the first cached forward.
 struct KVCache {
   std::vector<nn::KVCache> layers;
   std::size_t length = 0;  ///< P
@@ -61,7 +62,7 @@ class GPTBlock : public nn::Module {
  public:
   GPTBlock(const GPTConfig& config, Generator& generator = default_generator());
   /// With a cache, the new keys and values join it (at positions offset = cache->length() ..)
-  /// and the queries attend to all it holds; without, offset is 0.
+  /// and the queries attend to all it holds along each row's path; without, offset is 0.
   Tensor forward(const Tensor& x, nn::KVCache* cache = nullptr) const;
 
   std::shared_ptr<nn::LayerNorm> ln1, ln2;
@@ -109,7 +110,7 @@ class GPT : public nn::Module {
 
 /// GPT as a DecoderState, for the decoding strategies: start() runs the prompt (B, T0) through
 /// the model, filling the cache, and gives its last position's logits; step() feeds one token
-/// per row; reorder() selects rows of every layer's cache (copying them).
+/// per row; reorder() makes rows follow rows in every layer's cache (copying paths, never keys).
 class GPTDecoding : public DecoderState {
  public:
   GPTDecoding(const GPT& model, const Indices& prompt);

@@ -236,22 +236,8 @@ Tensor DecoderLayer::forward_step(const Tensor& x, DecoderLayerCache& cache, con
   // depends on t - j only, as in forward().
   auto self_attention = [&](const Tensor& y) {  // (B, 1, D)
     const nn::MultiheadAttention& attn = *self_attn;
-    Array key = attn.rotate(attn.project_key(y), t).value();  // (B, 1, D)
-    Array value = attn.project_value(y).value();              // (B, 1, D)
-    key.reshape({batch, d});
-    value.reshape({batch, d});
-    cache.self_k.push_back(std::move(key));
-    cache.self_v.push_back(std::move(value));
-    nn::functional::GatheredKeyValues kv;
-    kv.length = t + 1;
-    for (std::size_t s = 0; s <= t; ++s) {
-      kv.keys.push_back(&cache.self_k[s]);
-      kv.values.push_back(&cache.self_v[s]);
-      kv.padding.push_back(&(*step.fed_padding)[s]);
-    }
-    kv.index = step.paths;
-    kv.group = step.group_size;
-    return attn.attend_gathered(attn.rotate(attn.project_query(y), t), kv);  // (B, 1, D)
+    cache.self_attn.append(attn.rotate(attn.project_key(y), t), attn.project_value(y), step.fed_padding);
+    return attn.attend_gathered(attn.rotate(attn.project_query(y), t), cache.self_attn.gathered(step.group_size));
   };
   // The rows of a group attend to one memory row: they go in as the queries of one sequence.
   auto cross_attention = [&](const Tensor& y) {

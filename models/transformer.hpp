@@ -17,6 +17,7 @@
 #include <xgrad/nn/container.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/feed_forward.hpp>
+#include <xgrad/nn/kv_cache.hpp>
 #include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/layer_norm.hpp>
 #include <xgrad/nn/linear.hpp>
@@ -130,21 +131,21 @@ class EncoderLayer : public nn::Module {
 };
 
 /// What every decoder layer shares in one step of incremental decoding (IncrementalDecoder keeps
-/// it): the position t of the new token, and how each of the B rows reads the cached positions.
+/// it): the position t of the new token, which of the B rows fed a pad token, and how the rows
+/// go through cross-attention.
 struct DecodeStep {
-  std::size_t position = 0;                          // t
-  const std::vector<Mask>* fed_padding = nullptr;    // per position s <= t: (B_s), true at pad_id
-  const std::vector<std::uint32_t>* paths = nullptr;  // (B, t + 1): the row of position s that row b reads
-  std::size_t group_size = 1;                        // rows per memory row, taken together in cross-attention
-  const Mask* group_padding = nullptr;               // (G, S), G = B / group_size
+  std::size_t position = 0;              // t
+  const Mask* fed_padding = nullptr;     // (B, 1): true where the token fed was pad_id
+  std::size_t group_size = 1;            // rows per memory row, taken together in cross-attention
+  const Mask* group_padding = nullptr;   // (G, S), G = B / group_size
 };
 
-/// One decoder layer's cache: the self-attention keys (rotated with RoPE) and values of every
-/// position fed so far, one (B_s, D) block per position s, and the cross-attention keys and
+/// One decoder layer's cache: its self-attention keys (rotated with RoPE) and values for every
+/// position fed so far, with the rows' paths (nn::KVCache), and the cross-attention keys and
 /// values of the memory, projected once (M, S, D); group_k and group_v are their rows per group
 /// when the groups are not the M memory rows in order.
 struct DecoderLayerCache {
-  std::vector<Array> self_k, self_v;
+  nn::KVCache self_attn;
   Tensor cross_k, cross_v;
   Tensor group_k, group_v;
 };
