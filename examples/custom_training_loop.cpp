@@ -1,17 +1,19 @@
 // A training loop written with the raw API: the Transformer learns to reverse strings.
 // Every step is in view: batches, forward, loss, backward, clipping, the optimizer step, the
-// learning-rate schedule, validation by greedy decoding, and checkpoints in a run folder from
-// which a second run continues exactly where the first stopped.
+// learning-rate schedule, validation by greedy decoding, metrics.jsonl and curves.svg, and
+// checkpoints in a run folder from which a second run continues exactly where the first stopped.
 //
 //   build/bin/custom_training_loop [steps] [run folder]     (again with more steps: it resumes)
 #include <xgrad/xgrad.hpp>
 #include <xgrad/data/batching.hpp>
 #include <xgrad/data/tasks.hpp>
 #include <xgrad/data/tokenizer.hpp>
+#include <xgrad/training/metrics_log.hpp>
 #include <xgrad/training/run_folder.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -72,13 +74,18 @@ int main(int argc, char** argv) {
   // Resume: the weights, then everything else the next step depends on.
   int first = 1;
   double accuracy = 0, best = -1;
+  training::MetricsLog metrics(run.dir() + "/metrics.jsonl");
   if (run.has_checkpoint()) {
     nn::load(model, run.last() + "/model.safetensors");
     const training::TrainingState state = training::load_training_state(run.last());
     state.restore(adam, schedule, batches);  // optimizer, schedule, generator, batch position
     best = state.best_value;
     first = static_cast<int>(state.step) + 1;
+    metrics.resume_at(state.step);  // later lines are written again
     std::printf("resuming %s at step %d\n", run.dir().c_str(), first);
+  } else {
+    std::filesystem::create_directories(run.dir());
+    metrics.start();
   }
   auto save = [&](int step) {
     training::TrainingState state;
@@ -104,6 +111,7 @@ int main(int argc, char** argv) {
                                 criterion);
     loss.backward();
     const double grad_norm = optim::clip_grad_norm_(model.parameters(), 1.0);
+    metrics.log("train", step, {{"loss", loss.item()}, {"lr", adam.lr()}, {"grad_norm", grad_norm}});
     adam.step();
     schedule.step();
 
@@ -113,7 +121,11 @@ int main(int argc, char** argv) {
       accuracy = exact_match(model, tokenizer, splits.valid, 100);
       std::printf("step %4d  loss %.6f  grad norm %.4f  lr %.2e  valid exact match %.0f%%\n", step, loss.item(),
                   grad_norm, adam.lr(), 100 * accuracy);
+      metrics.log("valid", step, {{"exact_match", accuracy}});
       save(step);
+      training::draw_curves(metrics, run.dir() + "/curves.svg",
+                            {{"Loss", "nats/token", {{"train", "train", "loss"}}, true},
+                             {"Validation", "exact match %", {{"valid", "valid", "exact_match", 100.0}}, false}});
     }
   }
   if (first > steps) {  // the run had already gone this far: score what it left
@@ -122,6 +134,6 @@ int main(int argc, char** argv) {
     accuracy = exact_match(model, tokenizer, splits.valid, 100);
     std::printf("step %4d  valid exact match %.0f%%\n", first - 1, 100 * accuracy);
   }
-  std::printf("checkpoints in %s (last, best)\n", run.dir().c_str());
+  std::printf("checkpoints in %s (last, best), metrics.jsonl and curves.svg beside them\n", run.dir().c_str());
   return accuracy >= 0.9 ? 0 : 1;  // it should have learnt to reverse
 }

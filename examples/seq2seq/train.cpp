@@ -8,7 +8,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -16,9 +15,9 @@
 #include <xgrad/autograd/autograd.hpp>
 #include <xgrad/nn/safetensors.hpp>
 #include <xgrad/optim/optim.hpp>
+#include <xgrad/training/metrics_log.hpp>
 #include <xgrad/training/run_folder.hpp>
 #include <xgrad/utils/atomic_file.hpp>
-#include <xgrad/utils/plot.hpp>
 #include <xgrad/utils/progress.hpp>
 
 namespace seq2seq {
@@ -36,61 +35,25 @@ extern "C" void on_interrupt(int signal) {
   std::signal(signal, SIG_DFL);
 }
 
-/// The curves drawn to curves.svg, rebuilt from metrics.jsonl on resume.
-struct History {
-  std::vector<std::pair<double, double>> train_loss, learning_rate;
-  std::vector<std::pair<double, double>> valid_loss, exact_match, bleu, chrf;
-
-  void add(const Json& line) {
-    const double step = line.at("step").get<double>();
-    if (line.at("kind") == "train") {
-      train_loss.emplace_back(step, line.at("loss").get<double>());
-      learning_rate.emplace_back(step, line.at("lr").get<double>());
-    } else if (line.at("kind") == "valid") {
-      valid_loss.emplace_back(step, line.at("loss").get<double>());
-      exact_match.emplace_back(step, 100.0 * line.at("exact_match").get<double>());
-      bleu.emplace_back(step, line.at("bleu").get<double>());
-      chrf.emplace_back(step, line.at("chrf").get<double>());
-    }
-  }
-
-  /// Means over windows, so that a long run still draws a few hundred points.
-  static std::vector<std::pair<double, double>> thin(const std::vector<std::pair<double, double>>& points) {
-    const std::size_t window = std::max<std::size_t>(1, points.size() / 400);
-    std::vector<std::pair<double, double>> out;
-    for (std::size_t begin = 0; begin < points.size(); begin += window) {
-      const std::size_t end = std::min(points.size(), begin + window);
-      double x = 0, y = 0;
-      for (std::size_t i = begin; i < end; ++i) x += points[i].first, y += points[i].second;
-      out.emplace_back(x / double(end - begin), y / double(end - begin));
-    }
-    return out;
-  }
-
-  void draw(const std::string& path) const {
-    xgrad::utils::Chart loss{"Loss", "step", "cross-entropy (nats/token)",
-                             {{"train (label-smoothed)", thin(train_loss)}, {"valid", valid_loss}}, true};
-    xgrad::utils::Chart scores{"Validation", "step", "score",
-                               {{"exact match %", exact_match}, {"BLEU", bleu}, {"chrF", chrf}}, false};
-    xgrad::utils::Chart lr{"Learning rate", "step", "lr", {{"lr", thin(learning_rate)}}, false};
-    xgrad::utils::write_svg(path, {loss, scores, lr});
-  }
+/// The curves drawn to curves.svg from metrics.jsonl.
+const std::vector<xgrad::training::CurveChart> kCurves = {
+    {"Loss", "cross-entropy (nats/token)", {{"train (label-smoothed)", "train", "loss"}, {"valid", "valid", "loss"}}, true},
+    {"Validation",
+     "score",
+     {{"exact match %", "valid", "exact_match", 100.0}, {"BLEU", "valid", "bleu"}, {"chrF", "valid", "chrf"}},
+     false},
+    {"Learning rate", "lr", {{"lr", "train", "lr"}}, false},
 };
 
-/// The lines of metrics.jsonl up to step `last_step` (a resumed run redoes what came later),
-/// written back atomically, and fed to `history`.
-void keep_metrics_until(const fs::path& path, std::int64_t last_step, History& history) {
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const Json j = Json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.contains("step")) continue;
-    if (j.at("step").get<std::int64_t>() > last_step) continue;
-    history.add(j);
-    kept += line + "\n";
+/// A flat JSON object's numbers and texts as a metrics line.
+xgrad::training::Metrics to_metrics(const Json& object) {
+  xgrad::training::Metrics values;
+  for (const auto& [name, value] : object.items()) {
+    if (value.is_number_integer()) values.emplace_back(name, value.get<std::int64_t>());
+    else if (value.is_number()) values.emplace_back(name, value.get<double>());
+    else if (value.is_string()) values.emplace_back(name, value.get<std::string>());
   }
-  xgrad::utils::write_file_atomically(path.string(), kept, "seq2seq train");
+  return values;
 }
 
 std::size_t parameter_count(const xgrad::nn::Module& model) {
@@ -172,20 +135,20 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   xgrad::data::BatchSampler sampler(train_pairs, sampling);
 
   xgrad::training::TrainingState state;
-  History history;
+  xgrad::training::MetricsLog metrics((run / "metrics.jsonl").string());
   if (resuming) {
     const xgrad::safetensors::File weights = xgrad::safetensors::read(last_checkpoint + "/model.safetensors");
     xgrad::nn::StateDict dict(weights.tensors().begin(), weights.tensors().end());
     model->load_state_dict(dict);
     state = xgrad::training::load_training_state(last_checkpoint);
     state.restore(optimizer, scheduler, sampler);
-    keep_metrics_until(run / "metrics.jsonl", state.step, history);
+    metrics.resume_at(state.step);  // the steps after the checkpoint are done again
     std::fprintf(stderr, "seq2seq: resuming %s at step %lld (epoch %zu, batch %zu)\n", s.run_dir.c_str(),
                  static_cast<long long>(state.step), state.epoch, state.position);
   } else {
     fs::create_directories(run);
     s.save(s.run_dir);
-    xgrad::utils::write_file_atomically((run / "metrics.jsonl").string(), "", "seq2seq train");
+    metrics.start();
   }
   std::fprintf(stderr,
                "seq2seq: %s: %zu training pairs, %zu validation pairs, vocabulary %zu (%s)\n"
@@ -195,13 +158,6 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
                splits.valid.size(), tokenizer->vocab_size(), tokenizer->kind().c_str(), s.model.preset.c_str(),
                config.d_model, config.nhead, config.num_encoder_layers, config.num_decoder_layers,
                config.dim_feedforward, config.positional.c_str(), parameter_count(*model) / 1e6);
-
-  std::ofstream metrics(run / "metrics.jsonl", std::ios::app);
-  auto log = [&](const Json& line) {
-    metrics << line.dump() << "\n";
-    metrics.flush();
-    history.add(line);
-  };
 
   DecodeSettings decoding;
   decoding.batch_tokens = std::max<std::size_t>(s.data.batch_tokens, 1024);
@@ -224,10 +180,8 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     const Scores scores = evaluate(*model, *tokenizer, splits.valid, s.valid_decode, decoding);
     model->train();
     Json line = scores.to_json();
-    line["kind"] = "valid";
-    line["step"] = state.step;
     line["elapsed_s"] = elapsed();
-    log(line);
+    metrics.log("valid", state.step, to_metrics(line));
     const double value = scores.metric(s.best_metric);
     const bool is_best = state.best_step < 0 || value > state.best_value;
     if (is_best) state.best_value = value, state.best_step = state.step;
@@ -237,7 +191,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
                             100 * scores.exact_match, scores.bleu, scores.chrf, is_best ? "  (best)" : ""));
     state.elapsed_seconds = elapsed();
     save(is_best);
-    history.draw((run / "curves.svg").string());
+    xgrad::training::draw_curves(metrics, (run / "curves.svg").string(), kCurves);
     return s.stop_at > 0 && value >= s.stop_at;
   };
 
@@ -275,10 +229,12 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     scheduler.step();
     ++state.step;
 
-    Json line = {{"kind", "train"}, {"step", state.step}, {"loss", loss}, {"lr", lr}, {"tokens", tokens},
-                 {"epoch", sampler.epoch()}};
-    if (grad_norm >= 0) line["grad_norm"] = grad_norm;
-    log(line);
+    xgrad::training::Metrics line = {{"loss", loss},
+                                     {"lr", lr},
+                                     {"tokens", static_cast<std::int64_t>(tokens)},
+                                     {"epoch", static_cast<std::int64_t>(sampler.epoch())}};
+    if (grad_norm >= 0) line.emplace_back("grad_norm", grad_norm);
+    metrics.log("train", state.step, line);
     if (s.max_minutes > 0) {
       // The run ends at the step count or the time limit, whichever comes first: aim the bar
       // (and its ETA) at the step the limit will be reached at, at this process's pace.
@@ -324,10 +280,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   if (!splits.test.empty()) {
     Checkpoint best = load_checkpoint(s.run_dir);
     const Scores test = evaluate(*best.model, *best.tokenizer, splits.test, splits.test.size(), decoding);
-    Json line = test.to_json();
-    line["kind"] = "test";
-    line["step"] = state.best_step;
-    log(line);
+    metrics.log("test", state.best_step, to_metrics(test.to_json()));
     std::printf("test (%zu pairs, checkpoint of step %lld): exact match %.2f%%  BLEU %.2f  chrF %.2f  loss %.3f\n",
                 test.pairs, static_cast<long long>(state.best_step), 100 * test.exact_match, test.bleu, test.chrf,
                 test.loss);
