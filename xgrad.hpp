@@ -10,4 +10,6 @@
 #include <xgrad/models/transformer.hpp>
 #include <xgrad/models/gpt.hpp>
 #include <xgrad/models/encoder_classifier.hpp>
+#include <xgrad/distributed/data_parallel.hpp>
+#include <xgrad/distributed/distributed.hpp>
 #include <xgrad/training/run_folder.hpp>

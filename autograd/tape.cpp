@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 #include <queue>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <xtensor/xnoalias.hpp>
@@ -231,6 +233,75 @@ void check_gradients(const Node& node) {
 
 }  // namespace
 
+namespace detail {
+std::atomic<long> post_accumulate_grad_hooks{0};
+const char* node_name(const Node& node) { return node.name; }
+}  // namespace detail
+
+namespace {
+
+/// The leaves with post-accumulate hooks that records reachable from `start` send gradients to,
+/// with how many edges each still waits for.
+struct Awaited {
+  std::shared_ptr<TensorImpl> leaf;
+  std::size_t edges = 0;
+};
+
+std::unordered_map<TensorImpl*, Awaited> leaves_awaited(const std::shared_ptr<Node>& start) {
+  std::unordered_map<TensorImpl*, Awaited> awaited;
+  std::unordered_set<const Node*> seen{start.get()};
+  std::vector<const Node*> stack{start.get()};
+  while (!stack.empty()) {
+    const Node* node = stack.back();
+    stack.pop_back();
+    for (const Edge& edge : node->inputs) {
+      if (edge.leaf && !edge.leaf->post_accumulate_grad_hooks.empty()) {
+        Awaited& entry = awaited[edge.leaf.get()];
+        entry.leaf = edge.leaf;
+        ++entry.edges;
+      }
+      if (edge.node && seen.insert(edge.node.get()).second) stack.push_back(edge.node.get());
+    }
+  }
+  return awaited;
+}
+
+thread_local bool in_backward = false;
+thread_local std::vector<std::function<void()>> backward_callbacks;
+
+/// Marks this thread as running a backward for its scope; the callbacks queued meanwhile run at
+/// finish(), or are dropped if the backward throws.
+class BackwardScope {
+ public:
+  BackwardScope() {
+    if (in_backward) throw Error("backward: called from inside another backward (a hook or a backward closure)");
+    in_backward = true;
+  }
+  ~BackwardScope() {
+    in_backward = false;
+    backward_callbacks.clear();
+  }
+  void finish() {
+    for (std::size_t i = 0; i < backward_callbacks.size(); ++i) {  // a callback may queue another
+      const std::function<void()> callback = backward_callbacks[i];
+      callback();
+    }
+  }
+};
+
+void run_post_accumulate_hooks(const std::shared_ptr<TensorImpl>& leaf) {
+  const auto hooks = leaf->post_accumulate_grad_hooks;  // a hook may remove itself
+  const Tensor handle(leaf);
+  for (const auto& hook : hooks) hook.second(handle);
+}
+
+}  // namespace
+
+void queue_backward_callback(std::function<void()> callback) {
+  if (!in_backward) throw Error("queue_backward_callback: no backward is running on this thread");
+  backward_callbacks.push_back(std::move(callback));
+}
+
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph) {
   if (!root.requires_grad()) {
     throw Error(fmt::format("backward: the tensor of shape {} does not require grad and no op recorded it "
@@ -254,10 +325,13 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
     seed.fill(1.f);
   }
 
+  BackwardScope scope;
   if (!root.grad_fn()) {  // a leaf: its gradient is the seed itself
     TensorImpl& leaf = *root.impl();
     if (!leaf.grad) leaf.grad = std::make_shared<Array>(std::move(seed));
     else xt::noalias(*leaf.grad) += seed;
+    if (!leaf.post_accumulate_grad_hooks.empty()) run_post_accumulate_hooks(root.impl_ptr());
+    scope.finish();
     return;
   }
 
@@ -267,6 +341,11 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   start->grad = std::move(seed);
   start->has_grad = true;
   ready.push(start);
+  // Leaves with hooks: how many edges into each are still to run. The last one makes its
+  // gradient final; leaves whose records never ran are final when the backward ends.
+  std::unordered_map<TensorImpl*, Awaited> awaited;
+  if (detail::post_accumulate_grad_hooks > 0) awaited = leaves_awaited(start);
+  std::vector<std::shared_ptr<TensorImpl>> final_leaves;
 
   try {
     while (!ready.empty()) {
@@ -295,7 +374,15 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       if (anomaly_enabled) check_gradients(*node);
       node->grad = Array();
       node->has_grad = false;
+      if (!awaited.empty()) {
+        for (const Edge& edge : node->inputs) {
+          const auto it = edge.leaf ? awaited.find(edge.leaf.get()) : awaited.end();
+          if (it != awaited.end() && --it->second.edges == 0) final_leaves.push_back(edge.leaf);
+        }
+      }
       if (!retain_graph) node->release();
+      for (const auto& leaf : final_leaves) run_post_accumulate_hooks(leaf);
+      final_leaves.clear();
     }
   } catch (...) {
     // Leave no half-gathered gradient behind for the next backward.
@@ -306,6 +393,12 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
     }
     throw;
   }
+  // Leaves whose records received no gradient: nothing more will come.
+  for (const auto& entry : awaited) {
+    if (entry.second.edges > 0) final_leaves.push_back(entry.second.leaf);
+  }
+  for (const auto& leaf : final_leaves) run_post_accumulate_hooks(leaf);
+  scope.finish();
 }
 
 }  // namespace xgrad

@@ -93,6 +93,18 @@ Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<T
               BackwardFn backward);
 Tensor record(const char* op, Array output, const std::vector<Tensor>& inputs, BackwardFn backward);
 
+namespace detail {
+/// How many post-accumulate-grad hooks are registered on all leaves: while none are, backward
+/// skips the pass that finds when each leaf's gradient is final.
+extern std::atomic<long> post_accumulate_grad_hooks;
+const char* node_name(const Node& node);
+}  // namespace detail
+
+/// Runs `callback` once the backward now running has finished (every gradient accumulated and
+/// every post-accumulate hook run), as PyTorch's queue_callback: how a hook defers work to the
+/// end of the backward. Called outside a backward, it throws.
+void queue_backward_callback(std::function<void()> callback);
+
 /// Runs backward from `root`; what Tensor::backward calls.
 void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph);
 

@@ -80,6 +80,31 @@ Tensor Tensor::grad() const {
 
 void Tensor::zero_grad() const { const_cast<TensorImpl&>(checked("zero_grad")).grad.reset(); }
 
+std::uint64_t Tensor::register_post_accumulate_grad_hook(PostAccumulateGradHook hook) const {
+  TensorImpl& impl = const_cast<TensorImpl&>(checked("register_post_accumulate_grad_hook"));
+  if (impl.grad_fn) {
+    throw Error(fmt::format("register_post_accumulate_grad_hook: the tensor of shape {} is the output of '{}', not "
+                            "a leaf: only leaves accumulate gradients",
+                            shape_str(shape()), detail::node_name(*impl.grad_fn)));
+  }
+  static std::uint64_t next_id = 0;
+  const std::uint64_t id = ++next_id;
+  impl.post_accumulate_grad_hooks.emplace_back(id, std::move(hook));
+  ++detail::post_accumulate_grad_hooks;
+  return id;
+}
+
+void Tensor::remove_post_accumulate_grad_hook(std::uint64_t id) const {
+  auto& hooks = const_cast<TensorImpl&>(checked("remove_post_accumulate_grad_hook")).post_accumulate_grad_hooks;
+  for (auto it = hooks.begin(); it != hooks.end(); ++it) {
+    if (it->first == id) {
+      hooks.erase(it);
+      --detail::post_accumulate_grad_hooks;
+      return;
+    }
+  }
+}
+
 Tensor Tensor::detach() const {
   Tensor detached(checked("detach").data, nullptr);
   detached.impl_->version = impl_->version;  // one value, one count of its modifications

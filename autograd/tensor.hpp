@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,11 @@
 namespace xgrad {
 
 struct Node;
+class Tensor;
+
+/// Called with a leaf once a backward has finished accumulating its gradient (see
+/// Tensor::register_post_accumulate_grad_hook).
+using PostAccumulateGradHook = std::function<void(const Tensor& leaf)>;
 
 /// What a Tensor handle points at. Value and gradient are held through shared pointers so that
 /// a backward closure can keep a value alive (`Tensor::saved()`) without keeping the Tensor.
@@ -28,6 +34,8 @@ struct TensorImpl {
   /// tensors that share the value (detach()). A record notes it for each input and its output;
   /// backward refuses a record whose values changed since, as PyTorch's version counter.
   std::shared_ptr<std::uint64_t> version = std::make_shared<std::uint64_t>(0);
+  /// Hooks run when a backward has accumulated this leaf's gradient, by registration id.
+  std::vector<std::pair<std::uint64_t, PostAccumulateGradHook>> post_accumulate_grad_hooks;
 };
 
 class Tensor {
@@ -75,8 +83,17 @@ class Tensor {
   /// single-element tensor. The graph is released afterwards unless `retain_graph`.
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
   const std::shared_ptr<Node>& grad_fn() const;
+  /// Runs `hook(leaf)` each time a backward has finished accumulating this leaf's gradient: after
+  /// the last record that contributes to it, or at the end of the backward for a leaf that got
+  /// no contribution (its grad may then be undefined). As PyTorch's
+  /// register_post_accumulate_grad_hook: what data-parallel training starts communicating on.
+  /// Returns an id for remove_post_accumulate_grad_hook. Leaves only.
+  std::uint64_t register_post_accumulate_grad_hook(PostAccumulateGradHook hook) const;
+  void remove_post_accumulate_grad_hook(std::uint64_t id) const;
 
   TensorImpl* impl() const { return impl_.get(); }
+  /// A handle on an existing tensor (what hooks and the tape use).
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
 
   std::string to_string() const;

@@ -7,6 +7,11 @@ find_package(xtensor REQUIRED)
 find_package(fmt REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(OpenMP REQUIRED)
+# MPI (Open MPI from Debian) carries distributed/: a program started without mpirun never
+# initialises it and runs as a world of one.
+# Its C API from C++ (MPI_CXX_SKIP_MPICXX: not the deprecated C++ bindings).
+set(MPI_CXX_SKIP_MPICXX ON)
+find_package(MPI REQUIRED COMPONENTS CXX)
 
 # oneDNN, the one GEMM library (kernels/gemm.cpp): its JIT picks kernels from the CPU's feature
 # flags, so every x86-64 CPU gets its widest ISA with nothing set. Linked by full path (Debian's

@@ -212,3 +212,27 @@ TEST_CASE("to_dot draws the tape: ops, named leaves, shapes") {
   for (std::size_t at = dot.find("shape=box"); at != std::string::npos; at = dot.find("shape=box", at + 1)) ++boxes;
   CHECK(boxes == 4);
 }
+
+TEST_CASE("A post-accumulate-grad hook runs once per backward, when the leaf's gradient is final") {
+  Tensor w = full({2}, 3.f).set_requires_grad();
+  Tensor b = full({2}, 1.f).set_requires_grad();
+  Tensor unused = full({2}, 1.f).set_requires_grad();
+  std::vector<std::pair<std::string, float>> seen;  // which leaf, and its grad[0] when the hook ran
+  w.register_post_accumulate_grad_hook([&](const Tensor& leaf) { seen.emplace_back("w", leaf.grad().value()(0)); });
+  const auto id_b =
+      b.register_post_accumulate_grad_hook([&](const Tensor& leaf) { seen.emplace_back("b", leaf.grad().value()(0)); });
+  unused.register_post_accumulate_grad_hook([&](const Tensor&) { seen.emplace_back("unused", 0.f); });
+  const Tensor x = full({2}, 2.f);
+  // w feeds two ops far apart on the tape: its hook waits for both. d/dw = x + 2 w = 8.
+  Tensor loss = sum(add(mul(w, x), mul(b, b))) + sum(mul(w, w));
+  loss.backward();
+  REQUIRE(seen.size() == 2);  // `unused` is not in this graph
+  for (const auto& [name, grad0] : seen) CHECK(grad0 == (name == "w" ? 8.f : 2.f));
+  seen.clear();
+  b.remove_post_accumulate_grad_hook(id_b);
+  sum(add(mul(w, x), b)).backward();  // accumulates onto w's 8: 8 + 2
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == std::pair<std::string, float>{"w", 10.f});
+  CHECK_THROWS_WITH_AS(mul(w, x).register_post_accumulate_grad_hook([](const Tensor&) {}),
+                       doctest::Contains("not a leaf"), Error);
+}

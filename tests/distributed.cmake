@@ -1,0 +1,24 @@
+# Tests of distributed/ that need several processes: built from tests/distributed/mpi_*.cpp and
+# run by mpirun with 2 ranks (oversubscribed where there are fewer cores; allowed as root).
+set(XGRAD_MPIEXEC ${MPIEXEC_EXECUTABLE} --oversubscribe --allow-run-as-root --bind-to none)
+file(GLOB XGRAD_MPI_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/distributed/mpi_*.cpp)
+foreach(source IN LISTS XGRAD_MPI_TESTS)
+  get_filename_component(name ${source} NAME_WE)
+  add_executable(distributed_${name} ${source})
+  target_link_libraries(distributed_${name} PRIVATE doctest::doctest xgrad::xgrad)
+  target_include_directories(distributed_${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  set_target_properties(distributed_${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME distributed.${name} COMMAND ${XGRAD_MPIEXEC} -np 2 $<TARGET_FILE:distributed_${name}>)
+  set_tests_properties(distributed.${name} PROPERTIES TIMEOUT 300 ENVIRONMENT OMP_NUM_THREADS=1)
+endforeach()
+
+# A rank that throws or is killed ends the whole job with a message naming it.
+add_executable(distributed_fail_rank ${CMAKE_CURRENT_SOURCE_DIR}/distributed/fail_rank.cpp)
+target_link_libraries(distributed_fail_rank PRIVATE xgrad::xgrad)
+set_target_properties(distributed_fail_rank PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+foreach(mode IN ITEMS throw kill)
+  add_test(NAME distributed.rank_${mode}s
+    COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DPROGRAM=$<TARGET_FILE:distributed_fail_rank>
+      -DMODE=${mode} -P ${CMAKE_CURRENT_SOURCE_DIR}/distributed/expect_rank_failure.cmake)
+  set_tests_properties(distributed.rank_${mode}s PROPERTIES TIMEOUT 120)
+endforeach()
