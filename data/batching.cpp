@@ -26,6 +26,10 @@ void check_pair(const EncodedPair& pair, std::size_t index, const char* context)
 void check_data(const std::vector<EncodedPair>& data, const BatchSamplerOptions& options, const char* context) {
   if (data.empty()) throw Error(fmt::format("{}: no pairs to batch", context));
   if (options.batch_tokens == 0) throw Error(fmt::format("{}: batch_tokens is 0, expected at least 1", context));
+  if (options.world_size == 0 || options.rank >= options.world_size) {
+    throw Error(fmt::format("{}: rank {} of a world of {}: expected 0 <= rank < world_size", context, options.rank,
+                            options.world_size));
+  }
   for (std::size_t i = 0; i < data.size(); ++i) check_pair(data[i], i, context);
 }
 
@@ -128,12 +132,16 @@ void BatchSampler::plan_epoch() {
 }
 
 Batch BatchSampler::next() {
-  if (position_ == batches_.size()) {
-    ++epoch_;
-    position_ = 0;
-    plan_epoch();
+  std::vector<std::size_t> rows;
+  for (std::size_t r = 0; r < options_.world_size; ++r) {  // the ranks' batches, in rank order
+    if (position_ == batches_.size()) {
+      ++epoch_;
+      position_ = 0;
+      plan_epoch();
+    }
+    if (r == options_.rank) rows = batches_[position_];
+    ++position_;
   }
-  const std::vector<std::size_t>& rows = batches_[position_++];
   return make_batch(data_, rows, options_.pad_id, options_.bos_id, options_.eos_id);
 }
 

@@ -44,6 +44,10 @@ struct BatchSamplerOptions {
   bool shuffle = true;       ///< shuffle pairs within buckets and the batch order each epoch
   std::uint64_t seed = 0;
   std::int64_t pad_id = 0, bos_id = 1, eos_id = 2;
+  /// Data-parallel training: the sampler of rank `rank` of `world_size` takes every
+  /// world_size-th batch of the one sequence all ranks plan from the seed (its rank-th of each
+  /// world_size consecutive ones), so each epoch every pair is seen once across the ranks.
+  std::size_t rank = 0, world_size = 1;
 };
 
 /// Epoch after epoch of batches. Each epoch: pairs are sorted by length (shuffled first when
@@ -55,10 +59,11 @@ class BatchSampler {
   /// data, a zero budget or a pair with an empty source or target.
   BatchSampler(const std::vector<EncodedPair>& data, const BatchSamplerOptions& options);
 
-  /// The next batch; after the last batch of an epoch comes the first of the next.
+  /// The next batch; after the last batch of an epoch comes the first of the next. With
+  /// world_size > 1, this rank's batch of the next world_size (which may straddle two epochs).
   Batch next();
   std::size_t epoch() const { return epoch_; }
-  /// Batches already taken from the current epoch.
+  /// Batches already taken from the current epoch (by all ranks: the same on each).
   std::size_t position() const { return position_; }
   /// Batches in the current epoch.
   std::size_t batches_in_epoch() const { return batches_.size(); }

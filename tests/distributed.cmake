@@ -22,3 +22,11 @@ foreach(mode IN ITEMS throw kill)
       -DMODE=${mode} -P ${CMAKE_CURRENT_SOURCE_DIR}/distributed/expect_rank_failure.cmake)
   set_tests_properties(distributed.rank_${mode}s PROPERTIES TIMEOUT 120)
 endforeach()
+
+# The seq2seq program trained by 2 ranks resumes exactly.
+if(TARGET seq2seq)
+  add_test(NAME distributed.seq2seq_resume
+    COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DPROGRAM=$<TARGET_FILE:seq2seq>
+      -DWORK_DIR=${CMAKE_BINARY_DIR}/seq2seq_mpi_resume -P ${CMAKE_CURRENT_SOURCE_DIR}/distributed/seq2seq_resume.cmake)
+  set_tests_properties(distributed.seq2seq_resume PROPERTIES TIMEOUT 600 ENVIRONMENT OMP_NUM_THREADS=1)
+endif()

@@ -11,6 +11,7 @@
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/generator.hpp>
+#include <xgrad/distributed/distributed.hpp>
 #include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::training {
@@ -70,9 +71,13 @@ void RunFolder::commit(const std::string& checkpoint, const TrainingState& state
       {"epoch", Indices({static_cast<std::int64_t>(state.epoch)})},
       {"position", Indices({static_cast<std::int64_t>(state.position)})},
       {"best_step", Indices({state.best_step})}};
-  const std::map<std::string, std::string> metadata{{"rng", state.rng},
-                                                    {"best_value", fmt::format("{:.17g}", state.best_value)},
-                                                    {"elapsed_seconds", fmt::format("{:.17g}", state.elapsed_seconds)}};
+  std::map<std::string, std::string> metadata{{"rng", state.rng},
+                                              {"best_value", fmt::format("{:.17g}", state.best_value)},
+                                              {"elapsed_seconds", fmt::format("{:.17g}", state.elapsed_seconds)}};
+  if (!state.rank_rngs.empty()) {
+    metadata["world_size"] = std::to_string(state.rank_rngs.size());
+    for (std::size_t r = 0; r < state.rank_rngs.size(); ++r) metadata[fmt::format("rng.rank{}", r)] = state.rank_rngs[r];
+  }
   safetensors::write((dir / "state.safetensors").string(), tensors, counters, metadata);
 
   replace_link(run / "last", fs::path("checkpoints") / name);
@@ -104,6 +109,10 @@ TrainingState load_training_state(const std::string& checkpoint_dir) {
   state.position = static_cast<std::size_t>(counter("position"));
   state.best_step = counter("best_step");
   state.rng = meta("rng");
+  if (file.metadata().count("world_size")) {
+    const int world = std::stoi(meta("world_size"));
+    for (int r = 0; r < world; ++r) state.rank_rngs.push_back(meta(fmt::format("rng.rank{}", r).c_str()));
+  }
   state.best_value = std::stod(meta("best_value"));
   state.elapsed_seconds = std::stod(meta("elapsed_seconds"));
   for (const auto& [name, value] : file.tensors()) {
@@ -132,6 +141,11 @@ void TrainingState::capture(const optim::Optimizer& optimizer_, const optim::LRS
   epoch = sampler.epoch();
   position = sampler.position();
   rng = default_generator().state();
+  rank_rngs.clear();
+  if (distributed::world_size() > 1) {
+    rank_rngs = distributed::all_gather(rng);
+    rng = rank_rngs[0];
+  }
   optimizer = optimizer_.state_dict();
   scheduler = scheduler_.state_dict();
 }
@@ -141,7 +155,14 @@ void TrainingState::restore(optim::Optimizer& optimizer_, optim::LRScheduler& sc
   optimizer_.load_state_dict(optimizer);
   scheduler_.load_state_dict(scheduler);
   sampler.seek(epoch, position);
-  default_generator().set_state(rng);
+  const auto rank = static_cast<std::size_t>(distributed::rank());
+  if (distributed::world_size() > 1 && rank_rngs.size() == static_cast<std::size_t>(distributed::world_size())) {
+    default_generator().set_state(rank_rngs[rank]);
+  } else {
+    default_generator().set_state(rng);
+    // Another number of ranks than the run had: the others draw from streams of their own.
+    if (rank > 0) default_generator().manual_seed(std::hash<std::string>{}(rng) + rank);
+  }
 }
 
 }  // namespace xgrad::training

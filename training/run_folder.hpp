@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <xgrad/data/batching.hpp>
 #include <xgrad/models/checkpoint.hpp>
@@ -26,14 +27,18 @@ struct TrainingState {
   double best_value = 0;                // best validation metric so far
   std::int64_t best_step = -1;          // its step (-1: none yet)
   double elapsed_seconds = 0;           // training time before this process
-  std::string rng;                      // the random generator's state (dropout masks)
+  std::string rng;                      // the random generator's state (dropout masks): rank 0's
+  std::vector<std::string> rank_rngs;   // in a data-parallel run, every rank's, in rank order
   optim::StateDict optimizer, scheduler;
 
   /// Takes the optimizer's and the schedule's state, the default generator's, and the batch
-  /// sampler's place (step, best and elapsed time are the loop's to set).
+  /// sampler's place (step, best and elapsed time are the loop's to set). In a data-parallel run
+  /// every rank calls it (it gathers the ranks' generators) and rank 0 saves the result.
   void capture(const optim::Optimizer& optimizer, const optim::LRScheduler& scheduler,
                const data::BatchSampler& sampler);
-  /// Puts them back, so that the next step is the one an uninterrupted run would take.
+  /// Puts them back, so that the next step is the one an uninterrupted run would take; each rank
+  /// takes its own generator. A run resumed on another number of ranks continues from rank 0's
+  /// state, the other ranks' generators seeded from it (no longer bit-identical).
   void restore(optim::Optimizer& optimizer, optim::LRScheduler& scheduler, data::BatchSampler& sampler) const;
 };
 

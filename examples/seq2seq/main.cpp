@@ -6,6 +6,7 @@
 //   seq2seq translate --model DIR [--beam K] [--kv-cache on|off]    (sentences on stdin)
 //   seq2seq export --task numbers --out DIR                          (a task as TSV files)
 //   seq2seq dump --model M.safetensors --batch B.safetensors --out O.safetensors
+//   mpirun -np N seq2seq train ...                                    (data-parallel over N ranks)
 #include "seq2seq.hpp"
 
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <CLI/CLI.hpp>
 
 #include <xgrad/core/threads.hpp>
+#include <xgrad/distributed/distributed.hpp>
 
 namespace {
 
@@ -40,6 +42,7 @@ void add_task_flags(CLI::App* command, seq2seq::DataSettings& data) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  xgrad::distributed::Environment world(argc, argv);  // under mpirun: MPI; else a world of one
   CLI::App app{"seq2seq: the encoder-decoder Transformer of \"Attention Is All You Need\", from the command line"};
   app.require_subcommand(1);
   app.failure_message(CLI::FailureMessage::help);
@@ -101,7 +104,9 @@ int main(int argc, char** argv) {
   train_command->add_option("--seed", train.seed, "seed of initialisation, dropout and batch order");
   std::optional<int> threads;
   const auto add_threads = [&threads](CLI::App* command) {
-    command->add_option("--threads", threads, "threads for the kernels and GEMMs (default: every core)")
+    command->add_option("--threads", threads,
+                        "threads for the kernels and GEMMs (default: every core; under mpirun, the cores of a "
+                        "machine shared between its ranks)")
         ->check(CLI::PositiveNumber);
   };
   add_threads(train_command);
@@ -161,6 +166,8 @@ int main(int argc, char** argv) {
     }
   }
   decoding.kv_cache = kv_cache == "on";
+  const int rank = xgrad::distributed::rank();
+  if (!*train_command && rank > 0) return 0;  // only training is data-parallel: rank 0 does the rest
   if (threads && !*train_command) xgrad::set_num_threads(*threads);  // train sets its own, after reading a resumed run
   try {
     if (*train_command) return seq2seq::train_command(train, resume, steps, max_minutes, threads);
@@ -169,6 +176,8 @@ int main(int argc, char** argv) {
     if (*export_command) return seq2seq::export_command(export_data, export_dir);
     if (*dump_command) return seq2seq::dump_command(model_path, batch_path, out_path);
   } catch (const std::exception& e) {
+    // Under mpirun the other ranks may be waiting for this one: end them all, naming it.
+    if (xgrad::distributed::world_size() > 1) xgrad::distributed::abort(std::string("seq2seq: ") + e.what());
     std::fprintf(stderr, "seq2seq: %s\n", e.what());
     return 1;
   }

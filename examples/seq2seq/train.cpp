@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/autograd.hpp>
+#include <xgrad/distributed/data_parallel.hpp>
 #include <xgrad/nn/safetensors.hpp>
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/training/metrics_log.hpp>
@@ -66,6 +67,12 @@ std::size_t parameter_count(const xgrad::nn::Module& model) {
 
 int train_command(TrainSettings s, const std::string& resume_dir, std::optional<std::size_t> steps,
                   std::optional<double> max_minutes, std::optional<int> threads) {
+  namespace dist = xgrad::distributed;
+  // Under mpirun every rank runs this; rank 0 alone prints, logs and saves. The run folder and
+  // the corpus are read by every rank at the same path (one machine, or a shared filesystem).
+  const bool lead = dist::rank() == 0;
+  const int ranks = dist::world_size();
+  std::FILE* out = lead ? stderr : std::fopen("/dev/null", "w");
   bool resuming = !resume_dir.empty();
   if (resuming) {
     const std::optional<TrainSettings> saved = TrainSettings::load(resume_dir);
@@ -74,13 +81,13 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     s.run_dir = resume_dir;
     const int run_threads = s.threads > 0 ? s.threads : xgrad::get_num_threads();  // 0: every core, here
     if (threads && *threads != run_threads) {
-      std::fprintf(stderr,
+      std::fprintf(out,
                    "seq2seq train: resuming with %d threads where the run had %d: its losses may now differ in "
                    "the last digits from those of an uninterrupted run\n",
                    *threads, run_threads);
     }
     if (!xgrad::training::RunFolder(resume_dir).has_checkpoint()) {
-      std::fprintf(stderr,
+      std::fprintf(out,
                    "seq2seq train: '%s' has no checkpoint yet (the run stopped before its first save): starting it "
                    "again from step 0 with its saved settings\n",
                    resume_dir.c_str());
@@ -102,9 +109,14 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   Scores{}.metric(s.best_metric);  // rejects an unknown name before any work
 
   if (s.threads > 0) xgrad::set_num_threads(s.threads);
+  else if (ranks > 1) xgrad::set_num_threads(dist::default_threads());  // the machine's cores shared out
   const xgrad::RuntimeInfo kernels = xgrad::runtime_info();
-  std::fprintf(stderr, "seq2seq: %s\n", kernels.summary().c_str());
-  for (const std::string& warning : kernels.warnings) std::fprintf(stderr, "seq2seq: warning: %s\n", warning.c_str());
+  std::fprintf(out, "seq2seq: %s\n", kernels.summary().c_str());
+  for (const std::string& warning : kernels.warnings) std::fprintf(out, "seq2seq: warning: %s\n", warning.c_str());
+  if (ranks > 1) {
+    std::fprintf(out, "seq2seq: data-parallel over %d ranks (%d on this machine), threads per rank: %d\n", ranks,
+                 dist::local_size(), xgrad::get_num_threads());
+  }
   xgrad::manual_seed(s.seed);
 
   // Data and tokenizer: a resumed run keeps its own vocabulary.
@@ -114,8 +126,19 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   if (resuming) {
     last_checkpoint = xgrad::training::resolve_checkpoint(run_folder.last());
     tokenizer = xgrad::data::load_tokenizer(last_checkpoint);
-  } else {
+  } else if (ranks == 1) {
     tokenizer = build_tokenizer(s.data, splits.train);
+  } else {
+    // Rank 0 builds the vocabulary (a trained SentencePiece model need not come out the same
+    // twice) and the others read it from the run folder.
+    const std::string shared = (run / "tokenizer").string();
+    if (lead) {
+      tokenizer = build_tokenizer(s.data, splits.train);
+      fs::create_directories(shared);
+      tokenizer->save(shared);
+    }
+    dist::barrier();
+    if (!lead) tokenizer = xgrad::data::load_tokenizer(shared);
   }
   const xgrad::models::TransformerConfig config = s.model.config(tokenizer->vocab_size());
   auto model = std::make_shared<xgrad::models::Transformer>(config);
@@ -132,6 +155,8 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   xgrad::data::BatchSamplerOptions sampling;
   sampling.batch_tokens = s.data.batch_tokens;
   sampling.seed = s.seed;
+  sampling.rank = static_cast<std::size_t>(dist::rank());
+  sampling.world_size = static_cast<std::size_t>(ranks);
   xgrad::data::BatchSampler sampler(train_pairs, sampling);
 
   xgrad::training::TrainingState state;
@@ -142,15 +167,28 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     model->load_state_dict(dict);
     state = xgrad::training::load_training_state(last_checkpoint);
     state.restore(optimizer, scheduler, sampler);
-    metrics.resume_at(state.step);  // the steps after the checkpoint are done again
-    std::fprintf(stderr, "seq2seq: resuming %s at step %lld (epoch %zu, batch %zu)\n", s.run_dir.c_str(),
+    if (lead) metrics.resume_at(state.step);  // the steps after the checkpoint are done again
+    if (!state.rank_rngs.empty() && state.rank_rngs.size() != static_cast<std::size_t>(ranks)) {
+      std::fprintf(out,
+                   "seq2seq: the run was trained on %zu ranks and continues on %d: its batches and dropout now "
+                   "differ from those an uninterrupted run would have drawn\n",
+                   state.rank_rngs.size(), ranks);
+    }
+    std::fprintf(out, "seq2seq: resuming %s at step %lld (epoch %zu, batch %zu)\n", s.run_dir.c_str(),
                  static_cast<long long>(state.step), state.epoch, state.position);
-  } else {
+  } else if (lead) {
     fs::create_directories(run);
     s.save(s.run_dir);
     metrics.start();
   }
-  std::fprintf(stderr,
+  // Dropout draws differently on every rank; rank 0 draws as one process would.
+  if (dist::rank() > 0 && !resuming) xgrad::default_generator().manual_seed(s.seed + 1000003ull * dist::rank());
+  // Every rank starts from rank 0's weights and ends each backward with the gradient of the
+  // global batch: the ranks' losses are weighted by their share of its target tokens (summed).
+  xgrad::distributed::DataParallelOptions parallel;
+  parallel.reduce = dist::ReduceOp::sum;
+  dist::DataParallel ddp(*model, parallel);
+  std::fprintf(out,
                "seq2seq: %s: %zu training pairs, %zu validation pairs, vocabulary %zu (%s)\n"
                "seq2seq: Transformer %s: d_model %zu, %zu heads, %zu+%zu layers, d_ff %zu, %s positions: %.2fM "
                "parameters\n",
@@ -162,9 +200,11 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   DecodeSettings decoding;
   decoding.batch_tokens = std::max<std::size_t>(s.data.batch_tokens, 1024);
   const std::vector<xgrad::Tensor> parameters = model->parameters();
-  auto save = [&](bool is_best) {
+  auto save = [&](bool is_best) {  // every rank: the capture gathers the ranks' generators
     state.capture(optimizer, scheduler, sampler);
-    run_folder.save(*model, state, is_best, [&](const std::string& checkpoint) { tokenizer->save(checkpoint); });
+    if (lead) {
+      run_folder.save(*model, state, is_best, [&](const std::string& checkpoint) { tokenizer->save(checkpoint); });
+    }
   };
 
   // Training time: what earlier processes of this run spent, plus this one's.
@@ -173,26 +213,33 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   const double previous_elapsed = state.elapsed_seconds;
   auto elapsed = [&] { return previous_elapsed + std::chrono::duration<double>(Clock::now() - start).count(); };
 
-  xgrad::utils::ProgressBar bar(s.steps, "train");
+  xgrad::utils::ProgressBar bar(s.steps, "train", out);
   bar.set_unit_name("tok");
+  // Validation runs on rank 0; the other ranks sleep in a barrier meanwhile.
   auto validate = [&]() -> bool {
-    model->eval();
-    const Scores scores = evaluate(*model, *tokenizer, splits.valid, s.valid_decode, decoding);
-    model->train();
-    Json line = scores.to_json();
-    line["elapsed_s"] = elapsed();
-    metrics.log("valid", state.step, to_metrics(line));
-    const double value = scores.metric(s.best_metric);
-    const bool is_best = state.best_step < 0 || value > state.best_value;
-    if (is_best) state.best_value = value, state.best_step = state.step;
-    bar.message(fmt::format("valid step {}: loss {:.3f}  ppl {:.2f}  token acc {:.2f}%  exact {:.2f}%  BLEU {:.2f}  "
-                            "chrF {:.2f}{}",
-                            state.step, scores.loss, scores.perplexity, 100 * scores.token_accuracy,
-                            100 * scores.exact_match, scores.bleu, scores.chrf, is_best ? "  (best)" : ""));
+    bool is_best = false, goal = false;
+    if (lead) {
+      model->eval();
+      const Scores scores = evaluate(*model, *tokenizer, splits.valid, s.valid_decode, decoding);
+      model->train();
+      Json line = scores.to_json();
+      line["elapsed_s"] = elapsed();
+      metrics.log("valid", state.step, to_metrics(line));
+      const double value = scores.metric(s.best_metric);
+      is_best = state.best_step < 0 || value > state.best_value;
+      if (is_best) state.best_value = value, state.best_step = state.step;
+      goal = s.stop_at > 0 && value >= s.stop_at;
+      bar.message(fmt::format("valid step {}: loss {:.3f}  ppl {:.2f}  token acc {:.2f}%  exact {:.2f}%  BLEU {:.2f}  "
+                              "chrF {:.2f}{}",
+                              state.step, scores.loss, scores.perplexity, 100 * scores.token_accuracy,
+                              100 * scores.exact_match, scores.bleu, scores.chrf, is_best ? "  (best)" : ""));
+    }
+    dist::barrier();
     state.elapsed_seconds = elapsed();
     save(is_best);
-    xgrad::training::draw_curves(metrics, (run / "curves.svg").string(), kCurves);
-    return s.stop_at > 0 && value >= s.stop_at;
+    if (lead) xgrad::training::draw_curves(metrics, (run / "curves.svg").string(), kCurves);
+    dist::barrier();
+    return dist::all_reduce(goal ? 1.0 : 0.0, dist::ReduceOp::max) > 0;  // rank 0's verdict, for all
   };
 
   const std::int64_t first_step = state.step;
@@ -202,26 +249,41 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   bool validated = false, reached = false;
   std::string stop_reason = fmt::format("{} steps done", s.steps);
   while (state.step < static_cast<std::int64_t>(s.steps)) {
-    if (interrupted) break;
-    if (s.max_minutes > 0 && elapsed() >= 60.0 * s.max_minutes) {
+    // A stop (Ctrl-C, the time limit) is agreed between the ranks, so that all stop at one step.
+    const bool time_up = s.max_minutes > 0 && elapsed() >= 60.0 * s.max_minutes;
+    const double stop = dist::all_reduce(interrupted ? 2.0 : time_up ? 1.0 : 0.0, dist::ReduceOp::max);
+    if (stop == 2.0) {
+      interrupted = 1;
+      break;
+    }
+    if (stop == 1.0) {
       stop_reason = fmt::format("time limit of {:g} minutes reached", s.max_minutes);
       break;
     }
-    // One optimizer step over `accumulate` batches, each weighted by its share of the target tokens.
+    // One optimizer step over `accumulate` batches on each rank, each weighted by its share of
+    // the target tokens of all of them: the loss is the mean over the global batch's tokens.
     std::vector<xgrad::data::Batch> batches;
-    std::size_t tokens = 0;
+    std::size_t local_tokens = 0;
     for (std::size_t i = 0; i < s.accumulate; ++i) {
       batches.push_back(sampler.next());
-      tokens += batches.back().target_tokens;
+      local_tokens += batches.back().target_tokens;
     }
+    const double tokens = dist::all_reduce(double(local_tokens));
     optimizer.zero_grad();
     double loss = 0;
-    for (const xgrad::data::Batch& batch : batches) {
-      const double weight = double(batch.target_tokens) / double(tokens);
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      const xgrad::data::Batch& batch = batches[i];
+      const double weight = double(batch.target_tokens) / tokens;
       const xgrad::Tensor batch_loss = model->loss(batch.src, batch.tgt_in, batch.tgt_out, s.label_smoothing);
-      (batch_loss * static_cast<float>(weight)).backward();
+      if (i + 1 < batches.size()) {  // the ranks' gradients are summed once, after the last batch
+        auto local_only = ddp.no_sync();
+        (batch_loss * static_cast<float>(weight)).backward();
+      } else {
+        (batch_loss * static_cast<float>(weight)).backward();
+      }
       loss += weight * batch_loss.item();
     }
+    loss = dist::all_reduce(loss);
     double grad_norm = -1;
     if (s.clip_norm > 0) grad_norm = xgrad::optim::clip_grad_norm_(parameters, s.clip_norm);
     const double lr = optimizer.lr();
@@ -234,7 +296,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
                                      {"tokens", static_cast<std::int64_t>(tokens)},
                                      {"epoch", static_cast<std::int64_t>(sampler.epoch())}};
     if (grad_norm >= 0) line.emplace_back("grad_norm", grad_norm);
-    metrics.log("train", state.step, line);
+    if (lead) metrics.log("train", state.step, line);
     if (s.max_minutes > 0) {
       // The run ends at the step count or the time limit, whichever comes first: aim the bar
       // (and its ETA) at the step the limit will be reached at, at this process's pace.
@@ -262,12 +324,13 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     bar.finish();
     state.elapsed_seconds = elapsed();
     save(false);
-    std::fprintf(stderr, "seq2seq: interrupted: saved step %lld to %s/last; continue with --resume %s\n",
+    std::fprintf(out, "seq2seq: interrupted: saved step %lld to %s/last; continue with --resume %s\n",
                  static_cast<long long>(state.step), s.run_dir.c_str(), s.run_dir.c_str());
     return 130;
   }
   if (!validated && !reached) validate();
   bar.finish();
+  if (!lead) return 0;  // the rest is rank 0's: the report and the test split
   std::fprintf(stderr, "seq2seq: stopped at step %lld: %s, after %s of training (%s in this process)\n",
                static_cast<long long>(state.step), stop_reason.c_str(),
                xgrad::utils::format_duration(elapsed()).c_str(),

@@ -317,3 +317,42 @@ TEST_CASE("BatchSampler: bad data and options are rejected") {
   CHECK_THROWS_WITH_AS(BatchSampler::sequential(fine, options),
                        doctest::Contains("BatchSampler::sequential: batch_tokens is 0"), Error);
 }
+
+TEST_CASE("BatchSampler sharded over 3 ranks: the ranks take turns in one sequence, every pair once per epoch") {
+  const std::vector<EncodedPair> data = random_pairs(200, 30, 4);
+  BatchSamplerOptions options;
+  options.batch_tokens = 200;
+  options.seed = 9;
+  BatchSampler whole(data, options);
+  const std::size_t per_epoch = whole.batches_in_epoch();
+  const std::vector<Rows> sequence = take(whole, 3 * per_epoch + 3);  // three epochs and a step, one process
+  std::vector<BatchSampler> ranks;
+  for (std::size_t r = 0; r < 3; ++r) {
+    BatchSamplerOptions shard = options;
+    shard.rank = r;
+    shard.world_size = 3;
+    ranks.emplace_back(data, shard);
+  }
+  // Step s: rank r takes batch 3 s + r of the sequence; all ranks agree on the position.
+  for (std::size_t s = 0; s < per_epoch; ++s) {
+    for (std::size_t r = 0; r < 3; ++r) {
+      CHECK(ranks[r].next().rows == sequence[3 * s + r]);
+      CHECK(ranks[r].position() == ranks[0].position());
+      CHECK(ranks[r].epoch() == ranks[0].epoch());
+    }
+  }
+  // The first epoch's batches went to exactly one rank each: every pair seen once.
+  Rows first_epoch;
+  for (std::size_t b = 0; b < per_epoch; ++b) first_epoch.insert(first_epoch.end(), sequence[b].begin(), sequence[b].end());
+  std::sort(first_epoch.begin(), first_epoch.end());
+  CHECK(first_epoch == identity(data.size()));
+  // A rank resumed from the shared position continues its turn.
+  BatchSamplerOptions shard = options;
+  shard.rank = 2;
+  shard.world_size = 3;
+  BatchSampler resumed(data, shard);
+  resumed.seek(ranks[0].epoch(), ranks[0].position());
+  CHECK(resumed.next().rows == sequence[3 * per_epoch + 2]);
+  shard.rank = 3;
+  CHECK_THROWS_WITH_AS(BatchSampler(data, shard), doctest::Contains("rank 3 of a world of 3"), Error);
+}
