@@ -26,7 +26,10 @@ DataParallel::DataParallel(nn::Module& module, DataParallelOptions options) : mo
   if (options_.reduce != ReduceOp::average && options_.reduce != ReduceOp::sum) {
     throw Error("DataParallel: gradients are reduced by average or sum");
   }
-  if (!(options_.bucket_mb > 0)) throw Error(fmt::format("DataParallel: bucket_mb must be > 0, got {}", options_.bucket_mb));
+  if (!(options_.bucket_mb > 0) || !(options_.first_bucket_mb > 0)) {
+    throw Error(fmt::format("DataParallel: bucket_mb and first_bucket_mb must be > 0, got {} and {}",
+                            options_.bucket_mb, options_.first_bucket_mb));
+  }
   std::string signature;  // every parameter's name and shape: the ranks must agree on it
   for (const auto& [name, p] : module.named_parameters()) {
     if (!p.requires_grad()) continue;
@@ -49,11 +52,13 @@ DataParallel::DataParallel(nn::Module& module, DataParallelOptions options) : mo
   }
 
   // Buckets over the parameters in reverse order of registration.
-  const std::size_t cap = static_cast<std::size_t>(options_.bucket_mb * 1024 * 1024 / sizeof(float));
+  auto floats = [](double mb) { return std::max<std::size_t>(1, static_cast<std::size_t>(mb * 1024 * 1024 / sizeof(float))); };
+  const std::size_t first_cap = floats(std::min(options_.first_bucket_mb, options_.bucket_mb));
+  const std::size_t cap = floats(options_.bucket_mb);
   bucket_of_.resize(params_.size());
-  std::size_t filled = cap;
+  std::size_t filled = 0;
   for (std::size_t i = params_.size(); i-- > 0;) {
-    if (filled + params_[i].numel() > cap && filled > 0) {
+    if (buckets_.empty() || (filled + params_[i].numel() > (buckets_.size() == 1 ? first_cap : cap) && filled > 0)) {
       buckets_.push_back(std::make_unique<Bucket>());
       filled = 0;
     }

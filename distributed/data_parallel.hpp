@@ -11,7 +11,7 @@
 //   }
 //
 // Buckets: the parameters, last registered first (the order backward finishes them), grouped
-// into buckets of about bucket_mb. A bucket's all-reduce starts as soon as the last of its
+// into buckets of about bucket_mb (the first of first_bucket_mb). A bucket's all-reduce starts as soon as the last of its
 // parameters has its gradient (a post-accumulate-grad hook), in bucket order on every rank, so
 // it overlaps the rest of backward; the backward ends by starting the buckets still waiting and
 // waiting for all. A parameter a rank did not use counts as a zero gradient there, and keeps no
@@ -36,6 +36,9 @@ namespace xgrad::distributed {
 
 struct DataParallelOptions {
   double bucket_mb = 25.0;            ///< PyTorch's bucket_cap_mb
+  /// The first bucket (the last parameters, whose gradients backward finishes first) is smaller,
+  /// so that communication starts early, as PyTorch's first_bucket_bytes_cap (1 MB).
+  double first_bucket_mb = 1.0;
   ReduceOp reduce = ReduceOp::average;  ///< average or sum
 };
 
