@@ -30,3 +30,12 @@ if(TARGET seq2seq)
       -DWORK_DIR=${CMAKE_BINARY_DIR}/seq2seq_mpi_resume -P ${CMAKE_CURRENT_SOURCE_DIR}/distributed/seq2seq_resume.cmake)
   set_tests_properties(distributed.seq2seq_resume PROPERTIES TIMEOUT 600 ENVIRONMENT OMP_NUM_THREADS=1)
 endif()
+
+# 2 ranks take the batches, and give the losses, of 1 process with --accumulate 2.
+if(TARGET seq2seq)
+  add_test(NAME distributed.seq2seq_two_ranks_equal_accumulate
+    COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DPROGRAM=$<TARGET_FILE:seq2seq>
+      -DWORK_DIR=${CMAKE_BINARY_DIR}/seq2seq_mpi_accumulate
+      -P ${CMAKE_CURRENT_SOURCE_DIR}/distributed/seq2seq_accumulate.cmake)
+  set_tests_properties(distributed.seq2seq_two_ranks_equal_accumulate PROPERTIES TIMEOUT 600)
+endif()
