@@ -3,7 +3,8 @@
 // dropout 0.1, batch 32, source and target length 32.
 //   bench_transformer [--threads N] [--steps N] [--model small|base] [--profile]   one training step
 //     (--profile: also the time per op, forward and backward, on stderr)
-//   bench_transformer --decode [--threads N] [--model small|base]      greedy and beam decoding
+//   bench_transformer --decode [--threads N] [--model small|base] [--precision fp32|int8]
+//                                                                      greedy and beam decoding
 //   bench_transformer --sgemm [--threads N] [--model small|base]       the ceiling: the GEMMs alone
 // One JSON line per measurement, each with the peak resident memory of the process so far.
 //
@@ -132,10 +133,11 @@ void train(const std::string& model_name, int threads, int steps, bool profile) 
 
 // --- decoding -------------------------------------------------------------------------------------
 
-void print_decode(const char* mode, int threads, std::size_t batch, std::size_t steps, double seconds) {
-  std::printf("{\"impl\":\"xgrad\",\"mode\":\"%s\",\"threads\":%d,\"batch\":%zu,\"new_tokens\":%zu,\"ms\":%.1f,"
-              "\"tokens_per_s\":%.0f,\"peak_rss_mb\":%.1f}\n",
-              mode, threads, batch, steps, seconds * 1e3, batch * steps / seconds, peak_rss_mb());
+void print_decode(const char* mode, const std::string& precision, int threads, std::size_t batch, std::size_t steps,
+                  double seconds) {
+  std::printf("{\"impl\":\"xgrad\",\"mode\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"batch\":%zu,"
+              "\"new_tokens\":%zu,\"ms\":%.1f,\"tokens_per_s\":%.0f,\"peak_rss_mb\":%.1f}\n",
+              mode, precision.c_str(), threads, batch, steps, seconds * 1e3, batch * steps / seconds, peak_rss_mb());
   std::fflush(stdout);
 }
 
@@ -152,11 +154,12 @@ double median_seconds(int runs, F&& f) {
   return times[times.size() / 2];
 }
 
-void decode(const std::string& model_name, int threads) {
+void decode(const std::string& model_name, int threads, const std::string& precision) {
   models::TransformerConfig config = models::TransformerConfig::preset(model_name, kVocab, kVocab);
   Generator generator(1);
   models::Transformer model(config, generator);
   model.eval();
+  if (precision == "int8") nn::quantize_dynamic(model);
   const std::int64_t bos = 1;
   for (const std::size_t batch : {std::size_t{1}, std::size_t{32}}) {
     Indices src = Indices::from_shape({batch, kSrcLen});  // (B, S)
@@ -179,7 +182,7 @@ void decode(const std::string& model_name, int threads) {
       const double seconds = median_seconds(kv_cache ? 3 : 1, [&] {
         steps = models::greedy_decode(model, src, bos, eos, kNewTokens, kv_cache).shape()[1];
       });
-      print_decode(kv_cache ? "greedy_kv" : "greedy_refeed", threads, batch, steps, seconds);
+      print_decode(kv_cache ? "greedy_kv" : "greedy_refeed", precision, threads, batch, steps, seconds);
     }
     models::BeamSearchOptions beam;
     beam.beam_size = 4;
@@ -191,7 +194,7 @@ void decode(const std::string& model_name, int threads) {
         for (const auto& h : best) longest = std::max(longest, h.tokens.size());
       }
     });
-    print_decode("beam4", threads, batch, longest, seconds);
+    print_decode("beam4", precision, threads, batch, longest, seconds);
   }
 }
 
@@ -253,7 +256,7 @@ void sgemm_ceiling(const std::string& model_name, int max_threads) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--decode | --sgemm]\n");
+  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--decode [--precision fp32|int8] | --sgemm]\n");
   return 2;
 }
 
@@ -261,7 +264,7 @@ int usage() {
 
 int main(int argc, char** argv) {
   int threads = get_num_threads(), steps = 10;
-  std::string model = "small", mode = "train";
+  std::string model = "small", mode = "train", precision = "fp32";
   bool profile = false;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -269,14 +272,16 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--steps") && has_value) steps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--model") && has_value) model = argv[++i];
     else if (!std::strcmp(argv[i], "--decode")) mode = "decode";
+    else if (!std::strcmp(argv[i], "--precision") && has_value) precision = argv[++i];
     else if (!std::strcmp(argv[i], "--sgemm")) mode = "sgemm";
     else if (!std::strcmp(argv[i], "--profile")) profile = true;
     else return usage();
   }
   if (threads < 1 || steps < 1 || (model != "small" && model != "base")) return usage();
+  if (precision != "fp32" && precision != "int8") return usage();
   set_num_threads(threads);
   std::cout << runtime_info() << std::endl;  // the first line: what runs (compare.sh keeps it)
   if (mode == "train") train(model, threads, steps, profile);
-  else if (mode == "decode") decode(model, threads);
+  else if (mode == "decode") decode(model, threads, precision);
   else sgemm_ceiling(model, threads);
 }

@@ -66,4 +66,21 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
   }
 }
 
+void gemm_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint8_t* A, const std::int8_t* B,
+                  std::int32_t* C) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    std::fill(C, C + M * N, 0);
+    return;
+  }
+  const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
+  const std::int32_t no_offset = 0;
+  const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', dim(M), dim(N), dim(K), 1.f, A, dim(K), 0, B, dim(K),
+                                                 0, 0.f, C, dim(N), &no_offset);
+  if (status != dnnl_success) {
+    throw Error(fmt::format("gemm_u8s8s32: oneDNN's int8 gemm failed (status {}) for A ({}, {}) x B^T, B ({}, {})",
+                            static_cast<int>(status), M, K, N, K));
+  }
+}
+
 }  // namespace xgrad::kernels

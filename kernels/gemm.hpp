@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace xgrad::kernels {
 
@@ -21,5 +22,12 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::
                  const float* B, float beta, float* C) {
   gemm(trans_a, trans_b, M, N, K, alpha, A, trans_a ? M : K, B, trans_b ? K : N, beta, C, N);
 }
+
+/// C (M, N) = A (M, K) B^T, exactly in int32: A unsigned 8-bit, B (N, K) signed 8-bit, both
+/// row-major and dense. On CPUs without VNNI the library adds pairs of u8 x s8 products in 16
+/// bits, saturating: callers keep A in [0, 127] and B in [-127, 127], so that no pair exceeds
+/// 2 x 127 x 127 = 32258 (kernels/quantize.hpp does).
+void gemm_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint8_t* A, const std::int8_t* B,
+                  std::int32_t* C);
 
 }  // namespace xgrad::kernels

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/autograd/tape.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
 #include <xgrad/autograd/ops/embedding.hpp>
 #include <xgrad/autograd/ops/loss.hpp>
@@ -138,7 +139,16 @@ Projection::Projection(const Tensor& shared, Generator& generator) : Module("Pro
   nn::init::uniform_(bias, -bound, bound, generator);
 }
 
-Tensor Projection::forward(const Tensor& x) const { return run_hooks(nn::functional::linear(x, weight, bias)); }
+Tensor Projection::forward(const Tensor& x) const {
+  if (int8_ && !is_grad_enabled()) {
+    return run_hooks(nn::functional::quantized_linear(x, int8_->get(), bias, 0, weight.size(0)));
+  }
+  return run_hooks(nn::functional::linear(x, weight, bias));
+}
+
+void Projection::quantize_int8() {
+  if (!int8_) int8_ = std::make_shared<nn::Int8Weight>(weight);
+}
 
 // --- layers -------------------------------------------------------------------------------------
 

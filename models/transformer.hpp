@@ -94,14 +94,20 @@ class Embeddings : public nn::Module {
 /// The generator (Figure 1's "Linear" before the softmax): hidden (..., D) -> logits (..., V) =
 /// x W^T + b. Parameters weight (V, D) and bias (V), initialised as nn.Linear's, or weight shared
 /// with the embeddings when they are tied.
-class Projection : public nn::Module {
+class Projection : public nn::Module, public nn::Quantizable {
  public:
   Projection(std::size_t d_model, std::size_t vocab, Generator& generator = default_generator());
   Projection(const Tensor& weight, Generator& generator = default_generator());
   Tensor forward(const Tensor& x) const;
+  /// From now on forward without gradients runs in int8 (a copy: a tied embedding stays fp32).
+  void quantize_int8() override;
+  bool is_quantized() const override { return int8_ != nullptr; }
 
   Tensor weight;  // (V, D)
   Tensor bias;    // (V)
+
+ private:
+  std::shared_ptr<nn::Int8Weight> int8_;
 };
 
 /// One encoder layer (Figure 1, left): self-attention, then the position-wise feed-forward, each

@@ -1,5 +1,7 @@
 #include <xgrad/nn/linear.hpp>
 
+#include <xgrad/autograd/tape.hpp>
+
 #include <cmath>
 
 #include <fmt/format.h>
@@ -20,14 +22,22 @@ Linear::Linear(std::size_t in_features, std::size_t out_features, bool with_bias
   }
 }
 
-Tensor Linear::forward(const Tensor& x) const { return run_hooks(functional::linear(x, weight, bias)); }
+Tensor Linear::forward(const Tensor& x) const { return forward(x, functional::Activation::none); }
 
 Tensor Linear::forward(const Tensor& x, functional::Activation activation) const {
+  if (int8_ && !is_grad_enabled()) {
+    return run_hooks(functional::quantized_linear(x, int8_->get(), bias, 0, out_features_, activation));
+  }
   return run_hooks(functional::linear(x, weight, bias, activation));
 }
 
+void Linear::quantize_int8() {
+  if (!int8_) int8_ = std::make_shared<Int8Weight>(weight);
+}
+
 std::string Linear::extra_repr() const {
-  return fmt::format("in_features={}, out_features={}, bias={}", in_features_, out_features_, bias.defined());
+  return fmt::format("in_features={}, out_features={}, bias={}{}", in_features_, out_features_, bias.defined(),
+                     int8_ ? ", int8" : "");
 }
 
 }  // namespace xgrad::nn

@@ -4,13 +4,14 @@
 #include <xgrad/core/generator.hpp>
 #include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/module.hpp>
+#include <xgrad/nn/quantized.hpp>
 
 namespace xgrad::nn {
 
 /// Shape: input (..., in_features) -> output (..., out_features).
 /// Parameters: weight (out_features, in_features), bias (out_features), both U(-1/sqrt(in), 1/sqrt(in))
 /// as PyTorch (kaiming_uniform_ with a = sqrt(5)).
-class Linear : public Module {
+class Linear : public Module, public Quantizable {
  public:
   Linear(std::size_t in_features, std::size_t out_features, bool bias = true,
          Generator& generator = default_generator());
@@ -18,6 +19,10 @@ class Linear : public Module {
   /// activation(forward(x)), fused where functional::linear fuses it (ReLU); forward hooks see
   /// the activated output.
   Tensor forward(const Tensor& x, functional::Activation activation) const;
+
+  /// From now on, forward without gradients runs in int8 (nn/quantized.hpp).
+  void quantize_int8() override;
+  bool is_quantized() const override { return int8_ != nullptr; }
 
   Tensor weight;
   Tensor bias;  // undefined without bias
@@ -27,6 +32,7 @@ class Linear : public Module {
 
  private:
   std::size_t in_features_, out_features_;
+  std::shared_ptr<Int8Weight> int8_;
 };
 
 }  // namespace xgrad::nn

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <xgrad/autograd/tape.hpp>
+
 #include <xgrad/core/error.hpp>
 #include <xgrad/nn/init.hpp>
 
@@ -39,7 +41,15 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& options,
 
 Tensor MultiheadAttention::project(const Tensor& x, std::size_t which) const {
   const std::size_t D = options_.embed_dim;
+  if (int8_in_proj_ && !is_grad_enabled()) {
+    return functional::quantized_linear(x, int8_in_proj_->get(), in_proj_bias, which * D, D);
+  }
   return functional::linear_rows(x, in_proj_weight, in_proj_bias, which * D, D);  // W_q, W_k or W_v: (D, D)
+}
+
+void MultiheadAttention::quantize_int8() {
+  if (!int8_in_proj_) int8_in_proj_ = std::make_shared<Int8Weight>(in_proj_weight);
+  out_proj->quantize_int8();
 }
 
 Tensor MultiheadAttention::project_query(const Tensor& query) const { return project(query, 0); }

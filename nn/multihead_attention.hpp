@@ -38,7 +38,7 @@ struct MultiheadAttentionOptions {
 /// Parameters, as torch.nn.MultiheadAttention: in_proj_weight (3D, D) = [W_q; W_k; W_v]
 /// (xavier_uniform), in_proj_bias (3D) = 0, out_proj.weight (D, D), out_proj.bias (D) = 0.
 ///   head_i = Attention(q W_q,i, k W_k,i, v W_v,i),  out = Concat(head_1..head_H) W_o^T + b_o.
-class MultiheadAttention : public Module {
+class MultiheadAttention : public Module, public Quantizable {
  public:
   MultiheadAttention(const MultiheadAttentionOptions& options, Generator& generator = default_generator());
   MultiheadAttention(std::size_t embed_dim, std::size_t num_heads, float dropout = 0.f,
@@ -72,6 +72,9 @@ class MultiheadAttention : public Module {
   Tensor rotate(const Tensor& projected, std::size_t offset) const;
 
   const MultiheadAttentionOptions& options() const { return options_; }
+  /// From now on the projections (in_proj and out_proj) run in int8 without gradients.
+  void quantize_int8() override;
+  bool is_quantized() const override { return int8_in_proj_ != nullptr; }
 
   Tensor in_proj_weight;  // (3D, D)
   Tensor in_proj_bias;    // (3D)
@@ -90,6 +93,7 @@ class MultiheadAttention : public Module {
   MultiheadAttentionOptions options_;
   Generator* generator_;
   std::shared_ptr<RotaryEmbedding> rotary_;
+  std::shared_ptr<Int8Weight> int8_in_proj_;
 };
 
 }  // namespace xgrad::nn

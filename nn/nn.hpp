@@ -9,6 +9,7 @@
 #include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/init.hpp>
 #include <xgrad/nn/kv_cache.hpp>
+#include <xgrad/nn/quantized.hpp>
 #include <xgrad/nn/layer_norm.hpp>
 #include <xgrad/nn/linear.hpp>
 #include <xgrad/nn/module.hpp>

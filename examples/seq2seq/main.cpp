@@ -27,6 +27,9 @@ void add_decoding_flags(CLI::App* command, seq2seq::DecodeSettings& decoding, st
       ->check(CLI::IsMember({"on", "off"}));
   command->add_option("--batch-tokens", decoding.batch_tokens, "source tokens per decoding batch")
       ->check(CLI::PositiveNumber);
+  command->add_option("--precision", decoding.precision,
+                      "fp32, or int8: the linear layers in int8 (weights per output row, activations per row)")
+      ->check(CLI::IsMember({"fp32", "int8"}));
 }
 
 /// Flags that choose a built-in task and the sizes of its splits.

@@ -126,7 +126,11 @@ struct DecodeSettings {
   float length_penalty = 0.6f;
   std::size_t batch_tokens = 4096;
   std::size_t max_output = 0;  // longest output in tokens; 0: twice the source's plus 16
+  std::string precision = "fp32";  // or "int8": the linear layers' weights and products in int8
 };
+
+/// Puts a loaded model in the precision decoding asks for (int8: nn::quantize_dynamic), and says so.
+void apply_precision(xgrad::models::Transformer& model, const DecodeSettings& decoding);
 
 /// Translates sentences (batched by length; order kept). A sentence that is empty or too long
 /// for the model gives "" and, if `problems` is given, a message there.

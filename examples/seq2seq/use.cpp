@@ -10,6 +10,7 @@
 #include <xgrad/core/error.hpp>
 #include <xgrad/data/corpus.hpp>
 #include <xgrad/data/metrics.hpp>
+#include <xgrad/nn/quantized.hpp>
 
 namespace seq2seq {
 
@@ -29,9 +30,18 @@ std::optional<TrainSettings> run_settings(const std::string& checkpoint_dir) {
 
 }  // namespace
 
+void apply_precision(xgrad::models::Transformer& model, const DecodeSettings& decoding) {
+  if (decoding.precision == "fp32") return;
+  if (decoding.precision != "int8") throw Error(fmt::format("--precision must be fp32 or int8, not '{}'", decoding.precision));
+  const std::size_t layers = xgrad::nn::quantize_dynamic(model);
+  std::fprintf(stderr, "seq2seq: int8: %zu linear layers with int8 weights (one scale per output row), activations "
+                       "quantized per row; norms, softmax and residuals in fp32\n", layers);
+}
+
 int eval_command(const std::string& model_path, const std::string& test_file, const std::string& split,
                  const DecodeSettings& decoding, std::size_t limit) {
   const Checkpoint checkpoint = load_checkpoint(model_path);
+  apply_precision(*checkpoint.model, decoding);
   std::vector<xgrad::data::Example> pairs;
   std::string what;
   if (!test_file.empty()) {
@@ -52,8 +62,8 @@ int eval_command(const std::string& model_path, const std::string& test_file, co
   }
   if (limit > 0 && pairs.size() > limit) pairs.resize(limit);
   const Scores scores = evaluate(*checkpoint.model, *checkpoint.tokenizer, pairs, pairs.size(), decoding);
-  std::printf("%s: %zu pairs, %s decoding\n", what.c_str(), scores.pairs,
-              decoding.beam > 1 ? fmt::format("beam {}", decoding.beam).c_str() : "greedy");
+  std::printf("%s: %zu pairs, %s decoding, %s\n", what.c_str(), scores.pairs,
+              decoding.beam > 1 ? fmt::format("beam {}", decoding.beam).c_str() : "greedy", decoding.precision.c_str());
   std::printf("exact match %.2f%%\nBLEU        %.2f\nchrF        %.2f\nloss        %.4f (perplexity %.3f)\n"
               "token acc.  %.2f%%\n",
               100 * scores.exact_match, scores.bleu, scores.chrf, scores.loss, scores.perplexity,
@@ -63,6 +73,7 @@ int eval_command(const std::string& model_path, const std::string& test_file, co
 
 int translate_command(const std::string& model_path, const DecodeSettings& decoding) {
   const Checkpoint checkpoint = load_checkpoint(model_path);
+  apply_precision(*checkpoint.model, decoding);
   std::vector<std::string> lines;
   std::string line;
   while (std::getline(std::cin, line)) {

@@ -1,0 +1,216 @@
+// int8 linear layers: weight and activation quantization around kernels::gemm_u8s8s32.
+#include <xgrad/kernels/quantize.hpp>
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include <xgrad/core/error.hpp>
+#include <xgrad/kernels/gemm.hpp>
+#include <xgrad/kernels/linear.hpp>
+#include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/vec.hpp>
+
+namespace xgrad::kernels {
+
+namespace {
+
+constexpr float kWeightLevels = 127.f;      // Q in [-127, 127]
+constexpr float kActivationLevels = 127.f;  // P in [0, 127]
+
+/// One row of activations quantized: P (K), and its scale a and zero point z. False when the row
+/// holds a non-finite value (its outputs are then NaN). Vectorized: min and max, then
+/// P = floor(clamp(x / a + z, 0, 127) + 1/2), round half up (within a / 2 of x / a + z, as
+/// the bound assumes).
+bool quantize_row(const float* x, std::size_t K, std::uint8_t* p, float& a, std::int32_t& z) {
+  using vec::Vec;
+  using vec::W;
+  typedef std::int32_t Int __attribute__((vector_size(W * sizeof(std::int32_t))));
+  typedef std::uint8_t Byte __attribute__((vector_size(W)));
+  Vec lo = Vec{} , hi = Vec{}, poison = Vec{};  // poison: x * 0 summed, NaN if any x is NaN or infinite
+  std::size_t k = 0;
+  for (; k + W <= K; k += W) {
+    const Vec v = vec::load(x + k);
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    poison += v * 0.f;
+  }
+  float low = 0.f, high = 0.f, bad = 0.f;
+  for (std::size_t i = 0; i < W; ++i) low = std::min(low, lo[i]), high = std::max(high, hi[i]), bad += poison[i];
+  for (; k < K; ++k) low = std::min(low, x[k]), high = std::max(high, x[k]), bad += x[k] * 0.f;
+  if (!std::isfinite(bad) || !std::isfinite(high - low)) return false;
+  if (high == low) {  // all zeros
+    a = 1.f;
+    z = 0;
+    std::fill(p, p + K, std::uint8_t{0});
+    return true;
+  }
+  a = (high - low) / kActivationLevels;
+  const float inverse = 1.f / a;
+  z = static_cast<std::int32_t>(std::lrint(-low * inverse));
+  const float offset = static_cast<float>(z) + 0.5f;
+  const Vec zero = Vec{} , top = zero + (kActivationLevels + 0.5f);
+  for (k = 0; k + W <= K; k += W) {
+    Vec t = vec::load(x + k) * inverse + offset;
+    t = t < zero ? zero : t;
+    t = t > top ? top : t;
+    const Byte bytes = __builtin_convertvector(__builtin_convertvector(t, Int), Byte);
+    std::memcpy(p + k, &bytes, W);
+  }
+  for (; k < K; ++k) {
+    const float t = std::clamp(x[k] * inverse + offset, 0.f, kActivationLevels + 0.5f);
+    p[k] = static_cast<std::uint8_t>(static_cast<std::int32_t>(t));
+  }
+  return true;
+}
+
+/// C (M, N) = P (M, K) Q^T in int32 for a few rows (a decoding step): Q (N, K) read once, in
+/// blocks of 4 of its rows, each block multiplied with every row of P while it sits in L1.
+/// With AVX2: u8 x s8 pairs summed in 16 bits (exact: P <= 127), then in 32 bits.
+void skinny_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint8_t* P, const std::int8_t* Q,
+                    std::int32_t* C) {
+  constexpr std::size_t kCols = 4, kBlock = 64;
+  const std::size_t blocks = (N + kBlock - 1) / kBlock;
+  parallel_rows(blocks, kBlock * K * M, [&](std::size_t block) {
+    const std::size_t end = std::min(N, (block + 1) * kBlock);
+    for (std::size_t n = block * kBlock; n < end; n += kCols) {
+      const std::size_t cols = std::min(kCols, end - n);
+      for (std::size_t m = 0; m < M; ++m) {
+        const std::uint8_t* p = P + m * K;
+        std::int32_t sums[kCols] = {0, 0, 0, 0};
+        std::size_t k = 0;
+#if defined(__AVX2__)
+        if (cols == kCols) {
+          const __m256i ones = _mm256_set1_epi16(1);
+          __m256i acc[kCols];
+          for (std::size_t c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_si256();
+          for (; k + 32 <= K; k += 32) {
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
+            for (std::size_t c = 0; c < kCols; ++c) {
+              const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(Q + (n + c) * K + k));
+              acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+            }
+          }
+          for (std::size_t c = 0; c < kCols; ++c) {
+            alignas(32) std::int32_t lanes[8];
+            _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[c]);
+            for (const std::int32_t lane : lanes) sums[c] += lane;
+          }
+        }
+#endif
+        for (std::size_t c = 0; c < cols; ++c) {
+          const std::int8_t* q = Q + (n + c) * K;
+          for (std::size_t j = k; j < K; ++j) sums[c] += static_cast<std::int32_t>(p[j]) * q[j];
+        }
+        for (std::size_t c = 0; c < cols; ++c) C[m * N + n + c] = sums[c];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+QuantizedWeight quantize_weight(const float* w, std::size_t rows, std::size_t cols) {
+  QuantizedWeight q;
+  q.rows = rows;
+  q.cols = cols;
+  q.values.resize(rows * cols);
+  q.scales.resize(rows);
+  q.row_sums.resize(rows);
+  for (std::size_t n = 0; n < rows; ++n) {
+    const float* row = w + n * cols;
+    float largest = 0.f;
+    for (std::size_t k = 0; k < cols; ++k) {
+      if (!std::isfinite(row[k])) {
+        throw Error(fmt::format("quantize_weight: weight ({}, {}) is {}: only finite weights quantize", n, k, row[k]));
+      }
+      largest = std::max(largest, std::abs(row[k]));
+    }
+    const float scale = largest / kWeightLevels;
+    const float inverse = largest > 0.f ? 1.f / scale : 0.f;
+    std::int32_t sum = 0;
+    for (std::size_t k = 0; k < cols; ++k) {
+      const long v = std::clamp<long>(std::lrint(row[k] * inverse), -127, 127);
+      q.values[n * cols + k] = static_cast<std::int8_t>(v);
+      sum += static_cast<std::int32_t>(v);
+    }
+    q.scales[n] = scale;
+    q.row_sums[n] = sum;
+  }
+  return q;
+}
+
+std::vector<float> dequantize_weight(const QuantizedWeight& w) {
+  std::vector<float> out(w.rows * w.cols);
+  for (std::size_t n = 0; n < w.rows; ++n) {
+    for (std::size_t k = 0; k < w.cols; ++k) out[n * w.cols + k] = w.scales[n] * static_cast<float>(w.values[n * w.cols + k]);
+  }
+  return out;
+}
+
+void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, std::size_t first, std::size_t count,
+                      const float* bias, float* y) {
+  if (first + count > w.rows) {
+    throw Error(fmt::format("quantized_linear: rows [{}, {}) of a weight of {} rows", first, first + count, w.rows));
+  }
+  const std::size_t K = w.cols;
+  if (M == 0 || count == 0) return;
+  thread_local std::vector<std::uint8_t> p;
+  thread_local std::vector<std::int32_t> c;
+  thread_local std::vector<float> a;
+  thread_local std::vector<std::int32_t> z;
+  thread_local std::vector<char> finite;
+  p.resize(M * K);
+  c.resize(M * count);
+  a.resize(M);
+  z.resize(M);
+  finite.resize(M);
+  parallel_rows(M, K, [&](std::size_t m) { finite[m] = quantize_row(x + m * K, K, p.data() + m * K, a[m], z[m]); });
+  // A few rows: the weight read once, by our kernel; more: the GEMM library's.
+  if (M <= kSkinnyRows) skinny_u8s8s32(M, count, K, p.data(), w.values.data() + first * K, c.data());
+  else gemm_u8s8s32(M, count, K, p.data(), w.values.data() + first * K, c.data());
+  const float* scales = w.scales.data() + first;
+  const std::int32_t* sums = w.row_sums.data() + first;
+  parallel_rows(M, count, [&](std::size_t m) {
+    float* out = y + m * count;
+    const std::int32_t* acc = c.data() + m * count;
+    if (!finite[m]) {
+      std::fill(out, out + count, std::numeric_limits<float>::quiet_NaN());
+      return;
+    }
+    const float am = a[m];
+    const std::int32_t zm = z[m];
+    for (std::size_t n = 0; n < count; ++n) {
+      const float v = am * scales[n] * static_cast<float>(acc[n] - zm * sums[n]);
+      out[n] = bias ? v + bias[n] : v;
+    }
+  });
+}
+
+std::vector<float> quantized_error_bound(const float* x, std::size_t M, const float* w, const QuantizedWeight& q,
+                                         std::size_t first, std::size_t count) {
+  const std::size_t K = q.cols;
+  std::vector<float> bound(M * count);
+  for (std::size_t m = 0; m < M; ++m) {
+    float lo = 0.f, hi = 0.f;
+    for (std::size_t k = 0; k < K; ++k) lo = std::min(lo, x[m * K + k]), hi = std::max(hi, x[m * K + k]);
+    const double a = (hi - lo) / kActivationLevels;
+    double x_abs = 0;
+    for (std::size_t k = 0; k < K; ++k) x_abs += std::abs(x[m * K + k]);
+    for (std::size_t n = 0; n < count; ++n) {
+      const std::size_t row = first + n;
+      const double s = q.scales[row];
+      double w_abs = 0;
+      for (std::size_t k = 0; k < K; ++k) w_abs += std::abs(w[row * K + k]);
+      bound[m * count + n] = static_cast<float>((x_abs * s + w_abs * a + K * a * s / 2) / 2);
+    }
+  }
+  return bound;
+}
+
+}  // namespace xgrad::kernels

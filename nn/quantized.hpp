@@ -1,0 +1,57 @@
+// int8 inference for the linear layers of any model, as torch.ao.quantization.quantize_dynamic:
+// weights held in int8 with one scale per output row, activations quantized per row on the fly,
+// products accumulated in int32, results in fp32 (the scheme and its error bound:
+// kernels/quantize.hpp). Layer norm, softmax, attention and the residual stream stay fp32.
+//
+//   nn::quantize_dynamic(model);     // every Linear, attention projection and output projection
+//   NoGradGuard no_grad;             // int8 runs where no gradient is recorded
+//   model.forward(...)
+//
+// A quantized layer keeps its fp32 weight: with gradients recorded (training) it runs in fp32,
+// and its int8 copy is remade when the fp32 weight has changed since (its version counter).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include <xgrad/autograd/tensor.hpp>
+#include <xgrad/kernels/quantize.hpp>
+#include <xgrad/nn/functional.hpp>
+#include <xgrad/nn/module.hpp>
+
+namespace xgrad::nn {
+
+/// An fp32 weight (out, in) and its int8 copy, remade when the weight changes.
+class Int8Weight {
+ public:
+  explicit Int8Weight(Tensor weight);
+  const kernels::QuantizedWeight& get() const;
+  /// Bytes of the int8 copy (values, scales and row sums).
+  std::size_t bytes() const;
+
+ private:
+  Tensor weight_;
+  mutable kernels::QuantizedWeight quantized_;
+  mutable std::uint64_t version_ = 0;
+};
+
+/// A layer whose weights can run in int8 for inference.
+class Quantizable {
+ public:
+  virtual ~Quantizable() = default;
+  virtual void quantize_int8() = 0;
+  virtual bool is_quantized() const = 0;
+};
+
+/// Quantizes every Quantizable module of `model` (itself included). Returns how many.
+std::size_t quantize_dynamic(Module& model);
+
+namespace functional {
+/// act(x W[first .. first + count)^T + b[first ..]) with W in int8: x (..., in) -> (..., count).
+/// Records no gradient (call it where none is recorded). bias (rows) or undefined.
+Tensor quantized_linear(const Tensor& x, const kernels::QuantizedWeight& weight, const Tensor& bias,
+                        std::size_t first, std::size_t count, Activation activation = Activation::none);
+}  // namespace functional
+
+}  // namespace xgrad::nn

@@ -1,0 +1,111 @@
+// int8 linear layers: the kernel against fp32 within its documented bound, layers that run int8
+// only without gradients and follow their fp32 weights, and a quantized Transformer whose cached
+// decoding equals its re-feeding decoding.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include <xgrad/kernels/quantize.hpp>
+#include <xgrad/xgrad.hpp>
+
+using namespace xgrad;
+
+TEST_CASE("quantized_linear stays within the documented bound of fp32, on every kind of row") {
+  // A few rows (our kernel) and many (the GEMM library's); K a multiple of the vector width or not.
+  for (const auto& [M, K] : std::vector<std::pair<std::size_t, std::size_t>>{{6, 96}, {6, 101}, {40, 96}, {40, 101}}) {
+    CAPTURE(M);
+    CAPTURE(K);
+    Generator generator(7);
+    const std::size_t N = 40;
+    Array x = randn({M, K}, generator).value(), w = randn({N, K}, generator).value();
+    for (std::size_t k = 0; k < K; ++k) {
+      x(1, k) = std::max(0.f, x(1, k));  // after a ReLU: no negatives
+      x(2, k) = 0.f;                     // all zeros
+      x(3, k) *= 1e-4f;                  // tiny
+      x(4, k) *= 1e3f;                   // large
+    }
+    for (std::size_t k = 0; k < K; ++k) w(5, k) = 0.f;  // a zero weight row
+    const kernels::QuantizedWeight q = kernels::quantize_weight(w.data(), N, K);
+    const std::size_t first = 3, count = 30;  // a slice of the rows, as a fused projection's
+    std::vector<float> bias(N);
+    for (std::size_t n = 0; n < N; ++n) bias[n] = 0.1f * float(n);
+    std::vector<float> y(M * count);
+    kernels::quantized_linear(x.data(), M, q, first, count, bias.data() + first, y.data());
+    const std::vector<float> bound = kernels::quantized_error_bound(x.data(), M, w.data(), q, first, count);
+    double worst_share = 0, mean_share = 0;
+    for (std::size_t m = 0; m < M; ++m) {
+      for (std::size_t n = 0; n < count; ++n) {
+        double exact = bias[first + n];
+        for (std::size_t k = 0; k < K; ++k) exact += double(x(m, k)) * w(first + n, k);
+        const double error = std::abs(y[m * count + n] - exact), allowed = bound[m * count + n];
+        CHECK(error <= allowed * (1 + 1e-5) + 1e-6 * std::abs(exact) + 1e-6);
+        if (allowed > 0) {
+          worst_share = std::max(worst_share, error / allowed);
+          mean_share += error / allowed / double(M * count);
+        }
+      }
+    }
+    MESSAGE("error / bound: worst " << worst_share << ", mean " << mean_share);
+    CHECK(mean_share < 0.2);  // rounding errors mostly cancel
+    CHECK(y[2 * count + 0] == doctest::Approx(bias[first]));  // a zero row gives the bias
+  }
+}
+
+TEST_CASE("quantized_linear: a row with NaN gives NaN; a non-finite weight is refused") {
+  Array x = Array::from_shape({2, 4});
+  x.fill(1.f);
+  x(1, 2) = std::numeric_limits<float>::quiet_NaN();
+  Array w = Array::from_shape({3, 4});
+  w.fill(0.5f);
+  const kernels::QuantizedWeight q = kernels::quantize_weight(w.data(), 3, 4);
+  std::vector<float> y(6);
+  kernels::quantized_linear(x.data(), 2, q, 0, 3, nullptr, y.data());
+  CHECK(y[0] == doctest::Approx(2.f).epsilon(0.02));
+  CHECK(std::isnan(y[3]));
+  w(2, 1) = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH_AS(kernels::quantize_weight(w.data(), 3, 4), doctest::Contains("weight (2, 1) is inf"), Error);
+}
+
+TEST_CASE("A quantized Linear runs int8 without gradients, fp32 with them, and follows its weight") {
+  Generator generator(3);
+  nn::Linear layer(64, 32, true, generator);
+  const Tensor x = randn({5, 64}, generator);
+  const Array exact = layer.forward(x).value();
+  layer.quantize_int8();
+  CHECK(layer.is_quantized());
+  CHECK(layer.forward(x).value() == exact);  // gradients recorded: fp32
+  Array int8;
+  {
+    NoGradGuard no_grad;
+    int8 = layer.forward(x).value();
+  }
+  CHECK_FALSE(int8 == exact);
+  CHECK(xt::amax(xt::abs(int8 - exact))() < 0.02f * xt::amax(xt::abs(exact))());
+  layer.weight.mutable_value() *= 2.f;  // e.g. an optimizer step: the int8 copy is remade
+  layer.bias.mutable_value() *= 2.f;
+  NoGradGuard no_grad;
+  const Array doubled = layer.forward(x).value();
+  CHECK(xt::amax(xt::abs(doubled - 2.f * int8))() < 1e-4f * xt::amax(xt::abs(doubled))());
+}
+
+TEST_CASE("A quantized Transformer: cached decoding equals re-feeding, and stays near fp32") {
+  Generator generator(11);
+  models::TransformerConfig config = models::TransformerConfig::preset("tiny", 19, 19);
+  config.dropout = 0.f;
+  models::Transformer model(config, generator);
+  model.eval();
+  Indices src = Indices::from_shape({3, 7});
+  for (auto& id : src) id = 3 + static_cast<std::int64_t>(generator.integer(16));
+  NoGradGuard no_grad;
+  const Indices tgt_in = src;  // any ids
+  const Array fp32 = model.forward(src, tgt_in).value();
+  // Per encoder layer: self-attention, its out_proj, linear1, linear2; per decoder layer also
+  // cross-attention and its out_proj; and the generator.
+  CHECK(nn::quantize_dynamic(model) == 2 * 4 + 2 * 6 + 1);
+  const Array int8 = model.forward(src, tgt_in).value();
+  CHECK(xt::amax(xt::abs(int8 - fp32))() < 0.05f * xt::amax(xt::abs(fp32))());
+  const Indices cached = models::greedy_decode(model, src, 1, 2, 12, /*kv_cache=*/true);
+  const Indices refed = models::greedy_decode(model, src, 1, 2, 12, /*kv_cache=*/false);
+  CHECK(cached == refed);
+}
