@@ -170,21 +170,30 @@ void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, s
   a.resize(M);
   z.resize(M);
   finite.resize(M);
-  parallel_rows(M, K, [&](std::size_t m) { finite[m] = quantize_row(x + m * K, K, p.data() + m * K, a[m], z[m]); });
+  // The buffers are this thread's: the parallel loops reach them through these pointers (in a
+  // worker thread the thread_local names would mean the worker's own, empty, buffers).
+  std::uint8_t* quantized = p.data();
+  std::int32_t* products = c.data();
+  float* row_scales = a.data();
+  std::int32_t* zero_points = z.data();
+  char* row_finite = finite.data();
+  parallel_rows(M, K, [&](std::size_t m) {
+    row_finite[m] = quantize_row(x + m * K, K, quantized + m * K, row_scales[m], zero_points[m]);
+  });
   // A few rows: the weight read once, by our kernel; more: the GEMM library's.
-  if (M <= kSkinnyRows) skinny_u8s8s32(M, count, K, p.data(), w.values.data() + first * K, c.data());
-  else gemm_u8s8s32(M, count, K, p.data(), w.values.data() + first * K, c.data());
+  if (M <= kSkinnyRows) skinny_u8s8s32(M, count, K, quantized, w.values.data() + first * K, products);
+  else gemm_u8s8s32(M, count, K, quantized, w.values.data() + first * K, products);
   const float* scales = w.scales.data() + first;
   const std::int32_t* sums = w.row_sums.data() + first;
   parallel_rows(M, count, [&](std::size_t m) {
     float* out = y + m * count;
-    const std::int32_t* acc = c.data() + m * count;
-    if (!finite[m]) {
+    const std::int32_t* acc = products + m * count;
+    if (!row_finite[m]) {
       std::fill(out, out + count, std::numeric_limits<float>::quiet_NaN());
       return;
     }
-    const float am = a[m];
-    const std::int32_t zm = z[m];
+    const float am = row_scales[m];
+    const std::int32_t zm = zero_points[m];
     for (std::size_t n = 0; n < count; ++n) {
       const float v = am * scales[n] * static_cast<float>(acc[n] - zm * sums[n]);
       out[n] = bias ? v + bias[n] : v;
