@@ -15,9 +15,14 @@
 
 namespace xgrad::models {
 
-/// Writes the model's state_dict and its config, atomically.
+/// Writes the model's state_dict and its config, atomically. A quantized model (nn::quantize_dynamic)
+/// is saved with its int8 weights (nn::save_quantized), which load() reads back.
 template <class M>
 void save(const M& model, const std::string& path) {
+  if (nn::is_quantized(model)) {
+    nn::save_quantized(model, path, {{"format", "pt"}, {"config", model.config().to_json()}});
+    return;
+  }
   nn::save(model, path, {{"format", "pt"}, {"config", model.config().to_json()}});
 }
 

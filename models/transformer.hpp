@@ -102,6 +102,10 @@ class Projection : public nn::Module, public nn::Quantizable {
   /// From now on forward without gradients runs in int8 (a copy: a tied embedding stays fp32).
   void quantize_int8() override;
   bool is_quantized() const override { return int8_ != nullptr; }
+  std::vector<std::pair<std::string, nn::Int8Weight*>> int8_weights() const override {
+    if (!int8_) return {};
+    return {{"weight", int8_.get()}};
+  }
 
   Tensor weight;  // (V, D)
   Tensor bias;    // (V)

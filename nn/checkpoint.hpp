@@ -8,6 +8,7 @@
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/nn/module.hpp>
+#include <xgrad/nn/quantized.hpp>
 #include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::nn {
@@ -34,7 +35,14 @@ std::shared_ptr<M> load_configured(const char* op, const std::string& path) {
     throw Error(std::string(op) + ": " + path + " has no \"config\" in its metadata");
   }
   auto model = std::make_shared<M>(Config::from_json(config->second));
-  load(*model, file, true);
+  const auto quantization = file.metadata().find("quantization");
+  if (quantization == file.metadata().end()) {
+    load(*model, file, true);
+  } else if (quantization->second == "int8") {
+    load_quantized(*model, file);
+  } else {
+    throw Error(std::string(op) + ": " + path + ": unknown quantization \"" + quantization->second + "\" (int8 is known)");
+  }
   return model;
 }
 

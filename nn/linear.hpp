@@ -23,6 +23,10 @@ class Linear : public Module, public Quantizable {
   /// From now on, forward without gradients runs in int8 (nn/quantized.hpp).
   void quantize_int8() override;
   bool is_quantized() const override { return int8_ != nullptr; }
+  std::vector<std::pair<std::string, Int8Weight*>> int8_weights() const override {
+    if (!int8_) return {};
+    return {{"weight", int8_.get()}};
+  }
 
   Tensor weight;
   Tensor bias;  // undefined without bias

@@ -75,6 +75,10 @@ class MultiheadAttention : public Module, public Quantizable {
   /// From now on the projections (in_proj and out_proj) run in int8 without gradients.
   void quantize_int8() override;
   bool is_quantized() const override { return int8_in_proj_ != nullptr; }
+  std::vector<std::pair<std::string, Int8Weight*>> int8_weights() const override {  // out_proj: its own
+    if (!int8_in_proj_) return {};
+    return {{"in_proj_weight", int8_in_proj_.get()}};
+  }
 
   Tensor in_proj_weight;  // (3D, D)
   Tensor in_proj_bias;    // (3D)

@@ -22,6 +22,19 @@ const kernels::QuantizedWeight& Int8Weight::get() const {
   return quantized_;
 }
 
+void Int8Weight::assign(kernels::QuantizedWeight quantized) {
+  if (quantized.rows != weight_.size(0) || quantized.cols != weight_.size(1)) {
+    throw Error(fmt::format("Int8Weight: int8 values ({}, {}) for a weight {}", quantized.rows, quantized.cols,
+                            shape_str(weight_.shape())));
+  }
+  quantized.row_sums.assign(quantized.rows, 0);
+  for (std::size_t n = 0; n < quantized.rows; ++n) {
+    for (std::size_t k = 0; k < quantized.cols; ++k) quantized.row_sums[n] += quantized.values[n * quantized.cols + k];
+  }
+  quantized_ = std::move(quantized);
+  version_ = weight_.version();
+}
+
 std::size_t Int8Weight::bytes() const {
   return quantized_.values.size() + quantized_.scales.size() * sizeof(float) + quantized_.row_sums.size() * 4;
 }
@@ -35,6 +48,82 @@ std::size_t quantize_dynamic(Module& model) {
     }
   }
   return count;
+}
+
+namespace {
+
+/// Every int8 copy of the model, by the full name of its fp32 parameter.
+std::vector<std::pair<std::string, Int8Weight*>> int8_weights_of(const Module& model) {
+  std::vector<std::pair<std::string, Int8Weight*>> out;
+  for (const auto& [prefix, module] : model.named_modules()) {
+    const auto* layer = dynamic_cast<const Quantizable*>(module);
+    if (!layer) continue;
+    for (const auto& [name, weight] : layer->int8_weights()) out.emplace_back(prefix.empty() ? name : prefix + "." + name, weight);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_quantized(const Module& model) { return !int8_weights_of(model).empty(); }
+
+void save_quantized(const Module& model, const std::string& path, std::map<std::string, std::string> metadata) {
+  std::map<std::string, Array> tensors;
+  for (const auto& [name, value] : model.state_dict()) tensors.emplace(name, value.value());
+  std::map<std::string, Indices> values;
+  std::vector<std::string> int8_names;
+  for (const auto& [name, weight] : int8_weights_of(model)) {
+    const kernels::QuantizedWeight& q = weight->get();
+    tensors.erase(name);
+    Indices v = Indices::from_shape({q.rows, q.cols});
+    std::copy(q.values.begin(), q.values.end(), v.begin());
+    values.emplace(name + ".int8", std::move(v));
+    int8_names.push_back(name + ".int8");
+    Array scales = Array::from_shape({q.rows});
+    std::copy(q.scales.begin(), q.scales.end(), scales.begin());
+    tensors.emplace(name + ".scale", std::move(scales));
+  }
+  metadata["quantization"] = "int8";
+  safetensors::write(path, tensors, values, metadata, int8_names);
+}
+
+void load_quantized(Module& model, const safetensors::File& file) {
+  quantize_dynamic(model);
+  const auto weights = int8_weights_of(model);
+  StateDict dict(file.tensors().begin(), file.tensors().end());
+  std::vector<kernels::QuantizedWeight> saved;
+  for (const auto& [name, weight] : weights) {
+    if (!file.indices().count(name + ".int8") || !dict.count(name + ".scale")) {
+      throw Error(fmt::format("load_quantized: the file has no {}.int8 and {}.scale for the quantized weight {}", name,
+                              name, name));
+    }
+    const Indices& v = file.get_indices(name + ".int8");
+    const Array& scales = dict.at(name + ".scale").value();
+    if (v.dimension() != 2 || scales.dimension() != 1 || scales.shape()[0] != v.shape()[0]) {
+      throw Error(fmt::format("load_quantized: {}.int8 {} and {}.scale {} must be (out, in) and (out)", name,
+                              shape_str(Shape(v.shape().begin(), v.shape().end())), name, shape_str(shape_of(scales))));
+    }
+    kernels::QuantizedWeight q;
+    q.rows = v.shape()[0];
+    q.cols = v.shape()[1];
+    q.values.resize(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (v.data()[i] < -127 || v.data()[i] > 127) {
+        throw Error(fmt::format("load_quantized: {}.int8 holds {} at flat index {}, outside [-127, 127]", name,
+                                v.data()[i], i));
+      }
+      q.values[i] = static_cast<std::int8_t>(v.data()[i]);
+    }
+    q.scales.assign(scales.begin(), scales.end());
+    const std::vector<float> fp32 = kernels::dequantize_weight(q);
+    Array value = Array::from_shape({q.rows, q.cols});
+    std::copy(fp32.begin(), fp32.end(), value.begin());
+    dict.erase(name + ".scale");
+    dict[name] = Tensor(std::move(value));
+    saved.push_back(std::move(q));
+  }
+  model.load_state_dict(dict);  // strict: every other tensor as in nn::load
+  for (std::size_t i = 0; i < weights.size(); ++i) weights[i].second->assign(std::move(saved[i]));
 }
 
 namespace functional {

@@ -13,12 +13,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <xgrad/autograd/tensor.hpp>
 #include <xgrad/kernels/quantize.hpp>
 #include <xgrad/nn/functional.hpp>
 #include <xgrad/nn/module.hpp>
+#include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::nn {
 
@@ -27,6 +32,8 @@ class Int8Weight {
  public:
   explicit Int8Weight(Tensor weight);
   const kernels::QuantizedWeight& get() const;
+  /// Takes these int8 values as the copy of the weight as it is now (a quantized checkpoint's).
+  void assign(kernels::QuantizedWeight quantized);
   /// Bytes of the int8 copy (values, scales and row sums).
   std::size_t bytes() const;
 
@@ -42,10 +49,23 @@ class Quantizable {
   virtual ~Quantizable() = default;
   virtual void quantize_int8() = 0;
   virtual bool is_quantized() const = 0;
+  /// The int8 copies, by the name of their fp32 parameter in this layer (empty until quantized).
+  virtual std::vector<std::pair<std::string, Int8Weight*>> int8_weights() const = 0;
 };
 
 /// Quantizes every Quantizable module of `model` (itself included). Returns how many.
 std::size_t quantize_dynamic(Module& model);
+/// Whether any layer of `model` is quantized.
+bool is_quantized(const Module& model);
+
+/// A quantized model's file: its state_dict with every quantized weight W stored as W.int8 (I8,
+/// (out, in)) and W.scale (F32, (out)) instead of its fp32 values (a quarter of the bytes), and
+/// {"quantization": "int8"} added to `metadata`. Atomic, as nn::save.
+void save_quantized(const Module& model, const std::string& path, std::map<std::string, std::string> metadata);
+/// Reads such a file into `model` (of the file's configuration): quantizes the model, takes every
+/// W.int8 and W.scale as W's int8 copy (exactly the saved numbers) and their product as W's fp32
+/// value, and loads the other tensors strictly. xgrad::Error names what is missing or mis-shaped.
+void load_quantized(Module& model, const safetensors::File& file);
 
 namespace functional {
 /// act(x W[first .. first + count)^T + b[first ..]) with W in int8: x (..., in) -> (..., count).

@@ -3,6 +3,7 @@
 #include <xgrad/nn/safetensors.hpp>
 
 #include <algorithm>
+#include <list>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -539,11 +540,12 @@ File read(const std::string& path) {
 
 void write(const std::string& path, const std::map<std::string, Array>& tensors,
            const std::map<std::string, Indices>& indices,
-           const std::map<std::string, std::string>& metadata) {
+           const std::map<std::string, std::string>& metadata, const std::vector<std::string>& int8_names) {
   auto fail = [&](const std::string& problem) {
     throw Error(fmt::format("safetensors: {}: {}", quoted(path), problem));
   };
   std::map<std::string, Outgoing> outgoing;  // sorted by name: the header's order and the data's
+  std::list<std::vector<std::int8_t>> narrowed;  // the I8 tensors' bytes, alive until written
   for (const auto& [name, values] : tensors) {
     const Shape shape(values.shape().begin(), values.shape().end());
     outgoing.emplace(name, Outgoing{Dtype::F32, shape, values.data(), byte_count(shape, sizeof(float))});
@@ -553,8 +555,19 @@ void write(const std::string& path, const std::map<std::string, Array>& tensors,
       fail(fmt::format("tensor {} is both a float and an integer tensor", quoted(name)));
     }
     const Shape shape(values.shape().begin(), values.shape().end());
-    outgoing.emplace(name,
-                     Outgoing{Dtype::I64, shape, values.data(), byte_count(shape, sizeof(std::int64_t))});
+    if (std::find(int8_names.begin(), int8_names.end(), name) == int8_names.end()) {
+      outgoing.emplace(name,
+                       Outgoing{Dtype::I64, shape, values.data(), byte_count(shape, sizeof(std::int64_t))});
+      continue;
+    }
+    std::vector<std::int8_t>& bytes = narrowed.emplace_back(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (values.data()[i] < -128 || values.data()[i] > 127) {
+        fail(fmt::format("tensor {} is to be written as I8 but its element {} is {}", quoted(name), i, values.data()[i]));
+      }
+      bytes[i] = static_cast<std::int8_t>(values.data()[i]);
+    }
+    outgoing.emplace(name, Outgoing{Dtype::I8, shape, bytes.data(), byte_count(shape, 1)});
   }
   if (outgoing.count(kMetadataKey)) {
     fail(fmt::format("{} names the metadata, it cannot name a tensor", quoted(kMetadataKey)));

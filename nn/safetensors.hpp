@@ -72,7 +72,8 @@ class File {
 /// rejected; BOOL bytes must be 0 or 1.
 File read(const std::string& path);
 
-/// Writes `tensors` as F32 and `indices` as I64, with `metadata` as the header's "__metadata__"
+/// Writes `tensors` as F32 and `indices` as I64 (or as I8 for the names `int8_names` lists, whose
+/// values must then fit in [-128, 127]), with `metadata` as the header's "__metadata__"
 /// (omitted when empty). Names are sorted and the data lies contiguously in header order. The
 /// header is padded with spaces to a multiple of 8 bytes.
 ///
@@ -81,6 +82,7 @@ File read(const std::string& path);
 /// the temporary file is removed and any previous file at `path` is left as it was.
 void write(const std::string& path, const std::map<std::string, Array>& tensors,
            const std::map<std::string, Indices>& indices = {},
-           const std::map<std::string, std::string>& metadata = {});
+           const std::map<std::string, std::string>& metadata = {},
+           const std::vector<std::string>& int8_names = {});
 
 }  // namespace xgrad::safetensors

@@ -4,10 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include <xgrad/kernels/quantize.hpp>
 #include <xgrad/xgrad.hpp>
+
+#include "temp_dir.hpp"
 
 using namespace xgrad;
 
@@ -110,4 +113,31 @@ TEST_CASE("A quantized Transformer: cached decoding equals re-feeding, and stays
   const Indices cached = models::greedy_decode(model, src, 1, 2, 12, /*kv_cache=*/true);
   const Indices refed = models::greedy_decode(model, src, 1, 2, 12, /*kv_cache=*/false);
   CHECK(cached == refed);
+}
+
+TEST_CASE("A quantized Transformer saves its int8 weights and loads back the same numbers") {
+  Generator generator(5);
+  models::TransformerConfig config = models::TransformerConfig::preset("tiny", 17, 17);
+  models::Transformer model(config, generator);
+  model.eval();
+  nn::quantize_dynamic(model);
+  const TempDir scratch("quantized");
+  const std::string fp32_path = scratch.file("fp32.safetensors"), int8_path = scratch.file("int8.safetensors");
+  nn::save(model, fp32_path, {{"config", model.config().to_json()}});  // its fp32 weights, as before
+  models::save(model, int8_path);
+  const safetensors::File file = safetensors::read(int8_path);
+  CHECK(file.metadata().at("quantization") == "int8");
+  CHECK(file.dtype("transformer.decoder.layers.0.linear1.weight.int8") == safetensors::Dtype::I8);
+  CHECK(file.tensors().count("transformer.decoder.layers.0.linear1.weight") == 0);
+  CHECK(std::filesystem::file_size(int8_path) < std::filesystem::file_size(fp32_path) / 2);
+
+  const auto loaded = models::load<models::Transformer>(int8_path);
+  loaded->eval();
+  CHECK(nn::is_quantized(*loaded));
+  Indices src = Indices::from_shape({2, 6});
+  for (auto& id : src) id = 3 + static_cast<std::int64_t>(generator.integer(14));
+  NoGradGuard no_grad;
+  CHECK(loaded->forward(src, src).value() == model.forward(src, src).value());  // the same int8 numbers
+  const auto fp32 = models::load<models::Transformer>(fp32_path);
+  CHECK_FALSE(nn::is_quantized(*fp32));
 }
