@@ -1,9 +1,10 @@
 // The Transformer benchmark, on the shape of the libtorch peer (bench/libtorch_peer): V = 1000
 // source and target, a TransformerConfig preset ("small": d 256, 8 heads, 3+3 layers, d_ff 1024),
 // dropout 0.1, batch 32, source and target length 32.
-//   bench_transformer [--threads N] [--steps N] [--model small|base] [--profile]   one training step
+//   bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--precision fp32|bf16]
+//                                                                      one training step
 //     (--profile: also the time per op, forward and backward, on stderr)
-//   bench_transformer --decode [--threads N] [--model small|base] [--precision fp32|int8]
+//   bench_transformer --decode [--threads N] [--model small|base] [--precision fp32|int8|bf16]
 //                                                                      greedy and beam decoding
 //   bench_transformer --sgemm [--threads N] [--model small|base]       the ceiling: the GEMMs alone
 // One JSON line per measurement, each with the peak resident memory of the process so far.
@@ -81,7 +82,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // --- training -------------------------------------------------------------------------------------
 
-void train(const std::string& model_name, int threads, int steps, bool profile) {
+void train(const std::string& model_name, int threads, int steps, bool profile, const std::string& precision) {
+  autocast products(precision_from_name(precision));  // bf16: the step's products take bf16 inputs
   models::TransformerConfig config = models::TransformerConfig::preset(model_name, kVocab, kVocab);
   config.dropout = 0.1f;
   Generator generator(0);
@@ -121,11 +123,11 @@ void train(const std::string& model_name, int threads, int steps, bool profile) 
   const double faults = static_cast<double>(minor_faults() - faults_start) / steps;
   const double misses = static_cast<double>(memory_cache_misses() - misses_start) / steps;
   const double gflop = total_flops(step_gemms(config, kBatch, kSrcLen, kTgtLen)) * 1e-9;
-  std::printf("{\"impl\":\"xgrad\",\"mode\":\"train\",\"model\":\"%s\",\"threads\":%d,\"V\":%zu,\"D\":%zu,\"H\":%zu,"
+  std::printf("{\"impl\":\"xgrad\",\"mode\":\"train\",\"precision\":\"%s\",\"model\":\"%s\",\"threads\":%d,\"V\":%zu,\"D\":%zu,\"H\":%zu,"
               "\"L\":%zu,\"FF\":%zu,\"B\":%zu,\"S\":%zu,\"steps\":%d,\"step_ms\":%.1f,\"cpu_ms\":%.1f,\"tokens_per_s\":%.0f,"
               "\"gflop_per_step\":%.2f,\"gflop_per_s\":%.1f,\"minor_faults_per_step\":%.0f,"
               "\"cache_misses_per_step\":%.1f,\"loss\":%.4f,\"reserved_mb\":%.1f,\"peak_rss_mb\":%.1f}\n",
-              model_name.c_str(), threads, kVocab, config.d_model, config.nhead, config.num_encoder_layers,
+              precision.c_str(), model_name.c_str(), threads, kVocab, config.d_model, config.nhead, config.num_encoder_layers,
               config.dim_feedforward, kBatch, kSrcLen, steps, seconds * 1e3, cpu * 1e3, kBatch * kTgtLen / seconds, gflop,
               gflop / seconds, faults, misses, loss, memory_reserved() / 1048576.0, peak_rss_mb());
   if (profiler) std::fprintf(stderr, "per step, %d steps:\n%s", steps, profiler->table(steps).c_str());
@@ -160,6 +162,7 @@ void decode(const std::string& model_name, int threads, const std::string& preci
   models::Transformer model(config, generator);
   model.eval();
   if (precision == "int8") nn::quantize_dynamic(model);
+  autocast products(precision == "bf16" ? Precision::bf16 : Precision::fp32);
   const std::int64_t bos = 1;
   for (const std::size_t batch : {std::size_t{1}, std::size_t{32}}) {
     Indices src = Indices::from_shape({batch, kSrcLen});  // (B, S)
@@ -256,7 +259,7 @@ void sgemm_ceiling(const std::string& model_name, int max_threads) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--decode [--precision fp32|int8] | --sgemm]\n");
+  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--precision fp32|bf16|int8] [--decode | --sgemm]\n");
   return 2;
 }
 
@@ -278,10 +281,12 @@ int main(int argc, char** argv) {
     else return usage();
   }
   if (threads < 1 || steps < 1 || (model != "small" && model != "base")) return usage();
-  if (precision != "fp32" && precision != "int8") return usage();
+  if (precision != "fp32" && precision != "int8" && precision != "bf16") return usage();
+  if (precision == "int8" && mode != "decode") return usage();
   set_num_threads(threads);
   std::cout << runtime_info() << std::endl;  // the first line: what runs (compare.sh keeps it)
-  if (mode == "train") train(model, threads, steps, profile);
+  if (precision != "fp32") std::cerr << runtime_info().precision_summary() << std::endl;
+  if (mode == "train") train(model, threads, steps, profile, precision);
   else if (mode == "decode") decode(model, threads, precision);
   else sgemm_ceiling(model, threads);
 }

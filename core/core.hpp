@@ -6,5 +6,6 @@
 #include <xgrad/core/array.hpp>
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/generator.hpp>
+#include <xgrad/core/precision.hpp>
 #include <xgrad/core/shape.hpp>
 #include <xgrad/core/threads.hpp>

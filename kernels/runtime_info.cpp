@@ -139,6 +139,12 @@ RuntimeInfo runtime_info() {
   info.gemm_isa = isa_name(gemm);
   info.row_kernel_isa = isa_name(rows);
   info.threads = omp_get_max_threads();
+  info.cpu_bf16 = cpu == Isa::avx512_core_bf16 || cpu == Isa::avx512_core_amx;
+  info.int8_vnni = cpu == Isa::avx512_core_vnni || info.cpu_bf16;
+  info.bf16 = info.cpu_bf16
+                  ? "emulated (fp32 products of bf16-rounded inputs; the CPU's bf16 instructions are not used yet): "
+                    "slower than fp32"
+                  : "emulated (fp32 products of bf16-rounded inputs; the CPU has no AVX512_BF16 or AMX): slower than fp32";
   if (width_class(gemm) < width_class(cpu)) {
     info.warnings.push_back(fmt::format(
         "GEMMs run a slow fallback: oneDNN dispatches {} kernels on a CPU with {} (is DNNL_MAX_CPU_ISA set?)",
@@ -156,6 +162,11 @@ RuntimeInfo runtime_info() {
 std::string RuntimeInfo::summary() const {
   return fmt::format("kernels: {} {}, row kernels {}, {} thread{} ({}, {})", gemm_library, gemm_isa, row_kernel_isa,
                      threads, threads == 1 ? "" : "s", cpu, cpu_isa);
+}
+
+std::string RuntimeInfo::precision_summary() const {
+  return fmt::format("int8: {}; bf16: {}",
+                     int8_vnni ? "VNNI dot products" : "u8 x s8 pairs summed in 16 bits (no VNNI), about 2x fp32", bf16);
 }
 
 std::ostream& operator<<(std::ostream& out, const RuntimeInfo& info) {

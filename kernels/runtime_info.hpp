@@ -15,10 +15,17 @@ struct RuntimeInfo {
   std::string gemm_isa;          // the ISA oneDNN's JIT dispatches to on this CPU
   std::string row_kernel_isa;    // the ISA xgrad's own loops (softmax, layer norm, ...) were compiled for
   int threads = 1;               // OpenMP threads, shared by the GEMMs and the row kernels
+  bool cpu_bf16 = false;         // the CPU multiplies bf16 in hardware (AVX512_BF16 or AMX)
+  bool int8_vnni = false;        // the CPU has int8 dot products (VNNI): int8 decoding's fast case
+  /// How bf16 autocast runs here, e.g. "emulated (fp32 products of bf16-rounded inputs): slower
+  /// than fp32". xgrad has no native bf16 products yet, so bf16 is never faster than fp32.
+  std::string bf16;
   std::vector<std::string> warnings;  // a kernel family below the CPU's ISA, and what to do about it
 
-  /// One line: "kernels: oneDNN 2.6.3 avx2, row kernels avx2, 2 threads (AMD EPYC 7B13)".
+  /// One line: "kernels: oneDNN 2.6.3 avx2, row kernels avx2, 2 threads (AMD EPYC 7B13, avx2)".
   std::string summary() const;
+  /// The reduced-precision line: "int8: VNNI dot products | 16-bit pair sums; bf16: ...".
+  std::string precision_summary() const;
 };
 
 /// Inspects the CPU (cpuid) and the kernel libraries; threads as set by set_num_threads.

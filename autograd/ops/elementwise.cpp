@@ -9,6 +9,7 @@
 #include <xgrad/autograd/broadcast.hpp>
 #include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/bf16.hpp>
 #include <xgrad/kernels/elementwise.hpp>
 
 namespace xgrad {
@@ -182,6 +183,12 @@ Tensor relu(const Tensor& x) {
     kernels::relu_backward(out->data(), ctx.grad_output().data(), grad.data(), grad.size());
     ctx.accumulate(0, std::move(grad));
   });
+}
+
+Tensor round_bf16(const Tensor& x) {
+  Array out = Array::from_shape(x.shape());
+  kernels::round_bf16(x.value().data(), out.size(), out.data());
+  return record("round_bf16", std::move(out), {x}, [](BackwardContext& ctx) { ctx.accumulate(0, ctx.grad_output()); });
 }
 
 namespace {

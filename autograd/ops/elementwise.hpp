@@ -42,6 +42,9 @@ Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 /// max(x, 0). d/dx = 1 where x > 0, else 0.
 Tensor relu(const Tensor& x);
+/// x rounded to bfloat16 values (kept as fp32); the gradient passes through unchanged, as through
+/// autocast's casts. What a bf16 input to a product keeps of x (core/precision.hpp).
+Tensor round_bf16(const Tensor& x);
 /// GELU. approximate "none": x Phi(x), Phi the normal CDF (erf form);
 /// "tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). Derivatives in elementwise.cpp.
 Tensor gelu(const Tensor& x, const std::string& approximate = "none");

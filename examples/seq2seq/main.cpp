@@ -28,8 +28,9 @@ void add_decoding_flags(CLI::App* command, seq2seq::DecodeSettings& decoding, st
   command->add_option("--batch-tokens", decoding.batch_tokens, "source tokens per decoding batch")
       ->check(CLI::PositiveNumber);
   command->add_option("--precision", decoding.precision,
-                      "fp32, or int8: the linear layers in int8 (weights per output row, activations per row)")
-      ->check(CLI::IsMember({"fp32", "int8"}));
+                      "fp32; int8: the linear layers in int8 (weights per output row, activations per row); bf16: "
+                      "products of bf16 inputs (see the first line for whether this CPU runs bf16 fast)")
+      ->check(CLI::IsMember({"fp32", "int8", "bf16"}));
 }
 
 /// Flags that choose a built-in task and the sizes of its splits.
@@ -113,6 +114,10 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
   };
   add_threads(train_command);
+  train_command->add_option("--precision", train.precision,
+                            "fp32, or bf16: the step's products (GEMMs, attention) take bf16 inputs, with fp32 sums, "
+                            "master weights, optimizer state, norms, softmax and loss")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   train_command->add_option("--embedding-init", train.embedding_init,
                             "scaled: N(0, 1/d_model), so embeddings * sqrt(d_model) match the positions' scale; "
                             "unit: N(0, 1) as torch.nn.Embedding")

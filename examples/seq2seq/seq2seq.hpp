@@ -70,6 +70,7 @@ struct TrainSettings {
   // scale of the positional encodings (as tensor2tensor and fairseq); "unit": N(0, 1), as
   // torch.nn.Embedding, which leaves positions 1/sqrt(D) as loud as the tokens.
   std::string embedding_init = "scaled";
+  std::string precision = "fp32";  // or "bf16": the step's products under xgrad::autocast
 
   Json to_json() const;
   static TrainSettings from_json(const Json& j);
@@ -126,7 +127,7 @@ struct DecodeSettings {
   float length_penalty = 0.6f;
   std::size_t batch_tokens = 4096;
   std::size_t max_output = 0;  // longest output in tokens; 0: twice the source's plus 16
-  std::string precision = "fp32";  // or "int8": the linear layers' weights and products in int8
+  std::string precision = "fp32";  // "int8": the linear layers in int8; "bf16": products under autocast
 };
 
 /// Puts a loaded model in the precision decoding asks for (int8: nn::quantize_dynamic), and says so.

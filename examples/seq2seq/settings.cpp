@@ -86,7 +86,8 @@ Json TrainSettings::to_json() const {
           {"stop_at", stop_at},
           {"seed", seed},
           {"threads", threads},
-          {"embedding_init", embedding_init}};
+          {"embedding_init", embedding_init},
+          {"precision", precision}};
 }
 
 TrainSettings TrainSettings::from_json(const Json& j) {
@@ -135,6 +136,7 @@ TrainSettings TrainSettings::from_json(const Json& j) {
     take(j, "seed", s.seed);
     take(j, "threads", s.threads);
     take(j, "embedding_init", s.embedding_init);
+    take(j, "precision", s.precision);
   } catch (const Json::exception& e) {
     throw xgrad::Error(fmt::format("args.json: {}", e.what()));
   }

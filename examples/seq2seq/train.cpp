@@ -113,6 +113,8 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   const xgrad::RuntimeInfo kernels = xgrad::runtime_info();
   std::fprintf(out, "seq2seq: %s\n", kernels.summary().c_str());
   for (const std::string& warning : kernels.warnings) std::fprintf(out, "seq2seq: warning: %s\n", warning.c_str());
+  const xgrad::Precision products = xgrad::precision_from_name(s.precision);
+  if (products == xgrad::Precision::bf16) std::fprintf(out, "seq2seq: warning: bf16 here is %s\n", kernels.bf16.c_str());
   if (ranks > 1) {
     std::fprintf(out, "seq2seq: data-parallel over %d ranks (%d on this machine), threads per rank: %d\n", ranks,
                  dist::local_size(), xgrad::get_num_threads());
@@ -274,6 +276,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     for (std::size_t i = 0; i < batches.size(); ++i) {
       const xgrad::data::Batch& batch = batches[i];
       const double weight = double(batch.target_tokens) / tokens;
+      xgrad::autocast precision(products);  // the products of forward and backward
       const xgrad::Tensor batch_loss = model->loss(batch.src, batch.tgt_in, batch.tgt_out, s.label_smoothing);
       if (i + 1 < batches.size()) {  // the ranks' gradients are summed once, after the last batch
         auto local_only = ddp.no_sync();

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/core/precision.hpp>
+#include <xgrad/kernels/runtime_info.hpp>
 #include <xgrad/data/corpus.hpp>
 #include <xgrad/data/metrics.hpp>
 #include <xgrad/nn/quantized.hpp>
@@ -32,7 +34,13 @@ std::optional<TrainSettings> run_settings(const std::string& checkpoint_dir) {
 
 void apply_precision(xgrad::models::Transformer& model, const DecodeSettings& decoding) {
   if (decoding.precision == "fp32") return;
-  if (decoding.precision != "int8") throw Error(fmt::format("--precision must be fp32 or int8, not '{}'", decoding.precision));
+  if (decoding.precision == "bf16") {
+    std::fprintf(stderr, "seq2seq: warning: bf16 here is %s\n", xgrad::runtime_info().bf16.c_str());
+    return;
+  }
+  if (decoding.precision != "int8") {
+    throw Error(fmt::format("--precision must be fp32, int8 or bf16, not '{}'", decoding.precision));
+  }
   const std::size_t layers = xgrad::nn::quantize_dynamic(model);
   std::fprintf(stderr, "seq2seq: int8: %zu linear layers with int8 weights (one scale per output row), activations "
                        "quantized per row; norms, softmax and residuals in fp32\n", layers);
@@ -42,6 +50,7 @@ int eval_command(const std::string& model_path, const std::string& test_file, co
                  const DecodeSettings& decoding, std::size_t limit) {
   const Checkpoint checkpoint = load_checkpoint(model_path);
   apply_precision(*checkpoint.model, decoding);
+  xgrad::autocast products(decoding.precision == "bf16" ? xgrad::Precision::bf16 : xgrad::Precision::fp32);
   std::vector<xgrad::data::Example> pairs;
   std::string what;
   if (!test_file.empty()) {
@@ -74,6 +83,7 @@ int eval_command(const std::string& model_path, const std::string& test_file, co
 int translate_command(const std::string& model_path, const DecodeSettings& decoding) {
   const Checkpoint checkpoint = load_checkpoint(model_path);
   apply_precision(*checkpoint.model, decoding);
+  xgrad::autocast products(decoding.precision == "bf16" ? xgrad::Precision::bf16 : xgrad::Precision::fp32);
   std::vector<std::string> lines;
   std::string line;
   while (std::getline(std::cin, line)) {

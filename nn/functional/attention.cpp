@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/core/precision.hpp>
+#include <xgrad/autograd/ops/elementwise.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/attention.hpp>
 #include <xgrad/kernels/dropout.hpp>
@@ -77,8 +79,11 @@ Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_
 
 }  // namespace
 
-AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t num_heads,
-                                             const AttentionOptions& options) {
+AttentionResult scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                                             std::int64_t num_heads, const AttentionOptions& options) {
+  // Under bf16 autocast the products take bf16 inputs (fp32 sums; softmax in fp32).
+  const bool bf16 = autocast_precision() == Precision::bf16;
+  const Tensor q = bf16 ? round_bf16(q_in) : q_in, k = bf16 ? round_bf16(k_in) : k_in, v = bf16 ? round_bf16(v_in) : v_in;
   const Dims d = check_shapes(q, k, v, num_heads, options);
   const float scale = 1.f / std::sqrt(static_cast<float>(d.dk));
   const std::size_t block = d.T * d.S;

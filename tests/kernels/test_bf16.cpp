@@ -1,0 +1,67 @@
+// bf16 autocast: rounding to bfloat16, and products under xgrad::autocast that equal fp32 products
+// of the rounded inputs and stay within bf16's rounding of the fp32 ones; the scope restores.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include <xgrad/kernels/bf16.hpp>
+#include <xgrad/xgrad.hpp>
+
+using namespace xgrad;
+
+TEST_CASE("round_bf16 keeps 8 significant bits, ties to even, NaN and infinities") {
+  CHECK(kernels::round_bf16(1.f) == 1.f);
+  CHECK(kernels::round_bf16(1.f + 1.f / 256) == 1.f);            // half way: to the even neighbour
+  CHECK(kernels::round_bf16(1.f + 3.f / 256) == 1.f + 4.f / 256);  // half way up: to even
+  CHECK(kernels::round_bf16(1.f + 1.f / 256 + 1.f / 4096) == 1.f + 2.f / 256);
+  CHECK(kernels::round_bf16(-3.140625f) == -3.140625f);  // exactly representable
+  CHECK(std::isnan(kernels::round_bf16(std::numeric_limits<float>::quiet_NaN())));
+  CHECK(kernels::round_bf16(std::numeric_limits<float>::infinity()) == std::numeric_limits<float>::infinity());
+  CHECK(std::isinf(kernels::round_bf16(std::numeric_limits<float>::max())));  // past the largest bf16
+  Generator generator(2);
+  const Array x = randn({1000}, generator).value();
+  for (const float v : x) CHECK(std::abs(kernels::round_bf16(v) - v) <= std::abs(v) * std::ldexp(1.f, -8));
+}
+
+TEST_CASE("Under autocast(bf16) matmul takes bf16 inputs with fp32 sums, and the scope restores fp32") {
+  Generator generator(4);
+  const Tensor a = randn({33, 70}, generator), b = randn({70, 21}, generator);
+  const Array fp32 = matmul(a, b).value();
+  Array bf16;
+  {
+    autocast scope(Precision::bf16);
+    CHECK(autocast_precision() == Precision::bf16);
+    bf16 = matmul(a, b).value();
+  }
+  CHECK(autocast_precision() == Precision::fp32);
+  CHECK(matmul(a, b).value() == fp32);
+  const Array expected = matmul(round_bf16(a), round_bf16(b)).value();  // fp32 products of rounded inputs
+  CHECK(xt::amax(xt::abs(bf16 - expected))() < 1e-5f);
+  // Within bf16 rounding of fp32: each product off by at most about 2^-7 |a||b| (two roundings of 2^-8).
+  const Array bound = matmul(abs(a), abs(b)).value() * std::ldexp(1.f, -7);
+  CHECK(xt::all(xt::abs(bf16 - fp32) <= bound + 1e-6f));
+  CHECK_FALSE(bf16 == fp32);
+}
+
+TEST_CASE("Under autocast(bf16) attention takes bf16 queries, keys and values; gradients flow in fp32") {
+  Generator generator(6);
+  const Tensor q = randn({2, 5, 8}, generator).set_requires_grad(), k = randn({2, 7, 8}, generator),
+               v = randn({2, 7, 8}, generator);
+  const Array fp32 = nn::functional::scaled_dot_product_attention(q, k, v, 2).output.value();
+  autocast scope(Precision::bf16);
+  const Tensor out = nn::functional::scaled_dot_product_attention(q, k, v, 2).output;
+  const Array expected =
+      nn::functional::scaled_dot_product_attention(round_bf16(q), round_bf16(k), round_bf16(v), 2).output.value();
+  CHECK(xt::amax(xt::abs(out.value() - expected))() < 1e-6f);
+  CHECK(xt::amax(xt::abs(out.value() - fp32))() < 0.02f);
+  sum(out).backward();
+  REQUIRE(q.grad().defined());
+  CHECK(q.grad().shape() == q.shape());
+}
+
+TEST_CASE("runtime_info says how bf16 and int8 run here") {
+  const RuntimeInfo info = runtime_info();
+  CHECK(info.bf16.find("slower than fp32") != std::string::npos);
+  CHECK(info.precision_summary().find("int8: ") == 0);
+}
