@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/core/precision.hpp>
+#include <xgrad/kernels/bf16.hpp>
 
 namespace xgrad::nn {
 
@@ -48,9 +50,14 @@ void KVCache::append(const Tensor& k, const Tensor& v, const Mask* padding) {
                             shape_str(Shape(padding->shape().begin(), padding->shape().end())), ks[0], ks[1]));
   }
   const std::size_t rows = ks[0], t = ks[1], past = length();
+  const bool bf16 = autocast_precision() == Precision::bf16;  // attention's inputs in bf16: store them so
   for (std::size_t i = 0; i < t; ++i) {
     keys_.push_back(position(k.value(), i));
     values_.push_back(position(v.value(), i));
+    if (bf16) {
+      kernels::round_bf16(keys_.back().data(), keys_.back().size(), keys_.back().data());
+      kernels::round_bf16(values_.back().data(), values_.back().size(), values_.back().data());
+    }
     Mask fed;  // 0-d: no padding
     if (padding) {
       fed = Mask::from_shape({rows});

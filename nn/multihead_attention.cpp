@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <xgrad/autograd/ops/elementwise.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/core/precision.hpp>
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/nn/init.hpp>
@@ -79,7 +81,10 @@ functional::AttentionResult MultiheadAttention::attend(const Tensor& q, const Te
 }
 
 Tensor MultiheadAttention::attend_gathered(const Tensor& q, const functional::GatheredKeyValues& kv) const {
-  const Tensor heads = functional::gathered_attention(q, kv, static_cast<std::int64_t>(options_.num_heads));
+  // Under bf16 autocast the query is rounded here and the cache holds rounded keys and values.
+  const bool bf16 = autocast_precision() == Precision::bf16;
+  const Tensor heads =
+      functional::gathered_attention(bf16 ? round_bf16(q) : q, kv, static_cast<std::int64_t>(options_.num_heads));
   return run_hooks(out_proj->forward(heads));
 }
 

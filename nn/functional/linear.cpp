@@ -10,6 +10,7 @@
 #include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/autograd/ops/elementwise.hpp>
+#include <xgrad/core/precision.hpp>
 #include <xgrad/kernels/elementwise.hpp>
 #include <xgrad/kernels/gemm.hpp>
 #include <xgrad/kernels/linear.hpp>
@@ -37,7 +38,9 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
   // with one, the product comes first and one pass adds b and clamps.
   const bool bias_first = b && !relu;
   if (bias_first) kernels::bias_rows(b, rows, out, y->data());
-  if (rows <= kernels::kSkinnyRows && out > 0) {  // decoding steps: GEMM would first pack all of W
+  // Decoding steps: GEMM would first pack all of W. (Under bf16 autocast the GEMM, which rounds
+  // its inputs, takes them too.)
+  if (rows <= kernels::kSkinnyRows && out > 0 && autocast_precision() == Precision::fp32) {
     if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // skinny_linear adds to y
     kernels::skinny_linear(x.value().data(), rows, in, w, out, y->data());
   } else if (rows > 0 && out > 0) {

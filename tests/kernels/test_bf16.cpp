@@ -60,6 +60,25 @@ TEST_CASE("Under autocast(bf16) attention takes bf16 queries, keys and values; g
   CHECK(q.grad().shape() == q.shape());
 }
 
+TEST_CASE("Under autocast(bf16) cached decoding equals re-feeding: the cache holds bf16 keys and values") {
+  Generator generator(8);
+  models::TransformerConfig config = models::TransformerConfig::preset("tiny", 15, 15);
+  config.dropout = 0.f;
+  models::Transformer model(config, generator);
+  model.eval();
+  Indices src = Indices::from_shape({3, 6});
+  for (auto& id : src) id = 3 + static_cast<std::int64_t>(generator.integer(12));
+  autocast scope(Precision::bf16);
+  models::TransformerDecoding cached(model, src, 1, true), refed(model, src, 1, false);
+  float worst = xt::amax(xt::abs(cached.start() - refed.start()))();
+  Indices next = Indices::from_shape({3});
+  for (int step = 0; step < 4; ++step) {
+    for (std::size_t b = 0; b < 3; ++b) next(b) = 3 + static_cast<std::int64_t>(generator.integer(12));
+    worst = std::max(worst, xt::amax(xt::abs(cached.step(next) - refed.step(next)))());
+  }
+  CHECK(worst < 1e-4f);  // the same bf16 inputs; fp32 keys in the cache would differ by about 1e-2
+}
+
 TEST_CASE("runtime_info says how bf16 and int8 run here") {
   const RuntimeInfo info = runtime_info();
   CHECK(info.bf16.find("slower than fp32") != std::string::npos);
