@@ -246,8 +246,9 @@ Tensor DecoderLayer::forward_step(const Tensor& x, DecoderLayerCache& cache, con
   // depends on t - j only, as in forward().
   auto self_attention = [&](const Tensor& y) {  // (B, 1, D)
     const nn::MultiheadAttention& attn = *self_attn;
-    cache.self_attn.append(attn.rotate(attn.project_key(y), t), attn.project_value(y), step.fed_padding);
-    return attn.attend_gathered(attn.rotate(attn.project_query(y), t), cache.self_attn.gathered(step.group_size));
+    const std::vector<Tensor> qkv = attn.project_self(y);  // one product for the three: (B, 1, D) each
+    cache.self_attn.append(attn.rotate(qkv[1], t), qkv[2], step.fed_padding);
+    return attn.attend_gathered(attn.rotate(qkv[0], t), cache.self_attn.gathered(step.group_size));
   };
   // The rows of a group attend to one memory row: they go in as the queries of one sequence.
   auto cross_attention = [&](const Tensor& y) {

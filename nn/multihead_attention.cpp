@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/ops/elementwise.hpp>
+#include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/core/precision.hpp>
 
@@ -47,6 +48,14 @@ Tensor MultiheadAttention::project(const Tensor& x, std::size_t which) const {
     return functional::quantized_linear(x, int8_in_proj_->get(), in_proj_bias, which * D, D);
   }
   return functional::linear_rows(x, in_proj_weight, in_proj_bias, which * D, D);  // W_q, W_k or W_v: (D, D)
+}
+
+std::vector<Tensor> MultiheadAttention::project_self(const Tensor& x) const {
+  const std::size_t D = options_.embed_dim;
+  const Tensor all = int8_in_proj_ && !is_grad_enabled()
+                         ? functional::quantized_linear(x, int8_in_proj_->get(), in_proj_bias, 0, 3 * D)
+                         : functional::linear(x, in_proj_weight, in_proj_bias);  // (..., 3D)
+  return split(all, static_cast<std::int64_t>(D), -1);
 }
 
 void MultiheadAttention::quantize_int8() {

@@ -57,6 +57,9 @@ class MultiheadAttention : public Module, public Quantizable {
   Tensor project_query(const Tensor& query) const;
   Tensor project_key(const Tensor& key) const;
   Tensor project_value(const Tensor& value) const;
+  /// All three of one input (self-attention), as one product with the whole in_proj: x (..., D)
+  /// -> (q, k, v), each (..., D).
+  std::vector<Tensor> project_self(const Tensor& x) const;
   /// Attention over already projected (and, with RoPE, rotated) queries, keys and values,
   /// then the output projection: what forward() does after projecting. Decoders with a KV cache
   /// call it with cached keys and values, of which only the first num_keys are used (0: all;
