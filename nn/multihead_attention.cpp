@@ -42,20 +42,21 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& options,
   }
 }
 
+Tensor MultiheadAttention::project_rows(const Tensor& x, std::size_t start, std::size_t count) const {
+  if (int8_in_proj_ && !is_grad_enabled()) {
+    return functional::quantized_linear(x, int8_in_proj_->get(), in_proj_bias, start, count);
+  }
+  return functional::linear_rows(x, in_proj_weight, in_proj_bias, start, count);
+}
+
 Tensor MultiheadAttention::project(const Tensor& x, std::size_t which) const {
   const std::size_t D = options_.embed_dim;
-  if (int8_in_proj_ && !is_grad_enabled()) {
-    return functional::quantized_linear(x, int8_in_proj_->get(), in_proj_bias, which * D, D);
-  }
-  return functional::linear_rows(x, in_proj_weight, in_proj_bias, which * D, D);  // W_q, W_k or W_v: (D, D)
+  return project_rows(x, which * D, D);  // W_q, W_k or W_v: (D, D)
 }
 
 std::vector<Tensor> MultiheadAttention::project_self(const Tensor& x) const {
   const std::size_t D = options_.embed_dim;
-  const Tensor all = int8_in_proj_ && !is_grad_enabled()
-                         ? functional::quantized_linear(x, int8_in_proj_->get(), in_proj_bias, 0, 3 * D)
-                         : functional::linear(x, in_proj_weight, in_proj_bias);  // (..., 3D)
-  return split(all, static_cast<std::int64_t>(D), -1);
+  return split(project_rows(x, 0, 3 * D), static_cast<std::int64_t>(D), -1);  // (..., 3D) -> q, k, v
 }
 
 void MultiheadAttention::quantize_int8() {

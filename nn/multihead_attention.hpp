@@ -96,6 +96,8 @@ class MultiheadAttention : public Module, public Quantizable {
     return o;
   }
   Tensor project(const Tensor& x, std::size_t which) const;
+  /// Rows [start, start + count) of in_proj (int8 where quantized and no gradient is recorded).
+  Tensor project_rows(const Tensor& x, std::size_t start, std::size_t count) const;
 
   MultiheadAttentionOptions options_;
   Generator* generator_;
