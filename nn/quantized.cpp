@@ -11,7 +11,6 @@ Int8Weight::Int8Weight(Tensor weight) : weight_(std::move(weight)) {
   if (weight_.dim() != 2) {
     throw Error(fmt::format("Int8Weight: a weight must be (out, in), got {}", shape_str(weight_.shape())));
   }
-  get();
 }
 
 const kernels::QuantizedWeight& Int8Weight::get() const {
@@ -33,10 +32,6 @@ void Int8Weight::assign(kernels::QuantizedWeight quantized) {
   }
   quantized_ = std::move(quantized);
   version_ = weight_.version();
-}
-
-std::size_t Int8Weight::bytes() const {
-  return quantized_.values.size() + quantized_.scales.size() * sizeof(float) + quantized_.row_sums.size() * 4;
 }
 
 std::size_t quantize_dynamic(Module& model) {

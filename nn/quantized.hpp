@@ -27,15 +27,14 @@
 
 namespace xgrad::nn {
 
-/// An fp32 weight (out, in) and its int8 copy, remade when the weight changes.
+/// An fp32 weight (out, in) and its int8 copy, made when first asked for and remade when the
+/// weight has changed since.
 class Int8Weight {
  public:
   explicit Int8Weight(Tensor weight);
   const kernels::QuantizedWeight& get() const;
   /// Takes these int8 values as the copy of the weight as it is now (a quantized checkpoint's).
   void assign(kernels::QuantizedWeight quantized);
-  /// Bytes of the int8 copy (values, scales and row sums).
-  std::size_t bytes() const;
 
  private:
   Tensor weight_;
