@@ -19,7 +19,6 @@ struct DataParallel::Bucket {
   std::vector<float> data;
   std::size_t waiting = 0;           // parameters whose gradient is not final yet
   detail::PendingReduce reduce;
-  bool launched = false;
 };
 
 DataParallel::DataParallel(nn::Module& module, DataParallelOptions options) : module_(module), options_(options) {
@@ -111,7 +110,6 @@ void DataParallel::launch(std::size_t b) {
     bucket.data[flags + k] = grad ? 1.f : 0.f;
   }
   bucket.reduce = detail::PendingReduce(bucket.data.data(), bucket.data.size());
-  bucket.launched = true;
 }
 
 void DataParallel::finish() {
@@ -131,7 +129,6 @@ void DataParallel::finish() {
       float* to = grad->data();
       for (std::size_t j = 0; j < p.numel(); ++j) to[j] = from[j] * scale;
     }
-    bucket->launched = false;
   }
   std::fill(ready_.begin(), ready_.end(), false);
   next_launch_ = 0;
