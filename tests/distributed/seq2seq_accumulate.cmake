@@ -3,15 +3,7 @@
 # dropout stream). MPIEXEC, PROGRAM, WORK_DIR.
 set(recipe train --task reverse --model tiny --train-size 2000 --valid-size 50 --test-size 0 --valid-every 30
   --valid-decode 20 --batch-tokens 1024 --dropout 0 --steps 30 --threads 1)
-file(REMOVE_RECURSE ${WORK_DIR})
-file(MAKE_DIRECTORY ${WORK_DIR})
-
-function(run)
-  execute_process(COMMAND ${ARGN} TIMEOUT 300 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${ARGN}\nfailed (${rc}):\n${out}${err}")
-  endif()
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/run_checked.cmake)
 
 run(${PROGRAM} ${recipe} --accumulate 2 --run-dir ${WORK_DIR}/one)
 run(${MPIEXEC} --oversubscribe --allow-run-as-root -np 2 ${PROGRAM} ${recipe} --run-dir ${WORK_DIR}/two)

@@ -4,15 +4,7 @@
 set(mpirun ${MPIEXEC} --oversubscribe --allow-run-as-root -np 2 ${PROGRAM} train)
 set(recipe --task reverse --model tiny --train-size 2000 --valid-size 50 --test-size 0 --valid-every 20
   --valid-decode 20 --batch-tokens 1024)
-file(REMOVE_RECURSE ${WORK_DIR})
-file(MAKE_DIRECTORY ${WORK_DIR})
-
-function(run)
-  execute_process(COMMAND ${ARGN} TIMEOUT 300 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${ARGN}\nfailed (${rc}):\n${out}${err}")
-  endif()
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/run_checked.cmake)
 
 run(${mpirun} ${recipe} --steps 40 --run-dir ${WORK_DIR}/whole)
 run(${mpirun} ${recipe} --steps 20 --run-dir ${WORK_DIR}/split)
