@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -72,7 +73,9 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   // the corpus are read by every rank at the same path (one machine, or a shared filesystem).
   const bool lead = dist::rank() == 0;
   const int ranks = dist::world_size();
-  std::FILE* out = lead ? stderr : std::fopen("/dev/null", "w");
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> silent(lead ? nullptr : std::fopen("/dev/null", "w"),
+                                                                 &std::fclose);
+  std::FILE* out = lead ? stderr : silent.get();
   bool resuming = !resume_dir.empty();
   if (resuming) {
     const std::optional<TrainSettings> saved = TrainSettings::load(resume_dir);
