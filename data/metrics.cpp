@@ -1,6 +1,6 @@
 // BLEU, chrF and exact match over UTF-8 text, with sacreBLEU's definitions and tokenization.
 #include <xgrad/data/metrics.hpp>
-#include <xgrad/data/utf8.hpp>
+#include <xgrad/core/utf8.hpp>
 
 #include <algorithm>
 #include <cmath>

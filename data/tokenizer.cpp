@@ -1,7 +1,7 @@
 // CharTokenizer (one id per Unicode code point) and load_tokenizer, which reads back what either
 // tokenizer's save() wrote: tokenizer.json names the kind, plus spm.model for SentencePiece.
 #include <xgrad/data/tokenizer.hpp>
-#include <xgrad/data/utf8.hpp>
+#include <xgrad/core/utf8.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -92,7 +92,7 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const nlohmann::json& js
   const std::string name = model->get<std::string>();
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
     throw Error(fmt::format("load_tokenizer: '{}': \"model\" is \"{}\", expected a file name in the same folder",
-                            path, name));
+                            path, printable(name)));
   }
   const std::string model_path = (std::filesystem::path(dir) / name).string();
   const std::string bytes = read_whole_file(model_path);
@@ -188,7 +188,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   try {
     json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("load_tokenizer: '{}' is not valid JSON: {}", path, e.what()));
+    throw Error(fmt::format("load_tokenizer: '{}' is not valid JSON: {}", path, printable(e.what())));
   }
   if (!json.is_object()) throw Error(fmt::format("load_tokenizer: '{}': expected a JSON object", path));
   const auto kind = json.find("kind");

@@ -32,7 +32,7 @@ ConfigReader::ConfigReader(std::string config, const std::string& text) : impl_(
   try {
     impl_->object = json::parse(text);
   } catch (const json::exception& e) {
-    throw Error(fmt::format("{}::from_json: not valid JSON: {}", impl_->config, e.what()));
+    throw Error(fmt::format("{}::from_json: not valid JSON: {}", impl_->config, printable(e.what())));
   }
   if (!impl_->object.is_object()) {
     throw Error(fmt::format("{}::from_json: expected a JSON object, got {}", impl_->config, impl_->object.dump()));

@@ -41,7 +41,8 @@ constexpr const char* kMetadataKey = "__metadata__";
 const Dtype kAllDtypes[] = {Dtype::F64, Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::I64,
                             Dtype::I32, Dtype::I16, Dtype::I8,  Dtype::U8,   Dtype::BOOL};
 
-std::string quoted(const std::string& text) { return "'" + text + "'"; }
+/// A name or path from the file, quoted, its bytes escaped where they are not printable UTF-8.
+std::string quoted(const std::string& text) { return "'" + printable(text) + "'"; }
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -152,7 +153,7 @@ Json parse_header(const Reader& reader, const std::string& text) {
   try {
     return Json::parse(text, check);
   } catch (const Json::exception& e) {
-    reader.fail(fmt::format("malformed JSON header: {}", e.what()));
+    reader.fail(fmt::format("malformed JSON header: {}", printable(e.what())));
   }
 }
 
@@ -586,7 +587,7 @@ void write(const std::string& path, const std::map<std::string, Array>& tensors,
   try {
     text = header.dump(-1, ' ', /*ensure_ascii=*/true);
   } catch (const nlohmann::ordered_json::exception& e) {
-    fail(fmt::format("a tensor name or metadata string is not valid UTF-8: {}", e.what()));
+    fail(fmt::format("a tensor name or metadata string is not valid UTF-8: {}", printable(e.what())));
   }
   text.append((8 - text.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
 

@@ -1,11 +1,11 @@
 // The one strict UTF-8 decoder.
-#include <xgrad/data/utf8.hpp>
+#include <xgrad/core/utf8.hpp>
 
 #include <cstdint>
 
 #include <fmt/format.h>
 
-namespace xgrad::data {
+namespace xgrad {
 
 Utf8Char decode_utf8_char(std::string_view text, std::size_t offset) {
   const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
@@ -77,4 +77,4 @@ void append_utf8(std::string& out, char32_t c) {
   }
 }
 
-}  // namespace xgrad::data
+}  // namespace xgrad

@@ -1,11 +1,11 @@
-// UTF-8, strictly: one decoder for every place that reads text (corpora, tokenizers, metrics).
+// UTF-8, strictly: one decoder for every place that reads text (corpora, tokenizers, metrics, messages).
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace xgrad::data {
+namespace xgrad {
 
 /// What stands at one byte offset of a text.
 struct Utf8Char {
@@ -27,4 +27,4 @@ std::string describe_utf8_problem(std::string_view text, const Utf8Char& c);
 /// Appends the UTF-8 bytes of a Unicode scalar value.
 void append_utf8(std::string& out, char32_t code_point);
 
-}  // namespace xgrad::data
+}  // namespace xgrad
