@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <sstream>
+
+#include <sys/stat.h>
 #include <string>
 #include <vector>
 
@@ -100,7 +102,7 @@ TEST_CASE("files that cannot be read or have no usable line") {
   const std::string cannot_open = "read_tsv: cannot open '" + missing + "': No such file or directory";
   CHECK_THROWS_WITH_AS(read_tsv(missing, nullptr), doctest::Contains(cannot_open.c_str()), xgrad::Error);
   const std::string folder = dir.path().string();
-  const std::string is_folder = "read_tsv: '" + folder + "' is a folder";
+  const std::string is_folder = "read_tsv: '" + folder + "' is a folder, expected a regular file";
   CHECK_THROWS_WITH_AS(read_tsv(folder, nullptr), doctest::Contains(is_folder.c_str()), xgrad::Error);
 
   const std::string empty = dir.write("empty.tsv", "");
@@ -114,6 +116,40 @@ TEST_CASE("files that cannot be read or have no usable line") {
                                          "empty source)"),
                        xgrad::Error);
   CHECK(warnings.str().empty());
+}
+
+TEST_CASE("hostile corpus files: a FIFO, a binary file, tabs only, a NUL byte, a 10 MB line") {
+  const TempDir dir("corpus");
+  // A FIFO with no writer: refused at once, never waited on.
+  const std::string fifo = dir.file("pipe.tsv");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(read_tsv(fifo, nullptr), doctest::Contains("is a FIFO (named pipe), expected a regular file"),
+                       xgrad::Error);
+  CHECK_THROWS_WITH_AS(read_tsv("/dev/null", nullptr), doctest::Contains("is a character device"), xgrad::Error);
+
+  std::string binary = "\x7f" "ELF\x02\x01\x01";
+  binary += std::string(8, '\0') + "\tsome\ttext\n";
+  CHECK_THROWS_WITH_AS(read_tsv(dir.write("program.tsv", binary), nullptr),
+                       doctest::Contains("looks like a binary file (a NUL byte at offset 7)"), xgrad::Error);
+
+  CHECK_THROWS_WITH_AS(read_tsv(dir.write("tabs.tsv", "\t\t\t\n\t\n\t\t"), nullptr),
+                       doctest::Contains("no usable 'source<TAB>target' line (3 lines, line 1: empty source"),
+                       xgrad::Error);
+
+  // Past the first 64 KiB a NUL byte only costs its line; a 10 MB line is skipped unkept.
+  std::string text;
+  for (int i = 0; i < 4000; ++i) text += "source " + std::to_string(i) + "\ttarget text\n";
+  text += std::string("nul\t\0byte\n", 10);
+  text += std::string(10'000'000, 'x') + "\tlong\n";
+  text += "last\tline";
+  std::ostringstream warnings;
+  CorpusReport report;
+  const auto examples = read_tsv(dir.write("mixed.tsv", text), &warnings, &report);
+  CHECK(examples.size() == 4001);
+  CHECK(examples.back().source == "last");
+  CHECK(report.lines == 4003);
+  CHECK(report.skipped == 2);
+  CHECK(warnings.str().find("line 4001: a NUL byte; line 4002: longer than 1 MiB") != std::string::npos);
 }
 
 TEST_CASE("valid_utf8 accepts well-formed text up to U+10FFFF") {
