@@ -23,30 +23,43 @@ std::vector<Array*> gradients_of(const std::vector<Tensor>& parameters, const ch
   return grads;
 }
 
-}  // namespace
-
-double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, double norm_type,
-                       bool error_if_nonfinite) {
-  if (!(max_norm >= 0.0)) {
-    throw Error(fmt::format("clip_grad_norm_: invalid max_norm: {} (expected a value >= 0)", max_norm));
-  }
-  if (!(norm_type > 0.0)) {
-    throw Error(fmt::format("clip_grad_norm_: invalid norm_type: {} (expected a value > 0, or infinity)", norm_type));
-  }
-  const std::vector<Array*> grads = gradients_of(parameters, "clip_grad_norm_");
-  if (grads.empty()) return 0.0;
-
+/// The total norm of `grads` (norm_type already checked).
+double total_norm(const std::vector<Array*>& grads, double norm_type) {
   double total = 0.0;
   if (std::isinf(norm_type)) {
     for (const Array* g : grads) {
       const double m = kernels::max_abs(g->data(), g->size());
       if (m > total || m != m) total = m;
     }
-  } else {
-    double sum = 0.0;
-    for (const Array* g : grads) sum += kernels::sum_abs_pow(g->data(), g->size(), norm_type);
-    total = norm_type == 2.0 ? std::sqrt(sum) : norm_type == 1.0 ? sum : std::pow(sum, 1.0 / norm_type);
+    return total;
   }
+  double sum = 0.0;
+  for (const Array* g : grads) sum += kernels::sum_abs_pow(g->data(), g->size(), norm_type);
+  return norm_type == 2.0 ? std::sqrt(sum) : norm_type == 1.0 ? sum : std::pow(sum, 1.0 / norm_type);
+}
+
+void check_norm_type(const char* op, double norm_type) {
+  if (!(norm_type > 0.0)) {
+    throw Error(fmt::format("{}: invalid norm_type: {} (expected a value > 0, or infinity)", op, norm_type));
+  }
+}
+
+}  // namespace
+
+double grad_norm(const std::vector<Tensor>& parameters, double norm_type) {
+  check_norm_type("grad_norm", norm_type);
+  return total_norm(gradients_of(parameters, "grad_norm"), norm_type);
+}
+
+double clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, double norm_type,
+                       bool error_if_nonfinite) {
+  if (!(max_norm >= 0.0)) {
+    throw Error(fmt::format("clip_grad_norm_: invalid max_norm: {} (expected a value >= 0)", max_norm));
+  }
+  check_norm_type("clip_grad_norm_", norm_type);
+  const std::vector<Array*> grads = gradients_of(parameters, "clip_grad_norm_");
+  if (grads.empty()) return 0.0;
+  const double total = total_norm(grads, norm_type);
 
   if (error_if_nonfinite && !std::isfinite(total)) {
     throw Error(fmt::format("clip_grad_norm_: the total norm of order {} of the gradients is {}, so they cannot be "

@@ -9,6 +9,12 @@
 
 namespace xgrad::optim {
 
+/// The norm of order `norm_type` of all gradients together, as if concatenated into one vector
+/// (torch.nn.utils.get_total_norm over the parameters' gradients): NaN or infinite when any
+/// gradient is. Parameters without a gradient are skipped (0 when none has one). One pass over
+/// the gradients, summed in double over fixed chunks: the same on every thread count.
+double grad_norm(const std::vector<Tensor>& parameters, double norm_type = 2.0);
+
 /// The norm of order `norm_type` of all gradients together, as if concatenated into one vector:
 ///   total = (sum_i |g_i|^q)^(1/q), or max_i |g_i| for q = infinity.
 /// If max_norm / (total + 1e-6) < 1 every gradient is multiplied by that coefficient (in float32,

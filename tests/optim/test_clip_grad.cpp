@@ -79,6 +79,22 @@ TEST_CASE("clip_grad_norm_ skips parameters without a gradient and returns 0 whe
   CHECK(clip_grad_norm_({}, 1.0) == 0.0);
 }
 
+TEST_CASE("grad_norm is the total norm clip_grad_norm_ returns, without touching the gradients") {
+  Tensor a = with_grad({3.f, 4.f}, {2});
+  Tensor b = with_grad({12.f}, {1});
+  Tensor none = zeros({3}).set_requires_grad(true);
+  CHECK(grad_norm({a, none, b}) == doctest::Approx(13.0));
+  CHECK(grad_norm({a, b}, kInf) == 12.0);
+  CHECK(grad_norm({a}, 1.0) == doctest::Approx(7.0));
+  CHECK(grad_values(a)[1] == 4.f);
+  CHECK(grad_norm({none}) == 0.0);
+  Tensor bad = with_grad({1.f, NAN}, {2});
+  CHECK(std::isnan(grad_norm({a, bad})));
+  Tensor huge = with_grad({INFINITY}, {1});
+  CHECK(grad_norm({huge}) == kInf);
+  CHECK_THROWS_WITH_AS(grad_norm({a}, -1.0), doctest::Contains("grad_norm: invalid norm_type: -1"), Error);
+}
+
 TEST_CASE("clip_grad_norm_ with a non-finite total: an Error if asked, else NaN gradients as torch") {
   Tensor a = with_grad({1.f, NAN}, {2});
   CHECK_THROWS_WITH_AS(clip_grad_norm_({a}, 1.0, 2.0, /*error_if_nonfinite=*/true),
