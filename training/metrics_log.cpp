@@ -65,6 +65,11 @@ std::size_t MetricsLog::resume_at(std::int64_t step) {
   return dropped;
 }
 
+bool MetricsLog::has(const std::string& kind, std::int64_t step) const {
+  return std::any_of(lines_.begin(), lines_.end(),
+                     [&](const Line& line) { return line.kind == kind && line.step == step; });
+}
+
 void MetricsLog::log(const std::string& kind, std::int64_t step, const Metrics& values) {
   Json j = Json::object();
   Line line{kind, step, {}};

@@ -37,6 +37,9 @@ class MetricsLog {
   /// numbers are written as null. Throws xgrad::Error naming the file if it cannot be written.
   void log(const std::string& kind, std::int64_t step, const Metrics& values);
 
+  /// Whether a line of `kind` at `step` was kept by resume_at() or logged since.
+  bool has(const std::string& kind, std::int64_t step) const;
+
   /// The (step, value) points of every line of `kind` that has a number named `name`, in order.
   std::vector<std::pair<double, double>> series(const std::string& kind, const std::string& name) const;
 

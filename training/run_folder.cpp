@@ -2,6 +2,8 @@
 // swapped in one rename.
 #include <xgrad/training/run_folder.hpp>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -70,7 +72,8 @@ void RunFolder::commit(const std::string& checkpoint, const TrainingState& state
       {"step", Indices({state.step})},
       {"epoch", Indices({static_cast<std::int64_t>(state.epoch)})},
       {"position", Indices({static_cast<std::int64_t>(state.position)})},
-      {"best_step", Indices({state.best_step})}};
+      {"best_step", Indices({state.best_step})},
+      {"skipped_steps", Indices({state.skipped_steps})}};
   std::map<std::string, std::string> metadata{{"rng", state.rng},
                                               {"best_value", fmt::format("{:.17g}", state.best_value)},
                                               {"elapsed_seconds", fmt::format("{:.17g}", state.elapsed_seconds)}};
@@ -80,14 +83,54 @@ void RunFolder::commit(const std::string& checkpoint, const TrainingState& state
   }
   safetensors::write((dir / "state.safetensors").string(), tensors, counters, metadata);
 
-  replace_link(run / "last", fs::path("checkpoints") / name);
+  // `best` first: killed between the two, `last` still names the previous checkpoint, whose
+  // state the resumed run continues from, and `best` a complete one.
   if (is_best) replace_link(run / "best", fs::path("checkpoints") / name);
+  replace_link(run / "last", fs::path("checkpoints") / name);
 
   // Keep only what the links point at.
   const std::set<std::string> kept{link_target(run / "last"), link_target(run / "best")};
   for (const auto& entry : fs::directory_iterator(run / "checkpoints")) {
     if (kept.count(entry.path().filename().string()) == 0) fs::remove_all(entry.path());
   }
+}
+
+std::size_t RunFolder::remove_leftovers() const {
+  const fs::path run(dir_);
+  const std::set<std::string> kept{link_target(run / "last"), link_target(run / "best")};
+  auto temporary = [](const fs::path& path) {
+    const std::string name = path.filename().string();
+    return name.size() > 1 && name[0] == '.' &&
+           (name.find(".tmp-") != std::string::npos || name.compare(name.size() - 4, 4, ".tmp") == 0);
+  };
+  std::size_t removed = 0;
+  std::error_code error;
+  auto remove = [&](const fs::path& path) {
+    removed += fs::remove_all(path, error) > 0 ? 1 : 0;
+  };
+  std::vector<fs::path> doomed;
+  for (const auto& entry : fs::directory_iterator(run, error)) {
+    if (temporary(entry.path())) doomed.push_back(entry.path());
+  }
+  for (const auto& entry : fs::directory_iterator(run / "checkpoints", error)) {
+    if (kept.count(entry.path().filename().string()) == 0) {
+      doomed.push_back(entry.path());
+      continue;
+    }
+    for (const auto& file : fs::directory_iterator(entry.path(), error)) {
+      if (temporary(file.path())) doomed.push_back(file.path());
+    }
+  }
+  for (const fs::path& path : doomed) remove(path);
+  return removed;
+}
+
+void RunFolder::discard_unless_linked(const std::string& checkpoint) const noexcept {
+  const fs::path run(dir_);
+  const std::string name = fs::path(checkpoint).filename().string();
+  if (name == link_target(run / "last") || name == link_target(run / "best")) return;
+  std::error_code ignored;
+  fs::remove_all(checkpoint, ignored);
 }
 
 TrainingState load_training_state(const std::string& checkpoint_dir) {
@@ -108,13 +151,28 @@ TrainingState load_training_state(const std::string& checkpoint_dir) {
   state.epoch = static_cast<std::size_t>(counter("epoch"));
   state.position = static_cast<std::size_t>(counter("position"));
   state.best_step = counter("best_step");
+  if (file.contains("skipped_steps")) state.skipped_steps = counter("skipped_steps");  // older checkpoints: none
   state.rng = meta("rng");
+  auto number = [&](const char* name) {  // a metadata value that must be a number
+    const std::string text = meta(name);
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0') {
+      throw Error(fmt::format("'{}': metadata '{}' must be a number, not '{}'", path, name, printable(text, 40)));
+    }
+    return value;
+  };
   if (file.metadata().count("world_size")) {
-    const int world = std::stoi(meta("world_size"));
+    const double ranks = number("world_size");
+    if (ranks < 1 || ranks > 65536 || ranks != std::floor(ranks)) {
+      throw Error(fmt::format("'{}': metadata 'world_size' must be a whole number of ranks in 1..65536, not {}",
+                              path, ranks));
+    }
+    const int world = static_cast<int>(ranks);
     for (int r = 0; r < world; ++r) state.rank_rngs.push_back(meta(fmt::format("rng.rank{}", r).c_str()));
   }
-  state.best_value = std::stod(meta("best_value"));
-  state.elapsed_seconds = std::stod(meta("elapsed_seconds"));
+  state.best_value = number("best_value");
+  state.elapsed_seconds = number("elapsed_seconds");
   for (const auto& [name, value] : file.tensors()) {
     if (name.rfind("optimizer.", 0) == 0) state.optimizer.emplace(name.substr(10), value);
     else if (name.rfind("scheduler.", 0) == 0) state.scheduler.emplace(name.substr(10), value);

@@ -27,6 +27,7 @@ struct TrainingState {
   double best_value = 0;                // best validation metric so far
   std::int64_t best_step = -1;          // its step (-1: none yet)
   double elapsed_seconds = 0;           // training time before this process
+  std::int64_t skipped_steps = 0;       // steps whose loss or gradient was not finite, left out
   std::string rng;                      // the random generator's state (dropout masks): rank 0's
   std::vector<std::string> rank_rngs;   // in a data-parallel run, every rank's, in rank order
   optim::StateDict optimizer, scheduler;
@@ -48,17 +49,29 @@ class RunFolder {
   const std::string& dir() const { return dir_; }
 
   /// Writes RUN/checkpoints/step-N/ (the model with its config, the state, and what `extra`
-  /// writes into the folder, e.g. a tokenizer), points RUN/last at it, and RUN/best too when
-  /// `is_best`; removes the checkpoints neither link points at. Every file and link is replaced
-  /// atomically, so an interrupted save leaves the previous checkpoint usable.
+  /// writes into the folder, e.g. a tokenizer), points RUN/best at it when `is_best`, then
+  /// RUN/last; removes the checkpoints neither link points at. Every file and link is replaced
+  /// atomically and `last` moves last, so a save killed at any instant leaves `last` (and `best`)
+  /// at a complete checkpoint. A save that fails (a full disk) removes the folder it began,
+  /// unless a link points at it, and throws.
   template <class M>
   void save(const M& model, const TrainingState& state, bool is_best,
             const std::function<void(const std::string& checkpoint_dir)>& extra = {}) const {
     const std::string checkpoint = checkpoint_dir(state.step);
-    models::save(model, checkpoint + "/model.safetensors");
-    if (extra) extra(checkpoint);
-    commit(checkpoint, state, is_best);
+    try {
+      models::save(model, checkpoint + "/model.safetensors");
+      if (extra) extra(checkpoint);
+      commit(checkpoint, state, is_best);
+    } catch (...) {
+      discard_unless_linked(checkpoint);
+      throw;
+    }
   }
+
+  /// Removes what writes killed midway left behind: temporary files (".NAME.tmp-...") and links
+  /// (".last.tmp") in the run folder and its checkpoints, and checkpoint folders no link points
+  /// at. Only for the process that holds the run's lock (RunLock). Returns how many it removed.
+  std::size_t remove_leftovers() const;
 
   /// Whether RUN/last exists (a run stopped before its first save has none).
   bool has_checkpoint() const;
@@ -68,6 +81,7 @@ class RunFolder {
  private:
   std::string checkpoint_dir(std::int64_t step) const;  // created, empty of state
   void commit(const std::string& checkpoint, const TrainingState& state, bool is_best) const;
+  void discard_unless_linked(const std::string& checkpoint) const noexcept;
   std::string dir_;
 };
 
