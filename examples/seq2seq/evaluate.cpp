@@ -54,6 +54,7 @@ std::vector<std::string> translate(const xgrad::models::Transformer& model, cons
   const std::size_t max_len = model.config().max_len;
   std::vector<std::vector<std::int64_t>> encoded(sources.size());
   std::vector<std::size_t> order;  // the translatable sentences, shortest first
+  if (problems) problems->assign(sources.size(), "");
   for (std::size_t i = 0; i < sources.size(); ++i) {
     encoded[i] = tokenizer.encode(sources[i]);
     std::string problem;
@@ -61,7 +62,7 @@ std::vector<std::string> translate(const xgrad::models::Transformer& model, cons
     else if (encoded[i].size() + 1 > max_len)
       problem = fmt::format("{} tokens, more than the model's max_len - 1 = {}", encoded[i].size(), max_len - 1);
     if (problem.empty()) order.push_back(i);
-    else if (problems) problems->push_back(fmt::format("sentence {}: {}", i + 1, problem));
+    else if (problems) (*problems)[i] = problem;
   }
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return encoded[a].size() < encoded[b].size(); });

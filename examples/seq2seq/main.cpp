@@ -9,6 +9,7 @@
 //   mpirun -np N seq2seq train ...                                    (data-parallel over N ranks)
 #include "seq2seq.hpp"
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -46,6 +47,9 @@ void add_task_flags(CLI::App* command, seq2seq::DataSettings& data) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported with the file's name,
+  // instead of killing the process mid-save.
+  std::signal(SIGXFSZ, SIG_IGN);
   xgrad::distributed::Environment world(argc, argv);  // under mpirun: MPI; else a world of one
   CLI::App app{"seq2seq: the encoder-decoder Transformer of \"Attention Is All You Need\", from the command line"};
   app.require_subcommand(1);
@@ -55,8 +59,7 @@ int main(int argc, char** argv) {
   // train
   seq2seq::TrainSettings train;
   std::string resume;
-  std::optional<std::size_t> steps;
-  std::optional<double> max_minutes;
+  seq2seq::TrainOverrides overrides;
   CLI::App* train_command = app.add_subcommand("train", "train a model (the paper's recipe by default)");
   auto& data = train.data;
   auto& model = train.model;
@@ -94,8 +97,8 @@ int main(int argc, char** argv) {
   train_command->add_option("--clip-norm", train.clip_norm, "clip the gradients' global norm (0: off)");
   train_command->add_option("--accumulate", train.accumulate, "batches per optimizer step")
       ->check(CLI::PositiveNumber);
-  train_command->add_option("--steps", steps, "optimizer steps in all");
-  train_command->add_option("--max-minutes", max_minutes, "stop after this much training time (0: no limit)");
+  train_command->add_option("--steps", overrides.steps, "optimizer steps in all");
+  train_command->add_option("--max-minutes", overrides.max_minutes, "stop after this much training time (0: no limit)");
   train_command->add_option("--valid-every", train.valid_every, "validate and save every N steps")
       ->check(CLI::PositiveNumber);
   train_command->add_option("--valid-decode", train.valid_decode, "validation pairs decoded for exact match, BLEU "
@@ -118,6 +121,13 @@ int main(int argc, char** argv) {
                             "fp32, or bf16: the step's products (GEMMs, attention) take bf16 inputs, with fp32 sums, "
                             "master weights, optimizer state, norms, softmax and loss")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  train_command->add_option("--max-bad-steps", overrides.max_bad_steps,
+                            "a step whose loss or gradient norm is NaN or infinite is skipped with a warning; this "
+                            "many in a row stop the run (default 5)")
+      ->check(CLI::PositiveNumber);
+  train_command->add_flag("--check-nan", overrides.check_nan,
+                          "anomaly mode: check every op's output and gradient, and stop at the first NaN or Inf "
+                          "naming the op (slow: for finding where a run goes wrong)");
   train_command->add_option("--embedding-init", train.embedding_init,
                             "scaled: N(0, 1/d_model), so embeddings * sqrt(d_model) match the positions' scale; "
                             "unit: N(0, 1) as torch.nn.Embedding")
@@ -165,9 +175,10 @@ int main(int argc, char** argv) {
     for (const CLI::Option* option : train_command->get_options()) {
       const std::string name = option->get_name();
       if (option->count() > 0 && name != "--resume" && name != "--steps" && name != "--max-minutes" &&
-          name != "--threads" && name != "--help") {
+          name != "--threads" && name != "--max-bad-steps" && name != "--check-nan" && name != "--help") {
         std::fprintf(stderr,
-                     "seq2seq train: %s cannot change a resumed run (only --steps, --max-minutes and --threads can)\n",
+                     "seq2seq train: %s cannot change a resumed run (only --steps, --max-minutes, --threads, "
+                     "--max-bad-steps and --check-nan can)\n",
                      name.c_str());
         return 2;
       }
@@ -178,7 +189,8 @@ int main(int argc, char** argv) {
   if (!*train_command && rank > 0) return 0;  // only training is data-parallel: rank 0 does the rest
   if (threads && !*train_command) xgrad::set_num_threads(*threads);  // train sets its own, after reading a resumed run
   try {
-    if (*train_command) return seq2seq::train_command(train, resume, steps, max_minutes, threads);
+    overrides.threads = threads;
+    if (*train_command) return seq2seq::train_command(train, resume, overrides);
     if (*eval_command) return seq2seq::eval_command(model_path, test_file, split, decoding, limit);
     if (*translate_command) return seq2seq::translate_command(model_path, decoding);
     if (*export_command) return seq2seq::export_command(export_data, export_dir);

@@ -71,6 +71,10 @@ struct TrainSettings {
   // torch.nn.Embedding, which leaves positions 1/sqrt(D) as loud as the tokens.
   std::string embedding_init = "scaled";
   std::string precision = "fp32";  // or "bf16": the step's products under xgrad::autocast
+  // A step whose loss or gradient norm is not finite is skipped (no update); this many in a row
+  // stop the run. check_nan: anomaly mode, naming the op that made the first NaN or Inf.
+  std::size_t max_bad_steps = 5;
+  bool check_nan = false;
 
   Json to_json() const;
   static TrainSettings from_json(const Json& j);
@@ -134,7 +138,8 @@ struct DecodeSettings {
 void apply_precision(xgrad::models::Transformer& model, const DecodeSettings& decoding);
 
 /// Translates sentences (batched by length; order kept). A sentence that is empty or too long
-/// for the model gives "" and, if `problems` is given, a message there.
+/// for the model gives ""; if `problems` is given, it gets one entry per sentence: what kept it
+/// from being translated, or "" when it was.
 std::vector<std::string> translate(const xgrad::models::Transformer& model, const xgrad::data::Tokenizer& tokenizer,
                                    const std::vector<std::string>& sources, const DecodeSettings& settings,
                                    std::vector<std::string>* problems = nullptr);
@@ -155,11 +160,19 @@ Scores evaluate(const xgrad::models::Transformer& model, const xgrad::data::Toke
 // --- commands --------------------------------------------------------------------------------
 
 int dump_command(const std::string& model_path, const std::string& batch_path, const std::string& out_path);
-/// resume_dir empty: a new run with `settings`; else continue that run (steps, max_minutes and
-/// threads, when given, override the saved ones). A run folder with no checkpoint yet starts again
-/// from step 0 with its saved settings.
-int train_command(TrainSettings settings, const std::string& resume_dir, std::optional<std::size_t> steps,
-                  std::optional<double> max_minutes, std::optional<int> threads);
+/// What a resumed run may change: how long it goes on, the machine's threads, the NaN guard.
+struct TrainOverrides {
+  std::optional<std::size_t> steps;
+  std::optional<double> max_minutes;
+  std::optional<int> threads;
+  std::optional<std::size_t> max_bad_steps;
+  bool check_nan = false;
+};
+
+/// resume_dir empty: a new run with `settings`; else continue that run (the overrides given
+/// replace the saved settings). A run folder with no checkpoint yet starts again from step 0
+/// with its saved settings. A run folder is locked for the life of the process that trains it.
+int train_command(TrainSettings settings, const std::string& resume_dir, const TrainOverrides& overrides);
 int eval_command(const std::string& model_path, const std::string& test_file, const std::string& split,
                  const DecodeSettings& decoding, std::size_t limit);
 int translate_command(const std::string& model_path, const DecodeSettings& decoding);

@@ -87,7 +87,9 @@ Json TrainSettings::to_json() const {
           {"seed", seed},
           {"threads", threads},
           {"embedding_init", embedding_init},
-          {"precision", precision}};
+          {"precision", precision},
+          {"max_bad_steps", max_bad_steps},
+          {"check_nan", check_nan}};
 }
 
 TrainSettings TrainSettings::from_json(const Json& j) {
@@ -137,8 +139,10 @@ TrainSettings TrainSettings::from_json(const Json& j) {
     take(j, "threads", s.threads);
     take(j, "embedding_init", s.embedding_init);
     take(j, "precision", s.precision);
+    take(j, "max_bad_steps", s.max_bad_steps);
+    take(j, "check_nan", s.check_nan);
   } catch (const Json::exception& e) {
-    throw xgrad::Error(fmt::format("args.json: {}", e.what()));
+    throw xgrad::Error(fmt::format("args.json: {}", xgrad::printable(e.what())));
   }
   return s;
 }

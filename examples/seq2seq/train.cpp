@@ -19,6 +19,7 @@
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/training/metrics_log.hpp>
 #include <xgrad/training/run_folder.hpp>
+#include <xgrad/training/run_lock.hpp>
 #include <xgrad/utils/atomic_file.hpp>
 #include <xgrad/utils/progress.hpp>
 
@@ -58,6 +59,8 @@ xgrad::training::Metrics to_metrics(const Json& object) {
   return values;
 }
 
+const char* non_finite_name(double value) { return std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf"; }
+
 std::size_t parameter_count(const xgrad::nn::Module& model) {
   std::size_t n = 0;
   for (const xgrad::Tensor& p : model.parameters()) n += p.numel();
@@ -66,8 +69,8 @@ std::size_t parameter_count(const xgrad::nn::Module& model) {
 
 }  // namespace
 
-int train_command(TrainSettings s, const std::string& resume_dir, std::optional<std::size_t> steps,
-                  std::optional<double> max_minutes, std::optional<int> threads) {
+int train_command(TrainSettings s, const std::string& resume_dir, const TrainOverrides& overrides) {
+  const std::optional<int>& threads = overrides.threads;
   namespace dist = xgrad::distributed;
   // Under mpirun every rank runs this; rank 0 alone prints, logs and saves. The run folder and
   // the corpus are read by every rank at the same path (one machine, or a shared filesystem).
@@ -98,10 +101,18 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     }
   }
   if (threads) s.threads = *threads;
-  if (steps) s.steps = *steps;
-  if (max_minutes) s.max_minutes = *max_minutes;
+  if (overrides.steps) s.steps = *overrides.steps;
+  if (overrides.max_minutes) s.max_minutes = *overrides.max_minutes;
+  if (overrides.max_bad_steps) s.max_bad_steps = *overrides.max_bad_steps;
+  if (overrides.check_nan) s.check_nan = true;
   const fs::path run(s.run_dir);
   const xgrad::training::RunFolder run_folder(s.run_dir);
+  // One process trains a run at a time (rank 0 of a data-parallel run holds the lock).
+  std::optional<xgrad::training::RunLock> lock;
+  if (lead) {
+    lock.emplace(s.run_dir);
+    run_folder.remove_leftovers();  // of a process killed while it wrote
+  }
   if (!resuming && fs::exists(run / "last")) {
     throw Error(fmt::format("'{}' already holds a run: continue it with --resume {} or choose another --run-dir",
                             s.run_dir, s.run_dir));
@@ -231,7 +242,9 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
       line["elapsed_s"] = elapsed();
       metrics.log("valid", state.step, to_metrics(line));
       const double value = scores.metric(s.best_metric);
-      is_best = state.best_step < 0 || value > state.best_value;
+      // A model whose validation loss is not finite is never the best, whatever its scores.
+      is_best = std::isfinite(scores.loss) && std::isfinite(value) &&
+                (state.best_step < 0 || value > state.best_value);
       if (is_best) state.best_value = value, state.best_step = state.step;
       goal = s.stop_at > 0 && value >= s.stop_at;
       bar.message(fmt::format("valid step {}: loss {:.3f}  ppl {:.2f}  token acc {:.2f}%  exact {:.2f}%  BLEU {:.2f}  "
@@ -251,7 +264,11 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   model->train();
-  bool validated = false, reached = false;
+  std::size_t bad_steps = 0;  // consecutive steps skipped for a non-finite loss or gradient
+  // A run resumed from the checkpoint its last validation saved need not validate it again.
+  bool validated = resuming && dist::all_reduce(lead && metrics.has("valid", state.step) ? 1.0 : 0.0,
+                                                 dist::ReduceOp::max) > 0;
+  bool reached = false;
   std::string stop_reason = fmt::format("{} steps done", s.steps);
   while (state.step < static_cast<std::int64_t>(s.steps)) {
     // A stop (Ctrl-C, the time limit) is agreed between the ranks, so that all stop at one step.
@@ -276,33 +293,63 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
     const double tokens = dist::all_reduce(double(local_tokens));
     optimizer.zero_grad();
     double loss = 0;
-    for (std::size_t i = 0; i < batches.size(); ++i) {
-      const xgrad::data::Batch& batch = batches[i];
-      const double weight = double(batch.target_tokens) / tokens;
-      xgrad::autocast precision(products);  // the products of forward and backward
-      const xgrad::Tensor batch_loss = model->loss(batch.src, batch.tgt_in, batch.tgt_out, s.label_smoothing);
-      if (i + 1 < batches.size()) {  // the ranks' gradients are summed once, after the last batch
-        auto local_only = ddp.no_sync();
-        (batch_loss * static_cast<float>(weight)).backward();
-      } else {
-        (batch_loss * static_cast<float>(weight)).backward();
+    try {
+      std::optional<xgrad::DetectAnomalyGuard> anomaly;  // --check-nan: every op checked
+      if (s.check_nan) anomaly.emplace();
+      for (std::size_t i = 0; i < batches.size(); ++i) {
+        const xgrad::data::Batch& batch = batches[i];
+        const double weight = double(batch.target_tokens) / tokens;
+        xgrad::autocast precision(products);  // the products of forward and backward
+        const xgrad::Tensor batch_loss = model->loss(batch.src, batch.tgt_in, batch.tgt_out, s.label_smoothing);
+        if (i + 1 < batches.size()) {  // the ranks' gradients are summed once, after the last batch
+          auto local_only = ddp.no_sync();
+          (batch_loss * static_cast<float>(weight)).backward();
+        } else {
+          (batch_loss * static_cast<float>(weight)).backward();
+        }
+        loss += weight * batch_loss.item();
       }
-      loss += weight * batch_loss.item();
+    } catch (const Error& e) {
+      throw Error(fmt::format("step {}: {}", state.step + 1, e.what()));
     }
     loss = dist::all_reduce(loss);
-    double grad_norm = -1;
-    if (s.clip_norm > 0) grad_norm = xgrad::optim::clip_grad_norm_(parameters, s.clip_norm);
+    // The loss and the gradients' norm, checked every step (the norm is one pass over the
+    // gradients, and the same on every rank): a step that is not finite is left out.
+    const double grad_norm = s.clip_norm > 0 ? xgrad::optim::clip_grad_norm_(parameters, s.clip_norm)
+                                             : xgrad::optim::grad_norm(parameters);
     const double lr = optimizer.lr();
-    optimizer.step();
-    scheduler.step();
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    if (finite) {
+      optimizer.step();
+      scheduler.step();
+      bad_steps = 0;
+    } else {
+      ++bad_steps;
+      ++state.skipped_steps;
+    }
     ++state.step;
 
     xgrad::training::Metrics line = {{"loss", loss},
                                      {"lr", lr},
                                      {"tokens", static_cast<std::int64_t>(tokens)},
-                                     {"epoch", static_cast<std::int64_t>(sampler.epoch())}};
-    if (grad_norm >= 0) line.emplace_back("grad_norm", grad_norm);
+                                     {"epoch", static_cast<std::int64_t>(sampler.epoch())},
+                                     {"grad_norm", grad_norm}};
+    if (state.skipped_steps > 0) line.emplace_back("skipped_steps", state.skipped_steps);
+    if (!finite) {
+      line.emplace_back("skipped", std::int64_t(1));
+      bar.message(fmt::format("warning: step {}: the {} is {}: step skipped, weights and optimizer unchanged ({} in a "
+                              "row; {} stop the run)",
+                              state.step, std::isfinite(loss) ? "gradient norm" : "loss",
+                              non_finite_name(std::isfinite(loss) ? grad_norm : loss), bad_steps, s.max_bad_steps));
+    }
     if (lead) metrics.log("train", state.step, line);
+    if (bad_steps >= s.max_bad_steps) {
+      bar.finish();
+      throw Error(fmt::format("step {}: {} steps in a row had a non-finite loss or gradient norm (--max-bad-steps {}): "
+                              "stopping; try a lower --lr-factor, --clip-norm, or --check-nan to name the op that "
+                              "makes the first NaN or Inf",
+                              state.step, bad_steps, s.max_bad_steps));
+    }
     if (s.max_minutes > 0) {
       // The run ends at the step count or the time limit, whichever comes first: aim the bar
       // (and its ETA) at the step the limit will be reached at, at this process's pace.
@@ -349,7 +396,8 @@ int train_command(TrainSettings s, const std::string& resume_dir, std::optional<
   if (!splits.test.empty()) {
     Checkpoint best = load_checkpoint(s.run_dir);
     const Scores test = evaluate(*best.model, *best.tokenizer, splits.test, splits.test.size(), decoding);
-    metrics.log("test", state.best_step, to_metrics(test.to_json()));
+    // Logged once: a finished run resumed (killed while testing, say) scores the same checkpoint.
+    if (!metrics.has("test", state.best_step)) metrics.log("test", state.best_step, to_metrics(test.to_json()));
     std::printf("test (%zu pairs, checkpoint of step %lld): exact match %.2f%%  BLEU %.2f  chrF %.2f  loss %.3f\n",
                 test.pairs, static_cast<long long>(state.best_step), 100 * test.exact_match, test.bleu, test.chrf,
                 test.loss);

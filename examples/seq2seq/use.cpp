@@ -91,19 +91,28 @@ int translate_command(const std::string& model_path, const DecodeSettings& decod
     lines.push_back(line);
   }
   bool failed = false;
+  std::vector<bool> bad(lines.size(), false);
+  // A line that is not text (invalid UTF-8, a NUL byte) gets a message and an empty output line;
+  // the others are translated. The exit code is then 1.
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (!xgrad::data::valid_utf8(lines[i])) {
-      std::fprintf(stderr, "seq2seq translate: line %zu is not valid UTF-8\n", i + 1);
+    const char* problem = lines[i].find('\0') != std::string::npos ? "holds a NUL byte"
+                          : !xgrad::data::valid_utf8(lines[i])      ? "is not valid UTF-8"
+                                                                    : nullptr;
+    if (problem) {
+      std::fprintf(stderr, "seq2seq translate: line %zu %s: %s (an empty line is written for it)\n", i + 1, problem,
+                   xgrad::printable(lines[i], 60).c_str());
       lines[i].clear();
+      bad[i] = true;
       failed = true;
     }
   }
   std::vector<std::string> problems;
   const std::vector<std::string> out = translate(*checkpoint.model, *checkpoint.tokenizer, lines, decoding, &problems);
-  for (const std::string& problem : problems) {
-    std::fprintf(stderr, "seq2seq translate: input line %s (an empty line is written for it)\n",
-                 problem.substr(problem.find(' ') + 1).c_str());
-    if (problem.find("empty") == std::string::npos) failed = true;
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    if (problems[i].empty() || bad[i]) continue;  // translated, or already reported
+    std::fprintf(stderr, "seq2seq translate: line %zu: %s (an empty line is written for it)\n", i + 1,
+                 problems[i].c_str());
+    if (!lines[i].empty()) failed = true;  // an empty input line gives an empty line, as asked
   }
   for (const std::string& translation : out) std::printf("%s\n", translation.c_str());
   return failed ? 1 : 0;
