@@ -35,13 +35,38 @@ std::vector<std::pair<double, double>> thin(const std::vector<std::pair<double, 
 
 MetricsLog::MetricsLog(std::string path) : path_(std::move(path)) {}
 
+void MetricsLog::Series::add(double step, double value) {
+  step_sum += step;
+  value_sum += value;
+  if (++pending < weight) return;
+  points.emplace_back(step_sum / double(weight), value_sum / double(weight));
+  step_sum = value_sum = 0;
+  pending = 0;
+  if (points.size() < 2 * kKept) return;
+  // Full: every two neighbours become their mean, and each point stands for twice as many.
+  for (std::size_t i = 0; i < kKept; ++i) {
+    points[i] = {(points[2 * i].first + points[2 * i + 1].first) / 2,
+                 (points[2 * i].second + points[2 * i + 1].second) / 2};
+  }
+  points.resize(kKept);
+  weight *= 2;
+}
+
+void MetricsLog::remember(const std::string& kind, std::int64_t step,
+                          const std::vector<std::pair<std::string, double>>& numbers) {
+  last_step_[kind] = step;
+  for (const auto& [name, value] : numbers) series_[{kind, name}].add(double(step), value);
+}
+
 void MetricsLog::start() {
   utils::write_file_atomically(path_, "", "MetricsLog");
-  lines_.clear();
+  series_.clear();
+  last_step_.clear();
 }
 
 std::size_t MetricsLog::resume_at(std::int64_t step) {
-  lines_.clear();
+  series_.clear();
+  last_step_.clear();
   std::ifstream in(path_);
   std::string text, kept;
   std::size_t dropped = 0;
@@ -54,32 +79,32 @@ std::size_t MetricsLog::resume_at(std::int64_t step) {
       ++dropped;
       continue;
     }
-    Line line{j.at("kind").get<std::string>(), j.at("step").get<std::int64_t>(), {}};
+    std::vector<std::pair<std::string, double>> numbers;
     for (const auto& [name, value] : j.items()) {
-      if (value.is_number() && name != "step") line.numbers.emplace_back(name, value.get<double>());
+      if (value.is_number() && name != "step") numbers.emplace_back(name, value.get<double>());
     }
-    lines_.push_back(std::move(line));
+    remember(j.at("kind").get<std::string>(), j.at("step").get<std::int64_t>(), numbers);
     kept += text + "\n";
   }
   utils::write_file_atomically(path_, kept, "MetricsLog");
   return dropped;
 }
 
-bool MetricsLog::has(const std::string& kind, std::int64_t step) const {
-  return std::any_of(lines_.begin(), lines_.end(),
-                     [&](const Line& line) { return line.kind == kind && line.step == step; });
+bool MetricsLog::latest_is(const std::string& kind, std::int64_t step) const {
+  const auto it = last_step_.find(kind);
+  return it != last_step_.end() && it->second == step;
 }
 
 void MetricsLog::log(const std::string& kind, std::int64_t step, const Metrics& values) {
   Json j = Json::object();
-  Line line{kind, step, {}};
+  std::vector<std::pair<std::string, double>> numbers;
   for (const auto& [name, value] : values) {
     if (const auto* i = std::get_if<std::int64_t>(&value)) {
       j[name] = *i;
-      line.numbers.emplace_back(name, double(*i));
+      numbers.emplace_back(name, double(*i));
     } else if (const auto* d = std::get_if<double>(&value)) {
       j[name] = std::isfinite(*d) ? Json(*d) : Json(nullptr);
-      if (std::isfinite(*d)) line.numbers.emplace_back(name, *d);
+      if (std::isfinite(*d)) numbers.emplace_back(name, *d);
     } else {
       j[name] = std::get<std::string>(value);
     }
@@ -87,7 +112,7 @@ void MetricsLog::log(const std::string& kind, std::int64_t step, const Metrics& 
   j["kind"] = kind;
   j["step"] = step;
   append(j.dump() + "\n");
-  lines_.push_back(std::move(line));
+  remember(kind, step, numbers);
 }
 
 void MetricsLog::append(const std::string& text) {
@@ -98,13 +123,11 @@ void MetricsLog::append(const std::string& text) {
 }
 
 std::vector<std::pair<double, double>> MetricsLog::series(const std::string& kind, const std::string& name) const {
-  std::vector<std::pair<double, double>> points;
-  for (const Line& line : lines_) {
-    if (line.kind != kind) continue;
-    for (const auto& [key, value] : line.numbers) {
-      if (key == name) points.emplace_back(double(line.step), value);
-    }
-  }
+  const auto it = series_.find({kind, name});
+  if (it == series_.end()) return {};
+  const Series& s = it->second;
+  std::vector<std::pair<double, double>> points = s.points;
+  if (s.pending > 0) points.emplace_back(s.step_sum / double(s.pending), s.value_sum / double(s.pending));
   return points;
 }
 

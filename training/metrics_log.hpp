@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <variant>
@@ -37,21 +38,29 @@ class MetricsLog {
   /// numbers are written as null. Throws xgrad::Error naming the file if it cannot be written.
   void log(const std::string& kind, std::int64_t step, const Metrics& values);
 
-  /// Whether a line of `kind` at `step` was kept by resume_at() or logged since.
-  bool has(const std::string& kind, std::int64_t step) const;
+  /// Whether the latest line of `kind` (kept by resume_at() or logged since) is at `step`.
+  bool latest_is(const std::string& kind, std::int64_t step) const;
 
-  /// The (step, value) points of every line of `kind` that has a number named `name`, in order.
+  /// The (step, value) points of the lines of `kind` that have a number named `name`, in order:
+  /// each one line's, up to 2048 of them; beyond, means of 2, 4, 8... consecutive lines, so that
+  /// the log's memory stays flat however long the run (the file keeps every line).
   std::vector<std::pair<double, double>> series(const std::string& kind, const std::string& name) const;
 
  private:
-  struct Line {
-    std::string kind;
-    std::int64_t step;
-    std::vector<std::pair<std::string, double>> numbers;
+  /// One metric's points: at most 2 * kKept, each the mean of `weight` consecutive values.
+  struct Series {
+    static constexpr std::size_t kKept = 1024;
+    std::vector<std::pair<double, double>> points;
+    std::size_t weight = 1;
+    double step_sum = 0, value_sum = 0;  // the values not yet making a whole point
+    std::size_t pending = 0;
+    void add(double step, double value);
   };
   void append(const std::string& text);
+  void remember(const std::string& kind, std::int64_t step, const std::vector<std::pair<std::string, double>>& numbers);
   std::string path_;
-  std::vector<Line> lines_;
+  std::map<std::pair<std::string, std::string>, Series> series_;  // by (kind, name)
+  std::map<std::string, std::int64_t> last_step_;                // by kind
 };
 
 /// One curve of a chart: the values named `name` of the lines of `kind`, times `scale`.

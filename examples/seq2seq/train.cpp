@@ -11,6 +11,8 @@
 #include <iostream>
 #include <memory>
 
+#include <sys/resource.h>
+
 #include <fmt/format.h>
 
 #include <xgrad/autograd/autograd.hpp>
@@ -59,6 +61,13 @@ xgrad::training::Metrics to_metrics(const Json& object) {
   return values;
 }
 
+/// The process's peak resident memory so far, in MiB (Linux reports it in KiB).
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;
+}
+
 const char* non_finite_name(double value) { return std::isnan(value) ? "NaN" : value > 0 ? "inf" : "-inf"; }
 
 std::size_t parameter_count(const xgrad::nn::Module& model) {
@@ -105,6 +114,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, const TrainOve
   if (overrides.max_minutes) s.max_minutes = *overrides.max_minutes;
   if (overrides.max_bad_steps) s.max_bad_steps = *overrides.max_bad_steps;
   if (overrides.check_nan) s.check_nan = true;
+  s.validate();
   const fs::path run(s.run_dir);
   const xgrad::training::RunFolder run_folder(s.run_dir);
   // One process trains a run at a time (rank 0 of a data-parallel run holds the lock).
@@ -266,7 +276,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, const TrainOve
   model->train();
   std::size_t bad_steps = 0;  // consecutive steps skipped for a non-finite loss or gradient
   // A run resumed from the checkpoint its last validation saved need not validate it again.
-  bool validated = resuming && dist::all_reduce(lead && metrics.has("valid", state.step) ? 1.0 : 0.0,
+  bool validated = resuming && dist::all_reduce(lead && metrics.latest_is("valid", state.step) ? 1.0 : 0.0,
                                                  dist::ReduceOp::max) > 0;
   bool reached = false;
   std::string stop_reason = fmt::format("{} steps done", s.steps);
@@ -333,7 +343,8 @@ int train_command(TrainSettings s, const std::string& resume_dir, const TrainOve
                                      {"lr", lr},
                                      {"tokens", static_cast<std::int64_t>(tokens)},
                                      {"epoch", static_cast<std::int64_t>(sampler.epoch())},
-                                     {"grad_norm", grad_norm}};
+                                     {"grad_norm", grad_norm},
+                                     {"peak_rss_mib", peak_rss_mib()}};
     if (state.skipped_steps > 0) line.emplace_back("skipped_steps", state.skipped_steps);
     if (!finite) {
       line.emplace_back("skipped", std::int64_t(1));
@@ -397,7 +408,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, const TrainOve
     Checkpoint best = load_checkpoint(s.run_dir);
     const Scores test = evaluate(*best.model, *best.tokenizer, splits.test, splits.test.size(), decoding);
     // Logged once: a finished run resumed (killed while testing, say) scores the same checkpoint.
-    if (!metrics.has("test", state.best_step)) metrics.log("test", state.best_step, to_metrics(test.to_json()));
+    if (!metrics.latest_is("test", state.best_step)) metrics.log("test", state.best_step, to_metrics(test.to_json()));
     std::printf("test (%zu pairs, checkpoint of step %lld): exact match %.2f%%  BLEU %.2f  chrF %.2f  loss %.3f\n",
                 test.pairs, static_cast<long long>(state.best_step), 100 * test.exact_match, test.bleu, test.chrf,
                 test.loss);

@@ -77,3 +77,32 @@ TEST_CASE("draw_curves draws the log's series into an SVG file, and names a file
   CHECK(text.str().find("exact match %") != std::string::npos);
   CHECK_THROWS_AS(training::draw_curves(log, scratch.file("missing/dir/curves.svg"), {{"Loss", "", {}, false}}), Error);
 }
+
+TEST_CASE("MetricsLog keeps a bounded summary of a long run: means of consecutive lines, in order") {
+  const TempDir scratch("metrics_log");
+  training::MetricsLog log(scratch.file("metrics.jsonl"));
+  log.start();
+  const int steps = 10000;
+  for (int step = 1; step <= steps; ++step) log.log("train", step, {{"loss", 2.0 * step}});
+  CHECK(lines_of(log.path()).size() == steps);  // the file keeps every line
+  const auto points = log.series("train", "loss");
+  CHECK(points.size() <= 2048);
+  CHECK(points.size() >= 1024);
+  // Each point is the mean of a window of consecutive lines: value = 2 * step still holds, the
+  // windows follow each other, and together they cover steps 1..10000.
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    CAPTURE(i);
+    CHECK(points[i].second == doctest::Approx(2.0 * points[i].first));
+    if (i > 0) CHECK(points[i].first > points[i - 1].first);
+  }
+  CHECK(points.front().first < 10);
+  CHECK(points.back().first > steps - 10);
+  CHECK(log.latest_is("train", steps));
+  CHECK_FALSE(log.latest_is("train", steps - 1));
+  CHECK_FALSE(log.latest_is("valid", steps));
+
+  // A resume rebuilds the same summary from the file.
+  training::MetricsLog resumed(log.path());
+  resumed.resume_at(steps);
+  CHECK(resumed.series("train", "loss") == points);
+}
