@@ -86,6 +86,23 @@ void TransformerConfig::validate() const {
   }
   if (!(dropout >= 0.f && dropout < 1.f)) fail(fmt::format("dropout must be in [0, 1), got {}", dropout));
   if (max_len == 0) fail("max_len must be positive");
+  // Bounds far beyond any model trained on a CPU, so that a hostile configuration is an error
+  // here rather than an allocation of terabytes.
+  constexpr std::size_t kMaxWidth = std::size_t(1) << 17, kMaxLayers = 1024, kMaxLen = std::size_t(1) << 20,
+                        kMaxVocab = std::size_t(1) << 24;
+  if (d_model > kMaxWidth || dim_feedforward > kMaxWidth || nhead > kMaxWidth) {
+    fail(fmt::format("d_model {}, dim_feedforward {} and nhead {} must each be at most {}", d_model, dim_feedforward,
+                     nhead, kMaxWidth));
+  }
+  if (dim_feedforward == 0) fail("dim_feedforward must be positive");
+  if (num_encoder_layers > kMaxLayers || num_decoder_layers > kMaxLayers) {
+    fail(fmt::format("num_encoder_layers {} and num_decoder_layers {} must each be at most {}", num_encoder_layers,
+                     num_decoder_layers, kMaxLayers));
+  }
+  if (max_len > kMaxLen) fail(fmt::format("max_len {} must be at most {}", max_len, kMaxLen));
+  if (src_vocab > kMaxVocab || tgt_vocab > kMaxVocab) {
+    fail(fmt::format("src_vocab {} and tgt_vocab {} must each be at most {}", src_vocab, tgt_vocab, kMaxVocab));
+  }
   if (tie_embeddings && src_vocab != tgt_vocab) {
     fail(fmt::format("tie_embeddings needs one vocabulary, got src_vocab {} and tgt_vocab {}", src_vocab, tgt_vocab));
   }

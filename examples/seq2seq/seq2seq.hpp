@@ -77,7 +77,11 @@ struct TrainSettings {
   bool check_nan = false;
 
   Json to_json() const;
+  /// Reads args.json's object; throws xgrad::Error for a missing section, a value of the wrong
+  /// type or one out of its range (validate()).
   static TrainSettings from_json(const Json& j);
+  /// Throws xgrad::Error naming the first setting out of its range.
+  void validate() const;
   /// The settings saved in `run_dir`/args.json, or nothing when there is no such file.
   static std::optional<TrainSettings> load(const std::string& run_dir);
   /// Writes them to `run_dir`/args.json, atomically.

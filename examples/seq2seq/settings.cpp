@@ -2,6 +2,7 @@
 // as the JSON saved in a run folder.
 #include "seq2seq.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -144,7 +145,44 @@ TrainSettings TrainSettings::from_json(const Json& j) {
   } catch (const Json::exception& e) {
     throw xgrad::Error(fmt::format("args.json: {}", xgrad::printable(e.what())));
   }
+  s.validate();
   return s;
+}
+
+void TrainSettings::validate() const {
+  auto fail = [](const std::string& problem) { throw xgrad::Error("training settings: " + problem); };
+  auto positive = [&](const char* name, double value) {
+    if (!(value > 0) || !std::isfinite(value)) fail(fmt::format("{} must be a positive number, not {}", name, value));
+  };
+  positive("batch_tokens", double(data.batch_tokens));
+  positive("lr_factor", lr_factor);
+  positive("warmup", double(warmup));
+  positive("eps", eps);
+  positive("accumulate", double(accumulate));
+  positive("valid_every", double(valid_every));
+  positive("max_bad_steps", double(max_bad_steps));
+  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
+    fail(fmt::format("betas must be in [0, 1), not ({}, {})", beta1, beta2));
+  }
+  if (!(label_smoothing >= 0 && label_smoothing <= 1)) {
+    fail(fmt::format("label_smoothing must be in [0, 1], not {}", label_smoothing));
+  }
+  if (!(clip_norm >= 0) || !std::isfinite(clip_norm)) fail(fmt::format("clip_norm must be >= 0, not {}", clip_norm));
+  if (!(max_minutes >= 0) || !std::isfinite(max_minutes)) {
+    fail(fmt::format("max_minutes must be >= 0, not {}", max_minutes));
+  }
+  if (!std::isfinite(stop_at)) fail(fmt::format("stop_at must be a finite number, not {}", stop_at));
+  if (threads < 0 || threads > 4096) fail(fmt::format("threads must be in 0..4096, not {}", threads));
+  if (precision != "fp32" && precision != "bf16") fail(fmt::format("precision must be fp32 or bf16, not '{}'",
+                                                                   xgrad::printable(precision)));
+  if (embedding_init != "scaled" && embedding_init != "unit") {
+    fail(fmt::format("embedding_init must be scaled or unit, not '{}'", xgrad::printable(embedding_init)));
+  }
+  if (!best_metric.empty() && best_metric != "exact_match" && best_metric != "bleu" && best_metric != "chrf" &&
+      best_metric != "loss") {
+    fail(fmt::format("best_metric must be exact_match, bleu, chrf or loss, not '{}'", xgrad::printable(best_metric)));
+  }
+  if (data.spm_vocab > (std::size_t(1) << 24)) fail(fmt::format("spm_vocab {} is beyond 2^24", data.spm_vocab));
 }
 
 std::optional<TrainSettings> TrainSettings::load(const std::string& run_dir) {
