@@ -4,6 +4,7 @@
 # targets given as arguments (with what they need), or everything.
 #
 #   scripts/setup.sh [TARGET...]        e.g. scripts/setup.sh seq2seq
+#   XGRAD_SETUP_INSTALL_ONLY=1 scripts/setup.sh    installs the packages, builds nothing
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +29,7 @@ install_packages() {
 }
 
 install_packages
+[ "${XGRAD_SETUP_INSTALL_ONLY:-0}" = 1 ] && exit 0
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
 targets=()
 for target in "$@"; do targets+=(--target "$target"); done
