@@ -373,6 +373,15 @@ TEST_CASE("rejected: malformed JSON, a header that is not an object, bad metadat
   check_rejected(file_bytes(""), "malformed JSON header");
   check_rejected(file_bytes(Bytes("{}\0 ", 4)), "malformed JSON header: a NUL byte at header byte 2");
   check_rejected(file_bytes("{\"\xff\":1}"), "malformed JSON header");  // not UTF-8
+  {
+    // The message shows the bad byte escaped, never raw.
+    TempDir dir("safetensors");
+    const std::string message = error_for(dir, file_bytes("{\"ok\xff\xfe\":1}"));
+    INFO("message: ", message);
+    CHECK(message.find("\\xff") != std::string::npos);
+    CHECK(message.find('\xff') == std::string::npos);
+    CHECK(message.find('\xfe') == std::string::npos);
+  }
   check_rejected(file_bytes("[1,2]"), "the header is a JSON array, expected an object");
   check_rejected(file_bytes(R"({"__metadata__":{"format":"pt","epoch":3}})"),
                  "metadata key 'epoch' has a JSON number value, expected a string");
