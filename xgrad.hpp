@@ -13,3 +13,4 @@
 #include <xgrad/distributed/data_parallel.hpp>
 #include <xgrad/distributed/distributed.hpp>
 #include <xgrad/training/run_folder.hpp>
+#include <xgrad/training/run_lock.hpp>

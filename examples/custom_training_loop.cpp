@@ -10,6 +10,7 @@
 #include <xgrad/data/tokenizer.hpp>
 #include <xgrad/training/metrics_log.hpp>
 #include <xgrad/training/run_folder.hpp>
+#include <xgrad/training/run_lock.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -39,6 +40,8 @@ double exact_match(const models::Transformer& model, const Tokenizer& tokenizer,
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::stoi(argv[1]) : 1500;
   const training::RunFolder run(argc > 2 ? argv[2] : "runs/reverse");
+  const training::RunLock lock(run.dir());  // one process per run folder, for this one's life
+  run.remove_leftovers();                   // of a process killed while it wrote
   manual_seed(0);
 
   // Data: a built-in task, a character vocabulary, and batches of about 2000 padded tokens.
