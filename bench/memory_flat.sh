@@ -24,9 +24,9 @@ early=$((steps / 10))
 cmake --build "$build" --target seq2seq -j "$(nproc)" > /dev/null
 run=$(mktemp -d "${TMPDIR:-/tmp}/xgrad_memory_flat_XXXXXX")
 trap 'rm -rf "$run"' EXIT
-echo "memory_flat: $("$build/bin/seq2seq" --help > /dev/null; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 "$build/bin/seq2seq" train --task "$task" --model tiny --steps "$steps" --valid-every 500 --valid-decode 100 \
-  --warmup 400 --threads 1 --d-model 32 --heads 2 --layers 1 --ff 64 --train-size 2000 --run-dir "$run/run" "$@" 2>&1 | tr '\r' '\n' | grep -E '^seq2seq: (kernels|stopped)' || true
+  --warmup 400 --threads 1 --d-model 32 --heads 2 --layers 1 --ff 64 --train-size 2000 --run-dir "$run/run" "$@" \
+  2>&1 | tr '\r' '\n' | grep -E '^seq2seq: (kernels|stopped)' || true
 # Each train line: {...,"kind":"train",...,"peak_rss_mib":X,"step":N,...}
 sed -n 's/.*"kind":"train".*"peak_rss_mib":\([0-9.e+]*\),"step":\([0-9]*\).*/\2 \1/p' "$run/run/metrics.jsonl" |
   awk -v early="$early" '$1 == early { a = $2 } { b = $2; last = $1 }
