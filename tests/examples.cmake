@@ -14,6 +14,11 @@ foreach(example IN ITEMS regression custom_layer custom_training_loop)
     # One thread: the same numbers on every machine, so the result does not depend on the core count.
     set_tests_properties(examples.${example} PROPERTIES TIMEOUT 600 ENVIRONMENT OMP_NUM_THREADS=1)
   endif()
+  if(TARGET ${example} AND example STREQUAL "custom_training_loop")
+    # 1,500 steps to show it learns: the label lets the sanitized suite leave out this long run
+    # (custom_training_loop_resume runs the same code for 40 steps there).
+    set_tests_properties(examples.${example} PROPERTIES LABELS learning)
+  endif()
 endforeach()
 
 # The custom loop's run folder resumes exactly: 20 steps then on to 40 equal 40 in one go.
