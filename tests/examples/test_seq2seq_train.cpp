@@ -16,6 +16,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -293,6 +294,29 @@ TEST_CASE("seq2seq: bad input gives a clear message and a non-zero exit code") {
       run("train --train " + tsv.string() + " --valid " + tsv.string() + " --run-dir " + (dir / "r2").string());
   CHECK(unusable.status == 1);
   CHECK(unusable.output.find("pairs.tsv") != std::string::npos);
+
+  // Corpora that are not files of text: a FIFO nobody writes to (refused, not waited on), a
+  // folder, a binary file; and a hand-edited args.json out of range, on --resume.
+  const std::string fifo = scratch.file("pipe.tsv");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string binary = scratch.write("model.bin", std::string("\x7f" "ELF\0\0\0\tx\ty\n", 12));
+  const std::string good_tsv = scratch.write("good.tsv", "a b\tb a\n");
+  for (const auto& [corpus, expected] :
+       {std::pair<std::string, std::string>{fifo, "is a FIFO (named pipe), expected a regular file"},
+        {dir.string(), "is a folder, expected a regular file"},
+        {binary, "looks like a binary file (a NUL byte at offset 4)"}}) {
+    CAPTURE(corpus);
+    const Result refused = run("train --train " + corpus + " --valid " + good_tsv + " --run-dir " +
+                               (dir / "r3").string());
+    CHECK(refused.status == 1);
+    CHECK(refused.output.find(expected) != std::string::npos);
+  }
+  nlohmann::json args = nlohmann::json::parse(std::ifstream(good / "args.json"));
+  args["warmup"] = -5;
+  std::ofstream(good / "args.json") << args.dump();
+  const Result edited = run("train --resume " + good.string());
+  CHECK(edited.status == 1);
+  CHECK(edited.output.find("training settings: warmup must be a positive number, not -5") != std::string::npos);
 }
 
 TEST_CASE("seq2seq on a TSV corpus with SentencePiece subwords: export, train, eval, translate") {
