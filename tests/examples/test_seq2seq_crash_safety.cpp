@@ -238,7 +238,8 @@ TEST_CASE("seq2seq train killed at 20 random moments resumes each time, and ends
   CHECK(got.torn == 0);
   CHECK(got.duplicates == 0);
   REQUIRE(got.train_loss.size() == expected.train_loss.size());
-  for (const auto& [step, loss] : expected.train_loss) {
+  for (const auto& [at, loss] : expected.train_loss) {
+    const long step = at;
     CAPTURE(step);
     CHECK(got.train_loss.at(step) == loss);  // bit-identical
   }

@@ -159,7 +159,8 @@ TEST_CASE("seq2seq train --resume continues bit-identically") {
   const auto resumed = train_losses(dir / "split");
   REQUIRE(expected.size() == 10);
   REQUIRE(resumed.size() == 10);
-  for (const auto& [step, loss] : expected) {
+  for (const auto& [at, loss] : expected) {
+    const long step = at;  // a copy: Clang's lambdas (CAPTURE) cannot name a structured binding
     CAPTURE(step);
     CHECK(resumed.at(step) == loss);  // bit for bit
   }
@@ -301,10 +302,11 @@ TEST_CASE("seq2seq: bad input gives a clear message and a non-zero exit code") {
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   const std::string binary = scratch.write("model.bin", std::string("\x7f" "ELF\0\0\0\tx\ty\n", 12));
   const std::string good_tsv = scratch.write("good.tsv", "a b\tb a\n");
-  for (const auto& [corpus, expected] :
+  for (const auto& [path, expected] :
        {std::pair<std::string, std::string>{fifo, "is a FIFO (named pipe), expected a regular file"},
         {dir.string(), "is a folder, expected a regular file"},
         {binary, "looks like a binary file (a NUL byte at offset 4)"}}) {
+    const std::string corpus = path;
     CAPTURE(corpus);
     const Result refused = run("train --train " + corpus + " --valid " + good_tsv + " --run-dir " +
                                (dir / "r3").string());

@@ -17,8 +17,9 @@ using namespace xgrad;
 TEST_CASE("quantized_linear stays within the documented bound of fp32, on every kind of row") {
   // A few rows (our kernel) and many (the GEMM library's); K a multiple of the vector width or
   // not; enough rows to be spread over the threads.
-  for (const auto& [M, K] :
+  for (const auto& shape :
        std::vector<std::pair<std::size_t, std::size_t>>{{6, 96}, {6, 101}, {40, 96}, {40, 101}, {300, 256}}) {
+    const std::size_t M = shape.first, K = shape.second;
     CAPTURE(M);
     CAPTURE(K);
     Generator generator(7);

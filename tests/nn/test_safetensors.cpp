@@ -647,7 +647,9 @@ TEST_CASE("a writer killed at any step of a write leaves the old file whole") {
   const std::vector<std::pair<std::vector<long>, int>> moments = {
       {{SYS_write}, 1}, {{SYS_write}, 2}, {{SYS_write}, 3}, {{SYS_fsync, SYS_fdatasync}, 1},
       {{SYS_rename, SYS_renameat, SYS_renameat2}, 1}};
-  for (const auto& [calls, occurrence] : moments) {
+  for (const auto& moment : moments) {
+    const auto& calls = moment.first;
+    const int occurrence = moment.second;
     CAPTURE(calls.front());
     CAPTURE(occurrence);
     const std::string outcome = kill_at_syscall(write_new, calls, occurrence);
