@@ -15,6 +15,7 @@
 #include <xgrad/core/generator.hpp>
 #include <xgrad/distributed/distributed.hpp>
 #include <xgrad/nn/safetensors.hpp>
+#include <xgrad/utils/atomic_file.hpp>
 
 namespace xgrad::training {
 
@@ -88,47 +89,49 @@ void RunFolder::commit(const std::string& checkpoint, const TrainingState& state
   if (is_best) replace_link(run / "best", fs::path("checkpoints") / name);
   replace_link(run / "last", fs::path("checkpoints") / name);
 
-  // Keep only what the links point at.
-  const std::set<std::string> kept{link_target(run / "last"), link_target(run / "best")};
-  for (const auto& entry : fs::directory_iterator(run / "checkpoints")) {
-    if (kept.count(entry.path().filename().string()) == 0) fs::remove_all(entry.path());
+  remove_unlinked_checkpoints();
+}
+
+std::set<std::string> RunFolder::linked_checkpoints() const {
+  const fs::path run(dir_);
+  return {link_target(run / "last"), link_target(run / "best")};
+}
+
+std::size_t RunFolder::remove_unlinked_checkpoints(std::error_code* error) const {
+  const std::set<std::string> kept = linked_checkpoints();
+  std::vector<fs::path> unlinked;
+  std::error_code missing;  // no checkpoints/ folder yet: nothing to remove
+  for (const auto& entry : fs::directory_iterator(fs::path(dir_) / "checkpoints", missing)) {
+    if (kept.count(entry.path().filename().string()) == 0) unlinked.push_back(entry.path());
   }
+  for (const fs::path& path : unlinked) error ? fs::remove_all(path, *error) : fs::remove_all(path);
+  return unlinked.size();
 }
 
 std::size_t RunFolder::remove_leftovers() const {
-  const fs::path run(dir_);
-  const std::set<std::string> kept{link_target(run / "last"), link_target(run / "best")};
+  // Temporary files of AtomicFile, and links replace_link() had not yet renamed (".last.tmp").
   auto temporary = [](const fs::path& path) {
     const std::string name = path.filename().string();
-    return name.size() > 1 && name[0] == '.' &&
-           (name.find(".tmp-") != std::string::npos || name.compare(name.size() - 4, 4, ".tmp") == 0);
-  };
-  std::size_t removed = 0;
-  std::error_code error;
-  auto remove = [&](const fs::path& path) {
-    removed += fs::remove_all(path, error) > 0 ? 1 : 0;
+    return utils::AtomicFile::is_temporary_name(name) ||
+           (name.size() >= 4 && name[0] == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0);
   };
   std::vector<fs::path> doomed;
-  for (const auto& entry : fs::directory_iterator(run, error)) {
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(dir_, error)) {
     if (temporary(entry.path())) doomed.push_back(entry.path());
   }
-  for (const auto& entry : fs::directory_iterator(run / "checkpoints", error)) {
-    if (kept.count(entry.path().filename().string()) == 0) {
-      doomed.push_back(entry.path());
-      continue;
-    }
-    for (const auto& file : fs::directory_iterator(entry.path(), error)) {
+  for (const std::string& name : linked_checkpoints()) {
+    if (name.empty()) continue;
+    for (const auto& file : fs::directory_iterator(fs::path(dir_) / "checkpoints" / name, error)) {
       if (temporary(file.path())) doomed.push_back(file.path());
     }
   }
-  for (const fs::path& path : doomed) remove(path);
-  return removed;
+  for (const fs::path& path : doomed) fs::remove_all(path, error);
+  return doomed.size() + remove_unlinked_checkpoints(&error);
 }
 
 void RunFolder::discard_unless_linked(const std::string& checkpoint) const noexcept {
-  const fs::path run(dir_);
-  const std::string name = fs::path(checkpoint).filename().string();
-  if (name == link_target(run / "last") || name == link_target(run / "best")) return;
+  if (linked_checkpoints().count(fs::path(checkpoint).filename().string()) > 0) return;
   std::error_code ignored;
   fs::remove_all(checkpoint, ignored);
 }

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
+#include <system_error>
 #include <string>
 #include <vector>
 
@@ -82,6 +84,11 @@ class RunFolder {
   std::string checkpoint_dir(std::int64_t step) const;  // created, empty of state
   void commit(const std::string& checkpoint, const TrainingState& state, bool is_best) const;
   void discard_unless_linked(const std::string& checkpoint) const noexcept;
+  /// The checkpoint folders `last` and `best` name ("" for a missing link).
+  std::set<std::string> linked_checkpoints() const;
+  /// Removes the checkpoint folders neither link names; returns how many. A failure throws,
+  /// or is put in `*error` when given.
+  std::size_t remove_unlinked_checkpoints(std::error_code* error = nullptr) const;
   std::string dir_;
 };
 

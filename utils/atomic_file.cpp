@@ -20,13 +20,21 @@ namespace {
 constexpr std::uint64_t kMaxTransfer = std::uint64_t(1) << 30;
 }  // namespace
 
+namespace {
+constexpr const char* kTemporaryMark = ".tmp-";
+}  // namespace
+
+bool AtomicFile::is_temporary_name(const std::string& file_name) {
+  return file_name.size() > 1 && file_name[0] == '.' && file_name.find(kTemporaryMark) != std::string::npos;
+}
+
 AtomicFile::AtomicFile(std::string path, std::string context) : path_(std::move(path)), context_(std::move(context)) {
   const std::filesystem::path target(path_);
   folder_ = target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
   std::random_device entropy;
   for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
     const std::string name =
-        fmt::format(".{}.tmp-{}-{:08x}{:08x}", target.filename().string(), ::getpid(), entropy(), entropy());
+        fmt::format(".{}{}{}-{:08x}{:08x}", target.filename().string(), kTemporaryMark, ::getpid(), entropy(), entropy());
     temp_ = (folder_ / name).string();
     fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd_ < 0 && errno != EEXIST) fail("cannot create the temporary file");

@@ -18,6 +18,10 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
   ~AtomicFile();
 
+  /// Whether `file_name` is one of the temporary names AtomicFile gives (".TARGET.tmp-..."): what
+  /// a process killed before commit() leaves behind.
+  static bool is_temporary_name(const std::string& file_name);
+
   void append(const void* data, std::uint64_t bytes);
   void append(const std::string& text) { append(text.data(), text.size()); }
   /// fsync, close, rename over the target, fsync of the folder.

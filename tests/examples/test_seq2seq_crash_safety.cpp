@@ -225,6 +225,7 @@ TEST_CASE("seq2seq train killed at 20 random moments resumes each time, and ends
     fs::remove(run / ".last.tmp");  // a kill may have left one already
     fs::create_directory_symlink("checkpoints/nowhere", run / ".last.tmp");
     fs::create_directories(run / "checkpoints" / "step-9999999");
+    std::ofstream(run / ".x") << "a user's own short dotfile, kept";
   }
   std::string output;
   const std::string last = fresh ? kRun + steps + " --run-dir " + run.string() : "train --resume " + run.string();
@@ -234,6 +235,7 @@ TEST_CASE("seq2seq train killed at 20 random moments resumes each time, and ends
   check_checkpoint(run / "best");
   CHECK(leftovers(run).empty());
   CHECK_FALSE(fs::exists(run / "checkpoints" / "step-9999999"));
+  CHECK(fresh == !fs::exists(run / ".x"));
   const Metrics got = read_metrics(run);
   CHECK(got.torn == 0);
   CHECK(got.duplicates == 0);
