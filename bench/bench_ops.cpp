@@ -1,11 +1,12 @@
 // Op benchmarks, one line per measurement (the median of several repetitions after warm-up):
 // - matmul forward and forward+backward in GFLOP/s, beside the plain GEMM (kernels::gemm) on the
 //   same shapes (into preallocated buffers) and the ratio;
-// - softmax, layer_norm and cross_entropy forward and forward+backward in effective GB/s, beside
+// - softmax, layer_norm, cross_entropy and dropout forward and forward+backward in effective GB/s, beside
 //   a copy of the same bytes (memcpy into a preallocated buffer). Bytes: every array the maths
 //   reads or writes, once per pass: softmax and layer norm read x and write y forward (2 arrays),
 //   read y or x and dy and write dx backward (3 more); cross-entropy reads the logits forward
-//   (1), reads them and writes their gradient backward (2 more).
+//   (1), reads them and writes their gradient backward (2 more); dropout (p 0.1) reads x and
+//   writes y and a byte mask forward (2.25), reads dy and the mask and writes dx backward (2.25 more).
 // Every op allocates its output. xgrad's caching allocator hands it the block the previous run
 // freed (a warm cache, as in training from the second step on); with the cache emptied before
 // every run, each output is a fresh block from the system whose pages fault in on first touch
@@ -194,6 +195,8 @@ void run_suite() {
   Indices targets = Indices::from_shape({1024});
   for (auto& target : targets) target = static_cast<std::int64_t>(generator.integer(1000));
   bench_rowwise("cross_entropy", {1024, 1000}, [&](const Tensor& x) { return cross_entropy(x, targets); }, 1, 3);
+  // The feed-forward layer's dropout: x read, y and a byte mask written; dy and the mask read, dx written.
+  bench_rowwise("dropout", {1024, 1024}, [&](const Tensor& x) { return dropout(x, 0.1f, true, generator); }, 2.25, 4.5);
 }
 
 }  // namespace

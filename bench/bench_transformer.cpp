@@ -2,7 +2,8 @@
 // source and target, a TransformerConfig preset ("small": d 256, 8 heads, 3+3 layers, d_ff 1024),
 // dropout 0.1, batch 32, source and target length 32.
 //   bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--precision fp32|bf16]
-//                                                                      one training step
+//                     [--length N]                                     one training step
+//     (--length: source and target length N instead of 32, for attention's share and memory)
 //     (--profile: also the time per op, forward and backward, on stderr)
 //   bench_transformer --decode [--threads N] [--model small|base] [--precision fp32|int8|bf16]
 //                                                                      greedy and beam decoding
@@ -82,21 +83,23 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // --- training -------------------------------------------------------------------------------------
 
-void train(const std::string& model_name, int threads, int steps, bool profile, const std::string& precision) {
+void train(const std::string& model_name, int threads, int steps, bool profile, const std::string& precision,
+           std::size_t length) {
   autocast products(precision_from_name(precision));  // bf16: the step's products take bf16 inputs
   models::TransformerConfig config = models::TransformerConfig::preset(model_name, kVocab, kVocab);
   config.dropout = 0.1f;
+  config.max_len = std::max(config.max_len, length + 1);
   Generator generator(0);
   models::Transformer model(config, generator);
   model.train();
   optim::Adam adam(model.parameters(), optim::AdamOptions(1e-4));
 
   // Token ids in [1, V): no padding, as in the peer. tgt (B, T+1): input [0, T), target [1, T].
-  Indices src = Indices::from_shape({kBatch, kSrcLen}), tgt = Indices::from_shape({kBatch, kTgtLen + 1});
+  Indices src = Indices::from_shape({kBatch, length}), tgt = Indices::from_shape({kBatch, length + 1});
   for (auto& id : src) id = 1 + static_cast<std::int64_t>(generator.integer(kVocab - 1));
   for (auto& id : tgt) id = 1 + static_cast<std::int64_t>(generator.integer(kVocab - 1));
-  Indices tgt_in = xt::view(tgt, xt::all(), xt::range(0, kTgtLen));
-  Indices tgt_out = xt::view(tgt, xt::all(), xt::range(1, kTgtLen + 1));
+  Indices tgt_in = xt::view(tgt, xt::all(), xt::range(0, length));
+  Indices tgt_out = xt::view(tgt, xt::all(), xt::range(1, length + 1));
 
   std::unique_ptr<Profiler> profiler;
   auto mark = [&](const char* what) {
@@ -122,13 +125,13 @@ void train(const std::string& model_name, int threads, int steps, bool profile, 
   const double seconds = seconds_since(start) / steps, cpu = (cpu_seconds() - cpu_start) / steps;
   const double faults = static_cast<double>(minor_faults() - faults_start) / steps;
   const double misses = static_cast<double>(memory_cache_misses() - misses_start) / steps;
-  const double gflop = total_flops(step_gemms(config, kBatch, kSrcLen, kTgtLen)) * 1e-9;
+  const double gflop = total_flops(step_gemms(config, kBatch, length, length)) * 1e-9;
   std::printf("{\"impl\":\"xgrad\",\"mode\":\"train\",\"precision\":\"%s\",\"model\":\"%s\",\"threads\":%d,\"V\":%zu,\"D\":%zu,\"H\":%zu,"
               "\"L\":%zu,\"FF\":%zu,\"B\":%zu,\"S\":%zu,\"steps\":%d,\"step_ms\":%.1f,\"cpu_ms\":%.1f,\"tokens_per_s\":%.0f,"
               "\"gflop_per_step\":%.2f,\"gflop_per_s\":%.1f,\"minor_faults_per_step\":%.0f,"
               "\"cache_misses_per_step\":%.1f,\"loss\":%.4f,\"reserved_mb\":%.1f,\"peak_rss_mb\":%.1f}\n",
               precision.c_str(), model_name.c_str(), threads, kVocab, config.d_model, config.nhead, config.num_encoder_layers,
-              config.dim_feedforward, kBatch, kSrcLen, steps, seconds * 1e3, cpu * 1e3, kBatch * kTgtLen / seconds, gflop,
+              config.dim_feedforward, kBatch, length, steps, seconds * 1e3, cpu * 1e3, kBatch * length / seconds, gflop,
               gflop / seconds, faults, misses, loss, memory_reserved() / 1048576.0, peak_rss_mb());
   if (profiler) std::fprintf(stderr, "per step, %d steps:\n%s", steps, profiler->table(steps).c_str());
 }
@@ -259,14 +262,14 @@ void sgemm_ceiling(const std::string& model_name, int max_threads) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--precision fp32|bf16|int8] [--decode | --sgemm]\n");
+  std::fprintf(stderr, "usage: bench_transformer [--threads N] [--steps N] [--model small|base] [--profile] [--precision fp32|bf16|int8] [--length N] [--decode | --sgemm]\n");
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = get_num_threads(), steps = 10;
+  int threads = get_num_threads(), steps = 10, length = static_cast<int>(kSrcLen);
   std::string model = "small", mode = "train", precision = "fp32";
   bool profile = false;
   for (int i = 1; i < argc; ++i) {
@@ -278,15 +281,16 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--precision") && has_value) precision = argv[++i];
     else if (!std::strcmp(argv[i], "--sgemm")) mode = "sgemm";
     else if (!std::strcmp(argv[i], "--profile")) profile = true;
+    else if (!std::strcmp(argv[i], "--length") && has_value) length = std::atoi(argv[++i]);
     else return usage();
   }
-  if (threads < 1 || steps < 1 || (model != "small" && model != "base")) return usage();
+  if (threads < 1 || steps < 1 || length < 1 || (length != static_cast<int>(kSrcLen) && mode != "train") || (model != "small" && model != "base")) return usage();
   if (precision != "fp32" && precision != "int8" && precision != "bf16") return usage();
   if (precision == "int8" && mode != "decode") return usage();
   set_num_threads(threads);
   std::cout << runtime_info() << std::endl;  // the first line: what runs (compare.sh keeps it)
   if (precision != "fp32") std::cerr << runtime_info().precision_summary() << std::endl;
-  if (mode == "train") train(model, threads, steps, profile, precision);
+  if (mode == "train") train(model, threads, steps, profile, precision, static_cast<std::size_t>(length));
   else if (mode == "decode") decode(model, threads, precision);
   else sgemm_ceiling(model, threads);
 }

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include <xgrad/core/philox.hpp>
+
 namespace xgrad {
 
 /// A Mersenne Twister, MT19937-64: the numbers of std::mt19937_64 for the same seed, and its state
@@ -32,6 +34,9 @@ class Generator {
   static std::uint32_t uniform_threshold(float p) {
     return static_cast<std::uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0));
   }
+  /// A counter-based stream keyed by the next 64-bit draw: one draw of this generator however
+  /// long the stream, whose draws any thread can make in any order (dropout masks).
+  PhiloxStream philox_stream() { return PhiloxStream{next()}; }
   /// Uniform in [low, high).
   float uniform(float low, float high) { return low + (high - low) * uniform(); }
   /// Standard normal, Box-Muller on two uniforms.

@@ -1,6 +1,7 @@
 // Attention per (batch, head): scores, masks, softmax and dropout in one (T, S) block of the
 // thread's, products by small_gemm on the heads in place (a head's K or V transposed into a
-// scratch block where the product wants it so); up to four queries (a decoding step) by dot
+// scratch block where the product wants it so); the backward makes the block again from the
+// forward's row statistics. Up to four queries without a backward (a decoding step) go by dot
 // products and row updates, which read K and V once.
 #include <xgrad/kernels/attention.hpp>
 
@@ -8,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include <xgrad/kernels/dropout.hpp>
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/row_sums.hpp>
 #include <xgrad/kernels/simd.hpp>
@@ -84,26 +86,73 @@ void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t
   }
 }
 
-/// Per-thread scratch of one (batch, head): a transposed K or V (max(dk, dv), S) and a (T, S) block.
+/// Per-thread scratch of one (batch, head): a transposed K or V (max(dk, dv), S), and (T, S)
+/// blocks for the weights, dropout's multipliers, the weights after dropout and dP.
 struct Scratch {
-  std::vector<float> transposed, block;
-  explicit Scratch(const AttentionShape& d) : transposed(std::max(d.dk, d.dv) * d.S), block(d.T * d.S) {}
+  std::vector<float> transposed, probs, keep, weights, grad;
+  Scratch(const AttentionShape& d, bool dropout, bool backward)
+      : transposed(std::max(d.dk, d.dv) * d.S),
+        probs(d.T * d.S),
+        keep(dropout ? d.T * d.S : 0),
+        weights(dropout ? d.T * d.S : 0),
+        grad(backward ? d.T * d.S : 0) {}
 };
+
+/// The softmax's input of (batch, head) bh into P (T, S): scale Q K^T plus the masks, a masked key
+/// -inf. The forward and the backward both make it here, so that the backward's is the forward's.
+void score_block(const AttentionShape& d, float scale, const float* q, const float* k, const AttentionMasks& masks,
+                 std::size_t bh, float* KT, float* P) {
+  const std::size_t b = bh / d.H, h = bh % d.H;
+  const float* Q = q + b * d.T * d.q_ld() + h * d.dk;         // (T, dk), row stride H*dk
+  const float* K = k + b * d.S_stored * d.q_ld() + h * d.dk;  // (S, dk), row stride H*dk
+  transpose(K, d.S, d.dk, d.q_ld(), KT);                      // KT (dk, S)
+  small_gemm(d.T, d.S, d.dk, scale, Q, d.q_ld(), 1, KT, d.S, false, P, d.S);
+  const float* A = masks.attn ? masks.attn + (masks.attn_per_head ? bh * d.T * d.S : 0) : nullptr;
+  const bool* padding = masks.key_padding ? masks.key_padding + b * d.S : nullptr;
+  if (!A && !padding) return;
+  for (std::size_t t = 0; t < d.T; ++t) {
+    float* row = P + t * d.S;
+    if (A) {
+      const float* a = A + t * d.S;
+#pragma omp simd
+      for (std::size_t s = 0; s < d.S; ++s) row[s] += a[s];
+    }
+    if (padding) {
+#pragma omp simd
+      for (std::size_t s = 0; s < d.S; ++s) row[s] = select(padding[s], kMinusInf, row[s]);
+    }
+  }
+}
+
+/// W = P o keep for (batch, head) bh, keep drawn into `keep`; returns W, or P without dropout.
+const float* dropped_weights(const AttentionShape& d, const AttentionDropout* dropout, std::size_t bh, const float* P,
+                             Scratch& scratch) {
+  if (!dropout) return P;
+  const std::size_t block = d.T * d.S;
+  dropout_multipliers(dropout->stream, bh * block, block, dropout->drop_below, dropout->kept, scratch.keep.data());
+  multiply(P, scratch.keep.data(), scratch.weights.data(), block);
+  return scratch.weights.data();
+}
 
 }  // namespace
 
 void attention_forward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
-                       const AttentionMasks& masks, const float* keep, float* probs, float* out) {
+                       const AttentionMasks& masks, const AttentionDropout* dropout, SoftmaxRowStats* stats,
+                       float* probs, float* out) {
   const std::size_t heads = d.B * d.H, block = d.T * d.S;
-  if (d.T <= kFewQueries) {  // a decoding step: one batch row, all heads, at a time
+  if (d.T <= kFewQueries && !stats) {  // a decoding step: one batch row, all heads, at a time
 #pragma omp parallel if (d.B > 1 && parallel_heads(d))
     {
-      std::vector<float> weights(keep ? d.H * block : 0);
+      std::vector<float> P(probs ? 0 : d.H * block), keep(dropout ? d.H * block : 0), weights(keep.size());
 #pragma omp for schedule(static)
       for (std::size_t b = 0; b < d.B; ++b) {
         const float* K = k + b * d.S_stored * d.q_ld();
         const float* V = v + b * d.S_stored * d.v_ld();
         const bool* padding = masks.key_padding ? masks.key_padding + b * d.S : nullptr;
+        if (dropout) {
+          dropout_multipliers(dropout->stream, b * d.H * block, d.H * block, dropout->drop_below, dropout->kept,
+                              keep.data());
+        }
         attend_few_queries(
             d.T, d.S, d.H, d.dk, d.dv, scale, q + b * d.T * d.q_ld(), d.q_ld(),
             [&](std::size_t s) { return padding && padding[s] ? nullptr : K + s * d.q_ld(); },
@@ -111,7 +160,7 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
             [&](std::size_t h) -> const float* {
               return masks.attn ? masks.attn + (masks.attn_per_head ? (b * d.H + h) * block : 0) : nullptr;
             },
-            keep ? keep + b * d.H * block : nullptr, probs + b * d.H * block, weights.data(),
+            dropout ? keep.data() : nullptr, probs ? probs + b * d.H * block : P.data(), weights.data(),
             out + b * d.T * d.v_ld(), d.v_ld());
       }
     }
@@ -119,70 +168,52 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
   }
 #pragma omp parallel if (parallel_heads(d))
   {
-    Scratch scratch(d);
+    Scratch scratch(d, dropout != nullptr, false);
 #pragma omp for schedule(static)
     for (std::size_t bh = 0; bh < heads; ++bh) {
       const std::size_t b = bh / d.H, h = bh % d.H;
-      const float* Q = q + b * d.T * d.q_ld() + h * d.dk;         // (T, dk), row stride H*dk
-      const float* K = k + b * d.S_stored * d.q_ld() + h * d.dk;  // (S, dk), row stride H*dk
       const float* V = v + b * d.S_stored * d.v_ld() + h * d.dv;  // (S, dv), row stride H*dv
       float* O = out + b * d.T * d.v_ld() + h * d.dv;             // (T, dv), row stride H*dv
-      float* P = probs + bh * block;                              // (T, S)
-      // P = scale Q K^T
-      float* KT = scratch.transposed.data();  // (dk, S)
-      transpose(K, d.S, d.dk, d.q_ld(), KT);
-      small_gemm(d.T, d.S, d.dk, scale, Q, d.q_ld(), 1, KT, d.S, false, P, d.S);
-      // + masks, softmax per row
-      const float* A = masks.attn ? masks.attn + (masks.attn_per_head ? bh * block : 0) : nullptr;
-      const bool* padding = masks.key_padding ? masks.key_padding + b * d.S : nullptr;
+      float* P = probs ? probs + bh * block : scratch.probs.data();  // (T, S)
+      score_block(d, scale, q, k, masks, bh, scratch.transposed.data(), P);
       for (std::size_t t = 0; t < d.T; ++t) {
-        float* row = P + t * d.S;
-        if (A) {
-          const float* a = A + t * d.S;
-#pragma omp simd
-          for (std::size_t s = 0; s < d.S; ++s) row[s] += a[s];
-        }
-        if (padding) {
-#pragma omp simd
-          for (std::size_t s = 0; s < d.S; ++s) row[s] = select(padding[s], kMinusInf, row[s]);
-        }
-        masked_softmax_row(row, d.S);
+        const SoftmaxRowStats row = masked_softmax_row(P + t * d.S, d.S);
+        if (stats) stats[bh * d.T + t] = row;
       }
       // O = (P o keep) V
-      const float* weights = P;
-      if (keep) {
-        multiply(P, keep + bh * block, scratch.block.data(), block);
-        weights = scratch.block.data();
-      }
-      small_gemm(d.T, d.dv, d.S, 1.f, weights, d.S, 1, V, d.v_ld(), false, O, d.v_ld());
+      const float* W = dropped_weights(d, dropout, bh, P, scratch);
+      small_gemm(d.T, d.dv, d.S, 1.f, W, d.S, 1, V, d.v_ld(), false, O, d.v_ld());
     }
   }
 }
 
 void attention_backward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
-                        const float* probs, const float* keep, const float* dout, float* dq, float* dk, float* dv) {
+                        const AttentionMasks& masks, const AttentionDropout* dropout, const SoftmaxRowStats* stats,
+                        const float* probs, const float* dout, float* dq, float* dk, float* dv) {
   const std::size_t heads = d.B * d.H, block = d.T * d.S;
 #pragma omp parallel if (parallel_heads(d))
   {
-    Scratch scratch(d);
-    std::vector<float> dropped(keep ? block : 0);
+    Scratch scratch(d, dropout != nullptr, true);
 #pragma omp for schedule(static)
     for (std::size_t bh = 0; bh < heads; ++bh) {
       const std::size_t b = bh / d.H, h = bh % d.H;
       const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S_stored * d.q_ld() + h * d.dk;
       const std::size_t v_off = b * d.S_stored * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
-      const float* P = probs + bh * block;  // (T, S)
-      const float* M = keep ? keep + bh * block : nullptr;
-      const float* weights = P;
-      if (M) {
-        multiply(P, M, dropped.data(), block);
-        weights = dropped.data();
+      // P (T, S): the forward's, or made again from the scores and the forward's statistics
+      const float* P = probs ? probs + bh * block : scratch.probs.data();
+      if (!probs) {
+        score_block(d, scale, q, k, masks, bh, scratch.transposed.data(), scratch.probs.data());
+        for (std::size_t t = 0; t < d.T; ++t) {
+          softmax_row_from_stats(scratch.probs.data() + t * d.S, d.S, stats[bh * d.T + t]);
+        }
       }
+      const float* W = dropped_weights(d, dropout, bh, P, scratch);
+      const float* M = dropout ? scratch.keep.data() : nullptr;
       const float* dO = dout + o_off;  // (T, dv), row stride H*dv
-      if (dv) small_gemm(d.S, d.dv, d.T, 1.f, weights, 1, d.S, dO, d.v_ld(), true, dv + v_off, d.v_ld());  // dV += P^T dO
+      if (dv) small_gemm(d.S, d.dv, d.T, 1.f, W, 1, d.S, dO, d.v_ld(), true, dv + v_off, d.v_ld());  // dV += W^T dO
       if (!dq && !dk) continue;
       // dP (T, S) = dO V^T
-      float* dP = scratch.block.data();
+      float* dP = scratch.grad.data();
       float* VT = scratch.transposed.data();  // (dv, S)
       transpose(v + v_off, d.S, d.dv, d.v_ld(), VT);
       small_gemm(d.T, d.S, d.dv, 1.f, dO, d.v_ld(), 1, VT, d.S, false, dP, d.S);

@@ -6,6 +6,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+
+#include <xgrad/core/philox.hpp>
+#include <xgrad/kernels/softmax.hpp>
 
 namespace xgrad::kernels {
 
@@ -22,17 +26,33 @@ struct AttentionMasks {
   const bool* key_padding = nullptr;  // (B, S): true ignores the key
 };
 
-/// probs (B, H, T, S) = softmax(scale Q K^T + masks) per (batch, head), a row whose keys are all
-/// masked getting zeros; out (B, T, H*dv) = (probs o keep) V, keep (B, H, T, S) dropout's 0 or
-/// 1/(1-p) per weight, or null. One score block (T, S) per (batch, head), over the threads.
-void attention_forward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
-                       const AttentionMasks& masks, const float* keep, float* probs, float* out);
+/// Dropout of the attention weights: weight (b, h, t, s) is dropped when draw ((b H + h) T + t) S
+/// + s of `stream` is below drop_below, and the others are scaled by kept = 1/(1-p). The backward
+/// draws the same multipliers again, block by block.
+struct AttentionDropout {
+  PhiloxStream stream;
+  std::uint32_t drop_below;
+  float kept;
+};
 
-/// With P = probs o keep and dO = dout (B, T, H*dv), accumulates into each gradient not null:
-///   dV += P^T dO,  dS = probs o (dP o keep - rowsum(dP o keep o probs)) where dP = dO V^T,
+/// out (B, T, H*dv) = (P o keep) V per (batch, head), P = softmax(scale Q K^T + masks) (a row whose
+/// keys are all masked getting zeros) and keep dropout's multipliers (dropout may be null). One
+/// (T, S) score block per (batch, head) exists at a time, on its thread. When not null, stats
+/// (B, H, T) receives each row's softmax statistics for attention_backward, and probs (B, H, T, S)
+/// the weights themselves.
+void attention_forward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
+                       const AttentionMasks& masks, const AttentionDropout* dropout, SoftmaxRowStats* stats,
+                       float* probs, float* out);
+
+/// Accumulates into each gradient not null, with the same inputs, masks and dropout as the forward
+/// and its stats: with W = P o keep and dO = dout (B, T, H*dv),
+///   dV += W^T dO,  dS = P o (dP o keep - rowsum(dP o keep o P)) where dP = dO V^T,
 ///   dQ += scale dS K,  dK += scale dS^T Q.
+/// P is read from probs (B, H, T, S) when not null, else made again one (batch, head) block at a
+/// time from the scores and the stats, bit for bit the forward's; keep is drawn again per block.
 void attention_backward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
-                        const float* probs, const float* keep, const float* dout, float* dq, float* dk, float* dv);
+                        const AttentionMasks& masks, const AttentionDropout* dropout, const SoftmaxRowStats* stats,
+                        const float* probs, const float* dout, float* dq, float* dk, float* dv);
 
 /// One query row (H heads side by side) over keys gathered row by row (a decoder's cache):
 /// out (H*dv) = sum_s w_hs v_s per head, w_h = softmax(scale q_h . k_hs), with k_s = keys[s]

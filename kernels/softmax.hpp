@@ -28,15 +28,21 @@ void log_softmax_backward(const float* y, const float* dy, float* dx, const Axis
 /// m = max_k x_k (the sum in float, the logarithm and the addition in double).
 double log_sum_exp(const float* x, std::size_t n);
 
+/// The two numbers that give a softmax row back from its scores: the largest score and the
+/// reciprocal of the sum of exp(score - max). max is -inf for a row whose keys are all masked.
+struct SoftmaxRowStats {
+  float max, inv_sum;
+};
+
 /// Softmax of one row of attention scores in place, keys whose score is -inf (masked) getting
-/// exactly 0; a row with every key masked becomes all zeros (never NaN).
-inline void masked_softmax_row(float* row, std::size_t n) {
+/// exactly 0; a row with every key masked becomes all zeros (never NaN). Returns its statistics.
+inline SoftmaxRowStats masked_softmax_row(float* row, std::size_t n) {
   float max = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : max)
   for (std::size_t j = 0; j < n; ++j) max = std::max(max, row[j]);
   if (max == -std::numeric_limits<float>::infinity()) {
     std::fill(row, row + n, 0.f);
-    return;
+    return {max, 0.f};
   }
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
@@ -48,6 +54,21 @@ inline void masked_softmax_row(float* row, std::size_t n) {
   const float inv = 1.f / sum;
 #pragma omp simd
   for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
+  return {max, inv};
+}
+
+/// The same softmax row again from the same scores and the statistics masked_softmax_row
+/// returned for them: bit for bit its result.
+inline void softmax_row_from_stats(float* row, std::size_t n, SoftmaxRowStats stats) {
+  if (stats.max == -std::numeric_limits<float>::infinity()) {
+    std::fill(row, row + n, 0.f);
+    return;
+  }
+#pragma omp simd
+  for (std::size_t j = 0; j < n; ++j) {
+    const float e = exp_simd(row[j] - stats.max);
+    row[j] = e * stats.inv_sum;
+  }
 }
 
 }  // namespace xgrad::kernels

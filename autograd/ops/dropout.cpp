@@ -13,8 +13,9 @@
 namespace xgrad {
 
 // y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) per element.   dy/dx = keep / (1 - p).
-// The mask is drawn in row-major order, one generator.uniform() per element (dropped when < p),
-// so a seed reproduces it exactly.
+// Element i is dropped when draw i of a Philox stream, as a uniform in [0, 1), is below p. The
+// stream's key is one draw of `generator`, so a seed reproduces the mask exactly, and the mask is
+// the same whatever the thread count.
 Tensor dropout(const Tensor& x, float p, bool training, Generator& generator) {
   if (!x.defined()) throw Error("dropout: the input tensor is undefined");
   if (!(p >= 0.f && p <= 1.f)) {
@@ -38,14 +39,7 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& generator) {
   Array out = Array::from_shape(shape);
   const float scale = 1.f / (1.f - p);
   const std::uint32_t drop_below = Generator::uniform_threshold(p);  // dropped: uniform() < p
-  constexpr std::size_t kChunk = 1024;  // random draws made at once
-  std::uint32_t bits[kChunk];
-  for (std::size_t start = 0; start < n; start += kChunk) {
-    const std::size_t len = std::min(kChunk, n - start);
-    generator.uniform_bits(bits, len);
-    kernels::dropout_forward(bits, drop_below, scale, x.value().data() + start, keep->data() + start,
-                             out.data() + start, len);
-  }
+  kernels::dropout_forward(generator.philox_stream(), drop_below, scale, x.value().data(), keep->data(), out.data(), n);
 
   return record("dropout", std::move(out), {x}, [keep, scale](BackwardContext& ctx) {
     const Array& g = ctx.grad_output();

@@ -7,7 +7,8 @@
 // - greedy with a KV cache, the way Hugging Face's generate() does it: each step runs only the new
 //   position through the decoder layers' own modules, self-attention keys and values appended to
 //   a per-layer cache, cross-attention keys and values projected once (median of 3 runs).
-//   libtorch_peer [--threads N] [--steps N] [--model small|base] [--decode]
+//   libtorch_peer [--threads N] [--steps N] [--model small|base] [--length N] [--decode]
+//   (--length: training's source and target length, 32 by default, below 512)
 // The first line says what runs (libtorch's version, its BLAS and its core, threads); then one
 // JSON line per measurement, in bench_transformer's shape, each with the peak resident memory of
 // the process so far.
@@ -89,8 +90,8 @@ struct Seq2SeqImpl : torch::nn::Module {
 };
 TORCH_MODULE(Seq2Seq);
 
-void train(int threads, int steps) {
-  const int64_t batch = 32, length = 32;
+void train(int threads, int steps, int64_t length) {
+  const int64_t batch = 32;
   Seq2Seq model;
   model->train();
   torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-4));
@@ -235,7 +236,7 @@ std::string kernel_line(int threads) {
 }
 
 int main(int argc, char** argv) {
-  int threads = 1, steps = 10;
+  int threads = 1, steps = 10, length = 32;
   bool decoding = false;
   std::string model = "small";
   for (int i = 1; i < argc; ++i) {
@@ -243,14 +244,16 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--threads") && has_value) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--steps") && has_value) steps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--model") && has_value) model = argv[++i];
+    else if (!std::strcmp(argv[i], "--length") && has_value) length = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--decode")) decoding = true;
     else {
-      std::fprintf(stderr, "usage: libtorch_peer [--threads N] [--steps N] [--model small|base] [--decode]\n");
+      std::fprintf(stderr, "usage: libtorch_peer [--threads N] [--steps N] [--model small|base] [--length N] [--decode]\n");
       return 2;
     }
   }
-  if (threads < 1 || steps < 1 || (model != "small" && model != "base")) {
-    std::fprintf(stderr, "libtorch_peer: --threads and --steps must be >= 1, --model small or base\n");
+  if (threads < 1 || steps < 1 || length < 1 || length >= kMaxLen || (model != "small" && model != "base")) {
+    std::fprintf(stderr, "libtorch_peer: --threads and --steps must be >= 1, --length in [1, %lld), --model small or base\n",
+                 (long long)kMaxLen);
     return 2;
   }
   if (model == "base") kModel = 512, kLayers = 6, kFeedForward = 2048;
@@ -258,5 +261,5 @@ int main(int argc, char** argv) {
   std::printf("%s\n", kernel_line(threads).c_str());
   torch::manual_seed(0);
   if (decoding) decode(threads);
-  else train(threads, steps);
+  else train(threads, steps, length);
 }

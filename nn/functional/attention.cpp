@@ -1,10 +1,13 @@
 // Multi-head scaled dot-product attention as one fused op: shapes and masks checked here, the
-// dropout multipliers drawn here (up front, so the result does not depend on the thread count),
-// the arithmetic per (batch, head) in kernels/attention.
+// dropout stream keyed here (its draws made per block by the kernels, so the result does not
+// depend on the thread count), the arithmetic per (batch, head) in kernels/attention; for a long
+// sequence the backward keeps only each row's softmax statistics and makes the weights again.
 #include <xgrad/nn/functional.hpp>
 
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -88,29 +91,35 @@ AttentionResult scaled_dot_product_attention(const Tensor& q_in, const Tensor& k
   const float scale = 1.f / std::sqrt(static_cast<float>(d.dk));
   const std::size_t block = d.T * d.S;
   const bool use_dropout = options.training && options.dropout_p > 0.f;
+  // A backward keeps the weights (B, H, T, S) when they are no larger than the keys and values
+  // they weigh (S <= dk + dv: a short sequence), and otherwise only each row's softmax statistics
+  // (B, H, T), making the weights again block by block. Dropout's multipliers come from a Philox
+  // stream and are drawn again. (record keeps the closure under the same condition.)
+  const bool for_backward = is_grad_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  const bool keep_weights = for_backward && d.S <= d.dk + d.dv;
 
-  // probs (B, H, T, S): softmax weights, kept for backward. keep (B, H, T, S): dropout's
-  // 0 or 1/(1-p) per weight, drawn up front so the result does not depend on thread count.
-  auto probs = std::make_shared<Array>(Array::from_shape({d.B, d.H, d.T, d.S}));
-  std::shared_ptr<Array> keep;
+  std::optional<kernels::AttentionDropout> dropout;
   if (use_dropout) {
     Generator& gen = options.generator ? *options.generator : default_generator();
-    keep = std::make_shared<Array>(Array::from_shape({d.B, d.H, d.T, d.S}));
-    const float p = options.dropout_p, kept = p < 1.f ? 1.f / (1.f - p) : 0.f;
-    std::vector<std::uint32_t> bits(keep->size());
-    gen.uniform_bits(bits.data(), bits.size());
+    const float p = options.dropout_p;
     // dropped: uniform() < p
-    kernels::dropout_multipliers(bits.data(), bits.size(), Generator::uniform_threshold(p), kept, keep->data());
+    dropout = kernels::AttentionDropout{gen.philox_stream(), Generator::uniform_threshold(p), p < 1.f ? 1.f / (1.f - p) : 0.f};
   }
-  Array out = Array::from_shape({d.B, d.T, d.v_ld()});
   kernels::AttentionMasks masks;
   if (options.attn_mask) {
     masks.attn = options.attn_mask->data();
     masks.attn_per_head = options.attn_mask->dimension() == 3;
   }
   if (options.key_padding_mask) masks.key_padding = options.key_padding_mask->data();
+
+  std::shared_ptr<Array> probs;  // (B, H, T, S): for the backward, or to return the weights
+  if (options.need_weights || keep_weights) probs = std::make_shared<Array>(Array::from_shape({d.B, d.H, d.T, d.S}));
+  const bool recompute = for_backward && !keep_weights;
+  auto stats = recompute ? std::make_shared<std::vector<kernels::SoftmaxRowStats>>(d.B * d.H * d.T) : nullptr;
+  Array out = Array::from_shape({d.B, d.T, d.v_ld()});
   kernels::attention_forward(d, scale, q.value().data(), k.value().data(), v.value().data(), masks,
-                             keep ? keep->data() : nullptr, probs->data(), out.data());
+                             dropout ? &*dropout : nullptr, stats ? stats->data() : nullptr,
+                             probs ? probs->data() : nullptr, out.data());
 
   AttentionResult result;
   if (options.need_weights) {
@@ -125,15 +134,26 @@ AttentionResult scaled_dot_product_attention(const Tensor& q_in, const Tensor& k
     }
     result.weights = Tensor(std::move(mean));
   }
-
+  if (!keep_weights) probs.reset();
+  // Making the weights again needs the masks too.
+  auto attn_mask = recompute && options.attn_mask ? std::make_shared<Array>(*options.attn_mask) : nullptr;
+  auto key_padding = recompute && options.key_padding_mask ? std::make_shared<Mask>(*options.key_padding_mask) : nullptr;
   auto q_saved = q.saved(), k_saved = k.saved(), v_saved = v.saved();
   result.output = record("scaled_dot_product_attention", std::move(out), {q, k, v},
-                         [d, scale, probs, keep, q_saved, k_saved, v_saved](BackwardContext& ctx) {
+                         [d, scale, stats, probs, dropout, attn_mask, key_padding, q_saved, k_saved, v_saved](BackwardContext& ctx) {
     float* dq = ctx.needs_grad(0) ? ctx.grad_buffer(0).data() : nullptr;
     float* dk = ctx.needs_grad(1) ? ctx.grad_buffer(1).data() : nullptr;
     float* dv = ctx.needs_grad(2) ? ctx.grad_buffer(2).data() : nullptr;
-    kernels::attention_backward(d, scale, q_saved->data(), k_saved->data(), v_saved->data(), probs->data(),
-                                keep ? keep->data() : nullptr, ctx.grad_output().data(), dq, dk, dv);
+    kernels::AttentionMasks masks;
+    if (attn_mask) {
+      masks.attn = attn_mask->data();
+      masks.attn_per_head = attn_mask->dimension() == 3;
+    }
+    if (key_padding) masks.key_padding = key_padding->data();
+    kernels::attention_backward(d, scale, q_saved->data(), k_saved->data(), v_saved->data(), masks,
+                                dropout ? &*dropout : nullptr, stats ? stats->data() : nullptr,
+                                probs ? probs->data() : nullptr,
+                                ctx.grad_output().data(), dq, dk, dv);
   });
   return result;
 }

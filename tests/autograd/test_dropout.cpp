@@ -19,18 +19,32 @@ TEST_CASE("dropout in eval mode or with p = 0 returns the input itself, unrecord
   CHECK(generator.state() == before);  // nothing drawn
 }
 
-TEST_CASE("dropout drops where uniform() < p, in row-major order, and scales the rest by 1/(1-p)") {
+TEST_CASE("dropout drops element i where draw i of a Philox stream keyed by the generator is below p") {
   const float p = 0.4f;
   Tensor x = randn({5, 7});
   Generator generator(123), replay(123);
   Tensor y = dropout(x, p, true, generator);
+  const PhiloxStream stream = replay.philox_stream();  // the one draw dropout takes
+  CHECK(generator.state() == replay.state());
   bool ok = true;
   for (std::size_t i = 0; i < x.numel(); ++i) {
-    const bool dropped = replay.uniform() < p;
+    const bool dropped = static_cast<float>(stream.bits(i)) / 16777216.f < p;
     const float expected = dropped ? 0.f : x.value().data()[i] / (1.f - p);
     ok = ok && y.value().data()[i] == doctest::Approx(expected);
   }
   CHECK(ok);
+}
+
+TEST_CASE("dropout: the mask does not depend on the thread count") {
+  Tensor x = ones({300, 1000});  // long enough to go over the threads
+  const int threads = get_num_threads();
+  set_num_threads(1);
+  Generator g1(11), g2(11);
+  const Array one = dropout(x, 0.3f, true, g1).value();
+  set_num_threads(2);
+  const Array two = dropout(x, 0.3f, true, g2).value();
+  set_num_threads(threads);
+  CHECK(one == two);
 }
 
 TEST_CASE("dropout: the same seed gives the same mask, another seed another") {

@@ -1,10 +1,12 @@
 // Generator: the numbers and the state text of std::mt19937_64, single and bulk draws alike.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <random>
 #include <sstream>
 #include <vector>
 
+#include <xgrad/kernels/dropout.hpp>
 #include <xgrad/xgrad.hpp>
 
 using namespace xgrad;
@@ -56,4 +58,63 @@ TEST_CASE("state() holds std::mt19937_64's text; set_state resumes exactly; bad 
   CHECK_THROWS_WITH_AS(resumed.set_state("1 0 0x0p+0 2 3"), doctest::Contains("Generator::set_state: the state string is malformed"), Error);
   std::string bad_index = state.substr(0, state.rfind(' ')) + " 313";
   CHECK_THROWS_WITH_AS(resumed.set_state(bad_index), doctest::Contains("Generator::set_state: the state string is malformed"), Error);
+}
+
+TEST_CASE("Philox4x32-10 gives Random123's known answers") {
+  // The known-answer vectors of the Random123 distribution (counter words, key words, output).
+  const PhiloxBlock zero = philox4x32_10(0, 0, 0, 0, 0, 0);
+  CHECK(zero.word[0] == 0x6627e8d5u);
+  CHECK(zero.word[1] == 0xe169c58du);
+  CHECK(zero.word[2] == 0xbc57ac4cu);
+  CHECK(zero.word[3] == 0x9b00dbd8u);
+  const std::uint32_t f = 0xffffffffu;
+  const PhiloxBlock ones = philox4x32_10(f, f, f, f, f, f);
+  CHECK(ones.word[0] == 0x408f276du);
+  CHECK(ones.word[1] == 0x41c83b0eu);
+  CHECK(ones.word[2] == 0xa20bc7c6u);
+  CHECK(ones.word[3] == 0x6d5451fdu);
+  const PhiloxBlock pi = philox4x32_10(0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xa4093822u, 0x299f31d0u);
+  CHECK(pi.word[0] == 0xd16cfe09u);
+  CHECK(pi.word[1] == 0x94fdccebu);
+  CHECK(pi.word[2] == 0x5001e420u);
+  CHECK(pi.word[3] == 0x24126ea1u);
+}
+
+TEST_CASE("a Philox stream: draw i from word (i / 8) % 4 of block 8 (i / 32) + i % 8, the same in bulk, uniform") {
+  Generator generator(3);
+  const PhiloxStream stream = generator.philox_stream();
+  const std::uint64_t key = stream.key;
+  const PhiloxBlock b29 = philox4x32_10(29, 0, 0, 0, static_cast<std::uint32_t>(key), static_cast<std::uint32_t>(key >> 32));
+  CHECK(stream.bits(32 * 3 + 8 * 2 + 5) == b29.word[2] >> 8);  // group 3, word 2, lane 5
+  const std::uint64_t high = (std::uint64_t{1} << 34) + 1;  // the block index's high word is in the counter
+  CHECK(stream.bits(4 * high) != stream.bits(4));
+  // Bulk draws equal single ones, for every alignment of the first index and of the length.
+  bool same = true;
+  for (std::uint64_t first : {0u, 1u, 3u, 31u, 32u, 33u, 1021u}) {
+    for (std::size_t n : {0u, 1u, 3u, 31u, 32u, 33u, 100u, 1000u}) {
+      std::vector<std::uint32_t> out(n);
+      kernels::philox_bits(stream, first, out.data(), n);
+      for (std::size_t i = 0; i < n; ++i) same = same && out[i] == stream.bits(first + i);
+    }
+  }
+  CHECK(same);
+  // 2^20 draws: mean (2^24 - 1) / 2 and each of 16 bins 1/16 of them, within 5 standard deviations.
+  const std::size_t n = std::size_t{1} << 20;
+  std::vector<std::uint32_t> draws(n);
+  kernels::philox_bits(stream, 0, draws.data(), n);
+  double sum = 0;
+  std::vector<std::size_t> bins(16, 0);
+  bool in_range = true;
+  for (const std::uint32_t d : draws) {
+    in_range = in_range && d < (1u << 24);
+    sum += d;
+    ++bins[(d >> 20) & 15];
+  }
+  CHECK(in_range);
+  const double mean = sum / static_cast<double>(n), sd_mean = 16777216.0 / std::sqrt(12.0 * static_cast<double>(n));
+  CHECK(std::abs(mean - 8388607.5) < 5 * sd_mean);
+  const double expected = static_cast<double>(n) / 16, sd_bin = std::sqrt(expected * 15.0 / 16.0);
+  for (const std::size_t b : bins) CHECK(std::abs(static_cast<double>(b) - expected) < 5 * sd_bin);
+  // Another draw of the generator keys another stream.
+  CHECK(generator.philox_stream().bits(0) != stream.bits(0));
 }

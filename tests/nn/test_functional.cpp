@@ -238,6 +238,74 @@ TEST_CASE("attention: dropout on the weights is seeded, inverted, and gradchecke
   CHECK(gradcheck([&](Inputs in) { return run(in, 3); }, {q, k, v}));
 }
 
+TEST_CASE("attention with masks and dropout, gradchecked on both backward paths: weights kept, weights made again") {
+  // S <= dk + dv: the backward reads the forward's weights; S > dk + dv: it makes them again from
+  // each row's softmax statistics, with the masks and the dropout multipliers drawn again.
+  for (const std::size_t width : {std::size_t{8}, std::size_t{4}}) {  // dk = dv = 4 (kept), 2 (made again)
+    CAPTURE(width);
+    Tensor q = param({2, 6, width}, 21), k = param({2, 6, width}, 22), v = param({2, 6, width}, 23);
+    Mask padding = Mask::from_shape({2, 6});
+    padding.fill(false);
+    padding(1, 4) = true;
+    auto run = [&](Inputs in) {
+      Generator g(9);
+      F::AttentionOptions options;
+      options.attn_mask = F::causal_mask(6);
+      options.key_padding_mask = padding;
+      options.training = true;
+      options.dropout_p = 0.25f;
+      options.generator = &g;
+      return F::scaled_dot_product_attention(in[0], in[1], in[2], 2, options).output;
+    };
+    CHECK(gradcheck(run, {q, k, v}));
+  }
+}
+
+TEST_CASE("attention with dropout: the same output and gradients on one thread and on two") {
+  // Long enough for the (batch, head) blocks to go over the threads.
+  Tensor q = param({4, 64, 32}, 14), k = param({4, 64, 32}, 15), v = param({4, 64, 32}, 16);
+  auto run = [&](int threads) {
+    const int before = get_num_threads();
+    set_num_threads(threads);
+    for (Tensor* t : {&q, &k, &v}) t->zero_grad();
+    Generator g(5);
+    F::AttentionOptions options;
+    options.training = true;
+    options.dropout_p = 0.2f;
+    options.generator = &g;
+    options.attn_mask = F::causal_mask(64);
+    Tensor out = F::scaled_dot_product_attention(q, k, v, 4, options).output;
+    sum(out * out).backward();
+    set_num_threads(before);
+    return std::vector<Array>{out.value(), q.grad().value(), k.grad().value(), v.grad().value()};
+  };
+  const auto one = run(1), two = run(2);
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    CAPTURE(i);
+    CHECK(one[i] == two[i]);
+  }
+}
+
+TEST_CASE("attention keeps no (B, H, T, S) block for its backward: the weights are made again from row statistics") {
+  const std::size_t B = 2, H = 4, T = 128, S = 128, E = 32;
+  Tensor q = param({B, T, E}, 17), k = param({B, S, E}, 18), v = param({B, S, E}, 19);
+  Mask padding = Mask::from_shape({B, S});
+  padding.fill(false);
+  padding(1, S - 1) = true;
+  F::AttentionOptions options;
+  options.key_padding_mask = padding;
+  options.training = true;
+  options.dropout_p = 0.1f;
+  const std::size_t before = memory_allocated();
+  Tensor out = F::scaled_dot_product_attention(q, k, v, H, options).output;
+  const std::size_t held = memory_allocated() - before;
+  const std::size_t out_bytes = B * T * E * sizeof(float), weights_bytes = B * H * T * S * sizeof(float);
+  CAPTURE(held);
+  CHECK(held < out_bytes + weights_bytes / 8);  // the output, and nothing of the weights' size
+  sum(out).backward();
+  CHECK(q.grad().defined());
+}
+
 TEST_CASE("attention: num_keys uses the first keys of longer k and v, as attention on those keys alone") {
   const std::size_t B = 2, T = 3, S = 5, used = 3, H = 2;
   Tensor q = param({B, T, 4}, 7), k = param({B, S, 4}, 8), v = param({B, S, 6}, 9);
