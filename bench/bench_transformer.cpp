@@ -24,6 +24,7 @@
 // (single-threaded GEMMs in an OpenMP loop), larger ones use the library's threads. Also the
 // machine's GEMM peak with the same library: 1024 x 1024 x 256 (peak_gflop_per_s) and 1024^3.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -146,6 +147,29 @@ void print_decode(const char* mode, const std::string& precision, int threads, s
   std::fflush(stdout);
 }
 
+/// The bytes of the model's weights: fp32 parameters (a released one has no columns left), and
+/// the int8 values, scales and row sums of the quantized layers; and the resident memory now.
+void print_weights(const nn::Module& model, const std::string& precision) {
+  double bytes = 0;
+  for (const Tensor& p : model.parameters()) bytes += 4.0 * static_cast<double>(p.numel());
+  for (const auto& [name, module] : model.named_modules()) {
+    const auto* layer = dynamic_cast<const nn::Quantizable*>(module);
+    if (!layer) continue;
+    for (const auto& [weight_name, weight] : layer->int8_weights()) {
+      const kernels::QuantizedWeight& q = weight->get();
+      bytes += static_cast<double>(q.values.size()) + 4.0 * static_cast<double>(q.scales.size() + q.row_sums.size());
+    }
+  }
+  empty_cache();
+  long pages = 0, resident = 0;
+  if (std::FILE* statm = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(statm, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(statm);
+  }
+  std::printf("{\"impl\":\"xgrad\",\"mode\":\"weights\",\"precision\":\"%s\",\"weights_mb\":%.2f,\"resident_mb\":%.1f}\n",
+              precision.c_str(), bytes / 1048576.0, static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1048576.0);
+}
+
 /// The median wall time of `runs` calls of f.
 template <class F>
 double median_seconds(int runs, F&& f) {
@@ -164,7 +188,8 @@ void decode(const std::string& model_name, int threads, const std::string& preci
   Generator generator(1);
   models::Transformer model(config, generator);
   model.eval();
-  if (precision == "int8") nn::quantize_dynamic(model);
+  if (precision == "int8") nn::quantize_dynamic(model, nn::Fp32Weights::release);
+  print_weights(model, precision);
   autocast products(precision == "bf16" ? Precision::bf16 : Precision::fp32);
   const std::int64_t bos = 1;
   for (const std::size_t batch : {std::size_t{1}, std::size_t{32}}) {

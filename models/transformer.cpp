@@ -160,6 +160,7 @@ Tensor Projection::forward(const Tensor& x) const {
   if (int8_ && !is_grad_enabled()) {
     return run_hooks(nn::functional::quantized_linear(x, int8_->get(), bias, 0, weight.size(0)));
   }
+  if (int8_) int8_->require_fp32("Projection");
   return run_hooks(nn::functional::linear(x, weight, bias));
 }
 

@@ -3,11 +3,18 @@
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/nn/quantized.hpp>
 #include <xgrad/nn/safetensors.hpp>
 
 namespace xgrad::nn {
 
 void save(const Module& module, const std::string& path, const std::map<std::string, std::string>& metadata) {
+  const std::vector<std::string> released = released_weights(module);
+  if (!released.empty()) {
+    throw Error(fmt::format("nn::save: '{}': {} holds int8 values only (quantize_dynamic released its fp32 weight); "
+                            "save it with nn::save_quantized (models::save does)",
+                            path, released.front()));
+  }
   std::map<std::string, Array> tensors;
   for (const auto& [name, tensor] : module.state_dict()) tensors.emplace(name, tensor.value());
   safetensors::write(path, tensors, {}, metadata);

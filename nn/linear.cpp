@@ -28,6 +28,7 @@ Tensor Linear::forward(const Tensor& x, functional::Activation activation) const
   if (int8_ && !is_grad_enabled()) {
     return run_hooks(functional::quantized_linear(x, int8_->get(), bias, 0, out_features_, activation));
   }
+  if (int8_) int8_->require_fp32("Linear");
   return run_hooks(functional::linear(x, weight, bias, activation));
 }
 

@@ -46,6 +46,7 @@ Tensor MultiheadAttention::project_rows(const Tensor& x, std::size_t start, std:
   if (int8_in_proj_ && !is_grad_enabled()) {
     return functional::quantized_linear(x, int8_in_proj_->get(), in_proj_bias, start, count);
   }
+  if (int8_in_proj_) int8_in_proj_->require_fp32("MultiheadAttention");
   return functional::linear_rows(x, in_proj_weight, in_proj_bias, start, count);
 }
 

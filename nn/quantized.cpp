@@ -14,6 +14,7 @@ Int8Weight::Int8Weight(Tensor weight) : weight_(std::move(weight)) {
 }
 
 const kernels::QuantizedWeight& Int8Weight::get() const {
+  if (released_) return quantized_;
   if (quantized_.values.empty() || weight_.version() != version_) {
     quantized_ = kernels::quantize_weight(weight_.value().data(), weight_.size(0), weight_.size(1));
     version_ = weight_.version();
@@ -34,15 +35,20 @@ void Int8Weight::assign(kernels::QuantizedWeight quantized) {
   version_ = weight_.version();
 }
 
-std::size_t quantize_dynamic(Module& model) {
-  std::size_t count = 0;
-  for (const auto& [name, module] : model.named_modules()) {
-    if (auto* layer = dynamic_cast<Quantizable*>(const_cast<Module*>(module))) {
-      layer->quantize_int8();
-      ++count;
-    }
-  }
-  return count;
+void Int8Weight::release() {
+  if (released_) return;
+  get();
+  weight_.mutable_value() = Array::from_shape({quantized_.rows, 0});
+  version_ = weight_.version();
+  released_ = true;
+}
+
+void Int8Weight::require_fp32(const char* layer) const {
+  if (!released_) return;
+  throw Error(fmt::format("{}: the fp32 weight ({}, {}) was released by quantize_dynamic(model, Fp32Weights::release), "
+                          "so this layer runs only in int8, where no gradient is recorded (NoGradGuard); "
+                          "to train or run in fp32, load the model again",
+                          layer, quantized_.rows, quantized_.cols));
 }
 
 namespace {
@@ -60,7 +66,36 @@ std::vector<std::pair<std::string, Int8Weight*>> int8_weights_of(const Module& m
 
 }  // namespace
 
+std::size_t quantize_dynamic(Module& model, Fp32Weights fp32) {
+  std::size_t count = 0;
+  for (const auto& [name, module] : model.named_modules()) {
+    if (auto* layer = dynamic_cast<Quantizable*>(const_cast<Module*>(module))) {
+      layer->quantize_int8();
+      ++count;
+    }
+  }
+  if (fp32 == Fp32Weights::release) {
+    // How many layers hold each parameter: a weight tied to another layer's stays fp32.
+    std::map<const void*, std::size_t> holders;
+    for (const auto& [prefix, module] : model.named_modules()) {
+      for (const auto& [name, parameter] : module->named_parameters(/*recurse=*/false)) ++holders[parameter.impl()];
+    }
+    for (const auto& [name, weight] : int8_weights_of(model)) {
+      if (holders[weight->weight().impl()] == 1) weight->release();
+    }
+  }
+  return count;
+}
+
 bool is_quantized(const Module& model) { return !int8_weights_of(model).empty(); }
+
+std::vector<std::string> released_weights(const Module& model) {
+  std::vector<std::string> names;
+  for (const auto& [name, weight] : int8_weights_of(model)) {
+    if (weight->released()) names.push_back(name);
+  }
+  return names;
+}
 
 void save_quantized(const Module& model, const std::string& path, std::map<std::string, std::string> metadata) {
   std::map<std::string, Array> tensors;

@@ -7,8 +7,12 @@
 //   NoGradGuard no_grad;             // int8 runs where no gradient is recorded
 //   model.forward(...)
 //
-// A quantized layer keeps its fp32 weight: with gradients recorded (training) it runs in fp32,
-// and its int8 copy is remade when the fp32 weight has changed since (its version counter).
+// By default a quantized layer keeps its fp32 weight: with gradients recorded (training) it runs in
+// fp32, and its int8 copy is remade when the fp32 weight has changed since (its version counter).
+// quantize_dynamic(model, Fp32Weights::release) frees the fp32 weights instead, as PyTorch's
+// quantize_dynamic does, for a model that only runs inference: those weights then take a quarter
+// of their fp32 memory (and a scale per row). A weight that another layer also uses (an output
+// projection tied to the embedding) keeps its fp32 values.
 #pragma once
 
 #include <cstddef>
@@ -28,18 +32,27 @@
 namespace xgrad::nn {
 
 /// An fp32 weight (out, in) and its int8 copy, made when first asked for and remade when the
-/// weight has changed since.
+/// weight has changed since; or, once released, the int8 values alone.
 class Int8Weight {
  public:
   explicit Int8Weight(Tensor weight);
   const kernels::QuantizedWeight& get() const;
   /// Takes these int8 values as the copy of the weight as it is now (a quantized checkpoint's).
   void assign(kernels::QuantizedWeight quantized);
+  /// Quantizes the weight if not yet done, then frees its fp32 values: the parameter keeps its
+  /// number of rows and no columns, (out, 0), and the layer runs only in int8.
+  void release();
+  bool released() const { return released_; }
+  const Tensor& weight() const { return weight_; }
+  /// Throws xgrad::Error, naming `layer`, when the fp32 weight was released: for the layers' fp32
+  /// paths (gradients recorded).
+  void require_fp32(const char* layer) const;
 
  private:
   Tensor weight_;
   mutable kernels::QuantizedWeight quantized_;
   mutable std::uint64_t version_ = 0;
+  bool released_ = false;
 };
 
 /// A layer whose weights can run in int8 for inference.
@@ -52,10 +65,18 @@ class Quantizable {
   virtual std::vector<std::pair<std::string, Int8Weight*>> int8_weights() const = 0;
 };
 
+/// What quantize_dynamic does with the fp32 weights it quantizes.
+enum class Fp32Weights {
+  keep,     ///< kept: the model still trains and saves in fp32 (1.25 times those weights' memory)
+  release,  ///< freed, unless another layer uses the same weight: an inference-only model
+};
+
 /// Quantizes every Quantizable module of `model` (itself included). Returns how many.
-std::size_t quantize_dynamic(Module& model);
+std::size_t quantize_dynamic(Module& model, Fp32Weights fp32 = Fp32Weights::keep);
 /// Whether any layer of `model` is quantized.
 bool is_quantized(const Module& model);
+/// The names of the weights whose fp32 values quantize_dynamic released.
+std::vector<std::string> released_weights(const Module& model);
 
 /// A quantized model's file: its state_dict with every quantized weight W stored as W.int8 (I8,
 /// (out, in)) and W.scale (F32, (out)) instead of its fp32 values (a quarter of the bytes), and

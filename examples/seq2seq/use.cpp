@@ -41,9 +41,10 @@ void apply_precision(xgrad::models::Transformer& model, const DecodeSettings& de
   if (decoding.precision != "int8") {
     throw Error(fmt::format("--precision must be fp32, int8 or bf16, not '{}'", decoding.precision));
   }
-  const std::size_t layers = xgrad::nn::quantize_dynamic(model);
-  std::fprintf(stderr, "seq2seq: int8: %zu linear layers with int8 weights (one scale per output row), activations "
-                       "quantized per row; norms, softmax and residuals in fp32\n", layers);
+  // Decoding only: the quantized layers' fp32 weights are freed (a tied embedding's stay).
+  const std::size_t layers = xgrad::nn::quantize_dynamic(model, xgrad::nn::Fp32Weights::release);
+  std::fprintf(stderr, "seq2seq: int8: %zu linear layers with int8 weights (one scale per output row, fp32 weights "
+                       "freed), activations quantized per row; norms, softmax and residuals in fp32\n", layers);
 }
 
 int eval_command(const std::string& model_path, const std::string& test_file, const std::string& split,

@@ -3,8 +3,11 @@
 // decoding equals its re-feeding decoding.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 
 #include <xgrad/kernels/quantize.hpp>
@@ -141,4 +144,57 @@ TEST_CASE("A quantized Transformer saves its int8 weights and loads back the sam
   CHECK(loaded->forward(src, src).value() == model.forward(src, src).value());  // the same int8 numbers
   const auto fp32 = models::load<models::Transformer>(fp32_path);
   CHECK_FALSE(nn::is_quantized(*fp32));
+}
+
+TEST_CASE("quantize_dynamic with Fp32Weights::release frees the fp32 weights, runs the same int8, saves int8 only") {
+  for (const bool tied : {false, true}) {
+    CAPTURE(tied);
+    Generator generator(8);
+    models::TransformerConfig config = models::TransformerConfig::preset("tiny", 23, 23);
+    config.tie_embeddings = tied;
+    models::Transformer model(config, generator);
+    model.eval();
+    models::Transformer kept_model(config, generator);
+    kept_model.load_state_dict(model.state_dict());
+    kept_model.eval();
+    std::size_t fp32_floats = 0;
+    for (const Tensor& p : model.parameters()) fp32_floats += p.numel();
+
+    const std::size_t layers = nn::quantize_dynamic(model, nn::Fp32Weights::release);
+    CHECK(layers == nn::quantize_dynamic(kept_model));
+    const std::vector<std::string> released = nn::released_weights(model);
+    CHECK(released.size() == 2 * 4 + 2 * 6 + (tied ? 0 : 1));  // a generator tied to the embedding keeps its weight
+    CHECK(nn::released_weights(kept_model).empty());
+    std::size_t left = 0;
+    for (const Tensor& p : model.parameters()) left += p.numel();
+    std::size_t linear_floats = 0;
+    for (const auto& [name, p] : kept_model.named_parameters()) {
+      if (std::find(released.begin(), released.end(), name) != released.end()) linear_floats += p.numel();
+    }
+    CHECK(linear_floats > 0);
+    CHECK(left == fp32_floats - linear_floats);  // those weights' fp32 values are gone
+    CHECK(model.named_parameters().size() == kept_model.named_parameters().size());
+
+    Indices src = Indices::from_shape({2, 6});
+    for (auto& id : src) id = 3 + static_cast<std::int64_t>(generator.integer(18));
+    {
+      NoGradGuard no_grad;
+      CHECK(model.forward(src, src).value() == kept_model.forward(src, src).value());  // the same int8 numbers
+      CHECK(models::greedy_decode(model, src, 1, 2, 10, true) == models::greedy_decode(kept_model, src, 1, 2, 10, true));
+    }
+    // With gradients recorded the layers would need fp32: a clear error, not garbage.
+    CHECK_THROWS_WITH_AS(model.forward(src, src), doctest::Contains("was released by quantize_dynamic"), Error);
+
+    const TempDir scratch("released");
+    CHECK_THROWS_WITH_AS(nn::save(model, scratch.file("fp32.safetensors"), {}),
+                         doctest::Contains("holds int8 values only"), Error);
+    const std::string path = scratch.file("int8.safetensors"), kept_path = scratch.file("kept.safetensors");
+    models::save(model, path);
+    models::save(kept_model, kept_path);
+    auto bytes = [](const std::string& file) {
+      std::ifstream in(file, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    CHECK(bytes(path) == bytes(kept_path));  // the same file as without releasing
+  }
 }
