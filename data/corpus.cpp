@@ -27,8 +27,7 @@ constexpr std::size_t kMaxLineBytes = std::size_t(1) << 20;
 
 // Why a line is unusable, or nullptr when it gives a pair (then split at the first tab).
 const char* line_problem(const std::string& line, std::size_t tab) {
-  if (line.find('\0') != std::string::npos) return "a NUL byte";
-  if (!valid_utf8(line)) return "invalid UTF-8";
+  if (const char* problem = not_text(line)) return problem;
   if (line.empty()) return "empty line";
   if (tab == std::string::npos) return "no tab";
   if (tab == 0) return "empty source";
@@ -151,6 +150,12 @@ std::vector<Example> read_tsv(const std::string& path, std::ostream* warnings, C
                              counts.lines, path, shown, reasons);
   }
   return examples;
+}
+
+const char* not_text(const std::string& text) {
+  if (text.find('\0') != std::string::npos) return "a NUL byte";
+  if (!valid_utf8(text)) return "invalid UTF-8";
+  return nullptr;
 }
 
 bool valid_utf8(const std::string& text) {

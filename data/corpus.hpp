@@ -28,5 +28,8 @@ std::vector<Example> read_tsv(const std::string& path, std::ostream* warnings, C
 
 /// True when `text` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
 bool valid_utf8(const std::string& text);
+/// Why `text` is not a line of text, "a NUL byte" or "invalid UTF-8", or nullptr when it is: the
+/// check every line of a corpus and every line to translate passes.
+const char* not_text(const std::string& text);
 
 }  // namespace xgrad::data

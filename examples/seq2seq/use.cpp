@@ -96,11 +96,8 @@ int translate_command(const std::string& model_path, const DecodeSettings& decod
   // A line that is not text (invalid UTF-8, a NUL byte) gets a message and an empty output line;
   // the others are translated. The exit code is then 1.
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    const char* problem = lines[i].find('\0') != std::string::npos ? "holds a NUL byte"
-                          : !xgrad::data::valid_utf8(lines[i])      ? "is not valid UTF-8"
-                                                                    : nullptr;
-    if (problem) {
-      std::fprintf(stderr, "seq2seq translate: line %zu %s: %s (an empty line is written for it)\n", i + 1, problem,
+    if (const char* problem = xgrad::data::not_text(lines[i])) {
+      std::fprintf(stderr, "seq2seq translate: line %zu: %s: %s (an empty line is written for it)\n", i + 1, problem,
                    xgrad::printable(lines[i], 60).c_str());
       lines[i].clear();
       bad[i] = true;

@@ -104,9 +104,9 @@ TEST_CASE("seq2seq train writes a run folder that eval and translate use") {
   const Result guarded = run("translate --model " + run_dir.string(), hostile);
   INFO(guarded.output);
   CHECK(guarded.status == 1);
-  CHECK(guarded.output.find("line 2 is not valid UTF-8: \\xff\\xfe bad (an empty line is written for it)") !=
+  CHECK(guarded.output.find("line 2: invalid UTF-8: \\xff\\xfe bad (an empty line is written for it)") !=
         std::string::npos);
-  CHECK(guarded.output.find("line 3 holds a NUL byte: nul\\x00byte") != std::string::npos);
+  CHECK(guarded.output.find("line 3: a NUL byte: nul\\x00byte") != std::string::npos);
   CHECK(guarded.output.find("line 4: 1048576 tokens, more than the model's max_len") != std::string::npos);
   CHECK(guarded.output.find("\xff") == std::string::npos);  // no raw byte echoed
   const Result beam = run("translate --beam 3 --model " + (run_dir / "last").string(), "abc\n");
