@@ -83,8 +83,9 @@ double time_gemm(GemmFn fn, const bench::Gemm& g, std::vector<std::vector<float>
 /// kernels::gemm against kernels::skinny_linear on decoding shapes.
 void skinny() {
   std::printf("%-5s %-5s %-5s %14s %14s %7s\n", "rows", "in", "out", "GEMM library", "skinny_linear", "ratio");
-  for (const auto& [in, out] : {std::pair<std::size_t, std::size_t>{256, 256}, {256, 1024}, {1024, 256}, {256, 1000},
-                                {512, 512}, {512, 2048}, {2048, 512}}) {
+  for (const auto& shape : {std::pair<std::size_t, std::size_t>{256, 256}, {256, 1024}, {1024, 256}, {256, 1000},
+                            {512, 512}, {512, 2048}, {2048, 512}}) {
+    const std::size_t in = shape.first, out = shape.second;  // (lambdas below capture them: no structured binding)
     const std::size_t copies = std::max<std::size_t>(2, (16u << 20) / (in * out * sizeof(float)));
     std::vector<std::vector<float>> weights(copies, std::vector<float>(in * out, 0.01f));
     for (const std::size_t rows : {1, 2, 4, 8, 16, 32, 64}) {

@@ -41,7 +41,9 @@ TEST_CASE("binary ops: gradcheck, same shape and every broadcasting pattern") {
       {{}, {2, 3}},            // a 0-d tensor
       {{2, 1, 4}, {3, 1}},     // outer product of stretched axes
   };
-  for (const auto& [sa, sb] : patterns) {
+  for (const auto& pattern : patterns) {
+    const Shape& sa = pattern.first;  // (a structured binding cannot be captured in C++17)
+    const Shape& sb = pattern.second;
     CAPTURE(shape_str(sa));
     CAPTURE(shape_str(sb));
     Tensor a = param(sa, -1.f, 1.f, 3), b = positive(sb, 4);

@@ -171,7 +171,8 @@ TEST_CASE("transpose swaps two axes") {
 
   CHECK(gradcheck([](const std::vector<Tensor>& in) { return transpose(in[0], 0, 1); }, {param({2, 3})}));
   const std::vector<std::pair<std::int64_t, std::int64_t>> pairs = {{0, 1}, {0, 2}, {1, 2}, {-1, -2}, {-3, -1}, {2, 0}};
-  for (auto [a, b] : pairs) {
+  for (const auto& pair : pairs) {
+    const std::int64_t a = pair.first, b = pair.second;  // (a structured binding cannot be captured in C++17)
     CAPTURE(a);
     CAPTURE(b);
     CHECK(gradcheck([a = a, b = b](const std::vector<Tensor>& in) { return transpose(in[0], a, b); }, {param({2, 3, 4})}));

@@ -38,9 +38,10 @@ std::string write(const std::string& format_name, const Date& date) {
 void check_formats(const Date& date, const std::map<std::string, std::string>& expected) {
   INFO("date ", iso(date));
   CHECK(expected.size() == date_formats().size());
-  for (const auto& [name, text] : expected) {
+  for (const auto& format : expected) {
+    const std::string& name = format.first;  // (a structured binding cannot be captured in C++17)
     INFO("format ", name);
-    CHECK(write(name, date) == text);
+    CHECK(write(name, date) == format.second);
   }
 }
 
@@ -304,7 +305,8 @@ TEST_CASE("drawn examples: a format and casing of the target's date, spread unif
   CHECK(earliest < "1951");
   CHECK(latest > "2049");
   REQUIRE(per_format.size() == date_formats().size());
-  for (const auto& [name, count] : per_format) {
+  for (const auto& [format, count] : per_format) {
+    const std::string& name = format;  // (a structured binding cannot be captured in C++17)
     INFO("format ", name);
     CHECK(count > 850);  // 1000 expected; the standard deviation is about 31
     CHECK(count < 1150);

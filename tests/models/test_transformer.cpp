@@ -73,7 +73,9 @@ void check_parity(const std::string& name) {
   }
   double grad_error = 0;
   std::string worst;
-  for (const auto& [pname, p] : model->named_parameters()) {
+  for (const auto& named : model->named_parameters()) {
+    const std::string& pname = named.first;  // (a structured binding cannot be captured in C++17)
+    const Tensor& p = named.second;
     names.insert(pname);
     if (!want_names.count(pname)) continue;
     REQUIRE_MESSAGE(p.grad().defined(), pname);

@@ -73,8 +73,9 @@ TEST_CASE("linear: up to kSkinnyRows rows (one pass over W), as the same rows am
   for (const auto& [out, in] : {std::pair<std::size_t, std::size_t>{3, 4}, {130, 37}, {1001, 64}}) {
     Tensor many = param({12, in}, 10), w5 = param({out, in}, 11), b5 = param({out}, 12);
     const Array all = F::linear(many, w5, b5).value();  // (12, out): one GEMM
+    const std::size_t outputs = out;  // (a structured binding cannot be captured in C++17)
     for (std::size_t rows = 1; rows <= xgrad::kernels::kSkinnyRows; ++rows) {
-      CAPTURE(out);
+      CAPTURE(outputs);
       CAPTURE(rows);
       const Array few = F::linear(narrow(many, 0, 0, rows), w5, b5).value();  // (rows, out)
       // Another summation order than GEMM's: float rounding over in <= 64 products of |x| <= 1.
