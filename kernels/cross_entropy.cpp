@@ -10,6 +10,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/row_sums.hpp>
 
 namespace xgrad::kernels {
 
@@ -18,21 +19,7 @@ namespace {
 using Batch = xsimd::batch<float>;
 constexpr std::size_t kWidth = Batch::size;
 
-// --- row kernels: vectorised max, sum of exponentials and sum over one contiguous row ----------
-
-float row_max(const float* x, std::size_t C) {
-  float best = -std::numeric_limits<float>::infinity();
-  std::size_t c = 0;
-  if (C >= kWidth) {
-    Batch acc = Batch::load_unaligned(x);
-    for (c = kWidth; c + kWidth <= C; c += kWidth) acc = xsimd::max(acc, Batch::load_unaligned(x + c));
-    alignas(64) float lanes[kWidth];
-    acc.store_aligned(lanes);
-    best = *std::max_element(lanes, lanes + kWidth);
-  }
-  for (; c < C; ++c) best = std::max(best, x[c]);
-  return best;
-}
+// --- row kernels: sum of exponentials and sum over one contiguous row (the maximum: row_max) ----
 
 /// sum_c exp(x_c - shift), and sum_c x_c.
 void row_sums(const float* x, std::size_t C, float shift, float& sum_exp, float& sum) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/row_sums.hpp>
 
 namespace xgrad::kernels {
 
@@ -177,13 +178,10 @@ void max_along_axis(const float* x, float* values, std::int64_t* indices, const 
     // first position holding it (or holding a NaN).
     parallel_rows(v.outer, v.n, [&](std::size_t o) {
       const float* row = x + o * v.n;
-      float best = row[0];
+      float best = row_max(row, v.n);
       int nans = 0;
-#pragma omp simd reduction(max : best) reduction(+ : nans)
-      for (std::size_t k = 0; k < v.n; ++k) {
-        best = row[k] > best ? row[k] : best;
-        nans += row[k] != row[k];
-      }
+#pragma omp simd reduction(+ : nans)
+      for (std::size_t k = 0; k < v.n; ++k) nans += row[k] != row[k];
       std::size_t k = 0;
       if (nans > 0) {
         while (row[k] == row[k]) ++k;

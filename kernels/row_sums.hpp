@@ -1,10 +1,11 @@
-// Sums along one contiguous row with several vector accumulators: a single accumulator (what
+// Sums (and the maximum) along one contiguous row with several vector accumulators: a single accumulator (what
 // `omp simd reduction` gives) waits on the add's latency at every step, which for rows that sit
 // in L1 costs more than reading them. The order of the additions is fixed (four interleaved
 // partial sums, then the tail), so results do not depend on anything but the row.
 #pragma once
 
 #include <cstddef>
+#include <limits>
 
 #include <xgrad/kernels/vec.hpp>
 
@@ -64,6 +65,31 @@ inline float row_dot_centered(const float* a, const float* b, const float* c, st
   return sum(
       n, [&](std::size_t i) { return load(a + i) * load(b + i) * ((load(c + i) - m) * r); },
       [&](std::size_t i) { return a[i] * b[i] * ((c[i] - m) * r); });
+}
+
+/// max_i x_i over one row (-inf for an empty row), four vector maxima at a time. A NaN never wins
+/// (callers that care count NaNs apart). Written out rather than left to `omp simd reduction(max)`,
+/// whose starting value for floats is the compiler's choice: Clang's is the lowest finite float,
+/// which would turn the maximum of a row of -inf into -FLT_MAX.
+inline float row_max(const float* x, std::size_t n) {
+  using namespace row_sums_detail;
+  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+  const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };  // the new value wins only if greater
+  float m = kMinusInf;
+  std::size_t k = 0;
+  if (n >= 4 * W) {
+    Vec m0 = Vec{} + kMinusInf, m1 = m0, m2 = m0, m3 = m0;
+    for (; k + 4 * W <= n; k += 4 * W) {
+      m0 = max(m0, load(x + k));
+      m1 = max(m1, load(x + k + W));
+      m2 = max(m2, load(x + k + 2 * W));
+      m3 = max(m3, load(x + k + 3 * W));
+    }
+    const Vec all = max(max(m0, m1), max(m2, m3));
+    for (std::size_t i = 0; i < W; ++i) m = all[i] > m ? all[i] : m;
+  }
+  for (; k < n; ++k) m = x[k] > m ? x[k] : m;
+  return m;
 }
 
 }  // namespace xgrad::kernels

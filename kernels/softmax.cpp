@@ -44,28 +44,6 @@ void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
   });
 }
 
-/// m = max_k x_k over one row of n elements (-inf for none), four vector maxima at a time.
-float row_max(const float* x, std::size_t n) {
-  using namespace row_sums_detail;
-  // The new value wins only if greater: a NaN never does, as in the scalar tail.
-  const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };
-  float m = kMinusInf;
-  std::size_t k = 0;
-  if (n >= 4 * W) {
-    Vec m0 = Vec{} + kMinusInf, m1 = m0, m2 = m0, m3 = m0;
-    for (; k + 4 * W <= n; k += 4 * W) {
-      m0 = max(m0, load(x + k));
-      m1 = max(m1, load(x + k + W));
-      m2 = max(m2, load(x + k + 2 * W));
-      m3 = max(m3, load(x + k + 3 * W));
-    }
-    const Vec all = max(max(m0, m1), max(m2, m3));
-    for (std::size_t i = 0; i < W; ++i) m = all[i] > m ? all[i] : m;
-  }
-  for (; k < n; ++k) m = x[k] > m ? x[k] : m;  // (a NaN never wins: the row's NaN shows in its sum)
-  return m;
-}
-
 /// sum_k exp(x_k - m) over one row of n elements: the exponentials a block at a time into a
 /// buffer on the stack, each block summed by row_sum.
 float sum_exp(const float* x, std::size_t n, float m) {

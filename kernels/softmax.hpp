@@ -7,6 +7,7 @@
 #include <limits>
 
 #include <xgrad/kernels/axis_view.hpp>
+#include <xgrad/kernels/row_sums.hpp>
 #include <xgrad/kernels/simd.hpp>
 
 namespace xgrad::kernels {
@@ -37,9 +38,7 @@ struct SoftmaxRowStats {
 /// Softmax of one row of attention scores in place, keys whose score is -inf (masked) getting
 /// exactly 0; a row with every key masked becomes all zeros (never NaN). Returns its statistics.
 inline SoftmaxRowStats masked_softmax_row(float* row, std::size_t n) {
-  float max = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : max)
-  for (std::size_t j = 0; j < n; ++j) max = std::max(max, row[j]);
+  const float max = row_max(row, n);
   if (max == -std::numeric_limits<float>::infinity()) {
     std::fill(row, row + n, 0.f);
     return {max, 0.f};
