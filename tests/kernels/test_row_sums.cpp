@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <xgrad/kernels/row_sums.hpp>
@@ -33,5 +34,25 @@ TEST_CASE("row sums against double, every length from 0 to 140 and a long row") 
     CHECK(std::fabs(row_dot(a.data(), b.data(), n) - dot) < tolerance);
     CHECK(std::fabs(row_dot_centered(a.data(), b.data(), c.data(), n, m, r) - centered) < tolerance);
     CHECK(row_sum(a.data(), n) == row_sum(a.data(), n));  // deterministic
+  }
+}
+
+TEST_CASE("row_max: the largest element at every length, -inf for a row of -inf or none, a NaN never wins") {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t n : {0u, 1u, 7u, 31u, 32u, 33u, 64u, 100u}) {
+    CAPTURE(n);
+    std::vector<float> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) - 2.f;
+    float expected = -inf;
+    for (const float v : x) expected = v > expected ? v : expected;
+    CHECK(row_max(x.data(), n) == expected);
+    std::vector<float> masked(n, -inf);  // a row whose keys are all masked
+    CHECK(row_max(masked.data(), n) == -inf);
+    if (n > 1) {
+      x[n / 2] = std::nanf("");
+      CHECK(row_max(x.data(), n) == row_max(x.data(), n));  // not NaN
+      masked[n - 1] = 3.f;
+      CHECK(row_max(masked.data(), n) == 3.f);
+    }
   }
 }
