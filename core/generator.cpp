@@ -43,19 +43,6 @@ void Generator::twist() {
   index_ = 0;
 }
 
-void Generator::uniform_bits(std::uint32_t* out, std::size_t n) {
-  for (std::size_t done = 0; done < n;) {
-    if (index_ >= kWords) twist();
-    const std::size_t take = std::min(n - done, kWords - index_);
-    const std::uint64_t* w = words_ + index_;
-    std::uint32_t* o = out + done;
-#pragma omp simd
-    for (std::size_t j = 0; j < take; ++j) o[j] = static_cast<std::uint32_t>(temper(w[j]) >> 40);
-    index_ += take;
-    done += take;
-  }
-}
-
 float Generator::normal() {
   if (has_cached_normal_) {
     has_cached_normal_ = false;

@@ -13,8 +13,8 @@ namespace xgrad {
 
 /// A Mersenne Twister, MT19937-64: the numbers of std::mt19937_64 for the same seed, and its state
 /// in the same text, with the sampling done by xgrad itself so that the same seed gives the same
-/// numbers with every standard library. Its 312 state words are held here so that bulk draws
-/// (uniform_bits(out, n)) regenerate and temper whole blocks in vectorized loops.
+/// numbers with every standard library. Long runs of draws (a dropout mask) come from the
+/// counter-based streams it keys (philox_stream), which any thread can draw from.
 class Generator {
  public:
   explicit Generator(std::uint64_t seed = 5489u) { manual_seed(seed); }
@@ -27,8 +27,6 @@ class Generator {
   float uniform() { return static_cast<float>(uniform_bits()) * (1.0f / 16777216.0f); }
   /// The 24 random bits behind uniform() (the top bits of one 64-bit draw): in [0, 2^24).
   std::uint32_t uniform_bits() { return static_cast<std::uint32_t>(next() >> 40); }
-  /// n values of uniform_bits() at once: the same numbers, in the same order, several times faster.
-  void uniform_bits(std::uint32_t* out, std::size_t n);
   /// uniform() < p exactly when uniform_bits() < uniform_threshold(p), for p in [0, 1]: a
   /// Bernoulli draw without the float conversion.
   static std::uint32_t uniform_threshold(float p) {
