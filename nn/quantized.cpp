@@ -39,7 +39,6 @@ void Int8Weight::release() {
   if (released_) return;
   get();
   weight_.mutable_value() = Array::from_shape({quantized_.rows, 0});
-  version_ = weight_.version();
   released_ = true;
 }
 

@@ -80,6 +80,17 @@ Dims check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_
   return d;
 }
 
+/// The kernels' view of the masks: attn (T, S) or (B*H, T, S), key_padding (B, S), either null.
+kernels::AttentionMasks masks_of(const Array* attn, const Mask* key_padding) {
+  kernels::AttentionMasks masks;
+  if (attn) {
+    masks.attn = attn->data();
+    masks.attn_per_head = attn->dimension() == 3;
+  }
+  if (key_padding) masks.key_padding = key_padding->data();
+  return masks;
+}
+
 }  // namespace
 
 AttentionResult scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
@@ -105,12 +116,8 @@ AttentionResult scaled_dot_product_attention(const Tensor& q_in, const Tensor& k
     // dropped: uniform() < p
     dropout = kernels::AttentionDropout{gen.philox_stream(), Generator::uniform_threshold(p), p < 1.f ? 1.f / (1.f - p) : 0.f};
   }
-  kernels::AttentionMasks masks;
-  if (options.attn_mask) {
-    masks.attn = options.attn_mask->data();
-    masks.attn_per_head = options.attn_mask->dimension() == 3;
-  }
-  if (options.key_padding_mask) masks.key_padding = options.key_padding_mask->data();
+  const kernels::AttentionMasks masks =
+      masks_of(options.attn_mask ? &*options.attn_mask : nullptr, options.key_padding_mask ? &*options.key_padding_mask : nullptr);
 
   std::shared_ptr<Array> probs;  // (B, H, T, S): for the backward, or to return the weights
   if (options.need_weights || keep_weights) probs = std::make_shared<Array>(Array::from_shape({d.B, d.H, d.T, d.S}));
@@ -144,13 +151,8 @@ AttentionResult scaled_dot_product_attention(const Tensor& q_in, const Tensor& k
     float* dq = ctx.needs_grad(0) ? ctx.grad_buffer(0).data() : nullptr;
     float* dk = ctx.needs_grad(1) ? ctx.grad_buffer(1).data() : nullptr;
     float* dv = ctx.needs_grad(2) ? ctx.grad_buffer(2).data() : nullptr;
-    kernels::AttentionMasks masks;
-    if (attn_mask) {
-      masks.attn = attn_mask->data();
-      masks.attn_per_head = attn_mask->dimension() == 3;
-    }
-    if (key_padding) masks.key_padding = key_padding->data();
-    kernels::attention_backward(d, scale, q_saved->data(), k_saved->data(), v_saved->data(), masks,
+    kernels::attention_backward(d, scale, q_saved->data(), k_saved->data(), v_saved->data(),
+                                masks_of(attn_mask.get(), key_padding.get()),
                                 dropout ? &*dropout : nullptr, stats ? stats->data() : nullptr,
                                 probs ? probs->data() : nullptr,
                                 ctx.grad_output().data(), dq, dk, dv);
