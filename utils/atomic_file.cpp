@@ -18,9 +18,7 @@ namespace xgrad::utils {
 namespace {
 /// Largest single write request: Linux transfers at most about 2 GiB per call.
 constexpr std::uint64_t kMaxTransfer = std::uint64_t(1) << 30;
-}  // namespace
-
-namespace {
+/// What marks the name of a temporary file: ".TARGET.tmp-PID-RANDOM".
 constexpr const char* kTemporaryMark = ".tmp-";
 }  // namespace
 
