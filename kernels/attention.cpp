@@ -15,6 +15,7 @@
 #include <xgrad/kernels/simd.hpp>
 #include <xgrad/kernels/small_gemm.hpp>
 #include <xgrad/kernels/softmax.hpp>
+#include <xgrad/kernels/vec.hpp>
 
 namespace xgrad::kernels {
 
@@ -43,24 +44,93 @@ bool parallel_heads(const AttentionShape& d) {
   return d.B * d.H > 1 && d.B * d.H * d.T * d.S * (d.dk + d.dv) >= kParallelWork;
 }
 
+/// P[h * ld + s] = scale q_h . k_h of key row s = key_row(s) for every head h (-inf for a null,
+/// masked, row), q and the key rows H*dk floats with the heads side by side. Each key row is read
+/// once, whole; its heads go W at a time, one vector of partial sums each, and the W vectors are
+/// summed across their lanes together (a transposing tree of adds), not one by one.
+template <class KeyRow>
+void key_scores(const float* q, KeyRow key_row, std::size_t S, std::size_t H, std::size_t dk, float scale, float* P,
+                std::size_t ld) {
+  using vec::load;
+  using vec::Vec;
+  using vec::W;
+  for (std::size_t s = 0; s < S; ++s) {
+    const float* k = key_row(s);
+    if (!k) {
+      for (std::size_t h = 0; h < H; ++h) P[h * ld + s] = kMinusInf;
+    } else if (dk % W != 0) {
+      for (std::size_t h = 0; h < H; ++h) P[h * ld + s] = scale * row_dot(q + h * dk, k + h * dk, dk);
+    } else {
+      for (std::size_t h0 = 0; h0 < H; h0 += W) {
+        const std::size_t heads = std::min(W, H - h0);
+        Vec acc[W];
+        for (std::size_t i = 0; i < heads; ++i) {
+          const float* qh = q + (h0 + i) * dk;
+          const float* kh = k + (h0 + i) * dk;
+          Vec even = load(qh) * load(kh), odd = {};  // two chains of multiply-adds, in registers
+          std::size_t c = W;
+          for (; c + 2 * W <= dk; c += 2 * W) {
+            odd += load(qh + c) * load(kh + c);
+            even += load(qh + c + W) * load(kh + c + W);
+          }
+          if (c < dk) odd += load(qh + c) * load(kh + c);
+          acc[i] = even + odd;
+        }
+        for (std::size_t i = heads; i < W; ++i) acc[i] = Vec{};
+        const Vec sums = vec::lanes_sums(acc) * scale;  // lane i: head h0 + i
+        for (std::size_t i = 0; i < heads; ++i) P[(h0 + i) * ld + s] = sums[i];
+      }
+    }
+  }
+}
+
+/// O (H*dv) = sum_s w_hs value_row(s) per head h, w_hs = Wt[h * ld + s]: value rows four at a
+/// time, in order, so that O is read and written once per four rows rather than once per row.
+template <class ValueRow>
+void weighted_values(const float* Wt, std::size_t ld, ValueRow value_row, std::size_t S, std::size_t H, std::size_t dv,
+                     float* O) {
+  using vec::load;
+  using vec::Vec;
+  using vec::W;
+  std::fill(O, O + H * dv, 0.f);
+  std::size_t s = 0;
+  if (dv % W == 0) {
+    for (; s + 4 <= S; s += 4) {
+      const float* v0 = value_row(s);
+      const float* v1 = value_row(s + 1);
+      const float* v2 = value_row(s + 2);
+      const float* v3 = value_row(s + 3);
+      for (std::size_t h = 0; h < H; ++h) {
+        const float* w = Wt + h * ld + s;
+        const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+        for (std::size_t j = h * dv; j < (h + 1) * dv; j += W) {
+          Vec o = load(O + j);
+          o += w0 * load(v0 + j);
+          o += w1 * load(v1 + j);
+          o += w2 * load(v2 + j);
+          o += w3 * load(v3 + j);
+          vec::store(O + j, o);
+        }
+      }
+    }
+  }
+  for (; s < S; ++s) {
+    const float* value = value_row(s);
+    for (std::size_t h = 0; h < H; ++h) axpy(Wt[h * ld + s], value + h * dv, O + h * dv, dv);
+  }
+}
+
 /// Up to kFewQueries queries of one batch row against its S keys, every head at once: P (H, T, S)
 /// = scale q_h . k_h per key, the masks, softmax per (head, query), then O (T, H*dv) = P V. Each
-/// key and value row (all heads side by side) is read once, whole, in order, where a loop over
-/// heads outside would read them a column block at a time. key_row(s) is null for a masked key;
+/// key and value row (all heads side by side) is read once per query, whole, in order, where a
+/// loop over heads outside would read them a column block at a time. key_row(s) is null for a masked key;
 /// attn(h) is the (T, S) additive mask of head h or null; keep (H, T, S) dropout's multipliers
 /// or null, applied into `weights` (H, T, S) of scratch.
 template <class KeyRow, class ValueRow, class AttnMask>
 void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t dk, std::size_t dv, float scale,
                         const float* Q, std::size_t q_ld, KeyRow key_row, ValueRow value_row, AttnMask attn,
                         const float* keep, float* P, float* weights, float* O, std::size_t o_ld) {
-  for (std::size_t s = 0; s < S; ++s) {
-    const float* key = key_row(s);
-    for (std::size_t h = 0; h < H; ++h) {
-      for (std::size_t t = 0; t < T; ++t) {
-        P[(h * T + t) * S + s] = key ? scale * row_dot(Q + t * q_ld + h * dk, key + h * dk, dk) : kMinusInf;
-      }
-    }
-  }
+  for (std::size_t t = 0; t < T; ++t) key_scores(Q + t * q_ld, key_row, S, H, dk, scale, P + t * S, T * S);
   for (std::size_t h = 0; h < H; ++h) {
     const float* A = attn(h);
     for (std::size_t t = 0; t < T; ++t) {
@@ -72,18 +142,12 @@ void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t
       masked_softmax_row(row, S);
     }
   }
-  const float* W = P;
+  const float* Wt = P;
   if (keep) {
     multiply(P, keep, weights, H * T * S);
-    W = weights;
+    Wt = weights;
   }
-  for (std::size_t t = 0; t < T; ++t) std::fill(O + t * o_ld, O + t * o_ld + H * dv, 0.f);
-  for (std::size_t s = 0; s < S; ++s) {
-    const float* value = value_row(s);
-    for (std::size_t t = 0; t < T; ++t) {
-      for (std::size_t h = 0; h < H; ++h) axpy(W[(h * T + t) * S + s], value + h * dv, O + t * o_ld + h * dv, dv);
-    }
-  }
+  for (std::size_t t = 0; t < T; ++t) weighted_values(Wt + t * S, T * S, value_row, S, H, dv, O + t * o_ld);
 }
 
 /// Per-thread scratch of one (batch, head): a transposed K or V (max(dk, dv), S), and (T, S)

@@ -6,6 +6,10 @@
 #include <cstddef>
 #include <cstring>
 
+#if defined(__AVX__) && !defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace xgrad::kernels::vec {
 
 #if defined(__AVX512F__)
@@ -30,6 +34,26 @@ inline float lanes_sum(Vec v) {
   float s = 0.f;
   for (std::size_t i = 0; i < W; ++i) s += v[i];
   return s;
+}
+
+/// Lane i of the result: the sum of the lanes of v[i], for all W vectors at once. With AVX, a
+/// tree of horizontal adds (three levels, then the two halves): 9 instructions for 8 sums.
+inline Vec lanes_sums(const Vec (&v)[W]) {
+#if defined(__AVX__) && !defined(__AVX512F__)
+  const __m256 s01 = _mm256_hadd_ps(__m256(v[0]), __m256(v[1]));  // (v0 01, v0 23, v1 01, v1 23 | same, lanes 4-7)
+  const __m256 s23 = _mm256_hadd_ps(__m256(v[2]), __m256(v[3]));
+  const __m256 s45 = _mm256_hadd_ps(__m256(v[4]), __m256(v[5]));
+  const __m256 s67 = _mm256_hadd_ps(__m256(v[6]), __m256(v[7]));
+  const __m256 s0123 = _mm256_hadd_ps(s01, s23);  // (v0 0-3, v1 0-3, v2 0-3, v3 0-3 | v0 4-7, ...)
+  const __m256 s4567 = _mm256_hadd_ps(s45, s67);
+  const __m256 low = _mm256_permute2f128_ps(s0123, s4567, 0x20);   // (v0-v3 lanes 0-3 | v4-v7 lanes 0-3)
+  const __m256 high = _mm256_permute2f128_ps(s0123, s4567, 0x31);  // the same of lanes 4-7
+  return Vec(_mm256_add_ps(low, high));
+#else
+  Vec out;
+  for (std::size_t i = 0; i < W; ++i) out[i] = lanes_sum(v[i]);
+  return out;
+#endif
 }
 
 }  // namespace xgrad::kernels::vec
