@@ -8,7 +8,8 @@
 //   bench_transformer --decode [--threads N] [--model small|base] [--precision fp32|int8|bf16]
 //                                                                      greedy and beam decoding
 //   bench_transformer --sgemm [--threads N] [--model small|base]       the ceiling: the GEMMs alone
-// One JSON line per measurement, each with the peak resident memory of the process so far.
+// One JSON line per measurement, each with the peak resident memory of the process so far; in
+// decoding, the peak while that mode ran, the model built (and quantized) before it counted.
 //
 // Training: forward, backward and Adam on one fixed batch (3 warm-up steps, then the mean of
 // --steps), in target tokens per second and in achieved GFLOP/s, with the minor page faults per
@@ -57,9 +58,29 @@ namespace {
 constexpr std::size_t kVocab = 1000, kBatch = 32, kSrcLen = 32, kTgtLen = 32, kNewTokens = 64;
 
 double peak_rss_mb() {
+  // VmHWM, which reset_peak_rss resets (getrusage's ru_maxrss never goes down).
+  if (std::FILE* status = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    long kb = -1;
+    while (std::fgets(line, sizeof line, status)) {
+      if (std::sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    }
+    std::fclose(status);
+    if (kb >= 0) return static_cast<double>(kb) / 1024.0;
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss / 1024.0;  // Linux reports kilobytes
+}
+
+/// Starts the peak resident memory again from what is resident now (Linux: "5" written to
+/// /proc/self/clear_refs resets VmHWM), so that peak_rss_mb() then tells the peak of what runs next.
+/// False where the kernel does not allow it: peak_rss_mb() is then the process's whole peak.
+bool reset_peak_rss() {
+  std::FILE* refs = std::fopen("/proc/self/clear_refs", "w");
+  if (!refs) return false;
+  const bool written = std::fputs("5", refs) >= 0;
+  return std::fclose(refs) == 0 && written;
 }
 
 /// Minor page faults of the process so far: a step that allocates fresh pages faults them in.
@@ -190,6 +211,17 @@ void decode(const std::string& model_name, int threads, const std::string& preci
   model.eval();
   if (precision == "int8") nn::quantize_dynamic(model, nn::Fp32Weights::release);
   print_weights(model, precision);
+  // From here the peak counts the model as it decodes (a released fp32 weight no longer), not the
+  // fp32 model built before quantizing it; each mode below starts the peak again.
+  const auto start_peak = [] {
+    empty_cache();
+    static bool warned = false;
+    if (!reset_peak_rss() && !warned) {
+      std::fprintf(stderr, "bench_transformer: cannot reset the peak resident memory (/proc/self/clear_refs): "
+                           "peak_rss_mb is the whole process's\n");
+      warned = true;
+    }
+  };
   autocast products(precision == "bf16" ? Precision::bf16 : Precision::fp32);
   const std::int64_t bos = 1;
   for (const std::size_t batch : {std::size_t{1}, std::size_t{32}}) {
@@ -208,6 +240,7 @@ void decode(const std::string& model_name, int threads, const std::string& preci
     // noise is a large part: their time is the median of three runs. Re-feeding runs once, as
     // the peer does.
     for (const bool kv_cache : {true, false}) {
+      start_peak();
       models::greedy_decode(model, src, bos, eos, 4, kv_cache);  // warm-up
       std::size_t steps = 0;
       const double seconds = median_seconds(kv_cache ? 3 : 1, [&] {
@@ -218,6 +251,7 @@ void decode(const std::string& model_name, int threads, const std::string& preci
     models::BeamSearchOptions beam;
     beam.beam_size = 4;
     std::size_t longest = 0;  // a source can finish before max_len: count the steps it ran
+    start_peak();
     const double seconds = median_seconds(3, [&] {
       const auto hypotheses = models::beam_search(model, src, bos, eos, kNewTokens, beam);
       longest = 0;
