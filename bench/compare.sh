@@ -174,7 +174,7 @@ for batch in (1, 32):
     for mode, label in (("greedy_kv", "greedy, KV cache"), ("greedy_refeed", "greedy, re-feed"), ("beam4", "beam 4")):
         runs = [decoding(r, mode, batch) for r in ("xgrad", "libtorch", "libtorch_coretype")]
         row("decode b%d %s tokens/s" % (batch, label), *[fmt(get(r.get(t), "tokens_per_s")) for r in runs for t in (1, 2)])
-row("decoding peak RSS MB", fmt(max([l["peak_rss_mb"] for l in pick(impl="xgrad") if l.get("mode") in ("greedy_kv", "greedy_refeed", "beam4")], default=None)), "",
+row("decoding peak RSS MB (xgrad: the largest of its modes; libtorch: its process)", fmt(max([l["peak_rss_mb"] for l in pick(impl="xgrad") if l.get("mode") in ("greedy_kv", "greedy_refeed", "beam4")], default=None)), "",
     fmt(max([l["peak_rss_mb"] for l in pick(impl="libtorch") if l.get("mode") in ("greedy_kv", "greedy_refeed")], default=None)), "", "", "")
 
 widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
