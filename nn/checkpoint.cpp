@@ -25,20 +25,27 @@ std::map<std::string, std::string> load(Module& module, const std::string& path,
 }
 
 std::map<std::string, std::string> load(Module& module, const safetensors::File& file, bool strict) {
-  const std::string& path = file.path();
-  StateDict state;
-  for (const auto& [name, array] : file.tensors()) state.emplace(name, Tensor(array));
-  if (!file.indices().empty()) {
-    std::string names;
-    for (const auto& [name, values] : file.indices()) names += (names.empty() ? "" : ", ") + name;
-    if (strict) throw Error(fmt::format("nn::load: '{}' holds integer tensors where parameters are expected: {}", path, names));
+  return load(module, safetensors::File(file), strict);
+}
+
+std::map<std::string, std::string> load(Module& module, safetensors::File&& file, bool strict) {
+  const std::string path = file.path();
+  const std::map<std::string, std::string> metadata = file.metadata();
+  std::string names;
+  for (const std::string& name : file.keys()) {
+    if (!safetensors::is_floating_point(file.dtype(name))) names += (names.empty() ? "" : ", ") + name;
   }
+  if (strict && !names.empty()) {
+    throw Error(fmt::format("nn::load: '{}' holds integer tensors where parameters are expected: {}", path, names));
+  }
+  StateDict state;
+  for (auto& [name, array] : std::move(file).take_tensors()) state.emplace(name, Tensor(std::move(array)));
   try {
     module.load_state_dict(state, strict);
   } catch (const Error& e) {
     throw Error(fmt::format("nn::load: '{}': {}", path, e.what()));
   }
-  return file.metadata();
+  return metadata;
 }
 
 }  // namespace xgrad::nn

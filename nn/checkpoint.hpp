@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/nn/module.hpp>
@@ -23,13 +24,15 @@ void save(const Module& module, const std::string& path, const std::map<std::str
 std::map<std::string, std::string> load(Module& module, const std::string& path, bool strict = true);
 /// The same from a file already read.
 std::map<std::string, std::string> load(Module& module, const safetensors::File& file, bool strict = true);
+/// The same, taking the file's arrays rather than copying them.
+std::map<std::string, std::string> load(Module& module, safetensors::File&& file, bool strict = true);
 
 /// A model saved with its configuration as JSON in the metadata's "config" (models::save_model):
 /// reads `path` once, builds M(Config::from_json(config)) and loads the tensors strictly. `op`
 /// names the caller in the error for a file without a config ("load_model").
 template <class M, class Config>
 std::shared_ptr<M> load_configured(const char* op, const std::string& path) {
-  const safetensors::File file = safetensors::read(path);
+  safetensors::File file = safetensors::read(path, safetensors::Int8Tensors::keep);
   const auto config = file.metadata().find("config");
   if (config == file.metadata().end()) {
     throw Error(std::string(op) + ": " + path + " has no \"config\" in its metadata");
@@ -37,9 +40,9 @@ std::shared_ptr<M> load_configured(const char* op, const std::string& path) {
   auto model = std::make_shared<M>(Config::from_json(config->second));
   const auto quantization = file.metadata().find("quantization");
   if (quantization == file.metadata().end()) {
-    load(*model, file, true);
+    load(*model, std::move(file), true);
   } else if (quantization->second == "int8") {
-    load_quantized(*model, file);
+    load_quantized(*model, std::move(file));
   } else {
     throw Error(std::string(op) + ": " + path + ": unknown quantization \"" + quantization->second + "\" (int8 is known)");
   }

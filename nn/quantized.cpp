@@ -1,5 +1,7 @@
 #include <xgrad/nn/quantized.hpp>
 
+#include <set>
+
 #include <fmt/format.h>
 
 #include <xgrad/autograd/ops/elementwise.hpp>
@@ -99,60 +101,106 @@ std::vector<std::string> released_weights(const Module& model) {
 void save_quantized(const Module& model, const std::string& path, std::map<std::string, std::string> metadata) {
   std::map<std::string, Array> tensors;
   for (const auto& [name, value] : model.state_dict()) tensors.emplace(name, value.value());
-  std::map<std::string, Indices> values;
-  std::vector<std::string> int8_names;
+  std::map<std::string, safetensors::Int8Tensor> values;
   for (const auto& [name, weight] : int8_weights_of(model)) {
     const kernels::QuantizedWeight& q = weight->get();
     tensors.erase(name);
-    Indices v = Indices::from_shape({q.rows, q.cols});
-    std::copy(q.values.begin(), q.values.end(), v.begin());
-    values.emplace(name + ".int8", std::move(v));
-    int8_names.push_back(name + ".int8");
+    values.emplace(name + ".int8", safetensors::Int8Tensor{{q.rows, q.cols}, q.values});
     Array scales = Array::from_shape({q.rows});
     std::copy(q.scales.begin(), q.scales.end(), scales.begin());
     tensors.emplace(name + ".scale", std::move(scales));
   }
   metadata["quantization"] = "int8";
-  safetensors::write(path, tensors, values, metadata, int8_names);
+  safetensors::write(path, tensors, {}, metadata, values);
 }
 
-void load_quantized(Module& model, const safetensors::File& file) {
+namespace {
+
+/// The int8 values of `name`: taken from `kept` (a file read with Int8Tensors::keep) or widened
+/// in `file`, each checked to lie in [-127, 127].
+std::vector<std::int8_t> int8_values(std::map<std::string, safetensors::Int8Tensor>& kept,
+                                     const safetensors::File& file, const std::string& name, Shape& shape) {
+  std::vector<std::int8_t> values;
+  if (auto found = kept.find(name); found != kept.end()) {
+    shape = found->second.shape;
+    values = std::move(found->second.values);
+  } else {
+    const Indices& v = file.get_indices(name);
+    shape.assign(v.shape().begin(), v.shape().end());
+    values.resize(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (v.data()[i] < -128 || v.data()[i] > 127) {
+        throw Error(fmt::format("load_quantized: {} holds {} at flat index {}, outside [-127, 127]", name, v.data()[i], i));
+      }
+      values[i] = static_cast<std::int8_t>(v.data()[i]);
+    }
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (values[i] == -128) {
+      throw Error(fmt::format("load_quantized: {} holds -128 at flat index {}, outside [-127, 127]", name, i));
+    }
+  }
+  return values;
+}
+
+}  // namespace
+
+void load_quantized(Module& model, const safetensors::File& file) { load_quantized(model, safetensors::File(file)); }
+
+void load_quantized(Module& model, safetensors::File&& file) {
   quantize_dynamic(model);
   const auto weights = int8_weights_of(model);
-  StateDict dict(file.tensors().begin(), file.tensors().end());
+  const StateDict own = model.state_dict();
+  std::set<std::string> fp32_names;  // the tensors the file holds in fp32
+  for (const auto& [name, array] : file.tensors()) fp32_names.insert(name);
+  StateDict dict;
+  for (auto& [name, array] : std::move(file).take_tensors()) dict.emplace(name, Tensor(std::move(array)));
+  std::map<std::string, safetensors::Int8Tensor> kept = std::move(file).take_int8_tensors();
   std::vector<kernels::QuantizedWeight> saved;
   for (const auto& [name, weight] : weights) {
-    if (!file.indices().count(name + ".int8") || !dict.count(name + ".scale")) {
+    const bool has_values = kept.count(name + ".int8") || file.indices().count(name + ".int8");
+    if (!has_values || !dict.count(name + ".scale")) {
       throw Error(fmt::format("load_quantized: the file has no {}.int8 and {}.scale for the quantized weight {}", name,
                               name, name));
     }
-    const Indices& v = file.get_indices(name + ".int8");
-    const Array& scales = dict.at(name + ".scale").value();
-    if (v.dimension() != 2 || scales.dimension() != 1 || scales.shape()[0] != v.shape()[0]) {
-      throw Error(fmt::format("load_quantized: {}.int8 {} and {}.scale {} must be (out, in) and (out)", name,
-                              shape_str(Shape(v.shape().begin(), v.shape().end())), name, shape_str(shape_of(scales))));
-    }
+    Shape shape;
     kernels::QuantizedWeight q;
-    q.rows = v.shape()[0];
-    q.cols = v.shape()[1];
-    q.values.resize(v.size());
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      if (v.data()[i] < -127 || v.data()[i] > 127) {
-        throw Error(fmt::format("load_quantized: {}.int8 holds {} at flat index {}, outside [-127, 127]", name,
-                                v.data()[i], i));
-      }
-      q.values[i] = static_cast<std::int8_t>(v.data()[i]);
+    q.values = int8_values(kept, file, name + ".int8", shape);
+    const Array& scales = dict.at(name + ".scale").value();
+    if (shape.size() != 2 || scales.dimension() != 1 || scales.shape()[0] != shape[0]) {
+      throw Error(fmt::format("load_quantized: {}.int8 {} and {}.scale {} must be (out, in) and (out)", name,
+                              shape_str(shape), name, shape_str(shape_of(scales))));
     }
+    q.rows = shape[0];
+    q.cols = shape[1];
     q.scales.assign(scales.begin(), scales.end());
-    const std::vector<float> fp32 = kernels::dequantize_weight(q);
-    Array value = Array::from_shape({q.rows, q.cols});
-    std::copy(fp32.begin(), fp32.end(), value.begin());
     dict.erase(name + ".scale");
-    dict[name] = Tensor(std::move(value));
+    // The parameter itself stands for its values, which are written below, once every tensor of
+    // the file has been checked against the model (load_state_dict copies nothing onto itself).
+    const auto parameter = own.find(name);
+    if (parameter != own.end() && parameter->second.shape() == Shape{q.rows, q.cols}) dict[name] = parameter->second;
+    else dict[name] = Tensor(Array::from_shape({q.rows, q.cols}));  // load_state_dict names the mismatch
     saved.push_back(std::move(q));
   }
   model.load_state_dict(dict);  // strict: every other tensor as in nn::load
-  for (std::size_t i = 0; i < weights.size(); ++i) weights[i].second->assign(std::move(saved[i]));
+  // A weight tied to a parameter the file holds in fp32 (an output projection sharing the
+  // embedding) already has its exact values; the others get the int8 values times their row's
+  // scale, in place.
+  std::set<const void*> exact;
+  for (const auto& [name, tensor] : own) {
+    if (fp32_names.count(name)) exact.insert(tensor.impl());
+  }
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const kernels::QuantizedWeight& q = saved[i];
+    const Tensor& parameter = own.at(weights[i].first);
+    if (!exact.count(parameter.impl())) {
+      float* w = parameter.mutable_value().data();
+      for (std::size_t n = 0; n < q.rows; ++n) {
+        for (std::size_t k = 0; k < q.cols; ++k) w[n * q.cols + k] = q.scales[n] * static_cast<float>(q.values[n * q.cols + k]);
+      }
+    }
+    weights[i].second->assign(std::move(saved[i]));
+  }
 }
 
 namespace functional {

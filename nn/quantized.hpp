@@ -86,6 +86,8 @@ void save_quantized(const Module& model, const std::string& path, std::map<std::
 /// W.int8 and W.scale as W's int8 copy (exactly the saved numbers) and their product as W's fp32
 /// value, and loads the other tensors strictly. xgrad::Error names what is missing or mis-shaped.
 void load_quantized(Module& model, const safetensors::File& file);
+/// The same, taking the file's arrays rather than copying them.
+void load_quantized(Module& model, safetensors::File&& file);
 
 namespace functional {
 /// act(x W[first .. first + count)^T + b[first ..]) with W in int8: x (..., in) -> (..., count).

@@ -3,7 +3,6 @@
 #include <xgrad/nn/safetensors.hpp>
 
 #include <algorithm>
-#include <list>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -438,6 +437,10 @@ const Array& File::get_tensor(const std::string& name) const {
     throw Error(fmt::format("safetensors: {}: tensor {} is {}, an integer tensor: use get_indices",
                             quoted(path_), quoted(name), dtype_name(dtype(name))));
   }
+  if (int8_.count(name)) {
+    throw Error(fmt::format("safetensors: {}: tensor {} is I8, kept as bytes: use get_int8", quoted(path_),
+                            quoted(name)));
+  }
   throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
 }
 
@@ -448,12 +451,27 @@ const Indices& File::get_indices(const std::string& name) const {
     throw Error(fmt::format("safetensors: {}: tensor {} is {}, a floating-point tensor: use get_tensor",
                             quoted(path_), quoted(name), dtype_name(dtype(name))));
   }
+  if (int8_.count(name)) {
+    throw Error(fmt::format("safetensors: {}: tensor {} is I8, kept as bytes: use get_int8", quoted(path_),
+                            quoted(name)));
+  }
+  throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
+}
+
+const Int8Tensor& File::get_int8(const std::string& name) const {
+  auto found = int8_.find(name);
+  if (found != int8_.end()) return found->second;
+  if (contains(name)) {
+    throw Error(fmt::format("safetensors: {}: tensor {} is {}{}", quoted(path_), quoted(name), dtype_name(dtype(name)),
+                            dtype(name) == Dtype::I8 ? ", widened to int64 (read with Int8Tensors::keep to keep it as bytes): use get_indices"
+                                                     : ", not I8"));
+  }
   throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
 }
 
 // --- read ------------------------------------------------------------------------------------
 
-File read(const std::string& path) {
+File read(const std::string& path, Int8Tensors int8) {
   const Reader reader(path);
   // O_NONBLOCK: opening a FIFO must not wait for a writer; it is rejected just below.
   Descriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
@@ -522,6 +540,12 @@ File read(const std::string& path) {
       file.tensors_.emplace(span.name, std::move(values));
       continue;
     }
+    if (span.dtype == Dtype::I8 && int8 == Int8Tensors::keep) {
+      Int8Tensor values{span.shape, std::vector<std::int8_t>(count)};
+      reader.read_exact(fd.get(), values.values.data(), bytes, offset);
+      file.int8_.emplace(span.name, std::move(values));
+      continue;
+    }
     buffer.resize(bytes);
     reader.read_exact(fd.get(), buffer.data(), bytes, offset);
     if (is_floating_point(span.dtype)) {
@@ -541,12 +565,11 @@ File read(const std::string& path) {
 
 void write(const std::string& path, const std::map<std::string, Array>& tensors,
            const std::map<std::string, Indices>& indices,
-           const std::map<std::string, std::string>& metadata, const std::vector<std::string>& int8_names) {
+           const std::map<std::string, std::string>& metadata, const std::map<std::string, Int8Tensor>& int8) {
   auto fail = [&](const std::string& problem) {
     throw Error(fmt::format("safetensors: {}: {}", quoted(path), problem));
   };
   std::map<std::string, Outgoing> outgoing;  // sorted by name: the header's order and the data's
-  std::list<std::vector<std::int8_t>> narrowed;  // the I8 tensors' bytes, alive until written
   for (const auto& [name, values] : tensors) {
     const Shape shape(values.shape().begin(), values.shape().end());
     outgoing.emplace(name, Outgoing{Dtype::F32, shape, values.data(), byte_count(shape, sizeof(float))});
@@ -556,19 +579,17 @@ void write(const std::string& path, const std::map<std::string, Array>& tensors,
       fail(fmt::format("tensor {} is both a float and an integer tensor", quoted(name)));
     }
     const Shape shape(values.shape().begin(), values.shape().end());
-    if (std::find(int8_names.begin(), int8_names.end(), name) == int8_names.end()) {
-      outgoing.emplace(name,
-                       Outgoing{Dtype::I64, shape, values.data(), byte_count(shape, sizeof(std::int64_t))});
-      continue;
+    outgoing.emplace(name, Outgoing{Dtype::I64, shape, values.data(), byte_count(shape, sizeof(std::int64_t))});
+  }
+  for (const auto& [name, values] : int8) {
+    if (outgoing.count(name)) {
+      fail(fmt::format("tensor {} is given twice: as an I8 tensor and as a float or int64 one", quoted(name)));
     }
-    std::vector<std::int8_t>& bytes = narrowed.emplace_back(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      if (values.data()[i] < -128 || values.data()[i] > 127) {
-        fail(fmt::format("tensor {} is to be written as I8 but its element {} is {}", quoted(name), i, values.data()[i]));
-      }
-      bytes[i] = static_cast<std::int8_t>(values.data()[i]);
+    if (numel_of(values.shape) != values.values.size()) {
+      fail(fmt::format("I8 tensor {} has {} values for a shape {} of {}", quoted(name), values.values.size(),
+                       shape_str(Shape(values.shape.begin(), values.shape.end())), numel_of(values.shape)));
     }
-    outgoing.emplace(name, Outgoing{Dtype::I8, shape, bytes.data(), byte_count(shape, 1)});
+    outgoing.emplace(name, Outgoing{Dtype::I8, values.shape, values.values.data(), byte_count(values.shape, 1)});
   }
   if (outgoing.count(kMetadataKey)) {
     fail(fmt::format("{} names the metadata, it cannot name a tensor", quoted(kMetadataKey)));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,12 +23,24 @@ std::size_t element_size(Dtype dtype);
 /// True for F64, F32, F16 and BF16.
 bool is_floating_point(Dtype dtype);
 
+/// An I8 tensor as its bytes, row-major: a quantized checkpoint's weights, which as int64 would
+/// take eight times their size.
+struct Int8Tensor {
+  std::vector<std::size_t> shape;
+  std::vector<std::int8_t> values;
+};
+
+/// What read() makes of I8 tensors: int64 Indices like the other integer tensors (widen), or
+/// Int8Tensor bytes (keep).
+enum class Int8Tensors { widen, keep };
+
 /// The tensors and metadata of a safetensors file, as read() returns them. Names are kept in
 /// sorted order, whatever their order in the file.
 ///
 /// Conversions on reading: F32 as is; F16 and BF16 exactly (subnormals, infinities and NaNs
 /// included: every such value is a float32); F64 rounded to nearest float32 (beyond float32's
-/// range: +-inf). I64, I32, I16, I8 and U8 exactly to int64; BOOL to 0 and 1.
+/// range: +-inf). I64, I32, I16, I8 and U8 exactly to int64; BOOL to 0 and 1. I8 stays bytes
+/// when read with Int8Tensors::keep.
 class File {
  public:
   /// The path the file was read from.
@@ -44,19 +57,30 @@ class File {
   /// An integer or boolean tensor as int64. Throws xgrad::Error if there is no tensor of that
   /// name or if it is a floating-point tensor.
   const Indices& get_indices(const std::string& name) const;
+  /// An I8 tensor kept as bytes (read with Int8Tensors::keep). Throws xgrad::Error if there is
+  /// no such tensor.
+  const Int8Tensor& get_int8(const std::string& name) const;
 
   /// All floating-point tensors, by name.
   const std::map<std::string, Array>& tensors() const { return tensors_; }
-  /// All integer and boolean tensors, by name.
+  /// All integer and boolean tensors, by name, but the I8 ones kept as bytes.
   const std::map<std::string, Indices>& indices() const { return indices_; }
+  /// The I8 tensors kept as bytes (none unless read with Int8Tensors::keep).
+  const std::map<std::string, Int8Tensor>& int8_tensors() const { return int8_; }
+  /// Moves the floating-point tensors out of a file that is done with (std::move(file)): a loader
+  /// then holds each array once, not the file's and its own copy.
+  std::map<std::string, Array> take_tensors() && { return std::move(tensors_); }
+  /// The same for the I8 tensors kept as bytes.
+  std::map<std::string, Int8Tensor> take_int8_tensors() && { return std::move(int8_); }
   /// The header's "__metadata__", kept as is (empty when the file has none).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:
-  friend File read(const std::string& path);
+  friend File read(const std::string& path, Int8Tensors int8);
   std::string path_;
   std::map<std::string, Array> tensors_;
   std::map<std::string, Indices> indices_;
+  std::map<std::string, Int8Tensor> int8_;
   std::map<std::string, Dtype> dtypes_;
   std::map<std::string, std::string> metadata_;
 };
@@ -70,11 +94,10 @@ class File {
 /// data section exactly, each beginning where the previous one ends, the first at 0 and the last
 /// ending at the end of the file. Header fields other than dtype, shape and data_offsets are
 /// rejected; BOOL bytes must be 0 or 1.
-File read(const std::string& path);
+File read(const std::string& path, Int8Tensors int8 = Int8Tensors::widen);
 
-/// Writes `tensors` as F32 and `indices` as I64 (or as I8 for the names `int8_names` lists, whose
-/// values must then fit in [-128, 127]), with `metadata` as the header's "__metadata__"
-/// (omitted when empty). Names are sorted and the data lies contiguously in header order. The
+/// Writes `tensors` as F32, `indices` as I64 and `int8` as I8, with `metadata` as the header's
+/// "__metadata__" (omitted when empty). An int8 tensor's values must number its shape's size. Names are sorted and the data lies contiguously in header order. The
 /// header is padded with spaces to a multiple of 8 bytes.
 ///
 /// The write is atomic: the bytes go to a uniquely named temporary file in the target's folder,
@@ -83,6 +106,6 @@ File read(const std::string& path);
 void write(const std::string& path, const std::map<std::string, Array>& tensors,
            const std::map<std::string, Indices>& indices = {},
            const std::map<std::string, std::string>& metadata = {},
-           const std::vector<std::string>& int8_names = {});
+           const std::map<std::string, Int8Tensor>& int8 = {});
 
 }  // namespace xgrad::safetensors

@@ -1,5 +1,6 @@
-// Fuzz target: safetensors::read on arbitrary bytes, and every tensor of what it accepts; then the
-// same bytes as a checkpoint's state.safetensors (training::load_training_state).
+// Fuzz target: safetensors::read on arbitrary bytes (I8 widened and kept), and every tensor of
+// what it accepts; then the same bytes as a checkpoint's state.safetensors
+// (training::load_training_state).
 #include "fuzz.hpp"
 
 #include <xgrad/core/error.hpp>
@@ -23,6 +24,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     static_cast<void>(sum);
     xgrad::fuzz::outcome("read");
+  } catch (const xgrad::Error& e) {
+    xgrad::fuzz::outcome(e.what());
+  }
+  try {  // I8 kept as bytes: the same acceptance, each I8 tensor with as many bytes as its shape says
+    const xgrad::safetensors::File file = xgrad::safetensors::read(path, xgrad::safetensors::Int8Tensors::keep);
+    for (const auto& [name, tensor] : file.int8_tensors()) {
+      std::size_t count = 1;
+      for (const std::size_t d : tensor.shape) count *= d;
+      if (count != tensor.values.size() || file.dtype(name) != xgrad::safetensors::Dtype::I8) __builtin_trap();
+    }
+    xgrad::fuzz::outcome("read, I8 kept");
   } catch (const xgrad::Error& e) {
     xgrad::fuzz::outcome(e.what());
   }

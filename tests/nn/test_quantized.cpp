@@ -198,3 +198,51 @@ TEST_CASE("quantize_dynamic with Fp32Weights::release frees the fp32 weights, ru
     CHECK(bytes(path) == bytes(kept_path));  // the same file as without releasing
   }
 }
+
+TEST_CASE("Loading a quantized checkpoint: int8 kept as bytes or widened, the same model; a tied weight keeps its exact fp32") {
+  for (const bool tied : {false, true}) {
+    CAPTURE(tied);
+    Generator generator(9);
+    models::TransformerConfig config = models::TransformerConfig::preset("tiny", 19, 19);
+    config.tie_embeddings = tied;
+    models::Transformer model(config, generator);
+    model.eval();
+    const nn::StateDict original = model.state_dict();
+    std::map<std::string, Array> fp32;
+    for (const auto& [name, tensor] : original) fp32.emplace(name, tensor.value());
+    nn::quantize_dynamic(model);
+    const TempDir scratch("quantized_load");
+    const std::string path = scratch.file("int8.safetensors");
+    models::save(model, path);
+
+    const auto loaded = models::load<models::Transformer>(path);  // I8 kept as bytes
+    models::Transformer widened(config, generator);                // I8 read as int64
+    nn::load_quantized(widened, safetensors::read(path));
+    const safetensors::File bytes = safetensors::read(path, safetensors::Int8Tensors::keep);
+    for (const auto& [name, weight] : loaded->named_parameters()) {
+      CAPTURE(name);
+      CHECK(weight.value() == widened.state_dict().at(name).value());
+      if (!bytes.int8_tensors().count(name + ".int8")) {
+        CHECK(weight.value() == fp32.at(name));  // not quantized, or tied: the file's fp32, exactly
+        continue;
+      }
+      // Quantized: the int8 values times their row's scale.
+      const safetensors::Int8Tensor& q = bytes.get_int8(name + ".int8");
+      const Array& scale = bytes.get_tensor(name + ".scale");
+      REQUIRE(weight.value().size() == q.values.size());
+      bool all = true;
+      for (std::size_t i = 0; i < q.values.size(); ++i) {
+        all = all && weight.value().data()[i] == scale(i / q.shape[1]) * static_cast<float>(q.values[i]);
+      }
+      CHECK(all);
+    }
+    if (tied) CHECK(loaded->state_dict().at("src_embed.weight").value() == fp32.at("src_embed.weight"));
+    Indices src = Indices::from_shape({2, 5});
+    for (auto& id : src) id = 3 + static_cast<std::int64_t>(generator.integer(16));
+    NoGradGuard no_grad;
+    loaded->eval();
+    widened.eval();
+    CHECK(loaded->forward(src, src).value() == model.forward(src, src).value());
+    CHECK(widened.forward(src, src).value() == model.forward(src, src).value());
+  }
+}

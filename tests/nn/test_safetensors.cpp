@@ -791,3 +791,42 @@ TEST_CASE("fuzz: mutated files either load or throw xgrad::Error") {
   CHECK(loaded > 0);  // some mutations (data bytes, whitespace) keep the file valid
   CHECK(rejected > kCases / 2);
 }
+
+TEST_CASE("I8 tensors: written from bytes, read back as bytes (Int8Tensors::keep) or widened to int64") {
+  TempDir dir("safetensors");
+  const std::string path = dir.file("q.safetensors");
+  const safetensors::Int8Tensor q{{2, 3}, {-128, -1, 0, 1, 2, 127}};
+  safetensors::write(path, {{"w.scale", Array{0.5f, 0.25f}}}, {{"ids", Indices{7}}}, {}, {{"w.int8", q}});
+  const std::uintmax_t header_and_length = std::filesystem::file_size(path) - (2 * 4 + 8 + 6);
+  CHECK(header_and_length % 8 == 0);  // F32 8 bytes, I64 8 bytes, I8 6 bytes of data
+
+  const auto kept = safetensors::read(path, safetensors::Int8Tensors::keep);
+  CHECK(kept.dtype("w.int8") == Dtype::I8);
+  CHECK(kept.get_int8("w.int8").shape == std::vector<std::size_t>{2, 3});
+  CHECK(kept.get_int8("w.int8").values == q.values);
+  CHECK(kept.indices().size() == 1);  // ids; the I8 tensor is bytes
+  CHECK(kept.int8_tensors().size() == 1);
+  CHECK_THROWS_WITH_AS(kept.get_indices("w.int8"), doctest::Contains("'w.int8' is I8, kept as bytes: use get_int8"),
+                       Error);
+  CHECK_THROWS_WITH_AS(kept.get_tensor("w.int8"), doctest::Contains("use get_int8"), Error);
+  CHECK_THROWS_WITH_AS(kept.get_int8("ids"), doctest::Contains("'ids' is I64, not I8"), Error);
+  CHECK_THROWS_WITH_AS(kept.get_int8("v"), doctest::Contains("no tensor 'v'"), Error);
+
+  const auto widened = safetensors::read(path);
+  CHECK(widened.get_indices("w.int8") == Indices{{-128, -1, 0}, {1, 2, 127}});
+  CHECK(widened.int8_tensors().empty());
+  CHECK_THROWS_WITH_AS(widened.get_int8("w.int8"), doctest::Contains("widened to int64"), Error);
+
+  // Moving the arrays out of a file that is done with.
+  safetensors::File taken = safetensors::read(path, safetensors::Int8Tensors::keep);
+  const auto arrays = std::move(taken).take_tensors();
+  CHECK(arrays.at("w.scale") == Array{0.5f, 0.25f});
+
+  CHECK_THROWS_WITH_AS(safetensors::write(dir.file("bad.safetensors"), {}, {}, {},
+                                          {{"w", safetensors::Int8Tensor{{2, 2}, {1, 2, 3}}}}),
+                       doctest::Contains("I8 tensor 'w' has 3 values for a shape [2,2] of 4"), Error);
+  CHECK_THROWS_WITH_AS(safetensors::write(dir.file("bad.safetensors"), {{"w", Array{1.f}}}, {}, {},
+                                          {{"w", safetensors::Int8Tensor{{1}, {1}}}}),
+                       doctest::Contains("tensor 'w' is given twice"), Error);
+  CHECK_FALSE(std::filesystem::exists(dir.file("bad.safetensors")));
+}
