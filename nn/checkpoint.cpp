@@ -15,9 +15,7 @@ void save(const Module& module, const std::string& path, const std::map<std::str
                             "save it with nn::save_quantized (models::save does)",
                             path, released.front()));
   }
-  std::map<std::string, Array> tensors;
-  for (const auto& [name, tensor] : module.state_dict()) tensors.emplace(name, tensor.value());
-  safetensors::write(path, tensors, {}, metadata);
+  safetensors::write_state(path, module.state_dict(), metadata);
 }
 
 std::map<std::string, std::string> load(Module& module, const std::string& path, bool strict) {

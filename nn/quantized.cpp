@@ -99,8 +99,7 @@ std::vector<std::string> released_weights(const Module& model) {
 }
 
 void save_quantized(const Module& model, const std::string& path, std::map<std::string, std::string> metadata) {
-  std::map<std::string, Array> tensors;
-  for (const auto& [name, value] : model.state_dict()) tensors.emplace(name, value.value());
+  StateDict tensors = model.state_dict();
   std::map<std::string, safetensors::Int8Tensor> values;
   for (const auto& [name, weight] : int8_weights_of(model)) {
     const kernels::QuantizedWeight& q = weight->get();
@@ -108,10 +107,10 @@ void save_quantized(const Module& model, const std::string& path, std::map<std::
     values.emplace(name + ".int8", safetensors::Int8Tensor{{q.rows, q.cols}, q.values});
     Array scales = Array::from_shape({q.rows});
     std::copy(q.scales.begin(), q.scales.end(), scales.begin());
-    tensors.emplace(name + ".scale", std::move(scales));
+    tensors.emplace(name + ".scale", Tensor(std::move(scales)));
   }
   metadata["quantization"] = "int8";
-  safetensors::write(path, tensors, {}, metadata, values);
+  safetensors::write_state(path, tensors, metadata, values);
 }
 
 namespace {

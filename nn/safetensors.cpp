@@ -563,17 +563,22 @@ File read(const std::string& path, Int8Tensors int8) {
 
 // --- write -----------------------------------------------------------------------------------
 
-void write(const std::string& path, const std::map<std::string, Array>& tensors,
-           const std::map<std::string, Indices>& indices,
-           const std::map<std::string, std::string>& metadata, const std::map<std::string, Int8Tensor>& int8) {
+namespace {
+
+/// An F32 tensor to write, from the array's own storage.
+Outgoing outgoing_floats(const Array& values) {
+  const Shape shape(values.shape().begin(), values.shape().end());
+  return Outgoing{Dtype::F32, shape, values.data(), byte_count(shape, sizeof(float))};
+}
+
+/// Writes `outgoing` (the F32 tensors, sorted by name: the header's order and the data's), then
+/// `indices` and `int8`, as write() documents.
+void write_file(const std::string& path, std::map<std::string, Outgoing> outgoing,
+                const std::map<std::string, Indices>& indices, const std::map<std::string, std::string>& metadata,
+                const std::map<std::string, Int8Tensor>& int8) {
   auto fail = [&](const std::string& problem) {
     throw Error(fmt::format("safetensors: {}: {}", quoted(path), problem));
   };
-  std::map<std::string, Outgoing> outgoing;  // sorted by name: the header's order and the data's
-  for (const auto& [name, values] : tensors) {
-    const Shape shape(values.shape().begin(), values.shape().end());
-    outgoing.emplace(name, Outgoing{Dtype::F32, shape, values.data(), byte_count(shape, sizeof(float))});
-  }
   for (const auto& [name, values] : indices) {
     if (outgoing.count(name)) {
       fail(fmt::format("tensor {} is both a float and an integer tensor", quoted(name)));
@@ -622,6 +627,23 @@ void write(const std::string& path, const std::map<std::string, Array>& tensors,
   file.append(text.data(), text.size());
   for (const auto& [name, tensor] : outgoing) file.append(tensor.data, tensor.bytes);
   file.commit();
+}
+
+}  // namespace
+
+void write(const std::string& path, const std::map<std::string, Array>& tensors,
+           const std::map<std::string, Indices>& indices,
+           const std::map<std::string, std::string>& metadata, const std::map<std::string, Int8Tensor>& int8) {
+  std::map<std::string, Outgoing> outgoing;
+  for (const auto& [name, values] : tensors) outgoing.emplace(name, outgoing_floats(values));
+  write_file(path, std::move(outgoing), indices, metadata, int8);
+}
+
+void write_state(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                 const std::map<std::string, std::string>& metadata, const std::map<std::string, Int8Tensor>& int8) {
+  std::map<std::string, Outgoing> outgoing;
+  for (const auto& [name, tensor] : tensors) outgoing.emplace(name, outgoing_floats(tensor.value()));
+  write_file(path, std::move(outgoing), {}, metadata, int8);
 }
 
 }  // namespace xgrad::safetensors

@@ -108,4 +108,10 @@ void write(const std::string& path, const std::map<std::string, Array>& tensors,
            const std::map<std::string, std::string>& metadata = {},
            const std::map<std::string, Int8Tensor>& int8 = {});
 
+/// The same for tensors (a module's state_dict), written from their own storage: no copy of the
+/// model is made to save it.
+void write_state(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                 const std::map<std::string, std::string>& metadata = {},
+                 const std::map<std::string, Int8Tensor>& int8 = {});
+
 }  // namespace xgrad::safetensors
