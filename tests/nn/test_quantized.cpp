@@ -219,7 +219,8 @@ TEST_CASE("Loading a quantized checkpoint: int8 kept as bytes or widened, the sa
     models::Transformer widened(config, generator);                // I8 read as int64
     nn::load_quantized(widened, safetensors::read(path));
     const safetensors::File bytes = safetensors::read(path, safetensors::Int8Tensors::keep);
-    for (const auto& [name, weight] : loaded->named_parameters()) {
+    for (const auto& [parameter_name, weight] : loaded->named_parameters()) {
+      const std::string name = parameter_name;  // a structured binding cannot be captured (CAPTURE) in C++17
       CAPTURE(name);
       CHECK(weight.value() == widened.state_dict().at(name).value());
       if (!bytes.int8_tensors().count(name + ".int8")) {
