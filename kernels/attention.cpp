@@ -123,9 +123,9 @@ void weighted_values(const float* Wt, std::size_t ld, ValueRow value_row, std::s
 /// Up to kFewQueries queries of one batch row against its S keys, every head at once: P (H, T, S)
 /// = scale q_h . k_h per key, the masks, softmax per (head, query), then O (T, H*dv) = P V. Each
 /// key and value row (all heads side by side) is read once per query, whole, in order, where a
-/// loop over heads outside would read them a column block at a time. key_row(s) is null for a masked key;
-/// attn(h) is the (T, S) additive mask of head h or null; keep (H, T, S) dropout's multipliers
-/// or null, applied into `weights` (H, T, S) of scratch.
+/// loop over heads outside would read them a column block at a time. key_row(s) is null for a
+/// masked key; attn(h) is the (T, S) additive mask of head h or null; keep (H, T, S) dropout's
+/// multipliers or null, applied into `weights` (H, T, S) of scratch.
 template <class KeyRow, class ValueRow, class AttnMask>
 void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t dk, std::size_t dv, float scale,
                         const float* Q, std::size_t q_ld, KeyRow key_row, ValueRow value_row, AttnMask attn,

@@ -164,12 +164,10 @@ QuantizedWeight quantize_weight(const float* w, std::size_t rows, std::size_t co
   return q;
 }
 
-std::vector<float> dequantize_weight(const QuantizedWeight& w) {
-  std::vector<float> out(w.rows * w.cols);
+void dequantize_weight(const QuantizedWeight& w, float* out) {
   for (std::size_t n = 0; n < w.rows; ++n) {
     for (std::size_t k = 0; k < w.cols; ++k) out[n * w.cols + k] = w.scales[n] * static_cast<float>(w.values[n * w.cols + k]);
   }
-  return out;
 }
 
 void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, std::size_t first, std::size_t count,

@@ -32,8 +32,8 @@ struct QuantizedWeight {
 /// Quantizes w (rows, cols), row-major. Throws xgrad::Error on a non-finite weight.
 QuantizedWeight quantize_weight(const float* w, std::size_t rows, std::size_t cols);
 
-/// The same weight back in fp32: s_n Q_nk, (rows, cols).
-std::vector<float> dequantize_weight(const QuantizedWeight& w);
+/// The same weight back in fp32 into out (rows, cols), row-major: s_n Q_nk.
+void dequantize_weight(const QuantizedWeight& w, float* out);
 
 /// y (M, count) = x (M, K) W[first .. first + count)^T + b, b (count) or null, with W's rows
 /// [first, first + count) (a slice: the query, key or value block of a fused projection), in int8

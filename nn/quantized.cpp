@@ -150,10 +150,14 @@ void load_quantized(Module& model, safetensors::File&& file) {
   quantize_dynamic(model);
   const auto weights = int8_weights_of(model);
   const StateDict own = model.state_dict();
-  std::set<std::string> fp32_names;  // the tensors the file holds in fp32
-  for (const auto& [name, array] : file.tensors()) fp32_names.insert(name);
   StateDict dict;
   for (auto& [name, array] : std::move(file).take_tensors()) dict.emplace(name, Tensor(std::move(array)));
+  // A weight tied to a parameter the file holds in fp32 (an output projection sharing the
+  // embedding) gets that parameter's exact values, not its int8 values times their scales.
+  std::set<const void*> exact;
+  for (const auto& [name, tensor] : own) {
+    if (dict.count(name)) exact.insert(tensor.impl());
+  }
   std::map<std::string, safetensors::Int8Tensor> kept = std::move(file).take_int8_tensors();
   std::vector<kernels::QuantizedWeight> saved;
   for (const auto& [name, weight] : weights) {
@@ -182,22 +186,9 @@ void load_quantized(Module& model, safetensors::File&& file) {
     saved.push_back(std::move(q));
   }
   model.load_state_dict(dict);  // strict: every other tensor as in nn::load
-  // A weight tied to a parameter the file holds in fp32 (an output projection sharing the
-  // embedding) already has its exact values; the others get the int8 values times their row's
-  // scale, in place.
-  std::set<const void*> exact;
-  for (const auto& [name, tensor] : own) {
-    if (fp32_names.count(name)) exact.insert(tensor.impl());
-  }
   for (std::size_t i = 0; i < weights.size(); ++i) {
-    const kernels::QuantizedWeight& q = saved[i];
     const Tensor& parameter = own.at(weights[i].first);
-    if (!exact.count(parameter.impl())) {
-      float* w = parameter.mutable_value().data();
-      for (std::size_t n = 0; n < q.rows; ++n) {
-        for (std::size_t k = 0; k < q.cols; ++k) w[n * q.cols + k] = q.scales[n] * static_cast<float>(q.values[n * q.cols + k]);
-      }
-    }
+    if (!exact.count(parameter.impl())) kernels::dequantize_weight(saved[i], parameter.mutable_value().data());
     weights[i].second->assign(std::move(saved[i]));
   }
 }

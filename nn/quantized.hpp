@@ -84,7 +84,8 @@ std::vector<std::string> released_weights(const Module& model);
 void save_quantized(const Module& model, const std::string& path, std::map<std::string, std::string> metadata);
 /// Reads such a file into `model` (of the file's configuration): quantizes the model, takes every
 /// W.int8 and W.scale as W's int8 copy (exactly the saved numbers) and their product as W's fp32
-/// value, and loads the other tensors strictly. xgrad::Error names what is missing or mis-shaped.
+/// value (a W tied to a parameter the file holds in fp32 keeps that parameter's values), and loads
+/// the other tensors strictly. xgrad::Error names what is missing or mis-shaped.
 void load_quantized(Module& model, const safetensors::File& file);
 /// The same, taking the file's arrays rather than copying them.
 void load_quantized(Module& model, safetensors::File&& file);

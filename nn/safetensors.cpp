@@ -462,9 +462,11 @@ const Int8Tensor& File::get_int8(const std::string& name) const {
   auto found = int8_.find(name);
   if (found != int8_.end()) return found->second;
   if (contains(name)) {
+    const bool widened = dtype(name) == Dtype::I8;
     throw Error(fmt::format("safetensors: {}: tensor {} is {}{}", quoted(path_), quoted(name), dtype_name(dtype(name)),
-                            dtype(name) == Dtype::I8 ? ", widened to int64 (read with Int8Tensors::keep to keep it as bytes): use get_indices"
-                                                     : ", not I8"));
+                            widened ? ", widened to int64 (read with Int8Tensors::keep to keep it as bytes): "
+                                      "use get_indices"
+                                    : ", not I8"));
   }
   throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
 }
