@@ -1,6 +1,7 @@
 // The memory of checkpoints: the peak resident memory of building a Transformer, saving it (fp32
 // and int8) and loading it back, each in a process of its own (fork; the child's peak from wait4),
-// beside the size of the files and of the model's fp32 weights.
+// beside the size of the files and of the model's fp32 weights; and loading either file for int8
+// decoding (models::load_int8).
 //   bench_checkpoint [--model small|base|big] [--vocab N] [--dir D]
 // One JSON line per measurement. A step that copied the model, or widened its int8 values to
 // int64, would show here as a peak well above the model's own bytes.
@@ -129,6 +130,11 @@ int main(int argc, char** argv) {
     nn::quantize_dynamic(*model, nn::Fp32Weights::release);
   });
   print("load, release fp32", "int8", peak, file_mb(int8_path));
+  // For decoding only: no fp32 weight made for the int8 layers (models::load_int8), from either file.
+  print("load_int8", "int8", child_peak_mb([&] { models::load_int8<models::Transformer>(int8_path); }),
+        file_mb(int8_path));
+  print("load_int8", "fp32", child_peak_mb([&] { models::load_int8<models::Transformer>(fp32_path); }),
+        file_mb(fp32_path));
   std::filesystem::remove(fp32_path);
   std::filesystem::remove(int8_path);
   if (o.dir.empty()) std::filesystem::remove(dir);

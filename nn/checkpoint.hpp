@@ -29,23 +29,34 @@ std::map<std::string, std::string> load(Module& module, safetensors::File&& file
 
 /// A model saved with its configuration as JSON in the metadata's "config" (models::save_model):
 /// reads `path` once, builds M(Config::from_json(config)) and loads the tensors strictly. `op`
-/// names the caller in the error for a file without a config ("load_model").
+/// names the caller in the error for a file without a config ("load_model"). int8_inference: the
+/// model only decodes, in int8; an int8 file is then read into a model built without fp32 weights
+/// (Int8WeightsOnly), and an fp32 file is quantized once loaded, its fp32 weights freed.
 template <class M, class Config>
-std::shared_ptr<M> load_configured(const char* op, const std::string& path) {
+std::shared_ptr<M> load_configured(const char* op, const std::string& path, bool int8_inference = false) {
   safetensors::File file = safetensors::read(path, safetensors::Int8Tensors::keep);
   const auto config = file.metadata().find("config");
   if (config == file.metadata().end()) {
     throw Error(std::string(op) + ": " + path + " has no \"config\" in its metadata");
   }
-  auto model = std::make_shared<M>(Config::from_json(config->second));
   const auto quantization = file.metadata().find("quantization");
   if (quantization == file.metadata().end()) {
+    auto model = std::make_shared<M>(Config::from_json(config->second));
     load(*model, std::move(file), true);
-  } else if (quantization->second == "int8") {
-    load_quantized(*model, std::move(file));
-  } else {
+    if (int8_inference) quantize_dynamic(*model, Fp32Weights::release);
+    return model;
+  }
+  if (quantization->second != "int8") {
     throw Error(std::string(op) + ": " + path + ": unknown quantization \"" + quantization->second + "\" (int8 is known)");
   }
+  std::shared_ptr<M> model;
+  if (int8_inference) {
+    Int8WeightsOnly no_fp32_weights;
+    model = std::make_shared<M>(Config::from_json(config->second));
+  } else {
+    model = std::make_shared<M>(Config::from_json(config->second));
+  }
+  load_quantized(*model, std::move(file));
   return model;
 }
 

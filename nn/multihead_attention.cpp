@@ -31,8 +31,13 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& options,
   if (!(options.dropout >= 0.f && options.dropout <= 1.f)) {
     throw Error(fmt::format("MultiheadAttention: dropout must be in [0, 1], got {}", options.dropout));
   }
-  in_proj_weight = register_parameter("in_proj_weight", zeros({3 * D, D}));
-  init::xavier_uniform_(in_proj_weight, 1.0, generator);
+  if (Int8WeightsOnly::active()) {  // int8 values to come from a checkpoint: no fp32 weight
+    in_proj_weight = register_parameter("in_proj_weight", zeros({3 * D, 0}));
+    int8_in_proj_ = Int8Weight::without_fp32(in_proj_weight, D);
+  } else {
+    in_proj_weight = register_parameter("in_proj_weight", zeros({3 * D, D}));
+    init::xavier_uniform_(in_proj_weight, 1.0, generator);
+  }
   if (options.bias) in_proj_bias = register_parameter("in_proj_bias", zeros({3 * D}));
   out_proj = register_module("out_proj", std::make_shared<Linear>(D, D, options.bias, generator));
   if (options.bias) init::zeros_(out_proj->bias);

@@ -13,21 +13,42 @@ Int8Weight::Int8Weight(Tensor weight) : weight_(std::move(weight)) {
   if (weight_.dim() != 2) {
     throw Error(fmt::format("Int8Weight: a weight must be (out, in), got {}", shape_str(weight_.shape())));
   }
+  rows_ = weight_.size(0);
+  cols_ = weight_.size(1);
+}
+
+std::shared_ptr<Int8Weight> Int8Weight::without_fp32(Tensor weight, std::size_t in) {
+  auto int8 = std::make_shared<Int8Weight>(std::move(weight));
+  if (int8->cols_ != 0) {
+    throw Error(fmt::format("Int8Weight::without_fp32: the weight must be (out, 0), got {}",
+                            shape_str(int8->weight_.shape())));
+  }
+  int8->cols_ = in;
+  int8->released_ = true;
+  return int8;
 }
 
 const kernels::QuantizedWeight& Int8Weight::get() const {
-  if (released_) return quantized_;
+  if (released_) {
+    if (quantized_.rows != rows_ || quantized_.cols != cols_) {
+      throw Error(fmt::format("Int8Weight: the weight ({}, {}) was built without fp32 values (Int8WeightsOnly) and "
+                              "has no int8 values yet: load a quantized checkpoint into the model (load_quantized)",
+                              rows_, cols_));
+    }
+    return quantized_;
+  }
   if (quantized_.values.empty() || weight_.version() != version_) {
-    quantized_ = kernels::quantize_weight(weight_.value().data(), weight_.size(0), weight_.size(1));
+    quantized_ = kernels::quantize_weight(weight_.value().data(), rows_, cols_);
     version_ = weight_.version();
   }
   return quantized_;
 }
 
 void Int8Weight::assign(kernels::QuantizedWeight quantized) {
-  if (quantized.rows != weight_.size(0) || quantized.cols != weight_.size(1)) {
-    throw Error(fmt::format("Int8Weight: int8 values ({}, {}) for a weight {}", quantized.rows, quantized.cols,
-                            shape_str(weight_.shape())));
+  if (quantized.rows != rows_ || quantized.cols != cols_ || quantized.values.size() != rows_ * cols_ ||
+      quantized.scales.size() != rows_) {
+    throw Error(fmt::format("Int8Weight: int8 values ({}, {}) for a weight ({}, {})", quantized.rows, quantized.cols,
+                            rows_, cols_));
   }
   quantized.row_sums.assign(quantized.rows, 0);
   for (std::size_t n = 0; n < quantized.rows; ++n) {
@@ -40,17 +61,25 @@ void Int8Weight::assign(kernels::QuantizedWeight quantized) {
 void Int8Weight::release() {
   if (released_) return;
   get();
-  weight_.mutable_value() = Array::from_shape({quantized_.rows, 0});
+  weight_.mutable_value() = Array::from_shape({rows_, 0});
   released_ = true;
 }
 
 void Int8Weight::require_fp32(const char* layer) const {
   if (!released_) return;
-  throw Error(fmt::format("{}: the fp32 weight ({}, {}) was released by quantize_dynamic(model, Fp32Weights::release), "
-                          "so this layer runs only in int8, where no gradient is recorded (NoGradGuard); "
-                          "to train or run in fp32, load the model again",
-                          layer, quantized_.rows, quantized_.cols));
+  throw Error(fmt::format("{}: the fp32 weight ({}, {}) was released by quantize_dynamic(model, Fp32Weights::release) "
+                          "or never made (Int8WeightsOnly), so this layer runs only in int8, where no gradient is "
+                          "recorded (NoGradGuard); to train or run in fp32, load the model again",
+                          layer, rows_, cols_));
 }
+
+namespace {
+thread_local int int8_only_depth = 0;
+}  // namespace
+
+Int8WeightsOnly::Int8WeightsOnly() { ++int8_only_depth; }
+Int8WeightsOnly::~Int8WeightsOnly() { --int8_only_depth; }
+bool Int8WeightsOnly::active() { return int8_only_depth > 0; }
 
 namespace {
 
@@ -181,15 +210,26 @@ void load_quantized(Module& model, safetensors::File&& file) {
     // The parameter itself stands for its values, which are written below, once every tensor of
     // the file has been checked against the model (load_state_dict copies nothing onto itself).
     const auto parameter = own.find(name);
-    if (parameter != own.end() && parameter->second.shape() == Shape{q.rows, q.cols}) dict[name] = parameter->second;
-    else dict[name] = Tensor(Array::from_shape({q.rows, q.cols}));  // load_state_dict names the mismatch
+    if (weight->released()) {  // no fp32 values to write: the parameter stays (out, 0)
+      if (weight->rows() != q.rows || weight->cols() != q.cols) {
+        throw Error(fmt::format("load_quantized: {}.int8 is ({}, {}) but the model's {} is ({}, {})", name, q.rows,
+                                q.cols, name, weight->rows(), weight->cols()));
+      }
+      dict[name] = weight->weight();
+    } else if (parameter != own.end() && parameter->second.shape() == Shape{q.rows, q.cols}) {
+      dict[name] = parameter->second;
+    } else {
+      dict[name] = Tensor(Array::from_shape({q.rows, q.cols}));  // load_state_dict names the mismatch
+    }
     saved.push_back(std::move(q));
   }
   model.load_state_dict(dict);  // strict: every other tensor as in nn::load
   for (std::size_t i = 0; i < weights.size(); ++i) {
-    const Tensor& parameter = own.at(weights[i].first);
-    if (!exact.count(parameter.impl())) kernels::dequantize_weight(saved[i], parameter.mutable_value().data());
-    weights[i].second->assign(std::move(saved[i]));
+    Int8Weight& weight = *weights[i].second;
+    if (!weight.released() && !exact.count(weight.weight().impl())) {
+      kernels::dequantize_weight(saved[i], weight.weight().mutable_value().data());
+    }
+    weight.assign(std::move(saved[i]));
   }
 }
 

@@ -13,6 +13,10 @@
 // quantize_dynamic does, for a model that only runs inference: those weights then take a quarter
 // of their fp32 memory (and a scale per row). A weight that another layer also uses (an output
 // projection tied to the embedding) keeps its fp32 values.
+//
+// A model that will only decode from an int8 checkpoint need not make fp32 weights at all: built
+// while an Int8WeightsOnly guard is alive, its layers start as released ones and take their int8
+// values from the file (load_quantized; models::load_int8 does both).
 #pragma once
 
 #include <cstddef>
@@ -36,6 +40,9 @@ namespace xgrad::nn {
 class Int8Weight {
  public:
   explicit Int8Weight(Tensor weight);
+  /// A weight that never had fp32 values: `weight` is (out, 0), its int8 values (out, in) come
+  /// later through assign(). Until then get() throws.
+  static std::shared_ptr<Int8Weight> without_fp32(Tensor weight, std::size_t in);
   const kernels::QuantizedWeight& get() const;
   /// Takes these int8 values as the copy of the weight as it is now (a quantized checkpoint's).
   void assign(kernels::QuantizedWeight quantized);
@@ -44,12 +51,15 @@ class Int8Weight {
   void release();
   bool released() const { return released_; }
   const Tensor& weight() const { return weight_; }
+  std::size_t rows() const { return rows_; }  ///< out
+  std::size_t cols() const { return cols_; }  ///< in, also once the fp32 values are gone
   /// Throws xgrad::Error, naming `layer`, when the fp32 weight was released: for the layers' fp32
   /// paths (gradients recorded).
   void require_fp32(const char* layer) const;
 
  private:
   Tensor weight_;
+  std::size_t rows_ = 0, cols_ = 0;
   mutable kernels::QuantizedWeight quantized_;
   mutable std::uint64_t version_ = 0;
   bool released_ = false;
@@ -63,6 +73,22 @@ class Quantizable {
   virtual bool is_quantized() const = 0;
   /// The int8 copies, by the name of their fp32 parameter in this layer (empty until quantized).
   virtual std::vector<std::pair<std::string, Int8Weight*>> int8_weights() const = 0;
+};
+
+/// While one is alive, the quantizable layers built on this thread (Linear, MultiheadAttention's
+/// input projection, a Transformer's untied output projection) make no fp32 weight: each starts
+/// as a released one, (out, 0), and runs in int8 once a quantized checkpoint has given it its
+/// values (load_quantized). Used to load an int8 file for decoding without ever allocating the
+/// fp32 weights (models::load_int8). A weight shared with another layer (an output projection
+/// tied to the embedding) is made as usual.
+class Int8WeightsOnly {
+ public:
+  Int8WeightsOnly();
+  ~Int8WeightsOnly();
+  Int8WeightsOnly(const Int8WeightsOnly&) = delete;
+  Int8WeightsOnly& operator=(const Int8WeightsOnly&) = delete;
+  /// Whether a guard is alive on this thread.
+  static bool active();
 };
 
 /// What quantize_dynamic does with the fp32 weights it quantizes.
@@ -84,8 +110,9 @@ std::vector<std::string> released_weights(const Module& model);
 void save_quantized(const Module& model, const std::string& path, std::map<std::string, std::string> metadata);
 /// Reads such a file into `model` (of the file's configuration): quantizes the model, takes every
 /// W.int8 and W.scale as W's int8 copy (exactly the saved numbers) and their product as W's fp32
-/// value (a W tied to a parameter the file holds in fp32 keeps that parameter's values), and loads
-/// the other tensors strictly. xgrad::Error names what is missing or mis-shaped.
+/// value (a W tied to a parameter the file holds in fp32 keeps that parameter's values; a
+/// released W, or one built under Int8WeightsOnly, keeps none), and loads the other tensors
+/// strictly. xgrad::Error names what is missing or mis-shaped.
 void load_quantized(Module& model, const safetensors::File& file);
 /// The same, taking the file's arrays rather than copying them.
 void load_quantized(Module& model, safetensors::File&& file);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/models/checkpoint.hpp>
 #include <xgrad/training/run_folder.hpp>
 
 namespace seq2seq {
@@ -13,10 +14,12 @@ namespace seq2seq {
 namespace fs = std::filesystem;
 using xgrad::Error;
 
-Checkpoint load_checkpoint(const std::string& path) {
+Checkpoint load_checkpoint(const std::string& path, bool int8) {
   Checkpoint checkpoint;
   checkpoint.dir = xgrad::training::resolve_checkpoint(path);
-  checkpoint.model = xgrad::models::load_model((fs::path(checkpoint.dir) / "model.safetensors").string());
+  const std::string model_path = (fs::path(checkpoint.dir) / "model.safetensors").string();
+  checkpoint.model = int8 ? xgrad::models::load_int8<xgrad::models::Transformer>(model_path)
+                          : xgrad::models::load_model(model_path);
   checkpoint.model->eval();
   checkpoint.tokenizer = xgrad::data::load_tokenizer(checkpoint.dir);
   const auto& config = checkpoint.model->config();

@@ -124,8 +124,9 @@ struct Checkpoint {
 };
 
 /// `path` is a checkpoint folder, or a run folder (then its best, else its last checkpoint:
-/// xgrad::training::resolve_checkpoint).
-Checkpoint load_checkpoint(const std::string& path);
+/// xgrad::training::resolve_checkpoint). int8: the model will decode in int8 only
+/// (xgrad::models::load_int8: an int8 file's fp32 weights are never made).
+Checkpoint load_checkpoint(const std::string& path, bool int8 = false);
 
 // --- evaluation ------------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ void apply_precision(xgrad::models::Transformer& model, const DecodeSettings& de
   if (decoding.precision != "int8") {
     throw Error(fmt::format("--precision must be fp32, int8 or bf16, not '{}'", decoding.precision));
   }
-  // Decoding only: the quantized layers' fp32 weights are freed (a tied embedding's stay).
+  // Decoding only: the quantized layers' fp32 weights are freed (a tied embedding's stay), or
+  // were never made (an int8 checkpoint: load_checkpoint).
   const std::size_t layers = xgrad::nn::quantize_dynamic(model, xgrad::nn::Fp32Weights::release);
   std::fprintf(stderr, "seq2seq: int8: %zu linear layers with int8 weights (one scale per output row, fp32 weights "
                        "freed), activations quantized per row; norms, softmax and residuals in fp32\n", layers);
@@ -49,7 +50,7 @@ void apply_precision(xgrad::models::Transformer& model, const DecodeSettings& de
 
 int eval_command(const std::string& model_path, const std::string& test_file, const std::string& split,
                  const DecodeSettings& decoding, std::size_t limit) {
-  const Checkpoint checkpoint = load_checkpoint(model_path);
+  const Checkpoint checkpoint = load_checkpoint(model_path, decoding.precision == "int8");
   apply_precision(*checkpoint.model, decoding);
   xgrad::autocast products(decoding.precision == "bf16" ? xgrad::Precision::bf16 : xgrad::Precision::fp32);
   std::vector<xgrad::data::Example> pairs;
@@ -82,7 +83,7 @@ int eval_command(const std::string& model_path, const std::string& test_file, co
 }
 
 int translate_command(const std::string& model_path, const DecodeSettings& decoding) {
-  const Checkpoint checkpoint = load_checkpoint(model_path);
+  const Checkpoint checkpoint = load_checkpoint(model_path, decoding.precision == "int8");
   apply_precision(*checkpoint.model, decoding);
   xgrad::autocast products(decoding.precision == "bf16" ? xgrad::Precision::bf16 : xgrad::Precision::fp32);
   std::vector<std::string> lines;

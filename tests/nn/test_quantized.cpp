@@ -247,3 +247,82 @@ TEST_CASE("Loading a quantized checkpoint: int8 kept as bytes or widened, the sa
     CHECK(widened.forward(src, src).value() == model.forward(src, src).value());
   }
 }
+
+TEST_CASE("models::load_int8 reads an int8 file into a model without fp32 weights: the same model as load + release") {
+  for (const bool tied : {false, true}) {
+    CAPTURE(tied);
+    Generator generator(12);
+    models::TransformerConfig config = models::TransformerConfig::preset("tiny", 21, 21);
+    config.tie_embeddings = tied;
+    models::Transformer model(config, generator);
+    model.eval();
+    const TempDir scratch("load_int8");
+    const std::string fp32_path = scratch.file("fp32.safetensors"), int8_path = scratch.file("int8.safetensors");
+    models::save(model, fp32_path);
+    nn::quantize_dynamic(model);
+    models::save(model, int8_path);
+
+    // The reference: loaded with its fp32 weights, then released.
+    const auto reference = models::load<models::Transformer>(int8_path);
+    nn::quantize_dynamic(*reference, nn::Fp32Weights::release);
+    reference->eval();
+    for (const std::string& path : {int8_path, fp32_path}) {
+      CAPTURE(path);
+      const auto loaded = models::load_int8<models::Transformer>(path);
+      loaded->eval();
+      CHECK(nn::released_weights(*loaded) == nn::released_weights(*reference));
+      CHECK(nn::released_weights(*loaded).size() == 2 * 4 + 2 * 6 + (tied ? 0 : 1));
+      const nn::StateDict expected = reference->state_dict();
+      for (const auto& [parameter_name, tensor] : loaded->state_dict()) {
+        const std::string name = parameter_name;
+        CAPTURE(name);
+        CHECK(tensor.shape() == expected.at(name).shape());  // a released weight is (out, 0)
+        CHECK(tensor.value() == expected.at(name).value());
+      }
+      Indices src = Indices::from_shape({2, 6});
+      for (auto& id : src) id = 3 + static_cast<std::int64_t>(generator.integer(18));
+      NoGradGuard no_grad;
+      CHECK(loaded->forward(src, src).value() == reference->forward(src, src).value());
+      CHECK(models::greedy_decode(*loaded, src, 1, 2, 8, true) == models::greedy_decode(*reference, src, 1, 2, 8, true));
+    }
+  }
+}
+
+TEST_CASE("Int8WeightsOnly: layers built without fp32 weights say so until a quantized file gives them values") {
+  Generator generator(3);
+  std::shared_ptr<nn::Linear> linear;
+  {
+    nn::Int8WeightsOnly no_fp32_weights;
+    CHECK(nn::Int8WeightsOnly::active());
+    linear = std::make_shared<nn::Linear>(6, 4, true, generator);
+  }
+  CHECK_FALSE(nn::Int8WeightsOnly::active());
+  CHECK(linear->weight.shape() == Shape{4, 0});
+  CHECK(nn::released_weights(*linear) == std::vector<std::string>{"weight"});
+  const Tensor x(Array::from_shape({2, 6}));
+  {
+    NoGradGuard no_grad;
+    CHECK_THROWS_WITH_AS(linear->forward(x), doctest::Contains("has no int8 values yet"), Error);
+  }
+  CHECK_THROWS_WITH_AS(linear->forward(x), doctest::Contains("never made (Int8WeightsOnly)"), Error);
+
+  // A file of another shape is refused, naming the weight and both shapes.
+  nn::Linear other(5, 4, true, generator);
+  nn::quantize_dynamic(other);
+  const TempDir scratch("int8_only");
+  const std::string path = scratch.file("other.safetensors");
+  nn::save_quantized(other, path, {});
+  CHECK_THROWS_WITH_AS(nn::load_quantized(*linear, safetensors::read(path, safetensors::Int8Tensors::keep)),
+                       doctest::Contains("weight.int8 is (4, 5) but the model's weight is (4, 6)"), Error);
+
+  // The right shape: the layer runs in int8, as one loaded with fp32 weights and released.
+  nn::Linear same(6, 4, true, generator);
+  nn::quantize_dynamic(same, nn::Fp32Weights::release);
+  const std::string same_path = scratch.file("same.safetensors");
+  nn::save_quantized(same, same_path, {});
+  nn::load_quantized(*linear, safetensors::read(same_path, safetensors::Int8Tensors::keep));
+  Array values = Array::from_shape({2, 6});
+  for (std::size_t i = 0; i < values.size(); ++i) values.data()[i] = 0.25f * static_cast<float>(i) - 1.f;
+  NoGradGuard no_grad;
+  CHECK(linear->forward(Tensor(values)).value() == same.forward(Tensor(values)).value());
+}
