@@ -1,7 +1,9 @@
-// layer_norm_forward and layer_norm_backward: one pass per row while it sits in L1, rows over the
-// threads; the backward's weight and bias sums per thread, added up at the end.
+// layer_norm_forward and layer_norm_backward: each row's passes while it sits in L1, rows over the
+// threads; the forward takes rows two at a time, the backward makes its two sums and the row's
+// weight and bias terms in one pass; the weight and bias sums per thread, added up at the end.
 #include <xgrad/kernels/layer_norm.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -14,33 +16,87 @@ namespace xgrad::kernels {
 
 namespace {
 
+using row_sums_detail::sum_pair;
+using vec::load;
+using vec::store;
+using vec::Vec;
+
 /// Mean and biased variance of one row, in two passes over it.
 inline void row_moments(const float* x, std::size_t d, float& mean, float& var) {
   mean = row_sum(x, d) / static_cast<float>(d);
   var = row_sum_squares(x, d, mean) / static_cast<float>(d);
 }
 
+/// The same for two rows, their passes interleaved: each row's sums are added as row_moments adds
+/// them.
+inline void row_moments_pair(const float* x0, const float* x1, std::size_t d, float& mean0, float& var0, float& mean1,
+                             float& var1) {
+  float s0, s1;
+  sum_pair(
+      d, [&](std::size_t i) { return load(x0 + i); }, [&](std::size_t i) { return load(x1 + i); },
+      [&](std::size_t i) { return x0[i]; }, [&](std::size_t i) { return x1[i]; }, s0, s1);
+  const float m0 = s0 / static_cast<float>(d), m1 = s1 / static_cast<float>(d);
+  float q0, q1;
+  sum_pair(
+      d,
+      [&](std::size_t i) {
+        const Vec c = load(x0 + i) - m0;
+        return c * c;
+      },
+      [&](std::size_t i) {
+        const Vec c = load(x1 + i) - m1;
+        return c * c;
+      },
+      [&](std::size_t i) { return (x0[i] - m0) * (x0[i] - m0); },
+      [&](std::size_t i) { return (x1[i] - m1) * (x1[i] - m1); }, q0, q1);
+  mean0 = m0;
+  mean1 = m1;
+  var0 = q0 / static_cast<float>(d);
+  var1 = q1 / static_cast<float>(d);
+}
+
+/// y = (s - mean) rstd w + b over one row.
+inline void normalize(const float* s, std::size_t d, float mean, float rstd, const float* w, const float* b, float* y) {
+#pragma omp simd
+  for (std::size_t j = 0; j < d; ++j) y[j] = (s[j] - mean) * rstd * w[j] + b[j];
+}
+
+/// s = x + residual over one row.
+inline void add_row(const float* x, const float* residual, std::size_t d, float* s) {
+#pragma omp simd
+  for (std::size_t j = 0; j < d; ++j) s[j] = x[j] + residual[j];
+}
+
 }  // namespace
 
 void layer_norm_forward(const float* x, const float* residual, float* sum, std::size_t rows, std::size_t d,
                         const float* w, const float* b, float eps, float* mean, float* rstd, float* y) {
-  parallel_rows(rows, d, [&](std::size_t r) {
-    const float* sr = x + r * d;
-    if (residual) {  // s = x + residual, formed in the row's pass
-      float* out = sum + r * d;
-      const float* rr = residual + r * d;
-#pragma omp simd
-      for (std::size_t j = 0; j < d; ++j) out[j] = sr[j] + rr[j];
-      sr = out;
+  // The row normalized: x, or s = x + residual formed first (written to `sum`).
+  const auto row = [&](std::size_t r) {
+    if (!residual) return x + r * d;
+    add_row(x + r * d, residual + r * d, d, sum + r * d);
+    return static_cast<const float*>(sum + r * d);
+  };
+  // Rows two at a time: a row's sums wait on their adds, and a second row's fill those waits.
+  parallel_rows((rows + 1) / 2, 2 * d, [&](std::size_t pair) {
+    const std::size_t r = 2 * pair;
+    const float* s0 = row(r);
+    float m0, var0;
+    if (r + 1 == rows) {  // the last row of an odd count
+      row_moments(s0, d, m0, var0);
+    } else {
+      const float* s1 = row(r + 1);
+      float m1, var1;
+      row_moments_pair(s0, s1, d, m0, var0, m1, var1);
+      const float rs1 = 1.f / std::sqrt(var1 + eps);
+      mean[r + 1] = m1;
+      rstd[r + 1] = rs1;
+      normalize(s1, d, m1, rs1, w, b, y + (r + 1) * d);
     }
-    float* yr = y + r * d;
-    float m, var;
-    row_moments(sr, d, m, var);
-    const float rs = 1.f / std::sqrt(var + eps);
-    mean[r] = m;
-    rstd[r] = rs;
-#pragma omp simd
-    for (std::size_t j = 0; j < d; ++j) yr[j] = (sr[j] - m) * rs * w[j] + b[j];
+    const float rs0 = 1.f / std::sqrt(var0 + eps);
+    mean[r] = m0;
+    rstd[r] = rs0;
+    normalize(s0, d, m0, rs0, w, b, y + r * d);
   });
 }
 
@@ -62,15 +118,28 @@ void layer_norm_backward(const float* s, const float* dy, std::size_t rows, std:
       const float* sr = s + r * d;
       const float* dyr = dy + r * d;
       const float m = mean[r], rs = rstd[r];
-      if (pw) {
-#pragma omp simd
-        for (std::size_t j = 0; j < d; ++j) {
-          pw[j] += dyr[j] * ((sr[j] - m) * rs);
-          pb[j] += dyr[j];
-        }
-      }
-      const float sum_g = row_dot(dyr, w, d);                            // sum of g = dy w
-      const float sum_g_xhat = row_dot_centered(dyr, w, sr, d, m, rs);  // sum of g xhat
+      // One pass for both sums (sum of g = dy w, sum of g xhat) and the row's dweight and dbias
+      // terms (dy xhat, dy), each sum added in row_dot's order.
+      float sum_g, sum_g_xhat;
+      sum_pair(
+          d,
+          [&](std::size_t i) {
+            const Vec g = load(dyr + i);
+            if (pw) {
+              store(pw + i, load(pw + i) + g * ((load(sr + i) - m) * rs));
+              store(pb + i, load(pb + i) + g);
+            }
+            return g * load(w + i);
+          },
+          [&](std::size_t i) { return load(dyr + i) * load(w + i) * ((load(sr + i) - m) * rs); },
+          [&](std::size_t i) {
+            if (pw) {
+              pw[i] += dyr[i] * ((sr[i] - m) * rs);
+              pb[i] += dyr[i];
+            }
+            return dyr[i] * w[i];
+          },
+          [&](std::size_t i) { return dyr[i] * w[i] * ((sr[i] - m) * rs); }, sum_g, sum_g_xhat);
       if (!dx) continue;
       const float mean_g = sum_g / static_cast<float>(d);
       const float mean_g_xhat = sum_g_xhat / static_cast<float>(d);

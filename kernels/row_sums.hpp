@@ -33,6 +33,32 @@ inline float sum(std::size_t n, Term term, ScalarTerm scalar_term) {
   for (; i < n; ++i) s += scalar_term(i);
   return s;
 }
+
+/// Two such sums at once, each added in exactly sum()'s order (so with its results): the second's
+/// adds fill the first's waits. For two rows, or two sums over one row.
+template <class Term0, class Term1, class Scalar0, class Scalar1>
+inline void sum_pair(std::size_t n, Term0 term0, Term1 term1, Scalar0 scalar0, Scalar1 scalar1, float& s0, float& s1) {
+  Vec a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 += term0(i);
+    b0 += term1(i);
+    a1 += term0(i + W);
+    b1 += term1(i + W);
+    a2 += term0(i + 2 * W);
+    b2 += term1(i + 2 * W);
+    a3 += term0(i + 3 * W);
+    b3 += term1(i + 3 * W);
+  }
+  for (; i + W <= n; i += W) {
+    a0 += term0(i);
+    b0 += term1(i);
+  }
+  s0 = lanes_sum((a0 + a1) + (a2 + a3));
+  s1 = lanes_sum((b0 + b1) + (b2 + b3));
+  for (std::size_t j = i; j < n; ++j) s0 += scalar0(j);  // one tail after the other, as sum() adds it
+  for (; i < n; ++i) s1 += scalar1(i);
+}
 }  // namespace row_sums_detail
 
 /// sum_i x_i
