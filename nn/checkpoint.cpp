@@ -18,8 +18,41 @@ void save(const Module& module, const std::string& path, const std::map<std::str
   safetensors::write_state(path, module.state_dict(), metadata);
 }
 
+safetensors::Placement place_state(Module& module, const std::vector<safetensors::TensorInfo>& tensors, bool strict,
+                                   const std::string& path) {
+  std::string integers;
+  std::map<std::string, Shape> shapes;
+  for (const safetensors::TensorInfo& tensor : tensors) {
+    if (safetensors::is_floating_point(tensor.dtype)) shapes.emplace(tensor.name, tensor.shape);
+    else integers += (integers.empty() ? "" : ", ") + tensor.name;
+  }
+  if (strict && !integers.empty()) {
+    throw Error(fmt::format("nn::load: '{}' holds integer tensors where parameters are expected: {}", path, integers));
+  }
+  try {
+    module.check_state_shapes(shapes, strict);
+  } catch (const Error& e) {
+    throw Error(fmt::format("nn::load: '{}': {}", path, e.what()));
+  }
+  // Every F32 tensor the module has, checked above to have its shape, into its storage.
+  const StateDict own = module.state_dict();
+  safetensors::Placement placement;
+  for (const safetensors::TensorInfo& tensor : tensors) {
+    const auto parameter = own.find(tensor.name);
+    if (tensor.dtype == safetensors::Dtype::F32 && parameter != own.end() && parameter->second.numel() > 0) {
+      placement.emplace(tensor.name, parameter->second.mutable_value().data());
+    }
+  }
+  return placement;
+}
+
 std::map<std::string, std::string> load(Module& module, const std::string& path, bool strict) {
-  return load(module, safetensors::read(path), strict);
+  safetensors::File file = safetensors::read(
+      path, safetensors::Int8Tensors::widen,
+      [&](const std::vector<safetensors::TensorInfo>& tensors, const std::map<std::string, std::string>&) {
+        return place_state(module, tensors, strict, path);
+      });
+  return load(module, std::move(file), false);  // what was not placed: tensors of other dtypes
 }
 
 std::map<std::string, std::string> load(Module& module, const safetensors::File& file, bool strict) {

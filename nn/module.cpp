@@ -1,6 +1,7 @@
 #include <xgrad/nn/module.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -143,28 +144,49 @@ StateDict Module::state_dict() const {
   return state;
 }
 
-void Module::load_state_dict(const StateDict& state, bool strict) {
-  const StateDict own = state_dict();
+namespace {
+
+/// load_state_dict's check of a state's names and shapes against the module's own state (a
+/// shape of nullopt: an undefined tensor).
+void check_shapes(const std::string& type_name, const StateDict& own,
+                  const std::map<std::string, std::optional<Shape>>& shapes, bool strict) {
   std::vector<std::string> missing, unexpected, mismatched;
   for (const auto& [name, tensor] : own) {
-    auto it = state.find(name);
-    if (it == state.end()) {
+    auto it = shapes.find(name);
+    if (it == shapes.end()) {
       missing.push_back(name);
-    } else if (!it->second.defined() || it->second.shape() != tensor.shape()) {
+    } else if (!it->second || *it->second != tensor.shape()) {
       mismatched.push_back(fmt::format("{}: expected shape {}, got {}", name, shape_str(tensor.shape()),
-                                       it->second.defined() ? shape_str(it->second.shape()) : "undefined"));
+                                       it->second ? shape_str(*it->second) : "undefined"));
     }
   }
-  for (const auto& [name, tensor] : state) {
+  for (const auto& [name, shape] : shapes) {
     if (!own.count(name)) unexpected.push_back(name);
   }
   if (!mismatched.empty() || (strict && (!missing.empty() || !unexpected.empty()))) {
-    std::string message = fmt::format("{}::load_state_dict: the state does not match the module", type_name_);
+    std::string message = fmt::format("{}::load_state_dict: the state does not match the module", type_name);
     if (strict && !missing.empty()) message += fmt::format("\n  missing keys: {}", fmt::join(missing, ", "));
     if (strict && !unexpected.empty()) message += fmt::format("\n  unexpected keys: {}", fmt::join(unexpected, ", "));
     if (!mismatched.empty()) message += fmt::format("\n  shape mismatches: {}", fmt::join(mismatched, "; "));
     throw Error(message);
   }
+}
+
+}  // namespace
+
+void Module::check_state_shapes(const std::map<std::string, Shape>& shapes, bool strict) const {
+  std::map<std::string, std::optional<Shape>> known;
+  for (const auto& [name, shape] : shapes) known.emplace(name, shape);
+  check_shapes(type_name_, state_dict(), known, strict);
+}
+
+void Module::load_state_dict(const StateDict& state, bool strict) {
+  std::map<std::string, std::optional<Shape>> shapes;
+  for (const auto& [name, tensor] : state) {
+    shapes.emplace(name, tensor.defined() ? std::optional<Shape>(tensor.shape()) : std::nullopt);
+  }
+  const StateDict own = state_dict();
+  check_shapes(type_name_, own, shapes, strict);
   NoGradGuard no_grad;
   for (const auto& [name, tensor] : own) {
     auto it = state.find(name);

@@ -74,6 +74,9 @@ class Module {
   /// one xgrad::Error lists every missing key, unexpected key and shape mismatch. Not strict:
   /// matching keys are loaded, the rest ignored, but a shape mismatch still throws.
   void load_state_dict(const StateDict& state, bool strict = true);
+  /// What load_state_dict checks before it copies anything, from the names and shapes alone (a
+  /// checkpoint's header): throws the same xgrad::Error.
+  void check_state_shapes(const std::map<std::string, Shape>& shapes, bool strict = true) const;
 
   // --- hooks --------------------------------------------------------------------------------
   /// Registers a hook on this module's output; returns an id for remove_forward_hook.

@@ -441,6 +441,10 @@ const Array& File::get_tensor(const std::string& name) const {
     throw Error(fmt::format("safetensors: {}: tensor {} is I8, kept as bytes: use get_int8", quoted(path_),
                             quoted(name)));
   }
+  if (std::binary_search(placed_.begin(), placed_.end(), name)) {
+    throw Error(fmt::format("safetensors: {}: tensor {} was read into the storage given for it", quoted(path_),
+                            quoted(name)));
+  }
   throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
 }
 
@@ -453,6 +457,10 @@ const Indices& File::get_indices(const std::string& name) const {
   }
   if (int8_.count(name)) {
     throw Error(fmt::format("safetensors: {}: tensor {} is I8, kept as bytes: use get_int8", quoted(path_),
+                            quoted(name)));
+  }
+  if (std::binary_search(placed_.begin(), placed_.end(), name)) {
+    throw Error(fmt::format("safetensors: {}: tensor {} was read into the storage given for it", quoted(path_),
                             quoted(name)));
   }
   throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
@@ -473,7 +481,9 @@ const Int8Tensor& File::get_int8(const std::string& name) const {
 
 // --- read ------------------------------------------------------------------------------------
 
-File read(const std::string& path, Int8Tensors int8) {
+File read(const std::string& path, Int8Tensors int8) { return read(path, int8, nullptr); }
+
+File read(const std::string& path, Int8Tensors int8, const Placer& place) {
   const Reader reader(path);
   // O_NONBLOCK: opening a FIFO must not wait for a writer; it is rejected just below.
   Descriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
@@ -530,12 +540,28 @@ File read(const std::string& path, Int8Tensors int8) {
   }
   check_coverage(reader, spans, data_bytes);
 
+  Placement placement;
+  if (place) {
+    std::vector<TensorInfo> infos;
+    for (const Span& span : spans) infos.push_back({span.name, span.dtype, span.shape});
+    std::sort(infos.begin(), infos.end(), [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
+    placement = place(infos, file.metadata_);
+  }
   std::vector<unsigned char> buffer;
   for (const Span& span : spans) {
     const std::uint64_t bytes = span.end - span.begin;
     const std::size_t count = numel_of(span.shape);
     const std::uint64_t offset = data_start + span.begin;
     file.dtypes_[span.name] = span.dtype;
+    if (const auto to = placement.find(span.name); to != placement.end()) {
+      if (span.dtype != Dtype::F32 || (bytes > 0 && !to->second)) {
+        throw Error(fmt::format("safetensors: {}: tensor {} ({}) cannot be read into the storage given for it",
+                                quoted(path), quoted(span.name), dtype_name(span.dtype)));
+      }
+      reader.read_exact(fd.get(), to->second, bytes, offset);
+      file.placed_.push_back(span.name);
+      continue;
+    }
     if (span.dtype == Dtype::F32) {
       Array values = Array::from_shape(span.shape);
       reader.read_exact(fd.get(), values.data(), bytes, offset);
@@ -560,6 +586,7 @@ File read(const std::string& path, Int8Tensors int8) {
       file.indices_.emplace(span.name, std::move(values));
     }
   }
+  std::sort(file.placed_.begin(), file.placed_.end());
   return file;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -41,6 +42,22 @@ enum class Int8Tensors { widen, keep };
 /// included: every such value is a float32); F64 rounded to nearest float32 (beyond float32's
 /// range: +-inf). I64, I32, I16, I8 and U8 exactly to int64; BOOL to 0 and 1. I8 stays bytes
 /// when read with Int8Tensors::keep.
+/// A tensor as the header describes it, before any data is read.
+struct TensorInfo {
+  std::string name;
+  Dtype dtype;
+  Shape shape;
+};
+
+/// Where read() is to put F32 tensors instead of arrays of its own: by name, storage for exactly
+/// the tensor's number of floats.
+using Placement = std::map<std::string, float*>;
+/// Called by read() once the whole header has been checked and before any data is read, with the
+/// header's tensors (in name order) and its metadata; returns the tensors to read straight into
+/// given storage (a loader's parameters: no second copy of a model). It may throw to refuse the
+/// file, which then has changed nothing.
+using Placer = std::function<Placement(const std::vector<TensorInfo>&, const std::map<std::string, std::string>&)>;
+
 class File {
  public:
   /// The path the file was read from.
@@ -74,10 +91,13 @@ class File {
   std::map<std::string, Int8Tensor> take_int8_tensors() && { return std::move(int8_); }
   /// The header's "__metadata__", kept as is (empty when the file has none).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  /// The F32 tensors read into the storage a Placer gave (not in tensors()), sorted.
+  const std::vector<std::string>& placed() const { return placed_; }
 
  private:
-  friend File read(const std::string& path, Int8Tensors int8);
+  friend File read(const std::string& path, Int8Tensors int8, const Placer& place);
   std::string path_;
+  std::vector<std::string> placed_;
   std::map<std::string, Array> tensors_;
   std::map<std::string, Indices> indices_;
   std::map<std::string, Int8Tensor> int8_;
@@ -95,6 +115,8 @@ class File {
 /// ending at the end of the file. Header fields other than dtype, shape and data_offsets are
 /// rejected; BOOL bytes must be 0 or 1.
 File read(const std::string& path, Int8Tensors int8 = Int8Tensors::widen);
+/// The same, reading the F32 tensors that `place` names straight into the storage it gives.
+File read(const std::string& path, Int8Tensors int8, const Placer& place);
 
 /// Writes `tensors` as F32, `indices` as I64 and `int8` as I8, with `metadata` as the header's
 /// "__metadata__" (omitted when empty). An int8 tensor's values must number its shape's size. Names are sorted and the data lies contiguously in header order. The
