@@ -34,12 +34,16 @@ safetensors::Placement place_state(Module& module, const std::vector<safetensors
   } catch (const Error& e) {
     throw Error(fmt::format("nn::load: '{}': {}", path, e.what()));
   }
-  // Every F32 tensor the module has, checked above to have its shape, into its storage.
+  return place_matching(module, tensors);
+}
+
+safetensors::Placement place_matching(Module& module, const std::vector<safetensors::TensorInfo>& tensors) {
   const StateDict own = module.state_dict();
   safetensors::Placement placement;
   for (const safetensors::TensorInfo& tensor : tensors) {
     const auto parameter = own.find(tensor.name);
-    if (tensor.dtype == safetensors::Dtype::F32 && parameter != own.end() && parameter->second.numel() > 0) {
+    if (tensor.dtype == safetensors::Dtype::F32 && parameter != own.end() && parameter->second.shape() == tensor.shape &&
+        parameter->second.numel() > 0) {
       placement.emplace(tensor.name, parameter->second.mutable_value().data());
     }
   }

@@ -29,6 +29,9 @@ std::map<std::string, std::string> load(Module& module, const std::string& path,
 /// After such a read, load(module, std::move(file), false) loads the tensors left (other dtypes).
 safetensors::Placement place_state(Module& module, const std::vector<safetensors::TensorInfo>& tensors, bool strict,
                                    const std::string& path);
+/// The placement alone, unchecked: every F32 tensor named and shaped as one of the module's. For
+/// a module that is dropped if the load then fails (one built from the file's own config).
+safetensors::Placement place_matching(Module& module, const std::vector<safetensors::TensorInfo>& tensors);
 /// The same from a file already read.
 std::map<std::string, std::string> load(Module& module, const safetensors::File& file, bool strict = true);
 /// The same, taking the file's arrays rather than copying them.
@@ -62,7 +65,8 @@ std::shared_ptr<M> load_configured(const char* op, const std::string& path, bool
     } else {
       model = std::make_shared<M>(Config::from_json(config->second));
     }
-    return quantized ? safetensors::Placement{} : place_state(*model, tensors, true, path);
+    // An int8 file's other tensors are checked by load_quantized; the model is dropped if it throws.
+    return quantized ? place_matching(*model, tensors) : place_state(*model, tensors, true, path);
   };
   safetensors::File file = safetensors::read(path, safetensors::Int8Tensors::keep, build);
   if (quantized) {

@@ -181,6 +181,10 @@ void load_quantized(Module& model, safetensors::File&& file) {
   const StateDict own = model.state_dict();
   StateDict dict;
   for (auto& [name, array] : std::move(file).take_tensors()) dict.emplace(name, Tensor(std::move(array)));
+  // A tensor read straight into the model's parameter (models::load) stands for itself.
+  for (const std::string& name : file.placed()) {
+    if (const auto parameter = own.find(name); parameter != own.end()) dict.emplace(name, parameter->second);
+  }
   // A weight tied to a parameter the file holds in fp32 (an output projection sharing the
   // embedding) gets that parameter's exact values, not its int8 values times their scales.
   std::set<const void*> exact;
