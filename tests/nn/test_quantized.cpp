@@ -326,3 +326,41 @@ TEST_CASE("Int8WeightsOnly: layers built without fp32 weights say so until a qua
   NoGradGuard no_grad;
   CHECK(linear->forward(Tensor(values)).value() == same.forward(Tensor(values)).value());
 }
+
+TEST_CASE("models::load_int8 for every model of the zoo: GPT and the encoder classifier as load + release") {
+  const TempDir scratch("load_int8_zoo");
+  Generator generator(4);
+  Indices ids = Indices::from_shape({2, 7});
+  for (auto& id : ids) id = 1 + static_cast<std::int64_t>(generator.integer(20));
+  const auto check = [&](auto& model, const std::string& name) {
+    using Model = std::decay_t<decltype(model)>;
+    model.eval();
+    nn::quantize_dynamic(model);
+    const std::string path = scratch.file(name + ".safetensors");
+    models::save(model, path);
+    const auto reference = models::load<Model>(path);
+    nn::quantize_dynamic(*reference, nn::Fp32Weights::release);
+    const auto loaded = models::load_int8<Model>(path);
+    reference->eval();
+    loaded->eval();
+    CHECK(!nn::released_weights(*loaded).empty());
+    CHECK(nn::released_weights(*loaded) == nn::released_weights(*reference));
+    NoGradGuard no_grad;
+    CHECK(loaded->forward(ids).value() == reference->forward(ids).value());
+    CHECK(loaded->forward(ids).value() == model.forward(ids).value());
+  };
+  models::GPTConfig gpt_config;
+  gpt_config.vocab = 21;
+  gpt_config.d_model = 16;
+  gpt_config.nhead = 2;
+  gpt_config.dim_feedforward = 32;
+  models::GPT gpt(gpt_config);
+  check(gpt, "gpt");
+  models::EncoderClassifierConfig classifier_config;
+  classifier_config.vocab = 21;
+  classifier_config.d_model = 16;
+  classifier_config.nhead = 2;
+  classifier_config.dim_feedforward = 32;
+  models::EncoderClassifier classifier(classifier_config);
+  check(classifier, "classifier");
+}
