@@ -138,7 +138,7 @@ void RunFolder::discard_unless_linked(const std::string& checkpoint) const noexc
 
 TrainingState load_training_state(const std::string& checkpoint_dir) {
   const std::string path = (fs::path(checkpoint_dir) / "state.safetensors").string();
-  const safetensors::File file = safetensors::read(path);
+  safetensors::File file = safetensors::read(path);
   TrainingState state;
   auto counter = [&](const char* name) {
     const Indices& value = file.get_indices(name);
@@ -176,9 +176,9 @@ TrainingState load_training_state(const std::string& checkpoint_dir) {
   }
   state.best_value = number("best_value");
   state.elapsed_seconds = number("elapsed_seconds");
-  for (const auto& [name, value] : file.tensors()) {
-    if (name.rfind("optimizer.", 0) == 0) state.optimizer.emplace(name.substr(10), value);
-    else if (name.rfind("scheduler.", 0) == 0) state.scheduler.emplace(name.substr(10), value);
+  for (auto& [name, value] : std::move(file).take_tensors()) {  // the file's arrays, not copies of them
+    if (name.rfind("optimizer.", 0) == 0) state.optimizer.emplace(name.substr(10), std::move(value));
+    else if (name.rfind("scheduler.", 0) == 0) state.scheduler.emplace(name.substr(10), std::move(value));
     else throw Error(fmt::format("'{}': unexpected tensor '{}'", path, name));
   }
   return state;
