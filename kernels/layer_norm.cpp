@@ -27,8 +27,8 @@ inline void row_moments(const float* x, std::size_t d, float& mean, float& var) 
   var = row_sum_squares(x, d, mean) / static_cast<float>(d);
 }
 
-/// The same for two rows, their passes interleaved: each row's sums are added as row_moments adds
-/// them.
+/// The same for two rows, their passes interleaved, each row's sums added in row_moments' order
+/// (sum_pair: its numbers, up to a rounding in a tail narrower than a vector).
 inline void row_moments_pair(const float* x0, const float* x1, std::size_t d, float& mean0, float& var0, float& mean1,
                              float& var1) {
   float s0, s1;

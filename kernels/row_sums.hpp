@@ -34,8 +34,9 @@ inline float sum(std::size_t n, Term term, ScalarTerm scalar_term) {
   return s;
 }
 
-/// Two such sums at once, each added in exactly sum()'s order (so with its results): the second's
-/// adds fill the first's waits. For two rows, or two sums over one row.
+/// Two such sums at once, each added in sum()'s order: the second's adds fill the first's waits.
+/// For two rows, or two sums over one row. The results are sum()'s but for the scalar tail (n
+/// not a multiple of W), whose multiply-adds the compiler may fuse differently: one rounding.
 template <class Term0, class Term1, class Scalar0, class Scalar1>
 inline void sum_pair(std::size_t n, Term0 term0, Term1 term1, Scalar0 scalar0, Scalar1 scalar1, float& s0, float& s1) {
   Vec a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
