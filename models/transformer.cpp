@@ -141,13 +141,12 @@ Tensor Embeddings::forward(const Indices& tokens) const {
 // --- generator --------------------------------------------------------------------------------
 
 Projection::Projection(std::size_t d_model, std::size_t vocab, Generator& generator) : Module("Projection") {
-  if (nn::Int8WeightsOnly::active()) {  // int8 values to come from a checkpoint: no fp32 weight
-    weight = register_parameter("weight", Tensor(Array::from_shape({vocab, 0})));
-    int8_ = nn::Int8Weight::without_fp32(weight, d_model);
-  } else {
-    weight = register_parameter("weight", Tensor(Array::from_shape({vocab, d_model})));
-    nn::init::kaiming_uniform_(weight, std::sqrt(5.0), nn::init::FanMode::FanIn, "leaky_relu", generator);
-  }
+  weight = register_parameter("weight", nn::quantizable_weight(vocab, d_model, int8_, [&] {
+                                 Tensor w(Array::from_shape({vocab, d_model}));
+                                 nn::init::kaiming_uniform_(w, std::sqrt(5.0), nn::init::FanMode::FanIn, "leaky_relu",
+                                                            generator);
+                                 return w;
+                               }));
   bias = register_parameter("bias", Tensor(Array::from_shape({vocab})));
   const double bound = 1.0 / std::sqrt(static_cast<double>(d_model));
   nn::init::uniform_(bias, -bound, bound, generator);

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -59,12 +60,9 @@ std::shared_ptr<M> load_configured(const char* op, const std::string& path, bool
       throw Error(std::string(op) + ": " + path + ": unknown quantization \"" + quantization->second +
                   "\" (int8 is known)");
     }
-    if (quantized && int8_inference) {
-      Int8WeightsOnly no_fp32_weights;
-      model = std::make_shared<M>(Config::from_json(config->second));
-    } else {
-      model = std::make_shared<M>(Config::from_json(config->second));
-    }
+    std::optional<Int8WeightsOnly> no_fp32_weights;
+    if (quantized && int8_inference) no_fp32_weights.emplace();
+    model = std::make_shared<M>(Config::from_json(config->second));
     // An int8 file's other tensors are checked by load_quantized; the model is dropped if it throws.
     return quantized ? place_matching(*model, tensors) : place_state(*model, tensors, true, path);
   };

@@ -13,13 +13,11 @@ namespace xgrad::nn {
 
 Linear::Linear(std::size_t in_features, std::size_t out_features, bool with_bias, Generator& generator)
     : Module("Linear"), in_features_(in_features), out_features_(out_features) {
-  if (Int8WeightsOnly::active()) {  // int8 values to come from a checkpoint: no fp32 weight
-    weight = register_parameter("weight", zeros({out_features, 0}));
-    int8_ = Int8Weight::without_fp32(weight, in_features);
-  } else {
-    weight = register_parameter("weight", zeros({out_features, in_features}));
-    init::kaiming_uniform_(weight, std::sqrt(5.0), init::FanMode::FanIn, "leaky_relu", generator);
-  }
+  weight = register_parameter("weight", quantizable_weight(out_features, in_features, int8_, [&] {
+                                 Tensor w = zeros({out_features, in_features});
+                                 init::kaiming_uniform_(w, std::sqrt(5.0), init::FanMode::FanIn, "leaky_relu", generator);
+                                 return w;
+                               }));
   if (with_bias) {
     bias = register_parameter("bias", zeros({out_features}));
     const double bound = in_features > 0 ? 1.0 / std::sqrt(static_cast<double>(in_features)) : 0.0;

@@ -31,13 +31,11 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& options,
   if (!(options.dropout >= 0.f && options.dropout <= 1.f)) {
     throw Error(fmt::format("MultiheadAttention: dropout must be in [0, 1], got {}", options.dropout));
   }
-  if (Int8WeightsOnly::active()) {  // int8 values to come from a checkpoint: no fp32 weight
-    in_proj_weight = register_parameter("in_proj_weight", zeros({3 * D, 0}));
-    int8_in_proj_ = Int8Weight::without_fp32(in_proj_weight, D);
-  } else {
-    in_proj_weight = register_parameter("in_proj_weight", zeros({3 * D, D}));
-    init::xavier_uniform_(in_proj_weight, 1.0, generator);
-  }
+  in_proj_weight = register_parameter("in_proj_weight", quantizable_weight(3 * D, D, int8_in_proj_, [&] {
+                                         Tensor w = zeros({3 * D, D});
+                                         init::xavier_uniform_(w, 1.0, generator);
+                                         return w;
+                                       }));
   if (options.bias) in_proj_bias = register_parameter("in_proj_bias", zeros({3 * D}));
   out_proj = register_module("out_proj", std::make_shared<Linear>(D, D, options.bias, generator));
   if (options.bias) init::zeros_(out_proj->bias);

@@ -81,6 +81,14 @@ Int8WeightsOnly::Int8WeightsOnly() { ++int8_only_depth; }
 Int8WeightsOnly::~Int8WeightsOnly() { --int8_only_depth; }
 bool Int8WeightsOnly::active() { return int8_only_depth > 0; }
 
+Tensor quantizable_weight(std::size_t out, std::size_t in, std::shared_ptr<Int8Weight>& int8,
+                          const std::function<Tensor()>& make) {
+  if (!Int8WeightsOnly::active()) return make();
+  Tensor stand_in(Array::from_shape({out, 0}));
+  int8 = Int8Weight::without_fp32(stand_in, in);
+  return stand_in;
+}
+
 namespace {
 
 /// Every int8 copy of the model, by the full name of its fp32 parameter.

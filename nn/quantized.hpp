@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -90,6 +91,12 @@ class Int8WeightsOnly {
   /// Whether a guard is alive on this thread.
   static bool active();
 };
+
+/// The weight (out, in) a quantizable layer's constructor registers: make() (the fp32 weight,
+/// initialized), or, while an Int8WeightsOnly guard is alive, an (out, 0) stand-in, `int8` then
+/// set to the Int8Weight that waits for a quantized checkpoint's values.
+Tensor quantizable_weight(std::size_t out, std::size_t in, std::shared_ptr<Int8Weight>& int8,
+                          const std::function<Tensor()>& make);
 
 /// What quantize_dynamic does with the fp32 weights it quantizes.
 enum class Fp32Weights {
