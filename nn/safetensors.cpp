@@ -430,13 +430,7 @@ Dtype File::dtype(const std::string& name) const {
   return found->second;
 }
 
-const Array& File::get_tensor(const std::string& name) const {
-  auto found = tensors_.find(name);
-  if (found != tensors_.end()) return found->second;
-  if (indices_.count(name)) {
-    throw Error(fmt::format("safetensors: {}: tensor {} is {}, an integer tensor: use get_indices",
-                            quoted(path_), quoted(name), dtype_name(dtype(name))));
-  }
+void File::not_held(const std::string& name) const {
   if (int8_.count(name)) {
     throw Error(fmt::format("safetensors: {}: tensor {} is I8, kept as bytes: use get_int8", quoted(path_),
                             quoted(name)));
@@ -448,6 +442,16 @@ const Array& File::get_tensor(const std::string& name) const {
   throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
 }
 
+const Array& File::get_tensor(const std::string& name) const {
+  auto found = tensors_.find(name);
+  if (found != tensors_.end()) return found->second;
+  if (indices_.count(name)) {
+    throw Error(fmt::format("safetensors: {}: tensor {} is {}, an integer tensor: use get_indices",
+                            quoted(path_), quoted(name), dtype_name(dtype(name))));
+  }
+  not_held(name);
+}
+
 const Indices& File::get_indices(const std::string& name) const {
   auto found = indices_.find(name);
   if (found != indices_.end()) return found->second;
@@ -455,15 +459,7 @@ const Indices& File::get_indices(const std::string& name) const {
     throw Error(fmt::format("safetensors: {}: tensor {} is {}, a floating-point tensor: use get_tensor",
                             quoted(path_), quoted(name), dtype_name(dtype(name))));
   }
-  if (int8_.count(name)) {
-    throw Error(fmt::format("safetensors: {}: tensor {} is I8, kept as bytes: use get_int8", quoted(path_),
-                            quoted(name)));
-  }
-  if (std::binary_search(placed_.begin(), placed_.end(), name)) {
-    throw Error(fmt::format("safetensors: {}: tensor {} was read into the storage given for it", quoted(path_),
-                            quoted(name)));
-  }
-  throw Error(fmt::format("safetensors: {}: no tensor {}", quoted(path_), quoted(name)));
+  not_held(name);
 }
 
 const Int8Tensor& File::get_int8(const std::string& name) const {

@@ -96,6 +96,9 @@ class File {
 
  private:
   friend File read(const std::string& path, Int8Tensors int8, const Placer& place);
+  /// Throws why get_tensor or get_indices has no `name` of its kind beyond a tensor of the other
+  /// kind: an I8 tensor kept as bytes, a tensor placed in given storage, or none at all.
+  [[noreturn]] void not_held(const std::string& name) const;
   std::string path_;
   std::vector<std::string> placed_;
   std::map<std::string, Array> tensors_;
