@@ -2,7 +2,7 @@
 // thread's, products by small_gemm on the heads in place (a head's K or V transposed into a
 // scratch block where the product wants it so); the backward makes the block again from the
 // forward's row statistics. Up to four queries without a backward (a decoding step) go by dot
-// products and row updates, which read K and V once.
+// products over every head at once, which read each key and value row once.
 #include <xgrad/kernels/attention.hpp>
 
 #include <algorithm>
@@ -33,121 +33,201 @@ void multiply(const float* a, const float* b, float* out, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
 }
 
-/// y += w x over n elements.
-void axpy(float w, const float* x, float* y, std::size_t n) {
-#pragma omp simd
-  for (std::size_t j = 0; j < n; ++j) y[j] += w * x[j];
-}
-
 /// Whether a block of this many multiply-adds per head, over this many heads, wakes the threads.
 bool parallel_heads(const AttentionShape& d) {
   return d.B * d.H > 1 && d.B * d.H * d.T * d.S * (d.dk + d.dv) >= kParallelWork;
 }
 
-/// P[h * ld + s] = scale q_h . k_h of key row s = key_row(s) for every head h (-inf for a null,
-/// masked, row), q and the key rows H*dk floats with the heads side by side. Each key row is read
-/// once, whole; its heads go W at a time, one vector of partial sums each, and the W vectors are
-/// summed across their lanes together (a transposing tree of adds), not one by one.
-template <class KeyRow>
-void key_scores(const float* q, KeyRow key_row, std::size_t S, std::size_t H, std::size_t dk, float scale, float* P,
-                std::size_t ld) {
+// --- a decoding step: up to kFewQueries queries, every head at once ------------------------------
+// The scores sit key by key: Pt (S, T, Hp), one vector lane per head (Hp = H rounded up to whole
+// vectors, the extra lanes 0). Each key row is read once for all queries and its heads' dot
+// products are summed across their lanes together; the softmax runs down the keys for W heads at
+// once, with no sum across lanes; the values go into a head's outputs held in registers.
+
+/// H rounded up to whole vectors.
+std::size_t padded_heads(std::size_t H) { return (H + vec::W - 1) / vec::W * vec::W; }
+
+/// The partial sums of q . k over dk (a multiple of W) in one vector: two chains of multiply-adds.
+inline vec::Vec dot_lanes(const float* q, const float* k, std::size_t dk) {
   using vec::load;
+  using vec::W;
+  vec::Vec even = load(q) * load(k), odd = {};
+  std::size_t c = W;
+  for (; c + 2 * W <= dk; c += 2 * W) {
+    odd += load(q + c) * load(k + c);
+    even += load(q + c + W) * load(k + c + W);
+  }
+  if (c < dk) odd += load(q + c) * load(k + c);
+  return even + odd;
+}
+
+/// Pt (S, T, Hp) = scale q_th . k_sh for every key s = key_row(s) (-inf for a null, masked, row),
+/// query t < T (row t of Q, stride q_ld) and head h; q and the key rows H*dk floats, the heads side
+/// by side.
+template <std::size_t T, class KeyRow>
+void step_scores(const float* Q, std::size_t q_ld, KeyRow key_row, std::size_t S, std::size_t H, std::size_t dk,
+                 float scale, float* Pt) {
   using vec::Vec;
   using vec::W;
+  const std::size_t Hp = padded_heads(H);
   for (std::size_t s = 0; s < S; ++s) {
+    float* row = Pt + s * T * Hp;  // (T, Hp)
     const float* k = key_row(s);
     if (!k) {
-      for (std::size_t h = 0; h < H; ++h) P[h * ld + s] = kMinusInf;
-    } else if (dk % W != 0) {
-      for (std::size_t h = 0; h < H; ++h) P[h * ld + s] = scale * row_dot(q + h * dk, k + h * dk, dk);
-    } else {
-      for (std::size_t h0 = 0; h0 < H; h0 += W) {
-        const std::size_t heads = std::min(W, H - h0);
-        Vec acc[W];
-        for (std::size_t i = 0; i < heads; ++i) {
-          const float* qh = q + (h0 + i) * dk;
-          const float* kh = k + (h0 + i) * dk;
-          Vec even = load(qh) * load(kh), odd = {};  // two chains of multiply-adds, in registers
-          std::size_t c = W;
-          for (; c + 2 * W <= dk; c += 2 * W) {
-            odd += load(qh + c) * load(kh + c);
-            even += load(qh + c + W) * load(kh + c + W);
-          }
-          if (c < dk) odd += load(qh + c) * load(kh + c);
-          acc[i] = even + odd;
+      std::fill(row, row + T * Hp, kMinusInf);
+      continue;
+    }
+    if (dk % W != 0) {
+      for (std::size_t t = 0; t < T; ++t) {
+        for (std::size_t h = 0; h < Hp; ++h) {
+          row[t * Hp + h] = h < H ? scale * row_dot(Q + t * q_ld + h * dk, k + h * dk, dk) : 0.f;
         }
-        for (std::size_t i = heads; i < W; ++i) acc[i] = Vec{};
-        const Vec sums = vec::lanes_sums(acc) * scale;  // lane i: head h0 + i
-        for (std::size_t i = 0; i < heads; ++i) P[(h0 + i) * ld + s] = sums[i];
       }
+      continue;
+    }
+    for (std::size_t h0 = 0; h0 < H; h0 += W) {
+      const std::size_t heads = std::min(W, H - h0);
+      Vec acc[T][W];
+      for (std::size_t i = 0; i < W; ++i) {
+        const float* kh = k + (h0 + i) * dk;
+        for (std::size_t t = 0; t < T; ++t) acc[t][i] = i < heads ? dot_lanes(Q + t * q_ld + (h0 + i) * dk, kh, dk) : Vec{};
+      }
+      for (std::size_t t = 0; t < T; ++t) vec::store(row + t * Hp + h0, vec::lanes_sums(acc[t]) * scale);  // lane i: head h0 + i
     }
   }
 }
 
-/// O (H*dv) = sum_s w_hs value_row(s) per head h, w_hs = Wt[h * ld + s]: value rows four at a
-/// time, in order, so that O is read and written once per four rows rather than once per row.
-template <class ValueRow>
-void weighted_values(const float* Wt, std::size_t ld, ValueRow value_row, std::size_t S, std::size_t H, std::size_t dv,
-                     float* O) {
+/// Softmax over the keys of Pt (S, T, Hp) in place, for every query and head: W heads at a time,
+/// down the keys, as masked_softmax_row does a row (a masked key exactly 0, a query whose keys are
+/// all masked all zeros).
+void step_softmax(std::size_t T, std::size_t S, std::size_t Hp, float* Pt) {
+  using vec::W;
+  const std::size_t ld = T * Hp;  // from one key to the next
+  for (std::size_t j0 = 0; j0 < T * Hp; j0 += W) {
+    float max[W], sum[W] = {}, inv[W];
+    std::fill(max, max + W, kMinusInf);
+    for (std::size_t s = 0; s < S; ++s) {
+      const float* x = Pt + s * ld + j0;
+#pragma omp simd
+      for (std::size_t l = 0; l < W; ++l) max[l] = x[l] > max[l] ? x[l] : max[l];  // a NaN never wins
+    }
+#pragma omp simd
+    for (std::size_t l = 0; l < W; ++l) max[l] = max[l] == kMinusInf ? 0.f : max[l];  // all masked: exp(-inf) = 0
+    for (std::size_t s = 0; s < S; ++s) {
+      float* x = Pt + s * ld + j0;
+#pragma omp simd
+      for (std::size_t l = 0; l < W; ++l) {
+        x[l] = exp_simd(x[l] - max[l]);
+        sum[l] += x[l];
+      }
+    }
+#pragma omp simd
+    for (std::size_t l = 0; l < W; ++l) inv[l] = sum[l] == 0.f ? 0.f : 1.f / sum[l];  // 0: every key masked
+    for (std::size_t s = 0; s < S; ++s) {
+      float* x = Pt + s * ld + j0;
+#pragma omp simd
+      for (std::size_t l = 0; l < W; ++l) x[l] *= inv[l];
+    }
+  }
+}
+
+/// o (N vectors) = sum_s w[s ld] value_row(s)[col ..]: two sets of sums, even and odd keys, for
+/// 2N chains of multiply-adds in flight.
+template <std::size_t N, class ValueRow>
+inline void weighted_sum(const float* w, std::size_t ld, ValueRow value_row, std::size_t S, std::size_t col, float* o) {
   using vec::load;
   using vec::Vec;
   using vec::W;
-  std::fill(O, O + H * dv, 0.f);
+  Vec even[N] = {}, odd[N] = {};
   std::size_t s = 0;
-  if (dv % W == 0) {
-    for (; s + 4 <= S; s += 4) {
-      const float* v0 = value_row(s);
-      const float* v1 = value_row(s + 1);
-      const float* v2 = value_row(s + 2);
-      const float* v3 = value_row(s + 3);
-      for (std::size_t h = 0; h < H; ++h) {
-        const float* w = Wt + h * ld + s;
-        const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
-        for (std::size_t j = h * dv; j < (h + 1) * dv; j += W) {
-          Vec o = load(O + j);
-          o += w0 * load(v0 + j);
-          o += w1 * load(v1 + j);
-          o += w2 * load(v2 + j);
-          o += w3 * load(v3 + j);
-          vec::store(O + j, o);
+  for (; s + 2 <= S; s += 2) {
+    const float w0 = w[s * ld], w1 = w[(s + 1) * ld];
+    const float* v0 = value_row(s) + col;
+    const float* v1 = value_row(s + 1) + col;
+    for (std::size_t j = 0; j < N; ++j) even[j] += w0 * load(v0 + j * W);
+    for (std::size_t j = 0; j < N; ++j) odd[j] += w1 * load(v1 + j * W);
+  }
+  if (s < S) {
+    const float w0 = w[s * ld];
+    const float* v0 = value_row(s) + col;
+    for (std::size_t j = 0; j < N; ++j) even[j] += w0 * load(v0 + j * W);
+  }
+  for (std::size_t j = 0; j < N; ++j) vec::store(o + j * W, even[j] + odd[j]);
+}
+
+/// O (T, H*dv), row stride o_ld, = sum_s w_ths value_row(s) per head, w_ths = Wt[(s T + t) Hp + h]:
+/// per head, its outputs for up to four vectors of columns held in registers over all the keys,
+/// for one query after another while the head's values sit in L1.
+template <class ValueRow>
+void step_values(std::size_t T, const float* Wt, ValueRow value_row, std::size_t S, std::size_t H, std::size_t dv,
+                 float* O, std::size_t o_ld) {
+  using vec::W;
+  const std::size_t Hp = padded_heads(H), ld = T * Hp;
+  for (std::size_t h = 0; h < H; ++h) {
+    std::size_t c = 0;
+    for (; c + W <= dv; c += 4 * W) {
+      const std::size_t col = h * dv + c;
+      for (std::size_t t = 0; t < T; ++t) {
+        const float* w = Wt + t * Hp + h;
+        float* o = O + t * o_ld + col;
+        switch (std::min<std::size_t>(4, (dv - c) / W)) {  // whole vectors in this block
+          case 1: weighted_sum<1>(w, ld, value_row, S, col, o); break;
+          case 2: weighted_sum<2>(w, ld, value_row, S, col, o); break;
+          case 3: weighted_sum<3>(w, ld, value_row, S, col, o); break;
+          default: weighted_sum<4>(w, ld, value_row, S, col, o); break;
         }
       }
     }
-  }
-  for (; s < S; ++s) {
-    const float* value = value_row(s);
-    for (std::size_t h = 0; h < H; ++h) axpy(Wt[h * ld + s], value + h * dv, O + h * dv, dv);
+    for (; c < dv; ++c) {  // the columns past whole vectors
+      for (std::size_t t = 0; t < T; ++t) {
+        float acc = 0.f;
+        for (std::size_t s = 0; s < S; ++s) acc += Wt[s * ld + t * Hp + h] * value_row(s)[h * dv + c];
+        O[t * o_ld + h * dv + c] = acc;
+      }
+    }
   }
 }
 
-/// Up to kFewQueries queries of one batch row against its S keys, every head at once: P (H, T, S)
-/// = scale q_h . k_h per key, the masks, softmax per (head, query), then O (T, H*dv) = P V. Each
-/// key and value row (all heads side by side) is read once per query, whole, in order, where a
-/// loop over heads outside would read them a column block at a time. key_row(s) is null for a
-/// masked key; attn(h) is the (T, S) additive mask of head h or null; keep (H, T, S) dropout's
-/// multipliers or null, applied into `weights` (H, T, S) of scratch.
+/// Up to kFewQueries queries of one batch row against its S keys, every head at once: scores, the
+/// masks, softmax per (head, query), then O (T, H*dv) = P V, in a scratch block of this thread's.
+/// key_row(s) is null for a masked key; attn(h) is the (T, S) additive mask of head h or null;
+/// keep (H, T, S) dropout's multipliers or null. probs (H, T, S), when not null, receives the
+/// weights before dropout.
 template <class KeyRow, class ValueRow, class AttnMask>
 void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t dk, std::size_t dv, float scale,
                         const float* Q, std::size_t q_ld, KeyRow key_row, ValueRow value_row, AttnMask attn,
-                        const float* keep, float* P, float* weights, float* O, std::size_t o_ld) {
-  for (std::size_t t = 0; t < T; ++t) key_scores(Q + t * q_ld, key_row, S, H, dk, scale, P + t * S, T * S);
+                        const float* keep, float* probs, float* O, std::size_t o_ld) {
+  const std::size_t Hp = padded_heads(H);
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < S * T * Hp) scratch.resize(S * T * Hp);
+  float* Pt = scratch.data();  // (S, T, Hp)
+  switch (T) {  // the queries' count fixed at compile time: their sums stay in registers
+    case 1: step_scores<1>(Q, q_ld, key_row, S, H, dk, scale, Pt); break;
+    case 2: step_scores<2>(Q, q_ld, key_row, S, H, dk, scale, Pt); break;
+    case 3: step_scores<3>(Q, q_ld, key_row, S, H, dk, scale, Pt); break;
+    default: step_scores<kFewQueries>(Q, q_ld, key_row, S, H, dk, scale, Pt); break;
+  }
   for (std::size_t h = 0; h < H; ++h) {
-    const float* A = attn(h);
-    for (std::size_t t = 0; t < T; ++t) {
-      float* row = P + (h * T + t) * S;
-      if (A) {
-#pragma omp simd
-        for (std::size_t s = 0; s < S; ++s) row[s] += A[t * S + s];
+    if (const float* A = attn(h)) {
+      for (std::size_t t = 0; t < T; ++t) {
+        for (std::size_t s = 0; s < S; ++s) Pt[(s * T + t) * Hp + h] += A[t * S + s];
       }
-      masked_softmax_row(row, S);
     }
   }
-  const float* Wt = P;
-  if (keep) {
-    multiply(P, keep, weights, H * T * S);
-    Wt = weights;
+  step_softmax(T, S, Hp, Pt);
+  if (probs || keep) {
+    for (std::size_t h = 0; h < H; ++h) {
+      for (std::size_t t = 0; t < T; ++t) {
+        for (std::size_t s = 0; s < S; ++s) {
+          float& w = Pt[(s * T + t) * Hp + h];
+          const std::size_t i = (h * T + t) * S + s;
+          if (probs) probs[i] = w;
+          if (keep) w *= keep[i];
+        }
+      }
+    }
   }
-  for (std::size_t t = 0; t < T; ++t) weighted_values(Wt + t * S, T * S, value_row, S, H, dv, O + t * o_ld);
+  step_values(T, Pt, value_row, S, H, dv, O, o_ld);
 }
 
 /// Per-thread scratch of one (batch, head): a transposed K or V (max(dk, dv), S), and (T, S)
@@ -207,7 +287,7 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
   if (d.T <= kFewQueries && !stats) {  // a decoding step: one batch row, all heads, at a time
 #pragma omp parallel if (d.B > 1 && parallel_heads(d))
     {
-      std::vector<float> P(probs ? 0 : d.H * block), keep(dropout ? d.H * block : 0), weights(keep.size());
+      std::vector<float> keep(dropout ? d.H * block : 0);
 #pragma omp for schedule(static)
       for (std::size_t b = 0; b < d.B; ++b) {
         const float* K = k + b * d.S_stored * d.q_ld();
@@ -224,8 +304,8 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
             [&](std::size_t h) -> const float* {
               return masks.attn ? masks.attn + (masks.attn_per_head ? (b * d.H + h) * block : 0) : nullptr;
             },
-            dropout ? keep.data() : nullptr, probs ? probs + b * d.H * block : P.data(), weights.data(),
-            out + b * d.T * d.v_ld(), d.v_ld());
+            dropout ? keep.data() : nullptr, probs ? probs + b * d.H * block : nullptr, out + b * d.T * d.v_ld(),
+            d.v_ld());
       }
     }
     return;
@@ -301,11 +381,11 @@ void attention_backward(const AttentionShape& d, float scale, const float* q, co
 }
 
 void gathered_attention_row(const float* query, const float* const* keys, const float* const* values, std::size_t S,
-                            std::size_t H, std::size_t dk, std::size_t dv, float scale, float* scores, float* out) {
+                            std::size_t H, std::size_t dk, std::size_t dv, float scale, float* out) {
   attend_few_queries(
       1, S, H, dk, dv, scale, query, H * dk, [&](std::size_t s) { return keys[s]; },
-      [&](std::size_t s) { return values[s]; }, [](std::size_t) -> const float* { return nullptr; }, nullptr, scores,
-      nullptr, out, H * dv);
+      [&](std::size_t s) { return values[s]; }, [](std::size_t) -> const float* { return nullptr; }, nullptr, nullptr,
+      out, H * dv);
 }
 
 }  // namespace xgrad::kernels

@@ -56,8 +56,8 @@ void attention_backward(const AttentionShape& d, float scale, const float* q, co
 
 /// One query row (H heads side by side) over keys gathered row by row (a decoder's cache):
 /// out (H*dv) = sum_s w_hs v_s per head, w_h = softmax(scale q_h . k_hs), with k_s = keys[s]
-/// (H*dk floats, null masks key s) and v_s = values[s] (H*dv floats). scores: H*S floats of scratch.
+/// (H*dk floats, null masks key s) and v_s = values[s] (H*dv floats).
 void gathered_attention_row(const float* query, const float* const* keys, const float* const* values, std::size_t S,
-                            std::size_t H, std::size_t dk, std::size_t dv, float scale, float* scores, float* out);
+                            std::size_t H, std::size_t dk, std::size_t dv, float scale, float* out);
 
 }  // namespace xgrad::kernels

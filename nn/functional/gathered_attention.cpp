@@ -78,7 +78,6 @@ Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int
   const bool parallel = groups > 1 && batch * H * T * (dk + dv) >= kernels::kParallelWork;
 #pragma omp parallel if (parallel)
   {
-    std::vector<float> scores(H * T);
     std::vector<const float*> keys(T), values(T);  // row b's key and value rows, by position
 #pragma omp for schedule(static)
     for (std::int64_t g = 0; g < groups_count; ++g) {
@@ -90,7 +89,7 @@ Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int
           values[s] = kv.values[s]->data() + rows[s] * v_width;
         }
         kernels::gathered_attention_row(qd + b * q_width, keys.data(), values.data(), T, H, dk, dv, scale,
-                                        scores.data(), out.data() + b * v_width);
+                                        out.data() + b * v_width);
       }
     }
   }
