@@ -61,38 +61,77 @@ inline vec::Vec dot_lanes(const float* q, const float* k, std::size_t dk) {
   return even + odd;
 }
 
+/// acc[j] = the partial sums (one vector) of q . k[j] over columns [begin, end), whole vectors,
+/// for W keys: four vectors of q at a time held in registers against every key's.
+inline void key_block_dots(const float* q, const float* const* k, std::size_t begin, std::size_t end,
+                           vec::Vec (&acc)[vec::W]) {
+  using vec::load;
+  using vec::Vec;
+  using vec::W;
+  for (Vec& a : acc) a = Vec{};
+  std::size_t c = begin;
+  for (; c + 4 * W <= end; c += 4 * W) {
+    const Vec q0 = load(q + c), q1 = load(q + c + W), q2 = load(q + c + 2 * W), q3 = load(q + c + 3 * W);
+    for (std::size_t j = 0; j < W; ++j) {
+      acc[j] += q0 * load(k[j] + c);
+      acc[j] += q1 * load(k[j] + c + W);
+      acc[j] += q2 * load(k[j] + c + 2 * W);
+      acc[j] += q3 * load(k[j] + c + 3 * W);
+    }
+  }
+  for (; c < end; c += W) {
+    const Vec qc = load(q + c);
+    for (std::size_t j = 0; j < W; ++j) acc[j] += qc * load(k[j] + c);
+  }
+}
+
 /// Pt (S, T, Hp) = scale q_th . k_sh for every key s = key_row(s) (-inf for a null, masked, row),
 /// query t < T (row t of Q, stride q_ld) and head h; q and the key rows H*dk floats, the heads side
-/// by side.
+/// by side. Keys go W at a time: per head, a slice of the query of up to four vectors stays in
+/// registers against the W keys' slices, one vector of partial sums per key; the sums of W heads
+/// are added across their lanes (a vector of W keys per head) and transposed to a vector of W
+/// heads per key.
 template <std::size_t T, class KeyRow>
 void step_scores(const float* Q, std::size_t q_ld, KeyRow key_row, std::size_t S, std::size_t H, std::size_t dk,
                  float scale, float* Pt) {
+  using vec::load;
   using vec::Vec;
   using vec::W;
   const std::size_t Hp = padded_heads(H);
-  for (std::size_t s = 0; s < S; ++s) {
-    float* row = Pt + s * T * Hp;  // (T, Hp)
-    const float* k = key_row(s);
-    if (!k) {
-      std::fill(row, row + T * Hp, kMinusInf);
-      continue;
-    }
-    if (dk % W != 0) {
+  if (dk % W != 0) {
+    for (std::size_t s = 0; s < S; ++s) {
+      float* row = Pt + s * T * Hp;  // (T, Hp)
+      const float* k = key_row(s);
       for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t h = 0; h < Hp; ++h) {
-          row[t * Hp + h] = h < H ? scale * row_dot(Q + t * q_ld + h * dk, k + h * dk, dk) : 0.f;
+          row[t * Hp + h] = !k ? kMinusInf : h < H ? scale * row_dot(Q + t * q_ld + h * dk, k + h * dk, dk) : 0.f;
         }
       }
-      continue;
     }
-    for (std::size_t h0 = 0; h0 < H; h0 += W) {
-      const std::size_t heads = std::min(W, H - h0);
-      Vec acc[T][W];
-      for (std::size_t i = 0; i < W; ++i) {
-        const float* kh = k + (h0 + i) * dk;
-        for (std::size_t t = 0; t < T; ++t) acc[t][i] = i < heads ? dot_lanes(Q + t * q_ld + (h0 + i) * dk, kh, dk) : Vec{};
+    return;
+  }
+  for (std::size_t s0 = 0; s0 < S; s0 += W) {
+    const std::size_t keys = std::min(W, S - s0);
+    const float* k[W];  // a masked key or one past S reads the query instead: its scores are not kept
+    for (std::size_t j = 0; j < W; ++j) k[j] = j < keys ? key_row(s0 + j) : nullptr;
+    for (std::size_t t = 0; t < T; ++t) {
+      const float* q = Q + t * q_ld;
+      const float* kj[W];
+      for (std::size_t j = 0; j < W; ++j) kj[j] = k[j] ? k[j] : q;
+      for (std::size_t h0 = 0; h0 < H; h0 += W) {
+        Vec sums[W];  // sums[i] lane j: head h0 + i, key s0 + j
+        for (std::size_t i = 0; i < W; ++i) {
+          const std::size_t h = h0 + i;
+          Vec acc[W];
+          if (h < H) key_block_dots(q, kj, h * dk, (h + 1) * dk, acc);
+          sums[i] = h < H ? vec::lanes_sums(acc) * scale : Vec{};
+        }
+        vec::transpose(sums);  // sums[j] lane i: key s0 + j, head h0 + i
+        for (std::size_t j = 0; j < keys; ++j) vec::store(Pt + ((s0 + j) * T + t) * Hp + h0, sums[j]);
       }
-      for (std::size_t t = 0; t < T; ++t) vec::store(row + t * Hp + h0, vec::lanes_sums(acc[t]) * scale);  // lane i: head h0 + i
+    }
+    for (std::size_t j = 0; j < keys; ++j) {
+      if (!k[j]) std::fill(Pt + (s0 + j) * T * Hp, Pt + (s0 + j + 1) * T * Hp, kMinusInf);
     }
   }
 }

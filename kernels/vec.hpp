@@ -56,4 +56,34 @@ inline Vec lanes_sums(const Vec (&v)[W]) {
 #endif
 }
 
+/// The W x W block of v transposed in place: lane j of v[i] becomes lane i of v[j]. With AVX,
+/// three rounds of shuffles (pairs, quads, then the two halves): 24 instructions.
+inline void transpose(Vec (&v)[W]) {
+#if defined(__AVX__) && !defined(__AVX512F__)
+  __m256 a[8], b[8];
+  for (int i = 0; i < 8; i += 2) {  // a[i], a[i+1]: lanes of rows i and i+1 interleaved
+    a[i] = _mm256_unpacklo_ps(__m256(v[i]), __m256(v[i + 1]));
+    a[i + 1] = _mm256_unpackhi_ps(__m256(v[i]), __m256(v[i + 1]));
+  }
+  for (int i = 0; i < 8; i += 4) {  // b: columns 4 rows at a time, within each 128-bit half
+    b[i] = _mm256_shuffle_ps(a[i], a[i + 2], 0x44);
+    b[i + 1] = _mm256_shuffle_ps(a[i], a[i + 2], 0xEE);
+    b[i + 2] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0x44);
+    b[i + 3] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {  // rows 0-3 from the low halves, 4-7 from the high ones
+    v[i] = Vec(_mm256_permute2f128_ps(b[i], b[i + 4], 0x20));
+    v[i + 4] = Vec(_mm256_permute2f128_ps(b[i], b[i + 4], 0x31));
+  }
+#else
+  for (std::size_t i = 0; i < W; ++i) {
+    for (std::size_t j = i + 1; j < W; ++j) {
+      const float t = v[i][j];
+      v[i][j] = v[j][i];
+      v[j][i] = t;
+    }
+  }
+#endif
+}
+
 }  // namespace xgrad::kernels::vec
