@@ -7,6 +7,10 @@
 //   read y or x and dy and write dx backward (3 more); cross-entropy reads the logits forward
 //   (1), reads them and writes their gradient backward (2 more); dropout (p 0.1) reads x and
 //   writes y and a byte mask forward (2.25), reads dy and the mask and writes dx backward (2.25 more).
+// - a decoding step's attention (one query per row, no gradient) over S keys and values held
+//   (B, S, d) as the cross-attention's are, and gathered from a KV cache's per-position blocks as
+//   the self-attention's are, in effective GB/s of the keys and values read (each once), beside a
+//   copy of as many bytes.
 // Every op allocates its output. xgrad's caching allocator hands it the block the previous run
 // freed (a warm cache, as in training from the second step on); with the cache emptied before
 // every run, each output is a fresh block from the system whose pages fault in on first touch
@@ -24,6 +28,8 @@
 #include <iostream>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include <xgrad/kernels/gemm.hpp>
 #include <xgrad/kernels/runtime_info.hpp>
@@ -180,6 +186,26 @@ void bench_rowwise(const char* name, const Shape& shape, const std::function<Ten
              2 * array_bytes, t.baseline);
 }
 
+/// A decoding step's attention: B rows, one query each, over S keys and values of d = 256 (8
+/// heads), no gradient; contiguous (B, S, d) and gathered from a KV cache's per-position blocks.
+void bench_attention_step(std::size_t B, std::size_t S) {
+  constexpr std::size_t d = 256;
+  constexpr std::int64_t heads = 8;
+  NoGradGuard no_grad;
+  const Tensor q = randn({B, 1, d}), k = randn({B, S, d}), v = randn({B, S, d});
+  nn::KVCache cache;
+  for (std::size_t s = 0; s < S; ++s) cache.append(randn({B, 1, d}), randn({B, 1, d}));
+  const nn::functional::GatheredKeyValues gathered = cache.gathered();
+  const double bytes = 2.0 * B * S * d * sizeof(float);  // keys and values, once
+  std::vector<float> from(B * S * d * 2), to(from.size());
+  auto copy = [&] { std::memcpy(to.data(), from.data(), to.size() * sizeof(float)); };
+  const std::string shape = fmt::format("B {} S {} d {} H {}", B, S, d, heads);
+  Timings t = median_seconds([&] { nn::functional::scaled_dot_product_attention(q, k, v, heads); }, copy);
+  print_gbps("attention step (B, S, d)", shape, bytes, t.ours, bytes, t.baseline);
+  t = median_seconds([&] { nn::functional::gathered_attention(q, gathered, heads); }, copy);
+  print_gbps("attention step, KV cache", shape, bytes, t.ours, bytes, t.baseline);
+}
+
 void run_suite() {
   bench_matmul(1, 1024, 256, 256);
   bench_matmul(1, 1024, 256, 1024);
@@ -197,6 +223,11 @@ void run_suite() {
   bench_rowwise("cross_entropy", {1024, 1000}, [&](const Tensor& x) { return cross_entropy(x, targets); }, 1, 3);
   // The feed-forward layer's dropout: x read, y and a byte mask written; dy and the mask read, dx written.
   bench_rowwise("dropout", {1024, 1024}, [&](const Tensor& x) { return dropout(x, 0.1f, true, generator); }, 2.25, 4.5);
+  // Greedy decoding at batch 32 (the source's 32 keys; the cache half and wholly full), and the
+  // beams of batch 32 (128 rows).
+  bench_attention_step(32, 32);
+  bench_attention_step(32, 64);
+  bench_attention_step(128, 32);
 }
 
 }  // namespace
