@@ -223,8 +223,9 @@ void run_suite() {
   bench_rowwise("cross_entropy", {1024, 1000}, [&](const Tensor& x) { return cross_entropy(x, targets); }, 1, 3);
   // The feed-forward layer's dropout: x read, y and a byte mask written; dy and the mask read, dx written.
   bench_rowwise("dropout", {1024, 1024}, [&](const Tensor& x) { return dropout(x, 0.1f, true, generator); }, 2.25, 4.5);
-  // Greedy decoding at batch 32 (the source's 32 keys; the cache half and wholly full), and the
-  // beams of batch 32 (128 rows).
+  // Batch 4: keys and values in L2 (the kernel's own speed); greedy decoding at batch 32 (the
+  // source's 32 keys; the cache half and wholly full), and the beams of batch 32 (128 rows).
+  bench_attention_step(4, 32);
   bench_attention_step(32, 32);
   bench_attention_step(32, 64);
   bench_attention_step(128, 32);
