@@ -171,7 +171,7 @@ void dequantize_weight(const QuantizedWeight& w, float* out) {
 }
 
 void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, std::size_t first, std::size_t count,
-                      const float* bias, float* y) {
+                      const float* bias, float* y, bool relu) {
   if (first + count > w.rows) {
     throw Error(fmt::format("quantized_linear: rows [{}, {}) of a weight of {} rows", first, first + count, w.rows));
   }
@@ -182,11 +182,16 @@ void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, s
   thread_local std::vector<float> a;
   thread_local std::vector<std::int32_t> z;
   thread_local std::vector<char> finite;
-  p.resize(M * K);
-  c.resize(M * count);
-  a.resize(M);
-  z.resize(M);
-  finite.resize(M);
+  // Grown, never shrunk: the layers of a step alternate between widths, and a vector grown again
+  // would zero its new part at every call.
+  const auto at_least = [](auto& buffer, std::size_t n) {
+    if (buffer.size() < n) buffer.resize(n);
+  };
+  at_least(p, M * K);
+  at_least(c, M * count);
+  at_least(a, M);
+  at_least(z, M);
+  at_least(finite, M);
   // The buffers are this thread's: the parallel loops reach them through these pointers (in a
   // worker thread the thread_local names would mean the worker's own, empty, buffers).
   std::uint8_t* quantized = p.data();
@@ -206,14 +211,14 @@ void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, s
     float* out = y + m * count;
     const std::int32_t* acc = products + m * count;
     if (!row_finite[m]) {
-      std::fill(out, out + count, std::numeric_limits<float>::quiet_NaN());
+      std::fill(out, out + count, relu ? 0.f : std::numeric_limits<float>::quiet_NaN());
       return;
     }
     const float am = row_scales[m];
     const std::int32_t zm = zero_points[m];
     for (std::size_t n = 0; n < count; ++n) {
-      const float v = am * scales[n] * static_cast<float>(acc[n] - zm * sums[n]);
-      out[n] = bias ? v + bias[n] : v;
+      const float v = am * scales[n] * static_cast<float>(acc[n] - zm * sums[n]) + (bias ? bias[n] : 0.f);
+      out[n] = relu ? (v > 0.f ? v : 0.f) : v;
     }
   });
 }

@@ -37,9 +37,10 @@ void dequantize_weight(const QuantizedWeight& w, float* out);
 
 /// y (M, count) = x (M, K) W[first .. first + count)^T + b, b (count) or null, with W's rows
 /// [first, first + count) (a slice: the query, key or value block of a fused projection), in int8
-/// as above. x and y dense row-major; K = w.cols.
+/// as above; with relu, y = relu(that) in the same pass (relu_forward's semantics: NaN -> 0). x and
+/// y dense row-major; K = w.cols.
 void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, std::size_t first, std::size_t count,
-                      const float* bias, float* y);
+                      const float* bias, float* y, bool relu = false);
 
 /// The bound above for every output of quantized_linear (no bias), (M, count).
 std::vector<float> quantized_error_bound(const float* x, std::size_t M, const float* w, const QuantizedWeight& q,

@@ -261,9 +261,9 @@ Tensor quantized_linear(const Tensor& x, const kernels::QuantizedWeight& weight,
   shape.back() = count;
   Array y = Array::from_shape(shape);  // (..., count)
   kernels::quantized_linear(x.value().data(), rows, weight, first, count,
-                            bias.defined() ? bias.value().data() + first : nullptr, y.data());
+                            bias.defined() ? bias.value().data() + first : nullptr, y.data(),
+                            activation == Activation::relu);
   Tensor out(std::move(y));
-  if (activation == Activation::relu) return relu(out);
   if (activation == Activation::gelu) return gelu(out);
   return out;
 }

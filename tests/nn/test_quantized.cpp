@@ -61,7 +61,7 @@ TEST_CASE("quantized_linear stays within the documented bound of fp32, on every 
   }
 }
 
-TEST_CASE("quantized_linear: a row with NaN gives NaN; a non-finite weight is refused") {
+TEST_CASE("quantized_linear: a row with NaN gives NaN (0 with the ReLU fused); a non-finite weight is refused") {
   Array x = Array::from_shape({2, 4});
   x.fill(1.f);
   x(1, 2) = std::numeric_limits<float>::quiet_NaN();
@@ -72,6 +72,15 @@ TEST_CASE("quantized_linear: a row with NaN gives NaN; a non-finite weight is re
   kernels::quantized_linear(x.data(), 2, q, 0, 3, nullptr, y.data());
   CHECK(y[0] == doctest::Approx(2.f).epsilon(0.02));
   CHECK(std::isnan(y[3]));
+  // With the ReLU fused: relu of the same outputs, bit for bit, and the NaN row 0, as relu sends
+  // NaN.
+  Array bias = {0.5f, -3.f, 0.f};
+  std::vector<float> plain(6), fused(6);
+  kernels::quantized_linear(x.data(), 2, q, 0, 3, bias.data(), plain.data());
+  kernels::quantized_linear(x.data(), 2, q, 0, 3, bias.data(), fused.data(), true);
+  CHECK(plain[1] < 0.f);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(fused[i] == std::max(plain[i], 0.f));
+  for (std::size_t i = 3; i < 6; ++i) CHECK(fused[i] == 0.f);
   w(2, 1) = std::numeric_limits<float>::infinity();
   CHECK_THROWS_WITH_AS(kernels::quantize_weight(w.data(), 3, 4), doctest::Contains("weight (2, 1) is inf"), Error);
 }
