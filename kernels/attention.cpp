@@ -47,20 +47,6 @@ bool parallel_heads(const AttentionShape& d) {
 /// H rounded up to whole vectors.
 std::size_t padded_heads(std::size_t H) { return (H + vec::W - 1) / vec::W * vec::W; }
 
-/// The partial sums of q . k over dk (a multiple of W) in one vector: two chains of multiply-adds.
-inline vec::Vec dot_lanes(const float* q, const float* k, std::size_t dk) {
-  using vec::load;
-  using vec::W;
-  vec::Vec even = load(q) * load(k), odd = {};
-  std::size_t c = W;
-  for (; c + 2 * W <= dk; c += 2 * W) {
-    odd += load(q + c) * load(k + c);
-    even += load(q + c + W) * load(k + c + W);
-  }
-  if (c < dk) odd += load(q + c) * load(k + c);
-  return even + odd;
-}
-
 /// acc[j] = the partial sums (one vector) of q . k[j] over columns [begin, end), whole vectors,
 /// for W keys: four vectors of q at a time held in registers against every key's.
 inline void key_block_dots(const float* q, const float* const* k, std::size_t begin, std::size_t end,
@@ -91,10 +77,9 @@ inline void key_block_dots(const float* q, const float* const* k, std::size_t be
 /// registers against the W keys' slices, one vector of partial sums per key; the sums of W heads
 /// are added across their lanes (a vector of W keys per head) and transposed to a vector of W
 /// heads per key.
-template <std::size_t T, class KeyRow>
-void step_scores(const float* Q, std::size_t q_ld, KeyRow key_row, std::size_t S, std::size_t H, std::size_t dk,
-                 float scale, float* Pt) {
-  using vec::load;
+template <class KeyRow>
+void step_scores(std::size_t T, const float* Q, std::size_t q_ld, KeyRow key_row, std::size_t S, std::size_t H,
+                 std::size_t dk, float scale, float* Pt) {
   using vec::Vec;
   using vec::W;
   const std::size_t Hp = padded_heads(H);
@@ -119,12 +104,11 @@ void step_scores(const float* Q, std::size_t q_ld, KeyRow key_row, std::size_t S
       const float* kj[W];
       for (std::size_t j = 0; j < W; ++j) kj[j] = k[j] ? k[j] : q;
       for (std::size_t h0 = 0; h0 < H; h0 += W) {
-        Vec sums[W];  // sums[i] lane j: head h0 + i, key s0 + j
-        for (std::size_t i = 0; i < W; ++i) {
-          const std::size_t h = h0 + i;
+        Vec sums[W] = {};  // sums[i] lane j: head h0 + i, key s0 + j
+        for (std::size_t i = 0; i < W && h0 + i < H; ++i) {
           Vec acc[W];
-          if (h < H) key_block_dots(q, kj, h * dk, (h + 1) * dk, acc);
-          sums[i] = h < H ? vec::lanes_sums(acc) * scale : Vec{};
+          key_block_dots(q, kj, (h0 + i) * dk, (h0 + i + 1) * dk, acc);
+          sums[i] = vec::lanes_sums(acc) * scale;
         }
         vec::transpose(sums);  // sums[j] lane i: key s0 + j, head h0 + i
         for (std::size_t j = 0; j < keys; ++j) vec::store(Pt + ((s0 + j) * T + t) * Hp + h0, sums[j]);
@@ -240,12 +224,7 @@ void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t
   thread_local std::vector<float> scratch;
   if (scratch.size() < S * T * Hp) scratch.resize(S * T * Hp);
   float* Pt = scratch.data();  // (S, T, Hp)
-  switch (T) {  // the queries' count fixed at compile time: their sums stay in registers
-    case 1: step_scores<1>(Q, q_ld, key_row, S, H, dk, scale, Pt); break;
-    case 2: step_scores<2>(Q, q_ld, key_row, S, H, dk, scale, Pt); break;
-    case 3: step_scores<3>(Q, q_ld, key_row, S, H, dk, scale, Pt); break;
-    default: step_scores<kFewQueries>(Q, q_ld, key_row, S, H, dk, scale, Pt); break;
-  }
+  step_scores(T, Q, q_ld, key_row, S, H, dk, scale, Pt);
   for (std::size_t h = 0; h < H; ++h) {
     if (const float* A = attn(h)) {
       for (std::size_t t = 0; t < T; ++t) {
