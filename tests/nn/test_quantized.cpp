@@ -358,18 +358,15 @@ TEST_CASE("models::load_int8 for every model of the zoo: GPT and the encoder cla
     CHECK(loaded->forward(ids).value() == reference->forward(ids).value());
     CHECK(loaded->forward(ids).value() == model.forward(ids).value());
   };
-  models::GPTConfig gpt_config;
-  gpt_config.vocab = 21;
-  gpt_config.d_model = 16;
-  gpt_config.nhead = 2;
-  gpt_config.dim_feedforward = 32;
-  models::GPT gpt(gpt_config);
+  const auto tiny = [](auto config) {  // the same small shape for either model's config
+    config.vocab = 21;
+    config.d_model = 16;
+    config.nhead = 2;
+    config.dim_feedforward = 32;
+    return config;
+  };
+  models::GPT gpt(tiny(models::GPTConfig{}));
   check(gpt, "gpt");
-  models::EncoderClassifierConfig classifier_config;
-  classifier_config.vocab = 21;
-  classifier_config.d_model = 16;
-  classifier_config.nhead = 2;
-  classifier_config.dim_feedforward = 32;
-  models::EncoderClassifier classifier(classifier_config);
+  models::EncoderClassifier classifier(tiny(models::EncoderClassifierConfig{}));
   check(classifier, "classifier");
 }
