@@ -40,9 +40,10 @@ bool parallel_heads(const AttentionShape& d) {
 
 // --- a decoding step: up to kFewQueries queries, every head at once ------------------------------
 // The scores sit key by key: Pt (S, T, Hp), one vector lane per head (Hp = H rounded up to whole
-// vectors, the extra lanes 0). Each key row is read once for all queries and its heads' dot
-// products are summed across their lanes together; the softmax runs down the keys for W heads at
-// once, with no sum across lanes; the values go into a head's outputs held in registers.
+// vectors, the extra lanes 0). A block of W key rows comes from memory once for all the queries,
+// and the heads' dot products are summed across their lanes together; the softmax runs down the
+// keys for W heads at once, with no sum across lanes; the values go into a head's outputs held in
+// registers.
 
 /// H rounded up to whole vectors.
 std::size_t padded_heads(std::size_t H) { return (H + vec::W - 1) / vec::W * vec::W; }
