@@ -189,12 +189,12 @@ void step_values(std::size_t T, const float* Wt, ValueRow value_row, std::size_t
   const std::size_t Hp = padded_heads(H), ld = T * Hp;
   for (std::size_t h = 0; h < H; ++h) {
     std::size_t c = 0;
-    for (; c + W <= dv; c += 4 * W) {
+    for (std::size_t n; (n = std::min<std::size_t>(4, (dv - c) / W)) > 0; c += n * W) {  // n whole vectors
       const std::size_t col = h * dv + c;
       for (std::size_t t = 0; t < T; ++t) {
         const float* w = Wt + t * Hp + h;
         float* o = O + t * o_ld + col;
-        switch (std::min<std::size_t>(4, (dv - c) / W)) {  // whole vectors in this block
+        switch (n) {
           case 1: weighted_sum<1>(w, ld, value_row, S, col, o); break;
           case 2: weighted_sum<2>(w, ld, value_row, S, col, o); break;
           case 3: weighted_sum<3>(w, ld, value_row, S, col, o); break;
