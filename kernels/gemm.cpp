@@ -1,4 +1,5 @@
-// kernels::gemm on oneDNN's dnnl_sgemm (row-major, like the rest of xgrad).
+// kernels::gemm on oneDNN's dnnl_sgemm (row-major, like the rest of xgrad); under bf16 autocast,
+// kernels::gemm_bf16 (gemm_bf16.cpp).
 #include <xgrad/kernels/gemm.hpp>
 
 #include <algorithm>
@@ -10,7 +11,6 @@
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/precision.hpp>
-#include <xgrad/kernels/bf16.hpp>
 
 namespace xgrad::kernels {
 
@@ -41,19 +41,16 @@ const float* padded_copy(const float* X, std::size_t rows, std::size_t cols, std
   return buffer.data();
 }
 
-/// The stored span of a rows x cols operand with row stride ld, rounded to bf16 values, into a
-/// buffer of this thread's.
-const float* bf16_copy(const float* X, std::size_t rows, std::size_t cols, std::size_t ld, std::vector<float>& buffer) {
-  const std::size_t span = (rows - 1) * ld + cols;
-  if (buffer.size() < span) buffer.resize(span);
-  for (std::size_t i = 0; i < span; ++i) buffer[i] = round_bf16(X[i]);
-  return buffer.data();
-}
-
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
           std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
+  if (autocast_precision() == Precision::bf16) gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else gemm_fp32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_fp32(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+               std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {  // an empty sum: C = beta C
     for (std::size_t i = 0; i < M; ++i) {
@@ -66,13 +63,6 @@ void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t 
   thread_local std::vector<float> a_buffer, b_buffer;
   if (aliases(trans_a, lda, K, kAliasingStrideA)) A = padded_copy(A, K, M, lda, lda, a_buffer);
   if (aliases(!trans_b, ldb, K, kAliasingStrideB)) B = padded_copy(B, K, N, ldb, ldb, b_buffer);
-  if (autocast_precision() == Precision::bf16) {
-    // bf16 inputs, fp32 accumulation: oneDNN 2.6's C API has no bf16 GEMM, so the inputs are
-    // rounded to bf16 values and multiplied by the fp32 GEMM (bf16's numbers, not its speed).
-    thread_local std::vector<float> a_bf16, b_bf16;
-    A = bf16_copy(A, trans_a ? K : M, trans_a ? M : K, lda, a_bf16);
-    B = bf16_copy(B, trans_b ? N : K, trans_b ? K : N, ldb, b_bf16);
-  }
   const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
   const dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', dim(M), dim(N), dim(K), alpha, A,
                                           dim(lda), B, dim(ldb), beta, C, dim(ldc));

@@ -13,9 +13,24 @@ namespace xgrad::kernels {
 /// lda, ldb and ldc are the row strides of A, B and C as stored. beta = 0 overwrites C (whatever
 /// it held, NaN included); beta = 1 accumulates. M, N or K of 0 is a no-op apart from beta C.
 /// Called inside an OpenMP parallel region it runs on the calling thread alone, so independent
-/// products (per head, per batch) can be spread over the threads by the caller.
+/// products (per head, per batch) can be spread over the threads by the caller. Under
+/// autocast(Precision::bf16) it is gemm_bf16, otherwise gemm_fp32.
 void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
           std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc);
+
+/// gemm in fp32, whatever the autocast scope says (gemm calls it outside bf16 autocast).
+void gemm_fp32(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+               std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc);
+
+/// gemm of bf16 inputs with fp32 sums (gemm calls it under bf16 autocast): A and B rounded to
+/// bf16 (kernels/bf16.hpp), each product exact in fp32, the sums in fp32. On a CPU with bf16
+/// instructions (AVX512_BF16, AMX) oneDNN's bf16 matmul runs it, at up to twice fp32's speed;
+/// elsewhere the fp32 GEMM of copies rounded to bf16 values, at fp32's speed less the rounding.
+void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+               std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc);
+
+/// Whether gemm_bf16 runs on the CPU's bf16 instructions (oneDNN dispatches AVX512_BF16 or AMX).
+bool bf16_gemm_native();
 
 /// gemm with dense operands: lda, ldb and ldc are the stored row lengths.
 inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <xgrad/kernels/gemm.hpp>
+
 namespace xgrad {
 
 namespace {
@@ -141,10 +143,13 @@ RuntimeInfo runtime_info() {
   info.threads = omp_get_max_threads();
   info.cpu_bf16 = cpu == Isa::avx512_core_bf16 || cpu == Isa::avx512_core_amx;
   info.int8_vnni = cpu == Isa::avx512_core_vnni || info.cpu_bf16;
-  info.bf16 = info.cpu_bf16
-                  ? "emulated (fp32 products of bf16-rounded inputs; the CPU's bf16 instructions are not used yet): "
-                    "slower than fp32"
-                  : "emulated (fp32 products of bf16-rounded inputs; the CPU has no AVX512_BF16 or AMX): slower than fp32";
+  info.bf16_native = kernels::bf16_gemm_native();
+  info.bf16 = info.bf16_native
+                  ? "native (GEMMs on oneDNN's bf16 matmul and the CPU's bf16 instructions, faster than fp32)"
+                  : info.cpu_bf16 ? "emulated (fp32 products of bf16-rounded inputs; oneDNN is capped below AVX512_BF16): "
+                                    "slower than fp32"
+                                  : "emulated (fp32 products of bf16-rounded inputs; the CPU has no AVX512_BF16 or AMX): "
+                                    "slower than fp32";
   if (width_class(gemm) < width_class(cpu)) {
     info.warnings.push_back(fmt::format(
         "GEMMs run a slow fallback: oneDNN dispatches {} kernels on a CPU with {} (is DNNL_MAX_CPU_ISA set?)",

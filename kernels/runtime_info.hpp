@@ -17,8 +17,9 @@ struct RuntimeInfo {
   int threads = 1;               // OpenMP threads, shared by the GEMMs and the row kernels
   bool cpu_bf16 = false;         // the CPU multiplies bf16 in hardware (AVX512_BF16 or AMX)
   bool int8_vnni = false;        // the CPU has int8 dot products (VNNI): int8 decoding's fast case
-  /// How bf16 autocast runs here, e.g. "emulated (fp32 products of bf16-rounded inputs): slower
-  /// than fp32". xgrad has no native bf16 products yet, so bf16 is never faster than fp32.
+  bool bf16_native = false;      // bf16 autocast's GEMMs run on the CPU's bf16 instructions
+  /// How bf16 autocast runs here: "native (...)" where bf16_native, else "emulated (fp32 products
+  /// of bf16-rounded inputs; ...): slower than fp32".
   std::string bf16;
   std::vector<std::string> warnings;  // a kernel family below the CPU's ISA, and what to do about it
 

@@ -138,7 +138,9 @@ int train_command(TrainSettings s, const std::string& resume_dir, const TrainOve
   std::fprintf(out, "seq2seq: %s\n", kernels.summary().c_str());
   for (const std::string& warning : kernels.warnings) std::fprintf(out, "seq2seq: warning: %s\n", warning.c_str());
   const xgrad::Precision products = xgrad::precision_from_name(s.precision);
-  if (products == xgrad::Precision::bf16) std::fprintf(out, "seq2seq: warning: bf16 here is %s\n", kernels.bf16.c_str());
+  if (products == xgrad::Precision::bf16) {
+    std::fprintf(out, "seq2seq: %sbf16 here is %s\n", kernels.bf16_native ? "" : "warning: ", kernels.bf16.c_str());
+  }
   if (ranks > 1) {
     std::fprintf(out, "seq2seq: data-parallel over %d ranks (%d on this machine), threads per rank: %d\n", ranks,
                  dist::local_size(), xgrad::get_num_threads());

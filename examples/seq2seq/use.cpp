@@ -35,7 +35,8 @@ std::optional<TrainSettings> run_settings(const std::string& checkpoint_dir) {
 void apply_precision(xgrad::models::Transformer& model, const DecodeSettings& decoding) {
   if (decoding.precision == "fp32") return;
   if (decoding.precision == "bf16") {
-    std::fprintf(stderr, "seq2seq: warning: bf16 here is %s\n", xgrad::runtime_info().bf16.c_str());
+    const xgrad::RuntimeInfo kernels = xgrad::runtime_info();
+    std::fprintf(stderr, "seq2seq: %sbf16 here is %s\n", kernels.bf16_native ? "" : "warning: ", kernels.bf16.c_str());
     return;
   }
   if (decoding.precision != "int8") {

@@ -1,0 +1,168 @@
+// kernels::gemm_bf16: products of bf16 inputs summed in fp32. On a CPU with bf16 instructions
+// (AVX512_BF16, AMX) the operands are converted to bf16 and multiplied by oneDNN's bf16 matmul;
+// elsewhere the fp32 GEMM multiplies copies rounded to bf16 values. Both give the same numbers up
+// to the order of the fp32 sums (a product of two bf16 values is exact in fp32).
+#include <xgrad/kernels/gemm.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include <dnnl.hpp>
+#include <fmt/format.h>
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#endif
+
+#include <xgrad/core/error.hpp>
+#include <xgrad/kernels/bf16.hpp>
+
+namespace xgrad::kernels {
+
+namespace {
+
+using Bf16 = std::uint16_t;  // a bf16 value's bits: fp32's upper half
+
+/// x rounded to bf16 (round_bf16's rule), as its 16 bits.
+inline Bf16 bf16_bits(float x) {
+  std::uint32_t bits;
+  const float rounded = round_bf16(x);
+  std::memcpy(&bits, &rounded, sizeof bits);
+  // A NaN whose payload sits in the lower half stays NaN: its top mantissa bit is set (quiet).
+  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu) != 0) bits |= 0x00400000u;
+  return static_cast<Bf16>(bits >> 16);
+}
+
+/// out[i] = the bf16 of in[i], n values. With AVX512_BF16 the conversion instruction does 32 at
+/// a time (the same rounding, except that it takes fp32 subnormals, below 1.2e-38, as zeros).
+void to_bf16(const float* in, std::size_t n, Bf16* out) {
+  std::size_t i = 0;
+#if defined(__AVX512BF16__)
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh pair = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + i + 16), _mm512_loadu_ps(in + i));
+    _mm512_storeu_si512(out + i, reinterpret_cast<__m512i>(pair));
+  }
+#endif
+  for (; i < n; ++i) out[i] = bf16_bits(in[i]);
+}
+
+/// A rows x cols operand with row stride ld, converted to bf16 into a dense buffer of this
+/// thread's (kept between calls).
+const Bf16* dense_bf16(const float* X, std::size_t rows, std::size_t cols, std::size_t ld, std::vector<Bf16>& buffer) {
+  if (buffer.size() < rows * cols) buffer.resize(rows * cols);
+  for (std::size_t r = 0; r < rows; ++r) to_bf16(X + r * ld, cols, buffer.data() + r * cols);
+  return buffer.data();
+}
+
+/// oneDNN's bf16 matmul with every dimension given at run time: one primitive per transposition
+/// and beta (created once per thread), whatever the shapes. A dense row-major operand is 'ab', a
+/// transposed one 'ba'; C is dense; alpha is a run-time output scale and beta a sum post-op.
+class Bf16Matmul {
+ public:
+  Bf16Matmul() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+
+  void operator()(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha,
+                  const Bf16* A, const Bf16* B, float beta, float* C) {
+    using dnnl::memory;
+    const auto dim = [](std::size_t n) { return static_cast<memory::dim>(n); };
+    const memory::desc a({dim(M), dim(K)}, memory::data_type::bf16, trans_a ? memory::format_tag::ba : memory::format_tag::ab);
+    const memory::desc b({dim(K), dim(N)}, memory::data_type::bf16, trans_b ? memory::format_tag::ba : memory::format_tag::ab);
+    const memory::desc c({dim(M), dim(N)}, memory::data_type::f32, memory::format_tag::ab);
+    const memory::desc scale({1}, memory::data_type::f32, memory::format_tag::a);
+    // oneDNN's memory objects take non-const handles; it only reads A, B and the scale.
+    memory a_memory(a, engine_, const_cast<Bf16*>(A)), b_memory(b, engine_, const_cast<Bf16*>(B)),
+        c_memory(c, engine_, C), scale_memory(scale, engine_, &alpha);
+    primitive(trans_a, trans_b, beta)
+        .execute(stream_, {{DNNL_ARG_SRC, a_memory},
+                           {DNNL_ARG_WEIGHTS, b_memory},
+                           {DNNL_ARG_DST, c_memory},
+                           {DNNL_ARG_ATTR_OUTPUT_SCALES, scale_memory}});
+    stream_.wait();
+  }
+
+ private:
+  dnnl::matmul& primitive(bool trans_a, bool trans_b, float beta) {
+    const auto key = std::make_tuple(trans_a, trans_b, beta);
+    auto found = primitives_.find(key);
+    if (found != primitives_.end()) return found->second;
+    using dnnl::memory;
+    const memory::dim any = DNNL_RUNTIME_DIM_VAL;
+    const memory::desc a({any, any}, memory::data_type::bf16, trans_a ? memory::format_tag::ba : memory::format_tag::ab);
+    const memory::desc b({any, any}, memory::data_type::bf16, trans_b ? memory::format_tag::ba : memory::format_tag::ab);
+    const memory::desc c({any, any}, memory::data_type::f32, memory::format_tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+    if (beta != 0.f) {
+      dnnl::post_ops sum;
+      sum.append_sum(beta);
+      attr.set_post_ops(sum);
+    }
+    const dnnl::matmul::primitive_desc description(dnnl::matmul::desc(a, b, c), attr, engine_);
+    return primitives_.emplace(key, dnnl::matmul(description)).first->second;
+  }
+
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  std::map<std::tuple<bool, bool, float>, dnnl::matmul> primitives_;
+};
+
+/// The stored span of a rows x cols operand with row stride ld, rounded to bf16 values (as
+/// fp32), into a buffer of this thread's.
+const float* rounded_copy(const float* X, std::size_t rows, std::size_t cols, std::size_t ld, std::vector<float>& buffer) {
+  const std::size_t span = (rows - 1) * ld + cols;
+  if (buffer.size() < span) buffer.resize(span);
+  round_bf16(X, span, buffer.data());
+  return buffer.data();
+}
+
+}  // namespace
+
+bool bf16_gemm_native() {
+  static const bool native = [] {
+    const unsigned isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const unsigned bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+    return (isa & bf16) == bf16;  // oneDNN's ISAs are nested bit sets: AMX includes AVX512_BF16
+  }();
+  return native;
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+               std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
+  if (M == 0 || N == 0 || K == 0) {
+    gemm_fp32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  // no products: beta C
+    return;
+  }
+  if (!bf16_gemm_native()) {
+    thread_local std::vector<float> a_rounded, b_rounded;
+    A = rounded_copy(A, trans_a ? K : M, trans_a ? M : K, lda, a_rounded);
+    B = rounded_copy(B, trans_b ? N : K, trans_b ? K : N, ldb, b_rounded);
+    gemm_fp32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  thread_local std::vector<Bf16> a_bf16, b_bf16;
+  thread_local std::vector<float> c_dense;  // C when its rows are not contiguous
+  thread_local Bf16Matmul matmul;
+  const Bf16* a = dense_bf16(A, trans_a ? K : M, trans_a ? M : K, lda, a_bf16);
+  const Bf16* b = dense_bf16(B, trans_b ? N : K, trans_b ? K : N, ldb, b_bf16);
+  try {
+    if (ldc == N) {
+      matmul(trans_a, trans_b, M, N, K, alpha, a, b, beta, C);
+      return;
+    }
+    if (c_dense.size() < M * N) c_dense.resize(M * N);
+    matmul(trans_a, trans_b, M, N, K, alpha, a, b, 0.f, c_dense.data());
+  } catch (const dnnl::error& e) {
+    throw Error(fmt::format("gemm_bf16: oneDNN's bf16 matmul failed ({}) for op(A) ({}, {}){} x op(B) ({}, {}){}",
+                            e.what(), M, K, trans_a ? " transposed" : "", K, N, trans_b ? " transposed" : ""));
+  }
+  for (std::size_t i = 0; i < M; ++i) {
+    const float* t = c_dense.data() + i * N;
+    float* row = C + i * ldc;
+    if (beta == 0.f) std::memcpy(row, t, N * sizeof(float));
+    else for (std::size_t j = 0; j < N; ++j) row[j] = t[j] + beta * row[j];
+  }
+}
+
+}  // namespace xgrad::kernels
