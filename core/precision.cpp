@@ -1,6 +1,8 @@
 #include <xgrad/core/precision.hpp>
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -10,6 +12,16 @@ namespace xgrad {
 
 namespace {
 std::atomic<Precision> current{Precision::fp32};
+std::atomic<int> depth{0};  // autocast scopes open
+
+struct ExitHooks {
+  std::mutex mutex;
+  std::vector<void (*)()> hooks;
+};
+ExitHooks& exit_hooks() {
+  static ExitHooks hooks;
+  return hooks;
+}
 }  // namespace
 
 const char* precision_name(Precision precision) { return precision == Precision::bf16 ? "bf16" : "fp32"; }
@@ -22,8 +34,20 @@ Precision precision_from_name(const std::string& name) {
 
 Precision autocast_precision() { return current.load(std::memory_order_relaxed); }
 
-autocast::autocast(Precision precision) : previous_(current.exchange(precision)) {}
+autocast::autocast(Precision precision) : previous_(current.exchange(precision)) { ++depth; }
 
-autocast::~autocast() { current.store(previous_); }
+autocast::~autocast() {
+  current.store(previous_);
+  if (--depth > 0) return;
+  ExitHooks& exit = exit_hooks();
+  const std::lock_guard<std::mutex> lock(exit.mutex);
+  for (void (*drop_cache)() : exit.hooks) drop_cache();
+}
+
+void on_autocast_exit(void (*drop_cache)()) {
+  ExitHooks& exit = exit_hooks();
+  const std::lock_guard<std::mutex> lock(exit.mutex);
+  exit.hooks.push_back(drop_cache);
+}
 
 }  // namespace xgrad

@@ -25,7 +25,9 @@ Precision precision_from_name(const std::string& name);
 /// The precision of the matrix products now.
 Precision autocast_precision();
 
-/// Sets the matrix products' precision for its scope, then puts back the previous one.
+/// Sets the matrix products' precision for its scope, then puts back the previous one. When the
+/// outermost scope ends, what the scopes cached is dropped (the bf16 copies of weights that bf16
+/// products keep between calls, as torch.autocast's weight cache).
 class autocast {
  public:
   explicit autocast(Precision precision);
@@ -36,5 +38,9 @@ class autocast {
  private:
   Precision previous_;
 };
+
+/// Registers a function that drops a cache kept for autocast's products; it runs when the
+/// outermost autocast scope ends.
+void on_autocast_exit(void (*drop_cache)());
 
 }  // namespace xgrad

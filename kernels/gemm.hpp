@@ -32,6 +32,16 @@ void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::si
 /// Whether gemm_bf16 runs on the CPU's bf16 instructions (oneDNN dispatches AVX512_BF16 or AMX).
 bool bf16_gemm_native();
 
+/// gemm_bf16 with B given as bf16 bits (16-bit values), dense as stored: (K, N), or (N, K) with
+/// trans_b. For an operand used many times, converted once with to_bf16 (a layer's weight).
+/// Only where bf16_gemm_native(); throws xgrad::Error elsewhere. K must be positive.
+void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+               std::size_t lda, const std::uint16_t* B, float beta, float* C, std::size_t ldc);
+
+/// out (rows, cols), dense = the bf16 bits of a rows x cols fp32 operand with row stride ld,
+/// rounded as round_bf16 (kernels/bf16.hpp) does.
+void to_bf16(const float* X, std::size_t rows, std::size_t cols, std::size_t ld, std::uint16_t* out);
+
 /// gemm with dense operands: lda, ldb and ldc are the stored row lengths.
 inline void gemm(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
                  const float* B, float beta, float* C) {

@@ -128,6 +128,10 @@ bool bf16_gemm_native() {
   return native;
 }
 
+void to_bf16(const float* X, std::size_t rows, std::size_t cols, std::size_t ld, std::uint16_t* out) {
+  for (std::size_t r = 0; r < rows; ++r) to_bf16(X + r * ld, cols, out + r * cols);
+}
+
 void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
                std::size_t lda, const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
   if (M == 0 || N == 0 || K == 0) {
@@ -141,18 +145,26 @@ void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::si
     gemm_fp32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  thread_local std::vector<Bf16> a_bf16, b_bf16;
+  thread_local std::vector<Bf16> b_bf16;
+  gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, dense_bf16(B, trans_b ? N : K, trans_b ? K : N, ldb, b_bf16),
+            beta, C, ldc);
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
+               std::size_t lda, const std::uint16_t* B, float beta, float* C, std::size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (!bf16_gemm_native()) throw Error("gemm_bf16: operands in bf16 need a CPU with bf16 instructions (AVX512_BF16, AMX)");
+  thread_local std::vector<Bf16> a_bf16;
   thread_local std::vector<float> c_dense;  // C when its rows are not contiguous
   thread_local Bf16Matmul matmul;
   const Bf16* a = dense_bf16(A, trans_a ? K : M, trans_a ? M : K, lda, a_bf16);
-  const Bf16* b = dense_bf16(B, trans_b ? N : K, trans_b ? K : N, ldb, b_bf16);
   try {
     if (ldc == N) {
-      matmul(trans_a, trans_b, M, N, K, alpha, a, b, beta, C);
+      matmul(trans_a, trans_b, M, N, K, alpha, a, B, beta, C);
       return;
     }
     if (c_dense.size() < M * N) c_dense.resize(M * N);
-    matmul(trans_a, trans_b, M, N, K, alpha, a, b, 0.f, c_dense.data());
+    matmul(trans_a, trans_b, M, N, K, alpha, a, B, 0.f, c_dense.data());
   } catch (const dnnl::error& e) {
     throw Error(fmt::format("gemm_bf16: oneDNN's bf16 matmul failed ({}) for op(A) ({}, {}){} x op(B) ({}, {}){}",
                             e.what(), M, K, trans_a ? " transposed" : "", K, N, trans_b ? " transposed" : ""));

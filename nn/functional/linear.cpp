@@ -4,6 +4,12 @@
 #include <xgrad/nn/functional.hpp>
 
 #include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -18,6 +24,56 @@
 namespace xgrad::nn::functional {
 
 namespace {
+
+/// W's rows [start, start + out), dense, as bf16 bits: what bf16 autocast's products take on a CPU
+/// with bf16 instructions.
+using Bf16Rows = std::shared_ptr<const std::vector<std::uint16_t>>;
+
+/// Such bf16 copies of weights, kept between calls (as torch.autocast's weight cache): a block is
+/// converted again only when its weight's value changed (its version or storage), and all are
+/// dropped when the outermost autocast scope ends. The decoding steps convert each weight once;
+/// a training step converts it once for its forward and backward.
+class Bf16Weights {
+ public:
+  static Bf16Weights& instance() {
+    static Bf16Weights* weights = [] {  // never destroyed: nothing to free after main
+      on_autocast_exit([] { instance().clear(); });
+      return new Bf16Weights;
+    }();
+    return *weights;
+  }
+
+  Bf16Rows rows(const Tensor& weight, std::size_t start, std::size_t out) {
+    const std::size_t in = weight.size(1);
+    const float* data = weight.value().data();
+    const std::uint64_t version = weight.version();
+    const std::lock_guard<std::mutex> lock(mutex_);
+    Entry& entry = entries_[{weight.impl(), start}];
+    if (entry.bits && entry.owner.lock() == weight.impl_ptr() && entry.version == version && entry.data == data &&
+        entry.bits->size() == out * in) {
+      return entry.bits;
+    }
+    auto bits = std::make_shared<std::vector<std::uint16_t>>(out * in);
+    kernels::to_bf16(data + start * in, out, in, in, bits->data());
+    entry = Entry{weight.impl_ptr(), version, data, bits};
+    return bits;
+  }
+
+  void clear() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    entries_.clear();
+  }
+
+ private:
+  struct Entry {
+    std::weak_ptr<TensorImpl> owner;  // a weight freed since cannot match a new one at its address
+    std::uint64_t version = 0;
+    const float* data = nullptr;
+    Bf16Rows bits;
+  };
+  std::mutex mutex_;
+  std::map<std::pair<const TensorImpl*, std::size_t>, Entry> entries_;
+};
 
 /// y = act(x W[start : start + out]^T + b[start : start + out]): x (M, in), weight (W_rows, in),
 /// bias (W_rows) or undefined. One kernel for linear (the whole W) and linear_rows (a block), with
@@ -38,11 +94,18 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
   // with one, the product comes first and one pass adds b and clamps.
   const bool bias_first = b && !relu;
   if (bias_first) kernels::bias_rows(b, rows, out, y->data());
+  // Under bf16 autocast on a CPU with bf16 products, W's bf16 copy (kept between calls).
+  const Bf16Rows w_bf16 = autocast_precision() == Precision::bf16 && kernels::bf16_gemm_native() && out > 0 && in > 0
+                              ? Bf16Weights::instance().rows(weight, start, out)
+                              : nullptr;
   // Decoding steps: GEMM would first pack all of W. (Under bf16 autocast the GEMM, which rounds
   // its inputs, takes them too.)
   if (rows <= kernels::kSkinnyRows && out > 0 && autocast_precision() == Precision::fp32) {
     if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // skinny_linear adds to y
     kernels::skinny_linear(x.value().data(), rows, in, w, out, y->data());
+  } else if (w_bf16 && rows > 0) {
+    kernels::gemm_bf16(false, true, rows, out, in, 1.f, x.value().data(), in, w_bf16->data(), bias_first ? 1.f : 0.f,
+                       y->data(), out);
   } else if (rows > 0 && out > 0) {
     kernels::gemm(false, true, rows, out, in, 1.f, x.value().data(), w, bias_first ? 1.f : 0.f, y->data());
   }
@@ -52,7 +115,7 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
   if (bias.defined()) inputs.push_back(bias);
   auto x_saved = x.saved(), w_saved = weight.saved();
   std::shared_ptr<const Array> y_saved = relu ? y : nullptr;  // the ReLU's mask: y > 0
-  return record(op, y, inputs, [x_saved, w_saved, y_saved, rows, in, out, start, whole](BackwardContext& ctx) {
+  return record(op, y, inputs, [x_saved, w_saved, w_bf16, y_saved, rows, in, out, start, whole](BackwardContext& ctx) {
     const float* dy = ctx.grad_output().data();  // (M, out)
     Array dz;  // (M, out) through the ReLU: dy where y > 0
     if (y_saved) {
@@ -64,7 +127,9 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
       float beta = 0.f;
       Array& dx = ctx.grad_target(0, beta);
       if (rows > 0) {
-        if (out > 0) {
+        if (w_bf16 && autocast_precision() == Precision::bf16) {  // the forward's bf16 W, unchanged since
+          kernels::gemm_bf16(false, false, rows, in, out, 1.f, dy, out, w_bf16->data(), beta, dx.data(), in);
+        } else if (out > 0) {
           kernels::gemm(false, false, rows, in, out, 1.f, dy, w_saved->data() + start * in, beta, dx.data());
         } else if (beta == 0.f) {
           dx.fill(0.f);

@@ -81,6 +81,40 @@ TEST_CASE("Under autocast(bf16) cached decoding equals re-feeding: the cache hol
   CHECK(worst < 1e-4f);  // the same bf16 inputs; fp32 keys in the cache would differ by about 1e-2
 }
 
+TEST_CASE("Under autocast(bf16) linear's bf16 weights follow the weight's changes, forward and backward") {
+  Generator generator(12);
+  const Tensor x = randn({6, 40}, generator).set_requires_grad(), w = randn({24, 40}, generator).set_requires_grad(),
+               b = randn({24}, generator);
+  const Tensor dy = randn({6, 24}, generator);
+  // What bf16 products give: fp32 products of the rounded inputs (dy rounded too, in backward).
+  const auto expected = [&](const Array& weight) {
+    autocast fp32(Precision::fp32);
+    const Array y = nn::functional::linear(round_bf16(x), round_bf16(Tensor(weight)), b).value();
+    const Array dx = matmul(round_bf16(dy), round_bf16(Tensor(weight))).value();
+    return std::make_pair(y, dx);
+  };
+  autocast scope(Precision::bf16);
+  for (int change = 0; change < 3; ++change) {
+    CAPTURE(change);
+    const Tensor y = nn::functional::linear(x, w, b);
+    x.zero_grad();
+    sum(y * dy).backward();
+    const auto [y_expected, dx_expected] = expected(w.value());
+    CHECK(xt::amax(xt::abs(y.value() - y_expected))() < 1e-5f);
+    CHECK(xt::amax(xt::abs(x.grad().value() - dx_expected))() < 1e-5f);
+    // The weight changes in place, as an optimizer's step does: the next call sees the new values.
+    w.mutable_value() += 0.5f;
+  }
+  // A sub-block of rows (as attention's fused projections take) is cached apart from the whole.
+  const Tensor rows = nn::functional::linear_rows(x, w, b, 8, 8);
+  const Array all_rows = expected(w.value()).first;  // (6, 24): rows 8 .. 15 of W are its columns 8 .. 15
+  Array rows_expected = Array::from_shape({6, 8});
+  for (std::size_t i = 0; i < 6; ++i) {
+    for (std::size_t j = 0; j < 8; ++j) rows_expected(i, j) = all_rows(i, 8 + j);
+  }
+  CHECK(xt::amax(xt::abs(rows.value() - rows_expected))() < 1e-5f);
+}
+
 TEST_CASE("gemm_bf16 equals the fp32 GEMM of bf16-rounded inputs: transposes, strides, alpha and beta") {
   Generator generator(10);
   const std::size_t M = 37, N = 45, K = 67, pad = 3;  // odd sizes, and rows with gaps
