@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstring>
 
-#if defined(__AVX__) && !defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -37,9 +37,29 @@ inline float lanes_sum(Vec v) {
 }
 
 /// Lane i of the result: the sum of the lanes of v[i], for all W vectors at once. With AVX, a
-/// tree of horizontal adds (three levels, then the two halves): 9 instructions for 8 sums.
+/// tree of horizontal adds (three levels, then the two halves): 9 instructions for 8 sums. With
+/// AVX-512, four levels of two shuffles and an add, each halving the vectors: 45 for 16 sums.
 inline Vec lanes_sums(const Vec (&v)[W]) {
-#if defined(__AVX__) && !defined(__AVX512F__)
+#if defined(__AVX512F__)
+  // Level 1, v[2i] and v[2i+1]: in each 128-bit block, lanes 0 and 2 hold v[2i]'s pair sums, 1 and 3 v[2i+1]'s.
+  __m512 a[8];
+  for (int i = 0; i < 8; ++i) {
+    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(__m512(v[2 * i]), __m512(v[2 * i + 1])),
+                         _mm512_unpackhi_ps(__m512(v[2 * i]), __m512(v[2 * i + 1])));
+  }
+  // Level 2: lane j of each 128-bit block of b[i] holds v[4i + j]'s sum over that block.
+  __m512 b[4];
+  for (int i = 0; i < 4; ++i) {
+    b[i] = _mm512_add_ps(_mm512_shuffle_ps(a[2 * i], a[2 * i + 1], 0x44), _mm512_shuffle_ps(a[2 * i], a[2 * i + 1], 0xEE));
+  }
+  // Levels 3 and 4: the four blocks added, block k of the result holding v[4k .. 4k + 3]'s sums.
+  __m512 c[2];
+  for (int i = 0; i < 2; ++i) {
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xDD));
+  }
+  return Vec(_mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xDD)));
+#elif defined(__AVX__)
   const __m256 s01 = _mm256_hadd_ps(__m256(v[0]), __m256(v[1]));  // (v0 01, v0 23, v1 01, v1 23 | same, lanes 4-7)
   const __m256 s23 = _mm256_hadd_ps(__m256(v[2]), __m256(v[3]));
   const __m256 s45 = _mm256_hadd_ps(__m256(v[4]), __m256(v[5]));
@@ -57,9 +77,35 @@ inline Vec lanes_sums(const Vec (&v)[W]) {
 }
 
 /// The W x W block of v transposed in place: lane j of v[i] becomes lane i of v[j]. With AVX,
-/// three rounds of shuffles (pairs, quads, then the two halves): 24 instructions.
+/// three rounds of shuffles (pairs, quads, then the two halves): 24 instructions. With AVX-512,
+/// the same two rounds within each 128-bit block, then two rounds moving whole blocks: 64.
 inline void transpose(Vec (&v)[W]) {
-#if defined(__AVX__) && !defined(__AVX512F__)
+#if defined(__AVX512F__)
+  __m512 a[16], b[16];
+  for (int i = 0; i < 16; i += 2) {  // a[i], a[i+1]: lanes of rows i and i+1 interleaved
+    a[i] = _mm512_unpacklo_ps(__m512(v[i]), __m512(v[i + 1]));
+    a[i + 1] = _mm512_unpackhi_ps(__m512(v[i]), __m512(v[i + 1]));
+  }
+  for (int i = 0; i < 16; i += 4) {  // block k of b[i + j]: column 4k + j of rows i .. i + 3
+    b[i] = _mm512_shuffle_ps(a[i], a[i + 2], 0x44);
+    b[i + 1] = _mm512_shuffle_ps(a[i], a[i + 2], 0xEE);
+    b[i + 2] = _mm512_shuffle_ps(a[i + 1], a[i + 3], 0x44);
+    b[i + 3] = _mm512_shuffle_ps(a[i + 1], a[i + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    // Blocks 0 and 2 (a[j]), 1 and 3 (a[j + 4]) of rows 0-7, then of rows 8-15 (a[j + 8], a[j + 12]).
+    a[j] = _mm512_shuffle_f32x4(b[j], b[j + 4], 0x88);
+    a[j + 4] = _mm512_shuffle_f32x4(b[j], b[j + 4], 0xDD);
+    a[j + 8] = _mm512_shuffle_f32x4(b[j + 8], b[j + 12], 0x88);
+    a[j + 12] = _mm512_shuffle_f32x4(b[j + 8], b[j + 12], 0xDD);
+  }
+  for (int j = 0; j < 4; ++j) {  // column 4k + j: block k of rows 0-3, 4-7, 8-11, 12-15
+    v[j] = Vec(_mm512_shuffle_f32x4(a[j], a[j + 8], 0x88));
+    v[j + 8] = Vec(_mm512_shuffle_f32x4(a[j], a[j + 8], 0xDD));
+    v[j + 4] = Vec(_mm512_shuffle_f32x4(a[j + 4], a[j + 12], 0x88));
+    v[j + 12] = Vec(_mm512_shuffle_f32x4(a[j + 4], a[j + 12], 0xDD));
+  }
+#elif defined(__AVX__)
   __m256 a[8], b[8];
   for (int i = 0; i < 8; i += 2) {  // a[i], a[i+1]: lanes of rows i and i+1 interleaved
     a[i] = _mm256_unpacklo_ps(__m256(v[i]), __m256(v[i + 1]));
