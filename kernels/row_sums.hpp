@@ -94,7 +94,7 @@ inline float row_dot_centered(const float* a, const float* b, const float* c, st
       [&](std::size_t i) { return a[i] * b[i] * ((c[i] - m) * r); });
 }
 
-/// max_i x_i over one row (-inf for an empty row), four vector maxima at a time. A NaN never wins
+/// max_i x_i over one row (-inf for an empty row), four vector maxima at a time, then one. A NaN never wins
 /// (callers that care count NaNs apart). Written out rather than left to `omp simd reduction(max)`,
 /// whose starting value for floats is the compiler's choice: Clang's is the lowest finite float,
 /// which would turn the maximum of a row of -inf into -FLT_MAX.
@@ -104,7 +104,7 @@ inline float row_max(const float* x, std::size_t n) {
   const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };  // the new value wins only if greater
   float m = kMinusInf;
   std::size_t k = 0;
-  if (n >= 4 * W) {
+  if (n >= W) {
     Vec m0 = Vec{} + kMinusInf, m1 = m0, m2 = m0, m3 = m0;
     for (; k + 4 * W <= n; k += 4 * W) {
       m0 = max(m0, load(x + k));
@@ -112,8 +112,8 @@ inline float row_max(const float* x, std::size_t n) {
       m2 = max(m2, load(x + k + 2 * W));
       m3 = max(m3, load(x + k + 3 * W));
     }
-    const Vec all = max(max(m0, m1), max(m2, m3));
-    for (std::size_t i = 0; i < W; ++i) m = all[i] > m ? all[i] : m;
+    for (; k + W <= n; k += W) m0 = max(m0, load(x + k));  // rows shorter than 4 vectors too
+    m = vec::lanes_max(max(max(m0, m1), max(m2, m3)));
   }
   for (; k < n; ++k) m = x[k] > m ? x[k] : m;
   return m;

@@ -29,11 +29,27 @@ inline Vec load(const float* p) {
 
 inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(Vec)); }
 
-/// The sum of the W lanes, in lane order.
+/// The sum of the W lanes: in lane order, or with AVX-512 as a tree (halves added, four times),
+/// whose four dependent adds cost less than fifteen lane by lane.
 inline float lanes_sum(Vec v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_ps(__m512(v));
+#else
   float s = 0.f;
   for (std::size_t i = 0; i < W; ++i) s += v[i];
   return s;
+#endif
+}
+
+/// The largest of the W lanes (none of them NaN).
+inline float lanes_max(Vec v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_max_ps(__m512(v));
+#else
+  float m = v[0];
+  for (std::size_t i = 1; i < W; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+#endif
 }
 
 /// Lane i of the result: the sum of the lanes of v[i], for all W vectors at once. With AVX, a
