@@ -87,6 +87,21 @@ TEST_CASE("operands with a row stride of a multiple of 4 KB take the padded copy
   check_product(false, true, 40, 24, 70, 1.f, 0.f, 1024, 1024);  // rows along M and N: no copy needed
 }
 
+TEST_CASE("few rows and many columns: the columns split over the threads give the same product") {
+  const int threads = omp_get_max_threads();
+  for (const int split : {2, 3}) {  // blocks of whole 64 columns, the last thread the remainder
+    omp_set_num_threads(split);
+    for (const bool ta : {false, true}) {
+      for (const bool tb : {false, true}) {
+        check_product(ta, tb, 32, 1000, 40, 1.f, 0.f);
+        check_product(ta, tb, 128, 200, 33, 0.5f, 1.f);
+        check_product(ta, tb, 3, 130, 20, 1.f, 0.f, (ta ? 3 : 20) + 5, (tb ? 20 : 130) + 3, 130 + 4);
+      }
+    }
+  }
+  omp_set_num_threads(threads);
+}
+
 TEST_CASE("K = 0 scales C by beta; M or N = 0 touch nothing") {
   std::vector<float> C{1.f, 2.f, 3.f, 4.f};
   gemm(false, false, 2, 2, 0, 1.f, nullptr, 1, nullptr, 2, 0.5f, C.data(), 2);
