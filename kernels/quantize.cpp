@@ -90,7 +90,8 @@ bool quantize_row(const float* x, std::size_t K, std::uint8_t* p, float& a, std:
 
 /// C (M, N) = P (M, K) Q^T in int32 for a few rows (a decoding step): Q (N, K) read once, in
 /// blocks of 4 of its rows, each block multiplied with every row of P while it sits in L1.
-/// With AVX2: u8 x s8 pairs summed in 16 bits (exact: P <= 127), then in 32 bits.
+/// With AVX2: u8 x s8 pairs summed in 16 bits (exact: P <= 127), then in 32 bits; with VNNI,
+/// four products summed into 32 bits by one instruction.
 void skinny_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint8_t* P, const std::int8_t* Q,
                     std::int32_t* C) {
   constexpr std::size_t kCols = 4, kBlock = 64;
@@ -105,21 +106,26 @@ void skinny_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint
         std::size_t k = 0;
 #if defined(__AVX2__)
         if (cols == kCols) {
+#if !(defined(__AVX512VNNI__) && defined(__AVX512VL__))
           const __m256i ones = _mm256_set1_epi16(1);
+#endif
           __m256i acc[kCols];
           for (std::size_t c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_si256();
           for (; k + 32 <= K; k += 32) {
             const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
             for (std::size_t c = 0; c < kCols; ++c) {
               const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(Q + (n + c) * K + k));
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+              acc[c] = _mm256_dpbusd_epi32(acc[c], a, b);  // VNNI: four u8 x s8 products into each lane
+#else
               acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+#endif
             }
           }
-          for (std::size_t c = 0; c < kCols; ++c) {
-            alignas(32) std::int32_t lanes[8];
-            _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[c]);
-            for (const std::int32_t lane : lanes) sums[c] += lane;
-          }
+          // The four columns' lanes added at once: two levels of pair sums, then the two halves.
+          const __m256i pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+          const __m128i four = _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(sums), four);
         }
 #endif
         for (std::size_t c = 0; c < cols; ++c) {
