@@ -81,15 +81,17 @@ void gemm_fp32(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::si
   if (threads > 1 && M <= kFewRows && N >= threads * kColumnBlock) {
     // Few rows: each thread its own block of C's columns, one call each (oneDNN's own split of
     // such a product over threads gains little: docs/PERFORMANCE.md).
-    std::vector<dnnl_status_t> statuses(threads, dnnl_success);
     const std::size_t per_thread = (N / threads + kColumnBlock - 1) / kColumnBlock * kColumnBlock;
 #pragma omp parallel num_threads(static_cast<int>(threads))
     {
       const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
       const std::size_t n0 = std::min(N, t * per_thread), n1 = t + 1 == threads ? N : std::min(N, n0 + per_thread);
-      if (n1 > n0) statuses[t] = sgemm(n0, n1 - n0);
+      const dnnl_status_t mine = n1 > n0 ? sgemm(n0, n1 - n0) : dnnl_success;
+      if (mine != dnnl_success) {
+#pragma omp critical(xgrad_gemm_status)
+        status = mine;
+      }
     }
-    for (const dnnl_status_t s : statuses) status = s != dnnl_success ? s : status;
   } else {
     status = sgemm(0, N);
   }

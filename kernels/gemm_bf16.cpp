@@ -48,11 +48,11 @@ void to_bf16(const float* in, std::size_t n, Bf16* out) {
   for (; i < n; ++i) out[i] = bf16_bits(in[i]);
 }
 
-/// A rows x cols operand with row stride ld, converted to bf16 into a dense buffer of this
-/// thread's (kept between calls).
+/// A rows x cols operand with row stride ld, converted to bf16 (kernels::to_bf16) into a dense
+/// buffer of this thread's (kept between calls).
 const Bf16* dense_bf16(const float* X, std::size_t rows, std::size_t cols, std::size_t ld, std::vector<Bf16>& buffer) {
   if (buffer.size() < rows * cols) buffer.resize(rows * cols);
-  for (std::size_t r = 0; r < rows; ++r) to_bf16(X + r * ld, cols, buffer.data() + r * cols);
+  kernels::to_bf16(X, rows, cols, ld, buffer.data());
   return buffer.data();
 }
 
