@@ -1,0 +1,55 @@
+// skinny_linear against a loop in double: y += x W^T for every row count it takes, widths around
+// a vector's multiple, output counts around its block of W's rows, on one and on two threads,
+// y's previous contents kept.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include <omp.h>
+
+#include <xgrad/kernels/linear.hpp>
+
+using namespace xgrad::kernels;
+
+namespace {
+
+float value(std::size_t i, std::size_t salt) { return std::sin(0.37f * static_cast<float>(i) + 0.11f * salt); }
+
+/// Fills x, W and y, runs product (x, rows, in, W, out, y), and checks y against y0 + x W^T.
+template <class Product>
+void check_product(Product product, std::size_t rows, std::size_t in, std::size_t out) {
+  std::vector<float> x(rows * in), w(out * in), y(rows * out);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = value(i, 1);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = value(i, 2);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = value(i, 3);
+  const std::vector<float> y0 = y;
+  product(x.data(), rows, in, w.data(), out, y.data());
+  std::size_t wrong = 0;
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t o = 0; o < out; ++o) {
+      double expected = y0[r * out + o];
+      for (std::size_t k = 0; k < in; ++k) expected += double(x[r * in + k]) * double(w[o * in + k]);
+      // float sums of `in` products of |x| <= 1 in another order than the loop's
+      if (std::fabs(y[r * out + o] - expected) > 1e-6 * static_cast<double>(in) + 1e-6) ++wrong;
+    }
+  }
+  CAPTURE(rows);
+  CAPTURE(in);
+  CAPTURE(out);
+  CHECK(wrong == 0);
+}
+
+}  // namespace
+
+TEST_CASE("skinny_linear: y += x W^T for up to kSkinnyRows rows") {
+  for (const int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    for (std::size_t rows = 1; rows <= kSkinnyRows; ++rows) {
+      for (const std::size_t in : {1, 5, 16, 67, 256}) {
+        for (const std::size_t out : {1, 3, 4, 5, 130, 1001}) check_product(skinny_linear, rows, in, out);
+      }
+    }
+  }
+}
