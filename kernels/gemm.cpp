@@ -12,6 +12,7 @@
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/precision.hpp>
+#include <xgrad/kernels/column_split.hpp>
 
 namespace xgrad::kernels {
 
@@ -27,12 +28,6 @@ namespace {
 constexpr std::size_t kAliasingStrideA = 1024;  // floats: 4 KB, for A transposed
 constexpr std::size_t kAliasingStrideB = 256;   // floats: 1 KB, for B
 constexpr std::size_t kPadding = 16;            // floats: one 64-byte cache line
-
-/// Products of up to kFewRows rows (a decoding step's) are split by columns over the threads,
-/// blocks of kColumnBlock columns. Measured on 2 cores (Zen 4, weights from L3): M = 32 x N x
-/// 256 or 1024, 1.5-2.6 times oneDNN's own 2-thread split; M = 128 still 1.1-1.6 times.
-constexpr std::size_t kFewRows = 128;
-constexpr std::size_t kColumnBlock = 64;
 
 bool aliases(bool rows_along_k, std::size_t ld, std::size_t K, std::size_t stride) {
   return rows_along_k && K >= 64 && ld % stride == 0;
@@ -76,25 +71,17 @@ void gemm_fp32(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::si
     return dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', dim(M), dim(n), dim(K), alpha, A, dim(lda), b,
                       dim(ldb), beta, C + n0, dim(ldc));
   };
+  // Few rows: each thread its own block of C's columns (measured on 2 cores, Zen 4, weights from
+  // L3: 32 x N x 256 or 1024 1.5-2.6 times oneDNN's own 2-thread split; 128 rows 1.1-1.6 times).
   dnnl_status_t status = dnnl_success;
-  const std::size_t threads = omp_in_parallel() ? 1 : static_cast<std::size_t>(omp_get_max_threads());
-  if (threads > 1 && M <= kFewRows && N >= threads * kColumnBlock) {
-    // Few rows: each thread its own block of C's columns, one call each (oneDNN's own split of
-    // such a product over threads gains little: docs/PERFORMANCE.md).
-    const std::size_t per_thread = (N / threads + kColumnBlock - 1) / kColumnBlock * kColumnBlock;
-#pragma omp parallel num_threads(static_cast<int>(threads))
-    {
-      const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-      const std::size_t n0 = std::min(N, t * per_thread), n1 = t + 1 == threads ? N : std::min(N, n0 + per_thread);
-      const dnnl_status_t mine = n1 > n0 ? sgemm(n0, n1 - n0) : dnnl_success;
-      if (mine != dnnl_success) {
+  const bool split = split_columns(M, N, [&](std::size_t n0, std::size_t n1) {
+    const dnnl_status_t mine = sgemm(n0, n1 - n0);
+    if (mine != dnnl_success) {
 #pragma omp critical(xgrad_gemm_status)
-        status = mine;
-      }
+      status = mine;
     }
-  } else {
-    status = sgemm(0, N);
-  }
+  });
+  if (!split) status = sgemm(0, N);
   if (status != dnnl_success) {
     throw Error(fmt::format("gemm: oneDNN's sgemm failed (status {}) for op(A) ({}, {}){} x op(B) ({}, {}){} with "
                             "lda {}, ldb {}, ldc {}",
@@ -112,8 +99,19 @@ void gemm_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint8_
   }
   const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
   const std::int32_t no_offset = 0;
-  const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', dim(M), dim(N), dim(K), 1.f, A, dim(K), 0, B, dim(K),
-                                                 0, 0.f, C, dim(N), &no_offset);
+  const auto product = [&](std::size_t n0, std::size_t n) {  // C's columns [n0, n0 + n): rows of B
+    return dnnl_gemm_u8s8s32('N', 'T', 'F', dim(M), dim(n), dim(K), 1.f, A, dim(K), 0, B + n0 * K, dim(K), 0, 0.f,
+                             C + n0, dim(N), &no_offset);
+  };
+  dnnl_status_t status = dnnl_success;
+  const bool split = split_columns(M, N, [&](std::size_t n0, std::size_t n1) {
+    const dnnl_status_t mine = product(n0, n1 - n0);
+    if (mine != dnnl_success) {
+#pragma omp critical(xgrad_gemm_status)
+      status = mine;
+    }
+  });
+  if (!split) status = product(0, N);
   if (status != dnnl_success) {
     throw Error(fmt::format("gemm_u8s8s32: oneDNN's int8 gemm failed (status {}) for A ({}, {}) x B^T, B ({}, {})",
                             static_cast<int>(status), M, K, N, K));

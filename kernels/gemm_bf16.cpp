@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <map>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -18,6 +20,7 @@
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/kernels/bf16.hpp>
+#include <xgrad/kernels/column_split.hpp>
 
 namespace xgrad::kernels {
 
@@ -108,6 +111,19 @@ class Bf16Matmul {
   std::map<std::tuple<bool, bool, float>, dnnl::matmul> primitives_;
 };
 
+/// This thread's matmul, and its buffer for C (or for its block of C's columns) when C's rows
+/// are not contiguous. Functions, not thread_local names in gemm_bf16: a worker thread of the
+/// column split reaches its own objects, constructed on its first call.
+Bf16Matmul& thread_matmul() {
+  thread_local Bf16Matmul matmul;
+  return matmul;
+}
+
+std::vector<float>& c_buffer() {
+  thread_local std::vector<float> buffer;
+  return buffer;
+}
+
 /// The stored span of a rows x cols operand with row stride ld, rounded to bf16 values (as
 /// fp32), into a buffer of this thread's.
 const float* rounded_copy(const float* X, std::size_t rows, std::size_t cols, std::size_t ld, std::vector<float>& buffer) {
@@ -155,26 +171,50 @@ void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::si
   if (M == 0 || N == 0) return;
   if (!bf16_gemm_native()) throw Error("gemm_bf16: operands in bf16 need a CPU with bf16 instructions (AVX512_BF16, AMX)");
   thread_local std::vector<Bf16> a_bf16;
-  thread_local std::vector<float> c_dense;  // C when its rows are not contiguous
-  thread_local Bf16Matmul matmul;
   const Bf16* a = dense_bf16(A, trans_a ? K : M, trans_a ? M : K, lda, a_bf16);
+  const auto add_into_c = [&](const float* part, std::size_t n0, std::size_t n) {  // C's columns [n0, n0 + n)
+    for (std::size_t i = 0; i < M; ++i) {
+      const float* t = part + i * n;
+      float* row = C + i * ldc + n0;
+      if (beta == 0.f) std::memcpy(row, t, n * sizeof(float));
+      else for (std::size_t j = 0; j < n; ++j) row[j] = t[j] + beta * row[j];
+    }
+  };
+  const auto failed = [&](const char* what) {
+    return Error(fmt::format("gemm_bf16: oneDNN's bf16 matmul failed ({}) for op(A) ({}, {}){} x op(B) ({}, {}){}",
+                             what, M, K, trans_a ? " transposed" : "", K, N, trans_b ? " transposed" : ""));
+  };
+  // Few rows of a B stored (N, K): each thread the rows of B, columns of C, of its block (the
+  // matmul's own split of 32 rows over 2 threads gains nothing: docs/PERFORMANCE.md).
+  if (trans_b) {
+    std::string failure;
+    const bool split = split_columns(M, N, [&](std::size_t n0, std::size_t n1) {
+      const std::size_t n = n1 - n0;
+      std::vector<float>& part = c_buffer();
+      if (part.size() < M * n) part.resize(M * n);
+      try {
+        thread_matmul()(trans_a, true, M, n, K, alpha, a, B + n0 * K, 0.f, part.data());
+        add_into_c(part.data(), n0, n);
+      } catch (const std::exception& e) {
+#pragma omp critical(xgrad_gemm_status)
+        failure = e.what();
+      }
+    });
+    if (!failure.empty()) throw failed(failure.c_str());
+    if (split) return;
+  }
+  std::vector<float>& c_dense = c_buffer();
   try {
     if (ldc == N) {
-      matmul(trans_a, trans_b, M, N, K, alpha, a, B, beta, C);
+      thread_matmul()(trans_a, trans_b, M, N, K, alpha, a, B, beta, C);
       return;
     }
     if (c_dense.size() < M * N) c_dense.resize(M * N);
-    matmul(trans_a, trans_b, M, N, K, alpha, a, B, 0.f, c_dense.data());
+    thread_matmul()(trans_a, trans_b, M, N, K, alpha, a, B, 0.f, c_dense.data());
   } catch (const dnnl::error& e) {
-    throw Error(fmt::format("gemm_bf16: oneDNN's bf16 matmul failed ({}) for op(A) ({}, {}){} x op(B) ({}, {}){}",
-                            e.what(), M, K, trans_a ? " transposed" : "", K, N, trans_b ? " transposed" : ""));
+    throw failed(e.what());
   }
-  for (std::size_t i = 0; i < M; ++i) {
-    const float* t = c_dense.data() + i * N;
-    float* row = C + i * ldc;
-    if (beta == 0.f) std::memcpy(row, t, N * sizeof(float));
-    else for (std::size_t j = 0; j < N; ++j) row[j] = t[j] + beta * row[j];
-  }
+  add_into_c(c_dense.data(), 0, N);
 }
 
 }  // namespace xgrad::kernels

@@ -4,6 +4,9 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
+
+#include <omp.h>
 
 #include <xgrad/kernels/bf16.hpp>
 #include <xgrad/kernels/gemm.hpp>
@@ -117,41 +120,49 @@ TEST_CASE("Under autocast(bf16) linear's bf16 weights follow the weight's change
 
 TEST_CASE("gemm_bf16 equals the fp32 GEMM of bf16-rounded inputs: transposes, strides, alpha and beta") {
   Generator generator(10);
-  const std::size_t M = 37, N = 45, K = 67, pad = 3;  // odd sizes, and rows with gaps
-  for (const bool trans_a : {false, true}) {
-    for (const bool trans_b : {false, true}) {
-      for (const float beta : {0.f, 1.f, 0.5f}) {
-        for (const std::size_t ldc : {N, N + pad}) {
-          CAPTURE(trans_a);
-          CAPTURE(trans_b);
-          CAPTURE(beta);
-          CAPTURE(ldc);
-          const std::size_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K, lda = a_cols + pad;
-          const std::size_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N, ldb = b_cols + pad;
-          const Array A = randn({a_rows, lda}, generator).value(), B = randn({b_rows, ldb}, generator).value();
-          Array C = randn({M, ldc}, generator).value();
-          if (beta == 0.f) C(0, 0) = std::numeric_limits<float>::quiet_NaN();  // beta 0 overwrites, NaN included
-          const Array A_rounded = round_bf16(Tensor(A)).value(), B_rounded = round_bf16(Tensor(B)).value();
-          Array expected = C, bound = Array::from_shape({M, ldc});
-          kernels::gemm_fp32(trans_a, trans_b, M, N, K, 0.75f, A_rounded.data(), lda, B_rounded.data(), ldb, beta,
-                             expected.data(), ldc);
-          // The sums' order differs: a few fp32 roundings of sum |a||b|.
-          const Array A_abs = xt::abs(A_rounded), B_abs = xt::abs(B_rounded);
-          kernels::gemm_fp32(trans_a, trans_b, M, N, K, 1.f, A_abs.data(), lda, B_abs.data(), ldb, 0.f, bound.data(), ldc);
-          kernels::gemm_bf16(trans_a, trans_b, M, N, K, 0.75f, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
-          float worst = 0.f;
-          for (std::size_t i = 0; i < M; ++i) {
-            for (std::size_t j = 0; j < N; ++j) {
-              const float error = std::abs(C(i, j) - expected(i, j));
-              if (!(error <= 1e-6f * (bound(i, j) + std::abs(beta * C(i, j))) + 1e-6f)) worst = std::max(worst, 1.f + error);
+  const int max_threads = omp_get_max_threads();
+  const std::size_t M = 37, K = 67, pad = 3;  // odd sizes, and rows with gaps
+  // N = 200: on 2 and 3 threads the columns split over them (the third thread's block empty).
+  for (const auto& [N, threads] : {std::pair<std::size_t, int>{45, 1}, {200, 1}, {200, 2}, {200, 3}}) {
+    omp_set_num_threads(threads);
+    for (const bool trans_a : {false, true}) {
+      for (const bool trans_b : {false, true}) {
+        for (const float beta : {0.f, 1.f, 0.5f}) {
+          for (const std::size_t ldc : {N, N + pad}) {
+            CAPTURE(N);
+            CAPTURE(threads);
+            CAPTURE(trans_a);
+            CAPTURE(trans_b);
+            CAPTURE(beta);
+            CAPTURE(ldc);
+            const std::size_t a_rows = trans_a ? K : M, a_cols = trans_a ? M : K, lda = a_cols + pad;
+            const std::size_t b_rows = trans_b ? N : K, b_cols = trans_b ? K : N, ldb = b_cols + pad;
+            const Array A = randn({a_rows, lda}, generator).value(), B = randn({b_rows, ldb}, generator).value();
+            Array C = randn({M, ldc}, generator).value();
+            if (beta == 0.f) C(0, 0) = std::numeric_limits<float>::quiet_NaN();  // beta 0 overwrites, NaN included
+            const Array A_rounded = round_bf16(Tensor(A)).value(), B_rounded = round_bf16(Tensor(B)).value();
+            Array expected = C, bound = Array::from_shape({M, ldc});
+            kernels::gemm_fp32(trans_a, trans_b, M, N, K, 0.75f, A_rounded.data(), lda, B_rounded.data(), ldb, beta,
+                               expected.data(), ldc);
+            // The sums' order differs: a few fp32 roundings of sum |a||b|.
+            const Array A_abs = xt::abs(A_rounded), B_abs = xt::abs(B_rounded);
+            kernels::gemm_fp32(trans_a, trans_b, M, N, K, 1.f, A_abs.data(), lda, B_abs.data(), ldb, 0.f, bound.data(), ldc);
+            kernels::gemm_bf16(trans_a, trans_b, M, N, K, 0.75f, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+            float worst = 0.f;
+            for (std::size_t i = 0; i < M; ++i) {
+              for (std::size_t j = 0; j < N; ++j) {
+                const float error = std::abs(C(i, j) - expected(i, j));
+                if (!(error <= 1e-6f * (bound(i, j) + std::abs(beta * C(i, j))) + 1e-6f)) worst = std::max(worst, 1.f + error);
+              }
+              for (std::size_t j = N; j < ldc; ++j) CHECK(C(i, j) == expected(i, j));  // the gaps are left alone
             }
-            for (std::size_t j = N; j < ldc; ++j) CHECK(C(i, j) == expected(i, j));  // the gaps are left alone
+            CHECK(worst == 0.f);
           }
-          CHECK(worst == 0.f);
         }
       }
     }
   }
+  omp_set_num_threads(max_threads);
   CHECK(kernels::bf16_gemm_native() == runtime_info().bf16_native);
 }
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <random>
 #include <vector>
@@ -96,6 +97,37 @@ TEST_CASE("few rows and many columns: the columns split over the threads give th
         check_product(ta, tb, 32, 1000, 40, 1.f, 0.f);
         check_product(ta, tb, 128, 200, 33, 0.5f, 1.f);
         check_product(ta, tb, 3, 130, 20, 1.f, 0.f, (ta ? 3 : 20) + 5, (tb ? 20 : 130) + 3, 130 + 4);
+      }
+    }
+  }
+  omp_set_num_threads(threads);
+}
+
+TEST_CASE("gemm_u8s8s32 is exact, also with the columns of few rows split over the threads") {
+  const int threads = omp_get_max_threads();
+  for (const int split : {1, 2, 3}) {
+    omp_set_num_threads(split);
+    for (const std::size_t M : {9, 32, 128, 129}) {
+      for (const std::size_t N : {130, 200, 1000}) {
+        const std::size_t K = 33;
+        std::vector<std::uint8_t> A(M * K);
+        std::vector<std::int8_t> B(N * K);
+        for (std::size_t i = 0; i < A.size(); ++i) A[i] = static_cast<std::uint8_t>((i * 37) % 128);
+        for (std::size_t i = 0; i < B.size(); ++i) B[i] = static_cast<std::int8_t>(static_cast<int>((i * 53) % 255) - 127);
+        std::vector<std::int32_t> C(M * N, -1);
+        xgrad::kernels::gemm_u8s8s32(M, N, K, A.data(), B.data(), C.data());
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < M; ++i) {
+          for (std::size_t j = 0; j < N; ++j) {
+            std::int32_t sum = 0;
+            for (std::size_t k = 0; k < K; ++k) sum += std::int32_t{A[i * K + k]} * std::int32_t{B[j * K + k]};
+            wrong += C[i * N + j] != sum;
+          }
+        }
+        CAPTURE(split);
+        CAPTURE(M);
+        CAPTURE(N);
+        CHECK(wrong == 0);
       }
     }
   }
