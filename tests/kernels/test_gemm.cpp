@@ -103,7 +103,7 @@ TEST_CASE("few rows and many columns: the columns split over the threads give th
   omp_set_num_threads(threads);
 }
 
-TEST_CASE("gemm_u8s8s32 is exact, also with the columns of few rows split over the threads") {
+TEST_CASE("gemm_u8s8s32 is exact for few and many rows, on one to three threads") {
   const int threads = omp_get_max_threads();
   for (const int split : {1, 2, 3}) {
     omp_set_num_threads(split);
