@@ -9,6 +9,9 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <vector>
+
+#include <omp.h>
 
 #include <xgrad/kernels/quantize.hpp>
 #include <xgrad/xgrad.hpp>
@@ -59,6 +62,40 @@ TEST_CASE("quantized_linear stays within the documented bound of fp32, on every 
     CHECK(mean_share < 0.2);  // rounding errors mostly cancel
     CHECK(y[2 * count + 0] == doctest::Approx(bias[first]));  // a zero row gives the bias
   }
+}
+
+TEST_CASE("quantized_linear of a few rows gives the same numbers on one thread and spread over two or three") {
+  // Products large enough for the few-row kernel to split W's blocks over the threads: its sums
+  // are exact in int32, so every thread count gives the same bits.
+  const int threads = omp_get_max_threads();
+  for (const std::size_t M : {1, 3, 8}) {
+    const std::size_t N = 1000, K = 1024 + 7;
+    Generator generator(11);
+    const Array x = randn({M, K}, generator).value(), w = randn({N, K}, generator).value();
+    const kernels::QuantizedWeight q = kernels::quantize_weight(w.data(), N, K);
+    std::vector<float> one(M * N), more(M * N);
+    omp_set_num_threads(1);
+    kernels::quantized_linear(x.data(), M, q, 0, N, nullptr, one.data());
+    const std::vector<float> bound = kernels::quantized_error_bound(x.data(), M, w.data(), q, 0, N);
+    std::size_t outside = 0;
+    for (std::size_t m = 0; m < M; ++m) {
+      for (std::size_t n = 0; n < N; ++n) {
+        double exact = 0;
+        for (std::size_t k = 0; k < K; ++k) exact += double(x(m, k)) * w(n, k);
+        outside += !(std::abs(one[m * N + n] - exact) <= bound[m * N + n] * (1 + 1e-5) + 1e-6 * std::abs(exact) + 1e-6);
+      }
+    }
+    CHECK(outside == 0);
+    for (const int split : {2, 3}) {
+      omp_set_num_threads(split);
+      std::fill(more.begin(), more.end(), -1.f);
+      kernels::quantized_linear(x.data(), M, q, 0, N, nullptr, more.data());
+      CAPTURE(M);
+      CAPTURE(split);
+      CHECK(more == one);
+    }
+  }
+  omp_set_num_threads(threads);
 }
 
 TEST_CASE("quantized_linear: a row with NaN gives NaN (0 with the ReLU fused); a non-finite weight is refused") {
