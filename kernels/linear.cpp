@@ -1,9 +1,17 @@
 // skinny_linear: dot products of rows of x with rows of W, kRows x kCols of them at once in
 // vector registers (partial sums along `in`, summed across lanes at the end), W's block of
 // kCols rows staying in L1 while every row of x goes by, the next block prefetched.
+// skinny_linear_bf16: the same on bf16 rows (x converted first), with the CPU's bf16 dot product.
 #include <xgrad/kernels/linear.hpp>
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <xgrad/core/error.hpp>
+#include <xgrad/kernels/gemm.hpp>
 
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/simd.hpp>
@@ -53,7 +61,72 @@ void columns(const float* x, std::size_t rows, std::size_t in, const float* w, f
   for (; r < rows; ++r) block<1, C>(x + r * in, w, in, y + r * out, out);
 }
 
+// --- skinny_linear_bf16 --------------------------------------------------------------------------
+// Compiled for AVX512_BF16 whatever the build's flags, called only where the CPU has it.
+
+#define XGRAD_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+/// The first `rem` bf16 lanes of a vector of 32 (rem < 32: a row's tail).
+XGRAD_BF16_TARGET inline __mmask32 bf16_tail(std::size_t rem) { return static_cast<__mmask32>((1u << rem) - 1u); }
+
+/// y[r, c] += x_r . w_c for R rows of x and C rows of W, both bf16 (stride in): 32 products at a
+/// time by vdpbf16ps (pairs of exact products added into 16 fp32 sums), the lanes summed at the end.
+template <std::size_t R, std::size_t C>
+XGRAD_BF16_TARGET inline void block_bf16(const std::uint16_t* x, const std::uint16_t* w, std::size_t in, float* y,
+                                         std::size_t out) {
+  __m512 acc[R][C];
+  for (std::size_t r = 0; r < R; ++r) {
+    for (std::size_t c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  }
+  std::size_t i = 0;
+  const auto step = [&](__mmask32 mask) {
+    __m512bh xv[R];
+    for (std::size_t r = 0; r < R; ++r) xv[r] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, x + r * in + i));
+    for (std::size_t c = 0; c < C; ++c) {
+      const __m512bh wv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, w + c * in + i));
+      for (std::size_t r = 0; r < R; ++r) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv[r], wv);
+    }
+  };
+  for (; i + 32 <= in; i += 32) step(static_cast<__mmask32>(~0u));
+  if (i < in) step(bf16_tail(in - i));
+  for (std::size_t r = 0; r < R; ++r) {
+    for (std::size_t c = 0; c < C; ++c) y[r * out + c] += _mm512_reduce_add_ps(acc[r][c]);
+  }
+}
+
+/// Every row of x against C rows of W: kRows rows at a time, then the rest one by one.
+template <std::size_t C>
+XGRAD_BF16_TARGET void columns_bf16(const std::uint16_t* x, std::size_t rows, std::size_t in, const std::uint16_t* w,
+                                    float* y, std::size_t out) {
+  std::size_t r = 0;
+  for (; r + 4 <= rows; r += 4) block_bf16<4, C>(x + r * in, w, in, y + r * out, out);
+  for (; r < rows; ++r) block_bf16<1, C>(x + r * in, w, in, y + r * out, out);
+}
+
 }  // namespace
+
+XGRAD_BF16_TARGET void skinny_linear_bf16(const float* x, std::size_t rows, std::size_t in, const std::uint16_t* w,
+                                          std::size_t out, float* y) {
+  if (rows == 0 || out == 0 || in == 0) return;
+  if (!bf16_gemm_native()) throw Error("skinny_linear_bf16: needs a CPU with bf16 instructions (AVX512_BF16)");
+  thread_local std::vector<std::uint16_t> buffer;
+  if (buffer.size() < rows * in) buffer.resize(rows * in);
+  to_bf16(x, rows, in, in, buffer.data());
+  const std::uint16_t* xb = buffer.data();  // the calling thread's: workers reach it through this
+  constexpr std::size_t kBlock = 64, kCols = 4;  // rows of W per task; per register block
+  const std::size_t blocks = (out + kBlock - 1) / kBlock;
+  parallel_rows(blocks, kBlock * in * rows, [&](std::size_t block_index) {
+    const std::size_t begin = block_index * kBlock, end = std::min(out, begin + kBlock);
+    std::size_t o = begin;
+    for (; o + kCols <= end; o += kCols) {
+      if (o + 3 * kCols <= out) {  // W's rows two blocks ahead, while these are multiplied
+        for (std::size_t i = 0; i < kCols * in; i += 32) __builtin_prefetch(w + (o + 2 * kCols) * in + i);
+      }
+      columns_bf16<kCols>(xb, rows, in, w + o * in, y + o, out);
+    }
+    for (; o < end; ++o) columns_bf16<1>(xb, rows, in, w + o * in, y + o, out);
+  });
+}
 
 void skinny_linear(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out, float* y) {
   constexpr std::size_t kBlock = 64;  // outputs (rows of W) per task

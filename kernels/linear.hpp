@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace xgrad::kernels {
 
@@ -14,6 +15,13 @@ constexpr std::size_t kSkinnyRows = 8;
 /// y (rows, out) += x (rows, in) W^T, W (out, in) row-major, every matrix dense. Blocks of W's
 /// rows over the threads when there is enough work.
 void skinny_linear(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out, float* y);
+
+/// skinny_linear under bf16 autocast, W given as bf16 bits (a layer's bf16 copy, kernels::to_bf16),
+/// dense (out, in): x rounded to bf16, each product exact in fp32, the sums in fp32, as
+/// gemm_bf16 (whose matmul call and conversions cost more than so few rows' products). Only where
+/// bf16_gemm_native() (the CPU's AVX512_BF16 dot products); throws xgrad::Error elsewhere.
+void skinny_linear_bf16(const float* x, std::size_t rows, std::size_t in, const std::uint16_t* w, std::size_t out,
+                        float* y);
 
 /// y (rows, out): every row set to b (then a GEMM with beta = 1 adds x W^T on top).
 void bias_rows(const float* b, std::size_t rows, std::size_t out, float* y);

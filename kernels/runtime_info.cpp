@@ -145,8 +145,8 @@ RuntimeInfo runtime_info() {
   info.int8_vnni = cpu == Isa::avx512_core_vnni || info.cpu_bf16;
   info.bf16_native = kernels::bf16_gemm_native();
   info.bf16 = info.bf16_native
-                  ? "native (GEMMs on oneDNN's bf16 matmul and the CPU's bf16 instructions): faster than fp32 in "
-                    "training and batched decoding, not when decoding one sentence"
+                  ? "native (oneDNN's bf16 matmul, and the CPU's bf16 dot products for few rows): faster than fp32 "
+                    "in training and decoding (batched decoding on several threads: about even)"
                   : info.cpu_bf16 ? "emulated (fp32 products of bf16-rounded inputs; oneDNN is capped below AVX512_BF16): "
                                     "slower than fp32"
                                   : "emulated (fp32 products of bf16-rounded inputs; the CPU has no AVX512_BF16 or AMX): "

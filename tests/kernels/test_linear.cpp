@@ -1,6 +1,7 @@
 // skinny_linear against a loop in double: y += x W^T for every row count it takes, widths around
 // a vector's multiple, output counts around its block of W's rows, on one and on two threads,
-// y's previous contents kept.
+// y's previous contents kept; skinny_linear_bf16 likewise, against the loop on bf16-rounded
+// inputs, where the CPU has bf16 products.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,6 +10,8 @@
 
 #include <omp.h>
 
+#include <xgrad/kernels/bf16.hpp>
+#include <xgrad/kernels/gemm.hpp>
 #include <xgrad/kernels/linear.hpp>
 
 using namespace xgrad::kernels;
@@ -49,6 +52,48 @@ TEST_CASE("skinny_linear: y += x W^T for up to kSkinnyRows rows") {
     for (std::size_t rows = 1; rows <= kSkinnyRows; ++rows) {
       for (const std::size_t in : {1, 5, 16, 67, 256}) {
         for (const std::size_t out : {1, 3, 4, 5, 130, 1001}) check_product(skinny_linear, rows, in, out);
+      }
+    }
+  }
+}
+
+TEST_CASE("skinny_linear_bf16: y += x W^T of bf16-rounded inputs, W given as bf16 bits") {
+  if (!bf16_gemm_native()) {
+    MESSAGE("no bf16 products on this CPU: skinny_linear_bf16 is not used here");
+    return;
+  }
+  for (const int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    for (std::size_t rows = 1; rows <= kSkinnyRows; ++rows) {
+      for (const std::size_t in : {1, 5, 31, 32, 33, 256, 300}) {
+        for (const std::size_t out : {1, 3, 4, 5, 130, 1001}) {
+          std::vector<float> x(rows * in), w(out * in), y(rows * out);
+          for (std::size_t i = 0; i < x.size(); ++i) x[i] = value(i, 4);
+          for (std::size_t i = 0; i < w.size(); ++i) w[i] = value(i, 5);
+          for (std::size_t i = 0; i < y.size(); ++i) y[i] = value(i, 6);
+          std::vector<std::uint16_t> w_bits(w.size());
+          to_bf16(w.data(), out, in, in, w_bits.data());
+          const std::vector<float> y0 = y;
+          skinny_linear_bf16(x.data(), rows, in, w_bits.data(), out, y.data());
+          std::size_t wrong = 0;
+          for (std::size_t r = 0; r < rows; ++r) {
+            for (std::size_t o = 0; o < out; ++o) {
+              double expected = y0[r * out + o], magnitude = std::fabs(expected);
+              for (std::size_t k = 0; k < in; ++k) {
+                const double product = double(round_bf16(x[r * in + k])) * double(round_bf16(w[o * in + k]));
+                expected += product;
+                magnitude += std::fabs(product);
+              }
+              // each product exact in fp32; the fp32 sums in another order: a few roundings
+              if (std::fabs(y[r * out + o] - expected) > 1e-6 * magnitude + 1e-6) ++wrong;
+            }
+          }
+          CAPTURE(threads);
+          CAPTURE(rows);
+          CAPTURE(in);
+          CAPTURE(out);
+          CHECK(wrong == 0);
+        }
       }
     }
   }
