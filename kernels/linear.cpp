@@ -78,17 +78,16 @@ XGRAD_BF16_TARGET inline void block_bf16(const std::uint16_t* x, const std::uint
   for (std::size_t r = 0; r < R; ++r) {
     for (std::size_t c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   }
-  std::size_t i = 0;
-  const auto step = [&](__mmask32 mask) {
+  // (A loop, not a lambda: a lambda would not inherit this function's target.)
+  for (std::size_t i = 0; i < in; i += 32) {
+    const __mmask32 mask = i + 32 <= in ? static_cast<__mmask32>(~0u) : bf16_tail(in - i);
     __m512bh xv[R];
     for (std::size_t r = 0; r < R; ++r) xv[r] = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, x + r * in + i));
     for (std::size_t c = 0; c < C; ++c) {
       const __m512bh wv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, w + c * in + i));
       for (std::size_t r = 0; r < R; ++r) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv[r], wv);
     }
-  };
-  for (; i + 32 <= in; i += 32) step(static_cast<__mmask32>(~0u));
-  if (i < in) step(bf16_tail(in - i));
+  }
   for (std::size_t r = 0; r < R; ++r) {
     for (std::size_t c = 0; c < C; ++c) y[r * out + c] += _mm512_reduce_add_ps(acc[r][c]);
   }
