@@ -190,9 +190,9 @@ void gemm_bf16(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::si
     std::string failure;
     const bool split = split_columns(M, N, [&](std::size_t n0, std::size_t n1) {
       const std::size_t n = n1 - n0;
-      std::vector<float>& part = c_buffer();
-      if (part.size() < M * n) part.resize(M * n);
-      try {
+      try {  // (nothing may leave the parallel region: a failure is recorded)
+        std::vector<float>& part = c_buffer();
+        if (part.size() < M * n) part.resize(M * n);
         thread_matmul()(trans_a, true, M, n, K, alpha, a, B + n0 * K, 0.f, part.data());
         add_into_c(part.data(), n0, n);
       } catch (const std::exception& e) {
