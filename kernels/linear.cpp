@@ -61,6 +61,27 @@ void columns(const float* x, std::size_t rows, std::size_t in, const float* w, f
   for (; r < rows; ++r) block<1, C>(x + r * in, w, in, y + r * out, out);
 }
 
+/// The schedule of both skinny kernels: W's `out` rows (of `in` elements of type T) in tasks of
+/// kBlock over the threads when the work pays; within a task, kCols rows at a time through
+/// columns(o, kCols), then the rest one by one through columns(o, 1). W streams from memory once:
+/// the rows two register blocks ahead are asked for while these are multiplied.
+template <class T, class Columns>
+void over_weight_rows(const T* w, std::size_t rows, std::size_t in, std::size_t out, Columns&& columns) {
+  constexpr std::size_t kBlock = 64, kLine = 64 / sizeof(T);  // rows of W per task; elements per cache line
+  const std::size_t blocks = (out + kBlock - 1) / kBlock;
+  parallel_rows(blocks, kBlock * in * rows, [&](std::size_t block_index) {
+    const std::size_t begin = block_index * kBlock, end = std::min(out, begin + kBlock);
+    std::size_t o = begin;
+    for (; o + kCols <= end; o += kCols) {
+      if (o + 3 * kCols <= out) {
+        for (std::size_t i = 0; i < kCols * in; i += kLine) __builtin_prefetch(w + (o + 2 * kCols) * in + i);
+      }
+      columns(o, kCols);
+    }
+    for (; o < end; ++o) columns(o, 1);
+  });
+}
+
 // --- skinny_linear_bf16 --------------------------------------------------------------------------
 // Compiled for AVX512_BF16 whatever the build's flags, called only where the CPU has it.
 
@@ -112,35 +133,16 @@ XGRAD_BF16_TARGET void skinny_linear_bf16(const float* x, std::size_t rows, std:
   if (buffer.size() < rows * in) buffer.resize(rows * in);
   to_bf16(x, rows, in, in, buffer.data());
   const std::uint16_t* xb = buffer.data();  // the calling thread's: workers reach it through this
-  constexpr std::size_t kBlock = 64, kCols = 4;  // rows of W per task; per register block
-  const std::size_t blocks = (out + kBlock - 1) / kBlock;
-  parallel_rows(blocks, kBlock * in * rows, [&](std::size_t block_index) {
-    const std::size_t begin = block_index * kBlock, end = std::min(out, begin + kBlock);
-    std::size_t o = begin;
-    for (; o + kCols <= end; o += kCols) {
-      if (o + 3 * kCols <= out) {  // W's rows two blocks ahead, while these are multiplied
-        for (std::size_t i = 0; i < kCols * in; i += 32) __builtin_prefetch(w + (o + 2 * kCols) * in + i);
-      }
-      columns_bf16<kCols>(xb, rows, in, w + o * in, y + o, out);
-    }
-    for (; o < end; ++o) columns_bf16<1>(xb, rows, in, w + o * in, y + o, out);
+  over_weight_rows(w, rows, in, out, [&](std::size_t o, std::size_t cols) {
+    if (cols == kCols) columns_bf16<kCols>(xb, rows, in, w + o * in, y + o, out);
+    else columns_bf16<1>(xb, rows, in, w + o * in, y + o, out);
   });
 }
 
 void skinny_linear(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out, float* y) {
-  constexpr std::size_t kBlock = 64;  // outputs (rows of W) per task
-  const std::size_t blocks = (out + kBlock - 1) / kBlock;
-  parallel_rows(blocks, kBlock * in * rows, [&](std::size_t block_index) {
-    const std::size_t begin = block_index * kBlock, end = std::min(out, begin + kBlock);
-    std::size_t o = begin;
-    for (; o + kCols <= end; o += kCols) {
-      // W streams from memory once: ask for the rows two blocks ahead while these are multiplied.
-      if (o + 3 * kCols <= out) {
-        for (std::size_t i = 0; i < kCols * in; i += 16) __builtin_prefetch(w + (o + 2 * kCols) * in + i);
-      }
-      columns<kCols>(x, rows, in, w + o * in, y + o, out);
-    }
-    for (; o < end; ++o) columns<1>(x, rows, in, w + o * in, y + o, out);
+  over_weight_rows(w, rows, in, out, [&](std::size_t o, std::size_t cols) {
+    if (cols == kCols) columns<kCols>(x, rows, in, w + o * in, y + o, out);
+    else columns<1>(x, rows, in, w + o * in, y + o, out);
   });
 }
 

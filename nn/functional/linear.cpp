@@ -100,12 +100,10 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
                               : nullptr;
   // Decoding steps: GEMM would first pack all of W. Under bf16 autocast, the bf16 kernel on W's
   // bf16 copy where the CPU has bf16 products; elsewhere the GEMM, which rounds its inputs.
-  if (rows <= kernels::kSkinnyRows && out > 0 && autocast_precision() == Precision::fp32) {
-    if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // skinny_linear adds to y
-    kernels::skinny_linear(x.value().data(), rows, in, w, out, y->data());
-  } else if (w_bf16 && rows <= kernels::kSkinnyRows && rows > 0) {
-    if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // skinny_linear_bf16 adds to y
-    kernels::skinny_linear_bf16(x.value().data(), rows, in, w_bf16->data(), out, y->data());
+  if (rows <= kernels::kSkinnyRows && out > 0 && (autocast_precision() == Precision::fp32 || w_bf16)) {
+    if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // the skinny kernels add to y
+    if (w_bf16) kernels::skinny_linear_bf16(x.value().data(), rows, in, w_bf16->data(), out, y->data());
+    else kernels::skinny_linear(x.value().data(), rows, in, w, out, y->data());
   } else if (w_bf16 && rows > 0) {
     kernels::gemm_bf16(false, true, rows, out, in, 1.f, x.value().data(), in, w_bf16->data(), bias_first ? 1.f : 0.f,
                        y->data(), out);
