@@ -128,7 +128,7 @@ void step_softmax(std::size_t T, std::size_t S, std::size_t Hp, float* Pt) {
   using vec::W;
   const std::size_t ld = T * Hp;  // from one key to the next
   for (std::size_t j0 = 0; j0 < T * Hp; j0 += W) {
-    float max[W], sum[W] = {}, inv[W];
+    float max[W], sum[W], inv[W];
     std::fill(max, max + W, kMinusInf);
     for (std::size_t s = 0; s < S; ++s) {
       const float* x = Pt + s * ld + j0;
@@ -137,14 +137,14 @@ void step_softmax(std::size_t T, std::size_t S, std::size_t Hp, float* Pt) {
     }
 #pragma omp simd
     for (std::size_t l = 0; l < W; ++l) max[l] = max[l] == kMinusInf ? 0.f : max[l];  // all masked: exp(-inf) = 0
+    vec::Vec sums = {};
     for (std::size_t s = 0; s < S; ++s) {
       float* x = Pt + s * ld + j0;
-#pragma omp simd
-      for (std::size_t l = 0; l < W; ++l) {
-        x[l] = exp_simd(x[l] - max[l]);
-        sum[l] += x[l];
-      }
+      const vec::Vec e = vec::exp(vec::load(x) - vec::load(max));
+      vec::store(x, e);
+      sums += e;
     }
+    vec::store(sum, sums);
 #pragma omp simd
     for (std::size_t l = 0; l < W; ++l) inv[l] = sum[l] == 0.f ? 0.f : 1.f / sum[l];  // 0: every key masked
     for (std::size_t s = 0; s < S; ++s) {

@@ -1,53 +1,25 @@
-// Cross-entropy over rows of logits with xsimd batches: each row's maximum, then its sum of
-// exponentials and its plain sum in one pass; backward recomputes the probabilities from the
-// logits in the same pass that writes dx. Rows go to the threads when there are many logits.
+// Cross-entropy over rows of logits: each row's maximum, then its sum of exponentials (and, with
+// label smoothing, its plain sum); backward recomputes the probabilities from the logits in the
+// same pass that writes dx. Rows go to the threads when there are many logits.
 #include <xgrad/kernels/cross_entropy.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include <xsimd/xsimd.hpp>
-
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/row_sums.hpp>
+#include <xgrad/kernels/vec.hpp>
 
 namespace xgrad::kernels {
 
 namespace {
 
-using Batch = xsimd::batch<float>;
-constexpr std::size_t kWidth = Batch::size;
-
-// --- row kernels: sum of exponentials and sum over one contiguous row (the maximum: row_max) ----
-
-/// sum_c exp(x_c - shift), and sum_c x_c.
-void row_sums(const float* x, std::size_t C, float shift, float& sum_exp, float& sum) {
-  Batch acc_exp(0.f), acc(0.f);
-  const Batch b_shift(shift);
-  std::size_t c = 0;
-  for (; c + kWidth <= C; c += kWidth) {
-    const Batch v = Batch::load_unaligned(x + c);
-    acc_exp += xsimd::exp(v - b_shift);
-    acc += v;
-  }
-  sum_exp = xsimd::hadd(acc_exp);
-  sum = xsimd::hadd(acc);
-  for (; c < C; ++c) {
-    sum_exp += std::exp(x[c] - shift);
-    sum += x[c];
-  }
-}
-
-/// out_c = exp(x_c - shift) * scale - offset.
+/// out_c = exp(x_c - shift) * scale - offset over one row of C logits.
 void scaled_exp(const float* x, float* out, std::size_t C, float shift, float scale, float offset) {
-  const Batch b_shift(shift), b_scale(scale), b_offset(offset);
-  std::size_t c = 0;
-  for (; c + kWidth <= C; c += kWidth) {
-    const Batch v = Batch::load_unaligned(x + c);
-    (xsimd::exp(v - b_shift) * b_scale - b_offset).store_unaligned(out + c);
-  }
-  for (; c < C; ++c) out[c] = std::exp(x[c] - shift) * scale - offset;
+  vec::over_lanes(C, [&](std::size_t c, std::size_t lanes) {
+    vec::store(out + c, vec::exp(vec::load(x + c, lanes, 0.f) - shift) * scale - offset, lanes);
+  });
 }
 
 }  // namespace
@@ -60,12 +32,10 @@ void cross_entropy_forward(const float* x, const std::int64_t* t, std::size_t N,
     if (t[n] == ignore) continue;
     const float* row = x + n * C;  // (C)
     const float m = row_max(row, C);
-    float sum_exp, sum;
-    row_sums(row, C, m, sum_exp, sum);
-    const float log_z = m + std::log(sum_exp);
+    const float log_z = m + std::log(row_exp_sum(row, nullptr, C, m));
     lse[n] = log_z;
     float l = log_z - row[t[n]];
-    if (eps > 0.f) l = (1.f - eps) * l + eps * (log_z - sum / static_cast<float>(C));
+    if (eps > 0.f) l = (1.f - eps) * l + eps * (log_z - row_sum(row, C) / static_cast<float>(C));
     loss[n] = l;
   }
 }

@@ -94,6 +94,31 @@ inline float row_dot_centered(const float* a, const float* b, const float* c, st
       [&](std::size_t i) { return a[i] * b[i] * ((c[i] - m) * r); });
 }
 
+/// sum_i exp(x_i - shift), writing y_i = exp(x_i - shift) too when y is not null: two vector sums
+/// (the exponentials, not the adds, set the pace), then the tail as one more vector whose missing
+/// lanes are exp(-inf) = 0.
+inline float row_exp_sum(const float* x, float* y, std::size_t n, float shift) {
+  using namespace row_sums_detail;
+  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+  Vec a0 = {}, a1 = {};
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const Vec e0 = vec::exp(load(x + i) - shift), e1 = vec::exp(load(x + i + W) - shift);
+    if (y != nullptr) {
+      vec::store(y + i, e0);
+      vec::store(y + i + W, e1);
+    }
+    a0 += e0;
+    a1 += e1;
+  }
+  vec::over_lanes(n - i, [&](std::size_t j, std::size_t lanes) {
+    const Vec e = vec::exp(vec::load(x + i + j, lanes, kMinusInf) - shift);
+    if (y != nullptr) vec::store(y + i + j, e, lanes);
+    a0 += e;
+  });
+  return lanes_sum(a0 + a1);
+}
+
 /// max_i x_i over one row (-inf for an empty row), four vector maxima at a time, then one. A NaN never wins
 /// (callers that care count NaNs apart). Written out rather than left to `omp simd reduction(max)`,
 /// whose starting value for floats is the compiler's choice: Clang's is the lowest finite float,

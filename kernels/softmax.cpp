@@ -9,7 +9,7 @@
 
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/row_sums.hpp>
-#include <xgrad/kernels/simd.hpp>
+#include <xgrad/kernels/vec.hpp>
 
 namespace xgrad::kernels {
 
@@ -44,21 +44,6 @@ void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
   });
 }
 
-/// sum_k exp(x_k - m) over one row of n elements: the exponentials a block at a time into a
-/// buffer on the stack, each block summed by row_sum.
-float sum_exp(const float* x, std::size_t n, float m) {
-  constexpr std::size_t kBlock = 256;
-  float e[kBlock];
-  float s = 0.f;
-  for (std::size_t k0 = 0; k0 < n; k0 += kBlock) {
-    const std::size_t len = std::min(kBlock, n - k0);
-#pragma omp simd
-    for (std::size_t k = 0; k < len; ++k) e[k] = exp_simd(x[k0 + k] - m);
-    s += row_sum(e, len);
-  }
-  return s;
-}
-
 // --- forward -------------------------------------------------------------------------------------
 
 /// y = softmax(x) or log_softmax(x) of one row of n elements: m = max x, s = sum exp(x - m),
@@ -66,13 +51,11 @@ float sum_exp(const float* x, std::size_t n, float m) {
 void forward_row(const float* x, float* y, std::size_t n, bool log) {
   const float m = row_max(x, n);
   if (log) {
-    const float log_s = std::log(sum_exp(x, n, m));
+    const float log_s = std::log(row_exp_sum(x, nullptr, n, m));
 #pragma omp simd
     for (std::size_t k = 0; k < n; ++k) y[k] = (x[k] - m) - log_s;
   } else {
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) y[k] = exp_simd(x[k] - m);
-    const float inv_s = 1.f / row_sum(y, n);
+    const float inv_s = 1.f / row_exp_sum(x, y, n, m);
 #pragma omp simd
     for (std::size_t k = 0; k < n; ++k) y[k] *= inv_s;
   }
@@ -91,8 +74,9 @@ void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride
   }
   for (std::size_t k = 0; k < n; ++k) {
     const float* xk = x + k * stride;
-#pragma omp simd
-    for (std::size_t i = 0; i < w; ++i) s[i] += exp_simd(xk[i] - m[i]);
+    vec::over_lanes(w, [&](std::size_t i, std::size_t lanes) {
+      vec::store(s + i, vec::load(s + i, lanes, 0.f) + vec::exp(vec::load(xk + i, lanes, 0.f) - vec::load(m + i, lanes, 0.f)), lanes);
+    });
   }
   for (std::size_t i = 0; i < w; ++i) s[i] = log ? std::log(s[i]) : 1.f / s[i];
   for (std::size_t k = 0; k < n; ++k) {
@@ -102,8 +86,10 @@ void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride
 #pragma omp simd
       for (std::size_t i = 0; i < w; ++i) yk[i] = (xk[i] - m[i]) - s[i];
     } else {
-#pragma omp simd
-      for (std::size_t i = 0; i < w; ++i) yk[i] = exp_simd(xk[i] - m[i]) * s[i];
+      vec::over_lanes(w, [&](std::size_t i, std::size_t lanes) {
+        const vec::Vec e = vec::exp(vec::load(xk + i, lanes, 0.f) - vec::load(m + i, lanes, 0.f));
+        vec::store(yk + i, e * vec::load(s + i, lanes, 0.f), lanes);
+      });
     }
   }
 }
@@ -121,8 +107,9 @@ void forward(const float* x, float* y, const AxisView& v, bool log) {
 void backward_row(const float* y, const float* dy, float* dx, std::size_t n, bool log) {
   if (log) {
     const float s = row_sum(dy, n);
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) dx[k] = dy[k] - exp_simd(y[k]) * s;
+    vec::over_lanes(n, [&](std::size_t k, std::size_t lanes) {
+      vec::store(dx + k, vec::load(dy + k, lanes, 0.f) - vec::exp(vec::load(y + k, lanes, 0.f)) * s, lanes);
+    });
   } else {
     const float s = row_dot(dy, y, n);
 #pragma omp simd
@@ -146,8 +133,10 @@ void backward_columns(const float* y, const float* dy, float* dx, std::size_t n,
     const float* dyk = dy + k * stride;
     float* dxk = dx + k * stride;
     if (log) {
-#pragma omp simd
-      for (std::size_t i = 0; i < w; ++i) dxk[i] = dyk[i] - exp_simd(yk[i]) * s[i];
+      vec::over_lanes(w, [&](std::size_t i, std::size_t lanes) {
+        const vec::Vec e = vec::exp(vec::load(yk + i, lanes, 0.f));
+        vec::store(dxk + i, vec::load(dyk + i, lanes, 0.f) - e * vec::load(s + i, lanes, 0.f), lanes);
+      });
     } else {
 #pragma omp simd
       for (std::size_t i = 0; i < w; ++i) dxk[i] = yk[i] * (dyk[i] - s[i]);
@@ -175,7 +164,7 @@ void log_softmax_backward(const float* y, const float* dy, float* dx, const Axis
 
 double log_sum_exp(const float* x, std::size_t n) {
   const float m = row_max(x, n);
-  return static_cast<double>(m) + std::log(static_cast<double>(sum_exp(x, n, m)));
+  return static_cast<double>(m) + std::log(static_cast<double>(row_exp_sum(x, nullptr, n, m)));
 }
 
 }  // namespace xgrad::kernels

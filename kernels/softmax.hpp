@@ -8,7 +8,7 @@
 
 #include <xgrad/kernels/axis_view.hpp>
 #include <xgrad/kernels/row_sums.hpp>
-#include <xgrad/kernels/simd.hpp>
+#include <xgrad/kernels/vec.hpp>
 
 namespace xgrad::kernels {
 
@@ -43,14 +43,7 @@ inline SoftmaxRowStats masked_softmax_row(float* row, std::size_t n) {
     std::fill(row, row + n, 0.f);
     return {max, 0.f};
   }
-  float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-  for (std::size_t j = 0; j < n; ++j) {
-    const float e = exp_simd(row[j] - max);  // exactly 0 for a masked (-inf) score
-    row[j] = e;
-    sum += e;
-  }
-  const float inv = 1.f / sum;
+  const float inv = 1.f / row_exp_sum(row, row, n, max);  // exactly 0 for a masked (-inf) score
 #pragma omp simd
   for (std::size_t j = 0; j < n; ++j) row[j] *= inv;
   return {max, inv};
@@ -63,11 +56,9 @@ inline void softmax_row_from_stats(float* row, std::size_t n, SoftmaxRowStats st
     std::fill(row, row + n, 0.f);
     return;
   }
-#pragma omp simd
-  for (std::size_t j = 0; j < n; ++j) {
-    const float e = exp_simd(row[j] - stats.max);
-    row[j] = e * stats.inv_sum;
-  }
+  vec::over_lanes(n, [&](std::size_t j, std::size_t lanes) {
+    vec::store(row + j, vec::exp(vec::load(row + j, lanes, 0.f) - stats.max) * stats.inv_sum, lanes);
+  });
 }
 
 }  // namespace xgrad::kernels

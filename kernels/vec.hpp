@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <limits>
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -28,6 +29,76 @@ inline Vec load(const float* p) {
 }
 
 inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(Vec)); }
+
+/// The first n <= W floats at p, the other lanes `fill` (nothing read past p + n).
+inline Vec load(const float* p, std::size_t n, float fill) {
+  if (n == W) return load(p);
+#if defined(__AVX512F__)
+  return Vec(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << n) - 1), p));
+#else
+  Vec v = Vec{} + fill;
+  std::memcpy(&v, p, n * sizeof(float));
+  return v;
+#endif
+}
+
+/// The first n <= W lanes of v to p (nothing written past p + n).
+inline void store(float* p, Vec v, std::size_t n) {
+  if (n == W) return store(p, v);
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), __m512(v));
+#else
+  std::memcpy(p, &v, n * sizeof(float));
+#endif
+}
+
+/// f(i, n) for each run of n <= W lanes of a row of `size` elements: whole vectors, then the
+/// tail once. Written with the loads and stores of n lanes above, every element of a row goes
+/// through the same vector code, and with n == W known in the loop their checks fold away.
+template <class F>
+inline void over_lanes(std::size_t size, F f) {
+  std::size_t i = 0;
+  for (; i + W <= size; i += W) f(i, W);
+  if (i < size) f(i, size - i);
+}
+
+/// exp of each lane, within 2 ulp: exp(x) = 2^k exp(r), k = round(x / ln 2), |r| <= ln(2) / 2,
+/// exp(r) by a polynomial of degree 6 fitted to exp on that interval (relative error 2e-8, below
+/// half an ulp; the float roundings add the rest). Exactly 0 below -87.33 (exp(x) < FLT_MIN)
+/// and for -inf, so that a masked score gets no weight; +inf above 88.72 (with AVX-512; from 88
+/// without); NaN stays NaN. With AVX-512 the power of two is applied by vscalefps, without by
+/// building 2^k from its exponent bits.
+inline Vec exp(Vec x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693359375f;  // ln 2 = kLn2Hi + kLn2Lo, kLn2Hi with few mantissa bits
+  constexpr float kLn2Lo = -2.12194440e-4f;
+  constexpr float kLow = -87.33f;
+  constexpr float kHigh = 88.0f;
+  constexpr float kC[7] = {1.f, 1.f, 4.999999106e-01f, 1.666641980e-01f, 4.166822881e-02f, 8.374856785e-03f, 1.383679337e-03f};
+  const auto polynomial = [&](Vec r) {  // sum_i kC[i] r^i, by Horner's rule
+    Vec p = Vec{} + kC[6];
+    for (int i = 5; i >= 0; --i) p = p * r + kC[i];
+    return p;
+  };
+#if defined(__AVX512F__)
+  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(kHigh + 1.f), __m512(x));  // +inf to 89 (still overflows); NaN stays
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Lo), _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), xc));
+  const __mmask16 kept = _mm512_cmp_ps_mask(__m512(x), _mm512_set1_ps(kLow), _CMP_NLT_UQ);  // x >= kLow, or NaN
+  return Vec(_mm512_maskz_scalef_ps(kept, __m512(polynomial(Vec(r))), k));
+#else
+  typedef int Int __attribute__((vector_size(W * sizeof(int))));
+  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer
+  const Vec xc = x > kHigh ? kHigh : x;  // NaN stays
+  const Vec t = xc * kLog2e + kRound;     // the integer k sits in t's low mantissa bits
+  const Vec k = t - kRound;
+  const Vec r = (xc - k * kLn2Hi) - k * kLn2Lo;
+  const Int k_int = Int(t) - __builtin_bit_cast(int, kRound);  // a cast between vector types keeps the bits
+  Vec y = polynomial(r) * Vec((k_int + 127) << 23);
+  y = x > kHigh ? std::numeric_limits<float>::infinity() : y;
+  return x < kLow ? 0.f : y;  // -inf too; a NaN x has made y NaN
+#endif
+}
 
 /// The sum of the W lanes: in lane order, or with AVX-512 as a tree (halves added, four times),
 /// whose four dependent adds cost less than fifteen lane by lane.

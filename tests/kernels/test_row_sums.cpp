@@ -1,5 +1,6 @@
-// row_sum, row_sum_squares, row_dot and row_dot_centered against sums in double, for lengths
-// around the blocks of four vectors and their tails; a fixed order, so the same row sums the same.
+// row_sum, row_sum_squares, row_dot, row_dot_centered and row_exp_sum against sums in double, for
+// lengths around the blocks of four vectors and their tails; a fixed order, so the same row sums
+// the same.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -54,5 +55,27 @@ TEST_CASE("row_max: the largest element at every length, -inf for a row of -inf 
       masked[n - 1] = 3.f;
       CHECK(row_max(masked.data(), n) == 3.f);
     }
+  }
+}
+
+TEST_CASE("row_exp_sum: the sum of exp(x - shift) and, when asked, each term, at every length") {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t n = 0; n <= 70; ++n) {
+    CAPTURE(n);
+    std::vector<float> x(n), y(n + 1, -7.f);
+    for (std::size_t i = 0; i < n; ++i) x[i] = 3.f * std::sin(0.9f * static_cast<float>(i));
+    if (n > 3) x[2] = -inf;  // a masked score: no weight
+    const float shift = 1.25f;
+    double sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - shift);
+    const float got = row_exp_sum(x.data(), y.data(), n, shift);
+    CHECK(std::fabs(got - sum) <= 1e-6 * (1.0 + sum));
+    CHECK(row_exp_sum(x.data(), nullptr, n, shift) == got);
+    for (std::size_t i = 0; i < n; ++i) {
+      CAPTURE(i);
+      const double e = std::exp(double(x[i]) - shift);
+      CHECK(std::fabs(y[i] - e) <= 3e-7 * e);
+    }
+    CHECK(y[n] == -7.f);  // nothing written past the row
   }
 }

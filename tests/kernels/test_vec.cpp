@@ -1,0 +1,99 @@
+// vec::exp against exp in double (at most 2 ulp over the whole float range where exp(x) is a
+// normal float, the special values exact), and the loads and stores of part of a vector.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <xgrad/kernels/vec.hpp>
+
+using namespace xgrad::kernels;
+
+namespace {
+
+/// exp of one float through vec::exp, the value in every lane.
+float vec_exp(float x) {
+  const vec::Vec e = vec::exp(vec::Vec{} + x);
+  for (std::size_t i = 1; i < vec::W; ++i) REQUIRE((e[i] == e[0] || (std::isnan(e[i]) && std::isnan(e[0]))));
+  return e[0];
+}
+
+/// |a - b| in units of the last place of the float nearest b.
+double ulps(float a, double b) {
+  const float nearest = static_cast<float>(b);
+  const double ulp = std::nextafter(nearest, std::numeric_limits<float>::infinity()) - nearest;
+  return std::fabs(a - b) / ulp;
+}
+
+}  // namespace
+
+TEST_CASE("vec::exp: within 2 ulp of exp in double from -87.3 to 88") {
+  double worst = 0;
+  float worst_at = 0;
+  for (float x = -87.3f; x < 88.f; x += 0.0037f) {
+    const double error = ulps(vec_exp(x), std::exp(static_cast<double>(x)));
+    if (error > worst) worst = error, worst_at = x;
+  }
+  for (const float x : {0.f, 1e-8f, -1e-8f, 0.34657f, -0.34657f, 1.f, -1.f}) {
+    const double error = ulps(vec_exp(x), std::exp(static_cast<double>(x)));
+    if (error > worst) worst = error, worst_at = x;
+  }
+  CAPTURE(worst_at);
+  CHECK(worst <= 2.0);
+  CHECK(vec_exp(0.f) == 1.f);
+}
+
+TEST_CASE("vec::exp: 0 for -inf and below the normal floats, +inf for +inf and above, NaN for NaN") {
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(vec_exp(-inf) == 0.f);
+  CHECK(vec_exp(-88.f) == 0.f);
+  CHECK(vec_exp(-1e30f) == 0.f);
+  CHECK(vec_exp(inf) == inf);
+  CHECK(vec_exp(89.f) == inf);
+  CHECK(vec_exp(1e30f) == inf);
+  CHECK(std::isnan(vec_exp(std::nanf(""))));
+  CHECK(vec_exp(-87.f) > 0.f);
+  CHECK(std::isfinite(vec_exp(88.f)));
+}
+
+TEST_CASE("vec::exp: lanes are independent (each lane its own x)") {
+  vec::Vec x;
+  for (std::size_t i = 0; i < vec::W; ++i) x[i] = -3.f + 0.5f * static_cast<float>(i);
+  x[1] = -std::numeric_limits<float>::infinity();
+  const vec::Vec e = vec::exp(x);
+  for (std::size_t i = 0; i < vec::W; ++i) {
+    CAPTURE(i);
+    CHECK(e[i] == vec_exp(x[i]));
+  }
+  CHECK(e[1] == 0.f);
+}
+
+TEST_CASE("load and store of n lanes: the other lanes are the fill, nothing past n is touched") {
+  for (std::size_t n = 0; n <= vec::W; ++n) {
+    CAPTURE(n);
+    std::vector<float> in(vec::W, 0.f), out(vec::W + 1, -7.f);
+    for (std::size_t i = 0; i < n; ++i) in[i] = static_cast<float>(i + 1);
+    const vec::Vec v = vec::load(in.data(), n, 42.f);
+    for (std::size_t i = 0; i < vec::W; ++i) CHECK(v[i] == (i < n ? static_cast<float>(i + 1) : 42.f));
+    vec::store(out.data(), v, n);
+    for (std::size_t i = 0; i <= vec::W; ++i) CHECK(out[i] == (i < n ? static_cast<float>(i + 1) : -7.f));
+  }
+}
+
+TEST_CASE("over_lanes: every element once, whole vectors then one tail") {
+  for (std::size_t size : {0u, 1u, 15u, 16u, 17u, 33u, 100u}) {
+    CAPTURE(size);
+    std::vector<int> seen(size, 0);
+    std::size_t calls = 0;
+    vec::over_lanes(size, [&](std::size_t i, std::size_t n) {
+      REQUIRE(n >= 1);
+      REQUIRE(n <= vec::W);
+      REQUIRE(i + n <= size);
+      for (std::size_t j = 0; j < n; ++j) ++seen[i + j];
+      ++calls;
+    });
+    for (const int s : seen) CHECK(s == 1);
+    CHECK(calls == (size + vec::W - 1) / vec::W);
+  }
+}
