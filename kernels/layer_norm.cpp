@@ -1,6 +1,7 @@
 // layer_norm_forward and layer_norm_backward: each row's passes while it sits in L1, rows over the
-// threads; the forward takes rows two at a time, the backward makes its two sums and the row's
-// weight and bias terms in one pass; the weight and bias sums per thread, added up at the end.
+// threads; both take rows two at a time: the forward's sums of one row fill the waits of the
+// other's, and the backward makes both rows' sums and their weight and bias terms in one pass;
+// the weight and bias sums per thread, added up at the end.
 #include <xgrad/kernels/layer_norm.hpp>
 
 #include <algorithm>
@@ -67,6 +68,54 @@ inline void add_row(const float* x, const float* residual, std::size_t d, float*
   for (std::size_t j = 0; j < d; ++j) s[j] = x[j] + residual[j];
 }
 
+/// The backward of R consecutive rows from r: one pass over the columns for both of each row's
+/// sums (sum of g = dy w, sum of g xhat) and the rows' dweight and dbias terms (dy xhat, dy) added
+/// to pw and pb (null: not wanted), then dx row by row. Two vector sums per row sum, the tail as a
+/// vector of zeros past d: a row's sums are the same whether it goes alone or in a pair, and pw
+/// and pb are loaded and stored once for R rows.
+template <std::size_t R>
+void backward_rows(const float* s, const float* dy, std::size_t r, std::size_t d, const float* w, const float* mean,
+                   const float* rstd, float* pw, float* pb, float* dx) {
+  using vec::W;
+  Vec sum_g[R][2] = {}, sum_g_xhat[R][2] = {};
+  const auto columns = [&](std::size_t i, std::size_t lanes, std::size_t half) {
+    const Vec wi = vec::load(w + i, lanes, 0.f);
+    Vec dw_term = {}, db_term = {};
+    for (std::size_t j = 0; j < R; ++j) {
+      const Vec g = vec::load(dy + (r + j) * d + i, lanes, 0.f);
+      const Vec xhat = (vec::load(s + (r + j) * d + i, lanes, 0.f) - mean[r + j]) * rstd[r + j];
+      sum_g[j][half] += g * wi;
+      sum_g_xhat[j][half] += g * wi * xhat;
+      dw_term += g * xhat;
+      db_term += g;
+    }
+    if (pw) {
+      vec::store(pw + i, vec::load(pw + i, lanes, 0.f) + dw_term, lanes);
+      vec::store(pb + i, vec::load(pb + i, lanes, 0.f) + db_term, lanes);
+    }
+  };
+  std::size_t i = 0;
+  for (; i + 2 * W <= d; i += 2 * W) {
+    columns(i, W, 0);
+    columns(i + W, W, 1);
+  }
+  vec::over_lanes(d - i, [&](std::size_t k, std::size_t lanes) { columns(i + k, lanes, 0); });
+  if (!dx) return;
+  for (std::size_t j = 0; j < R; ++j) {
+    const float* sr = s + (r + j) * d;
+    const float* dyr = dy + (r + j) * d;
+    const float m = mean[r + j], rs = rstd[r + j];
+    const float mean_g = vec::lanes_sum(sum_g[j][0] + sum_g[j][1]) / static_cast<float>(d);
+    const float mean_g_xhat = vec::lanes_sum(sum_g_xhat[j][0] + sum_g_xhat[j][1]) / static_cast<float>(d);
+    float* dxr = dx + (r + j) * d;
+#pragma omp simd
+    for (std::size_t k = 0; k < d; ++k) {
+      const float xhat = (sr[k] - m) * rs;
+      dxr[k] = rs * (dyr[k] * w[k] - mean_g - xhat * mean_g_xhat);
+    }
+  }
+}
+
 }  // namespace
 
 void layer_norm_forward(const float* x, const float* residual, float* sum, std::size_t rows, std::size_t d,
@@ -114,41 +163,10 @@ void layer_norm_backward(const float* s, const float* dy, std::size_t rows, std:
     const auto nt = static_cast<std::size_t>(omp_get_num_threads());
     float* pw = sums ? partial.data() + t * 2 * d : nullptr;  // (D)
     float* pb = sums ? pw + d : nullptr;                      // (D)
-    for (std::size_t r = rows * t / nt; r < rows * (t + 1) / nt; ++r) {
-      const float* sr = s + r * d;
-      const float* dyr = dy + r * d;
-      const float m = mean[r], rs = rstd[r];
-      // One pass for both sums (sum of g = dy w, sum of g xhat) and the row's dweight and dbias
-      // terms (dy xhat, dy), each sum added in row_dot's order.
-      float sum_g, sum_g_xhat;
-      sum_pair(
-          d,
-          [&](std::size_t i) {
-            const Vec g = load(dyr + i);
-            if (pw) {
-              store(pw + i, load(pw + i) + g * ((load(sr + i) - m) * rs));
-              store(pb + i, load(pb + i) + g);
-            }
-            return g * load(w + i);
-          },
-          [&](std::size_t i) { return load(dyr + i) * load(w + i) * ((load(sr + i) - m) * rs); },
-          [&](std::size_t i) {
-            if (pw) {
-              pw[i] += dyr[i] * ((sr[i] - m) * rs);
-              pb[i] += dyr[i];
-            }
-            return dyr[i] * w[i];
-          },
-          [&](std::size_t i) { return dyr[i] * w[i] * ((sr[i] - m) * rs); }, sum_g, sum_g_xhat);
-      if (!dx) continue;
-      const float mean_g = sum_g / static_cast<float>(d);
-      const float mean_g_xhat = sum_g_xhat / static_cast<float>(d);
-      float* dxr = dx + r * d;
-#pragma omp simd
-      for (std::size_t j = 0; j < d; ++j) {
-        const float xhat = (sr[j] - m) * rs;
-        dxr[j] = rs * (dyr[j] * w[j] - mean_g - xhat * mean_g_xhat);
-      }
+    const std::size_t end = rows * (t + 1) / nt;
+    for (std::size_t r = rows * t / nt; r < end; r += 2) {
+      if (r + 1 < end) backward_rows<2>(s, dy, r, d, w, mean, rstd, pw, pb, dx);
+      else backward_rows<1>(s, dy, r, d, w, mean, rstd, pw, pb, dx);
     }
   }
   if (!sums) return;
