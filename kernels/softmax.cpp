@@ -20,13 +20,17 @@ constexpr std::size_t kMaxTile = 512;
 constexpr std::size_t kMinTile = 64;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
-/// Calls row(offset) for each contiguous row when the axis is the last one, else
-/// columns(offset, w) for each tile of w columns of each (n, inner) block.
-template <class Row, class Columns>
-void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
+/// Contiguous rows go to the threads in runs of about this many elements.
+constexpr std::size_t kRunElements = 16384;
+
+/// Calls rows(offset, count) for runs of count contiguous rows when the axis is the last one,
+/// else columns(offset, w) for each tile of w columns of each (n, inner) block.
+template <class Rows, class Columns>
+void for_each_slice(const AxisView& v, Rows&& rows, Columns&& columns) {
   if (v.outer == 0 || v.n == 0 || v.inner == 0) return;  // an empty tensor
   if (v.inner == 1) {
-    parallel_rows(v.outer, v.n, [&](std::size_t o) { row(o * v.n); });
+    const std::size_t run = std::max<std::size_t>(1, kRunElements / v.n), runs = (v.outer + run - 1) / run;
+    parallel_rows(runs, run * v.n, [&](std::size_t r) { rows(r * run * v.n, std::min(run, v.outer - r * run)); });
     return;
   }
   // Tiles of whole cache lines, wide enough for the prefetchers to stream each segment of a
@@ -46,18 +50,56 @@ void for_each_slice(const AxisView& v, Row&& row, Columns&& columns) {
 
 // --- forward -------------------------------------------------------------------------------------
 
-/// y = softmax(x) or log_softmax(x) of one row of n elements: m = max x, s = sum exp(x - m),
-/// then y = exp(x - m) / s or y = (x - m) - log s.
-void forward_row(const float* x, float* y, std::size_t n, bool log) {
-  const float m = row_max(x, n);
-  if (log) {
-    const float log_s = std::log(row_exp_sum(x, nullptr, n, m));
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) y[k] = (x[k] - m) - log_s;
-  } else {
-    const float inv_s = 1.f / row_exp_sum(x, y, n, m);
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) y[k] *= inv_s;
+/// y = softmax(x) or log_softmax(x) over `count` contiguous rows of n elements: for each row,
+/// m = max x, s = sum exp(x - m), then y = exp(x - m) / s or y = (x - m) - log s. The three passes
+/// are software-pipelined: one pass over the columns takes the exponentials (and their sum) of row
+/// r, the maximum of row r + 1 and the output of row r - 1, so that bringing row r + 1 in from
+/// memory and writing row r - 1 overlap the exponentials, which keep the core busy. Every row's
+/// numbers are those of its three passes one after the other: its maximum, its sum in
+/// row_exp_sum's order (two vector sums, the tail into the first).
+template <bool kLog>
+void forward_rows(const float* x, float* y, std::size_t count, std::size_t n) {
+  using vec::load;
+  using vec::store;
+  using vec::Vec;
+  using vec::W;
+  const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };  // a NaN never wins, as in row_max
+  float m = row_max(x, n);            // of row r
+  float m_done = 0.f, s_done = 0.f;  // row r - 1's m, and 1 / s (softmax) or log s (log-softmax)
+  for (std::size_t r = 0; r <= count; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    const bool exps = r < count, next = r + 1 < count, previous = r > 0;
+    Vec s0 = {}, s1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;
+    // Columns [i, i + lanes) of the three rows; `half` picks the vector sums, as row_exp_sum does.
+    const auto columns = [&](std::size_t i, std::size_t lanes, bool half) {
+      if (exps) {
+        const Vec e = vec::exp(load(xr + i, lanes, kMinusInf) - m);
+        if (!kLog) store(yr + i, e, lanes);
+        (half ? s1 : s0) += e;
+      }
+      if (next) {
+        Vec& mh = half ? m1 : m0;
+        mh = max(mh, load(xr + n + i, lanes, kMinusInf));
+      }
+      if (previous) {
+        float* out = yr - n + i;
+        if (kLog) store(out, (load(xr - n + i, lanes, 0.f) - m_done) - s_done, lanes);
+        else store(out, load(out, lanes, 0.f) * s_done, lanes);
+      }
+    };
+    std::size_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+      columns(i, W, false);
+      columns(i + W, W, true);
+    }
+    vec::over_lanes(n - i, [&](std::size_t k, std::size_t lanes) { columns(i + k, lanes, false); });
+    if (exps) {
+      const float sum = vec::lanes_sum(s0 + s1);
+      m_done = m;
+      s_done = kLog ? std::log(sum) : 1.f / sum;
+    }
+    if (next) m = vec::lanes_max(max(m0, m1));
   }
 }
 
@@ -96,7 +138,11 @@ void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride
 
 void forward(const float* x, float* y, const AxisView& v, bool log) {
   for_each_slice(
-      v, [&](std::size_t at) { forward_row(x + at, y + at, v.n, log); },
+      v,
+      [&](std::size_t at, std::size_t count) {
+        if (log) forward_rows<true>(x + at, y + at, count, v.n);
+        else forward_rows<false>(x + at, y + at, count, v.n);
+      },
       [&](std::size_t at, std::size_t w) { forward_columns(x + at, y + at, v.n, v.inner, w, log); });
 }
 
@@ -146,7 +192,10 @@ void backward_columns(const float* y, const float* dy, float* dx, std::size_t n,
 
 void backward(const float* y, const float* dy, float* dx, const AxisView& v, bool log) {
   for_each_slice(
-      v, [&](std::size_t at) { backward_row(y + at, dy + at, dx + at, v.n, log); },
+      v,
+      [&](std::size_t at, std::size_t count) {
+        for (std::size_t r = 0; r < count; ++r) backward_row(y + at + r * v.n, dy + at + r * v.n, dx + at + r * v.n, v.n, log);
+      },
       [&](std::size_t at, std::size_t w) { backward_columns(y + at, dy + at, dx + at, v.n, v.inner, w, log); });
 }
 
