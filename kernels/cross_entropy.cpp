@@ -1,6 +1,6 @@
 // Cross-entropy over rows of logits: each row's maximum, then its sum of exponentials (and, with
-// label smoothing, its plain sum); backward recomputes the probabilities from the logits in the
-// same pass that writes dx. Rows go to the threads when there are many logits.
+// label smoothing, its plain sum), the second pass over a row taking the next row's maximum;
+// backward recomputes the probabilities from the logits in the same pass that writes dx. Rows go to the threads when there are many logits.
 #include <xgrad/kernels/cross_entropy.hpp>
 
 #include <algorithm>
@@ -22,22 +22,61 @@ void scaled_exp(const float* x, float* out, std::size_t C, float shift, float sc
   });
 }
 
+/// The forward of rows [begin, end) whose target is not `ignore`: for each, m = max x, lse = m +
+/// log sum exp(x - m), with label smoothing the plain sum too, then the loss. Pipelined: the pass
+/// over a row's logits that takes their exponentials also takes the next row's maximum, bringing
+/// that row in from memory while the exponentials keep the core busy.
+void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::size_t end, std::size_t C,
+                 std::int64_t ignore, float eps, float* lse, float* loss) {
+  using vec::load;
+  using vec::Vec;
+  using vec::W;
+  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+  const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };  // a NaN never wins, as in row_max
+  const auto next_row = [&](std::size_t n) {  // the first row from n on that is not ignored
+    while (n < end && t[n] == ignore) ++n;
+    return n;
+  };
+  std::size_t n = next_row(begin);
+  if (n == end) return;
+  float m = row_max(x + n * C, C);
+  while (n < end) {
+    const std::size_t next = next_row(n + 1);
+    const float* row = x + n * C;              // (C)
+    const float* ahead = x + next * C;         // (C), read only when next < end
+    Vec e0 = {}, e1 = {}, sum0 = {}, sum1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;
+    const auto columns = [&](std::size_t c, std::size_t lanes, bool half) {
+      const Vec v = load(row + c, lanes, kMinusInf);
+      (half ? e1 : e0) += vec::exp(v - m);
+      if (eps > 0.f) (half ? sum1 : sum0) += load(row + c, lanes, 0.f);
+      if (next < end) {
+        Vec& mh = half ? m1 : m0;
+        mh = max(mh, load(ahead + c, lanes, kMinusInf));
+      }
+    };
+    std::size_t c = 0;
+    for (; c + 2 * W <= C; c += 2 * W) {
+      columns(c, W, false);
+      columns(c + W, W, true);
+    }
+    vec::over_lanes(C - c, [&](std::size_t k, std::size_t lanes) { columns(c + k, lanes, false); });
+    const float log_z = m + std::log(vec::lanes_sum(e0 + e1));
+    lse[n] = log_z;
+    float l = log_z - row[t[n]];
+    if (eps > 0.f) l = (1.f - eps) * l + eps * (log_z - vec::lanes_sum(sum0 + sum1) / static_cast<float>(C));
+    loss[n] = l;
+    if (next < end) m = vec::lanes_max(max(m0, m1));
+    n = next;
+  }
+}
+
 }  // namespace
 
 void cross_entropy_forward(const float* x, const std::int64_t* t, std::size_t N, std::size_t C,
                            std::int64_t ignore, float eps, float* lse, float* loss) {
-  const auto rows = static_cast<std::ptrdiff_t>(N);
-#pragma omp parallel for schedule(static) if (N * C > kParallelWork)
-  for (std::ptrdiff_t n = 0; n < rows; ++n) {
-    if (t[n] == ignore) continue;
-    const float* row = x + n * C;  // (C)
-    const float m = row_max(row, C);
-    const float log_z = m + std::log(row_exp_sum(row, nullptr, C, m));
-    lse[n] = log_z;
-    float l = log_z - row[t[n]];
-    if (eps > 0.f) l = (1.f - eps) * l + eps * (log_z - row_sum(row, C) / static_cast<float>(C));
-    loss[n] = l;
-  }
+  parallel_row_runs(N, C, [&](std::size_t first, std::size_t count) {
+    forward_run(x, t, first, first + count, C, ignore, eps, lse, loss);
+  });
 }
 
 void cross_entropy_backward(const float* x, const std::int64_t* t, const float* lse, const float* scale, std::size_t N,

@@ -35,4 +35,15 @@ void parallel_blocks(std::size_t n, Body&& body) {
   parallel_rows(blocks, kBlock, [&](std::size_t b) { body(b * kBlock, std::min(n, (b + 1) * kBlock)); });
 }
 
+/// Runs body(first, count) for runs of `count` contiguous rows of `length` elements, about
+/// kRunElements elements a run, over the OpenMP threads when there is enough work: for row kernels
+/// that carry something from one row to the next (a pipeline over the rows).
+constexpr std::size_t kRunElements = 16384;
+template <class Body>
+void parallel_row_runs(std::size_t rows, std::size_t length, Body&& body) {
+  const std::size_t run = std::max<std::size_t>(1, kRunElements / std::max<std::size_t>(length, 1));
+  parallel_rows((rows + run - 1) / run, run * length,
+                [&](std::size_t r) { body(r * run, std::min(run, rows - r * run)); });
+}
+
 }  // namespace xgrad::kernels

@@ -20,17 +20,13 @@ constexpr std::size_t kMaxTile = 512;
 constexpr std::size_t kMinTile = 64;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
-/// Contiguous rows go to the threads in runs of about this many elements.
-constexpr std::size_t kRunElements = 16384;
-
 /// Calls rows(offset, count) for runs of count contiguous rows when the axis is the last one,
 /// else columns(offset, w) for each tile of w columns of each (n, inner) block.
 template <class Rows, class Columns>
 void for_each_slice(const AxisView& v, Rows&& rows, Columns&& columns) {
   if (v.outer == 0 || v.n == 0 || v.inner == 0) return;  // an empty tensor
   if (v.inner == 1) {
-    const std::size_t run = std::max<std::size_t>(1, kRunElements / v.n), runs = (v.outer + run - 1) / run;
-    parallel_rows(runs, run * v.n, [&](std::size_t r) { rows(r * run * v.n, std::min(run, v.outer - r * run)); });
+    parallel_row_runs(v.outer, v.n, [&](std::size_t first, std::size_t count) { rows(first * v.n, count); });
     return;
   }
   // Tiles of whole cache lines, wide enough for the prefetchers to stream each segment of a

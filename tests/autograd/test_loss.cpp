@@ -162,6 +162,23 @@ TEST_CASE("cross_entropy over many rows (threaded) matches the reference") {
   check_against_reference(logits, t, make_options(Reduction::None, 0.f, 7));
 }
 
+TEST_CASE("cross_entropy of rows far apart in scale, some ignored: each row shifted by its own maximum") {
+  // Rows alternating around +400 and -400 (exp(800) overflows), 40 of them in runs of 16, the
+  // targets of rows 3, 4 and 16-19 ignored, so that a row's successor is sometimes further on.
+  Generator generator(13);
+  const std::size_t N = 40, C = 1000;
+  Array x = randn({N, C}, generator).value();
+  for (std::size_t n = 0; n < N; ++n) {
+    for (std::size_t c = 0; c < C; ++c) x(n, c) += n % 2 ? -400.f : 400.f;
+  }
+  Indices t = random_targets(N, C, generator);
+  for (std::size_t n : {3, 4, 16, 17, 18, 19}) t(n) = -100;
+  for (float smoothing : {0.f, 0.1f}) {
+    CAPTURE(smoothing);
+    check_against_reference(Tensor(x), t, make_options(Reduction::None, smoothing));
+  }
+}
+
 TEST_CASE("cross_entropy is numerically stable for large logits and handles -inf (masked) classes") {
   Tensor logits = from_vector({1e4f, 0.f, -1e4f, 50.f, 0.f, 0.f}, {2, 3});
   Indices t = {1, 0};
