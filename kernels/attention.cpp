@@ -140,7 +140,7 @@ void step_softmax(std::size_t T, std::size_t S, std::size_t Hp, float* Pt) {
     vec::Vec sums = {};
     for (std::size_t s = 0; s < S; ++s) {
       float* x = Pt + s * ld + j0;
-      const vec::Vec e = vec::exp(vec::load(x) - vec::load(max));
+      const vec::Vec e = vec::exp_nonpositive(vec::load(x) - vec::load(max));
       vec::store(x, e);
       sums += e;
     }

@@ -18,7 +18,7 @@ namespace {
 /// out_c = exp(x_c - shift) * scale - offset over one row of C logits.
 void scaled_exp(const float* x, float* out, std::size_t C, float shift, float scale, float offset) {
   vec::over_lanes(C, [&](std::size_t c, std::size_t lanes) {
-    vec::store(out + c, vec::exp(vec::load(x + c, lanes, 0.f) - shift) * scale - offset, lanes);
+    vec::store(out + c, vec::exp_nonpositive(vec::load(x + c, lanes, 0.f) - shift) * scale - offset, lanes);
   });
 }
 
@@ -47,7 +47,7 @@ void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::
     Vec e0 = {}, e1 = {}, sum0 = {}, sum1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;
     const auto columns = [&](std::size_t c, std::size_t lanes, bool half) {
       const Vec v = load(row + c, lanes, kMinusInf);
-      (half ? e1 : e0) += vec::exp(v - m);
+      (half ? e1 : e0) += vec::exp_nonpositive(v - m);
       if (eps > 0.f) (half ? sum1 : sum0) += load(row + c, lanes, 0.f);
       if (next < end) {
         Vec& mh = half ? m1 : m0;

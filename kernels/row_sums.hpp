@@ -94,8 +94,9 @@ inline float row_dot_centered(const float* a, const float* b, const float* c, st
       [&](std::size_t i) { return a[i] * b[i] * ((c[i] - m) * r); });
 }
 
-/// sum_i exp(x_i - shift), writing y_i = exp(x_i - shift) too when y is not null: two vector sums
-/// (the exponentials, not the adds, set the pace), then the tail as one more vector whose missing
+/// sum_i exp(x_i - shift), writing y_i = exp(x_i - shift) too when y is not null, for a shift at
+/// least the row's maximum (x_i - shift <= 0: vec::exp_nonpositive): two vector sums (the
+/// exponentials, not the adds, set the pace), then the tail as one more vector whose missing
 /// lanes are exp(-inf) = 0.
 inline float row_exp_sum(const float* x, float* y, std::size_t n, float shift) {
   using namespace row_sums_detail;
@@ -103,7 +104,7 @@ inline float row_exp_sum(const float* x, float* y, std::size_t n, float shift) {
   Vec a0 = {}, a1 = {};
   std::size_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
-    const Vec e0 = vec::exp(load(x + i) - shift), e1 = vec::exp(load(x + i + W) - shift);
+    const Vec e0 = vec::exp_nonpositive(load(x + i) - shift), e1 = vec::exp_nonpositive(load(x + i + W) - shift);
     if (y != nullptr) {
       vec::store(y + i, e0);
       vec::store(y + i + W, e1);
@@ -112,7 +113,7 @@ inline float row_exp_sum(const float* x, float* y, std::size_t n, float shift) {
     a1 += e1;
   }
   vec::over_lanes(n - i, [&](std::size_t j, std::size_t lanes) {
-    const Vec e = vec::exp(vec::load(x + i + j, lanes, kMinusInf) - shift);
+    const Vec e = vec::exp_nonpositive(vec::load(x + i + j, lanes, kMinusInf) - shift);
     if (y != nullptr) vec::store(y + i + j, e, lanes);
     a0 += e;
   });

@@ -70,7 +70,7 @@ void forward_rows(const float* x, float* y, std::size_t count, std::size_t n) {
     // Columns [i, i + lanes) of the three rows; `half` picks the vector sums, as row_exp_sum does.
     const auto columns = [&](std::size_t i, std::size_t lanes, bool half) {
       if (exps) {
-        const Vec e = vec::exp(load(xr + i, lanes, kMinusInf) - m);
+        const Vec e = vec::exp_nonpositive(load(xr + i, lanes, kMinusInf) - m);
         if (!kLog) store(yr + i, e, lanes);
         (half ? s1 : s0) += e;
       }
@@ -113,7 +113,7 @@ void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride
   for (std::size_t k = 0; k < n; ++k) {
     const float* xk = x + k * stride;
     vec::over_lanes(w, [&](std::size_t i, std::size_t lanes) {
-      vec::store(s + i, vec::load(s + i, lanes, 0.f) + vec::exp(vec::load(xk + i, lanes, 0.f) - vec::load(m + i, lanes, 0.f)), lanes);
+      vec::store(s + i, vec::load(s + i, lanes, 0.f) + vec::exp_nonpositive(vec::load(xk + i, lanes, 0.f) - vec::load(m + i, lanes, 0.f)), lanes);
     });
   }
   for (std::size_t i = 0; i < w; ++i) s[i] = log ? std::log(s[i]) : 1.f / s[i];
@@ -125,7 +125,7 @@ void forward_columns(const float* x, float* y, std::size_t n, std::size_t stride
       for (std::size_t i = 0; i < w; ++i) yk[i] = (xk[i] - m[i]) - s[i];
     } else {
       vec::over_lanes(w, [&](std::size_t i, std::size_t lanes) {
-        const vec::Vec e = vec::exp(vec::load(xk + i, lanes, 0.f) - vec::load(m + i, lanes, 0.f));
+        const vec::Vec e = vec::exp_nonpositive(vec::load(xk + i, lanes, 0.f) - vec::load(m + i, lanes, 0.f));
         vec::store(yk + i, e * vec::load(s + i, lanes, 0.f), lanes);
       });
     }
@@ -150,7 +150,7 @@ void backward_row(const float* y, const float* dy, float* dx, std::size_t n, boo
   if (log) {
     const float s = row_sum(dy, n);
     vec::over_lanes(n, [&](std::size_t k, std::size_t lanes) {
-      vec::store(dx + k, vec::load(dy + k, lanes, 0.f) - vec::exp(vec::load(y + k, lanes, 0.f)) * s, lanes);
+      vec::store(dx + k, vec::load(dy + k, lanes, 0.f) - vec::exp_nonpositive(vec::load(y + k, lanes, 0.f)) * s, lanes);
     });
   } else {
     const float s = row_dot(dy, y, n);
@@ -176,7 +176,7 @@ void backward_columns(const float* y, const float* dy, float* dx, std::size_t n,
     float* dxk = dx + k * stride;
     if (log) {
       vec::over_lanes(w, [&](std::size_t i, std::size_t lanes) {
-        const vec::Vec e = vec::exp(vec::load(yk + i, lanes, 0.f));
+        const vec::Vec e = vec::exp_nonpositive(vec::load(yk + i, lanes, 0.f));
         vec::store(dxk + i, vec::load(dyk + i, lanes, 0.f) - e * vec::load(s + i, lanes, 0.f), lanes);
       });
     } else {

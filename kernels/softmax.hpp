@@ -57,7 +57,7 @@ inline void softmax_row_from_stats(float* row, std::size_t n, SoftmaxRowStats st
     return;
   }
   vec::over_lanes(n, [&](std::size_t j, std::size_t lanes) {
-    vec::store(row + j, vec::exp(vec::load(row + j, lanes, 0.f) - stats.max) * stats.inv_sum, lanes);
+    vec::store(row + j, vec::exp_nonpositive(vec::load(row + j, lanes, 0.f) - stats.max) * stats.inv_sum, lanes);
   });
 }
 

@@ -1,5 +1,6 @@
 // vec::exp against exp in double (at most 2 ulp over the whole float range where exp(x) is a
-// normal float, the special values exact), and the loads and stores of part of a vector.
+// normal float, the special values exact), vec::exp_nonpositive against vec::exp, and the loads
+// and stores of part of a vector.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -67,6 +68,17 @@ TEST_CASE("vec::exp: lanes are independent (each lane its own x)") {
     CHECK(e[i] == vec_exp(x[i]));
   }
   CHECK(e[1] == 0.f);
+}
+
+TEST_CASE("vec::exp_nonpositive: exp's numbers below 88, -inf and NaN included") {
+  std::vector<float> xs = {-std::numeric_limits<float>::infinity(), -1e30f, -88.f, -87.f, -1.f, -0.f, 0.f, 1.f, 87.f};
+  for (float x = -100.f; x < 88.f; x += 0.0137f) xs.push_back(x);
+  for (const float x : xs) {
+    CAPTURE(x);
+    const float a = vec::exp_nonpositive(vec::Vec{} + x)[0], b = vec_exp(x);
+    CHECK(a == b);
+  }
+  CHECK(std::isnan(vec::exp_nonpositive(vec::Vec{} + std::nanf(""))[0]));
 }
 
 TEST_CASE("load and store of n lanes: the other lanes are the fill, nothing past n is touched") {
