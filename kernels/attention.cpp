@@ -125,32 +125,29 @@ void step_scores(std::size_t T, const float* Q, std::size_t q_ld, KeyRow key_row
 /// down the keys, as masked_softmax_row does a row (a masked key exactly 0, a query whose keys are
 /// all masked all zeros).
 void step_softmax(std::size_t T, std::size_t S, std::size_t Hp, float* Pt) {
+  using vec::load;
+  using vec::store;
+  using vec::Vec;
   using vec::W;
   const std::size_t ld = T * Hp;  // from one key to the next
   for (std::size_t j0 = 0; j0 < T * Hp; j0 += W) {
-    float max[W], sum[W], inv[W];
-    std::fill(max, max + W, kMinusInf);
+    Vec max = Vec{} + kMinusInf;
     for (std::size_t s = 0; s < S; ++s) {
-      const float* x = Pt + s * ld + j0;
-#pragma omp simd
-      for (std::size_t l = 0; l < W; ++l) max[l] = x[l] > max[l] ? x[l] : max[l];  // a NaN never wins
+      const Vec x = load(Pt + s * ld + j0);
+      max = x > max ? x : max;  // a NaN never wins
     }
-#pragma omp simd
-    for (std::size_t l = 0; l < W; ++l) max[l] = max[l] == kMinusInf ? 0.f : max[l];  // all masked: exp(-inf) = 0
-    vec::Vec sums = {};
+    max = max == kMinusInf ? 0.f : max;  // all masked: exp(-inf) = 0
+    Vec sum = {};
     for (std::size_t s = 0; s < S; ++s) {
       float* x = Pt + s * ld + j0;
-      const vec::Vec e = vec::exp_nonpositive(vec::load(x) - vec::load(max));
-      vec::store(x, e);
-      sums += e;
+      const Vec e = vec::exp_nonpositive(load(x) - max);
+      store(x, e);
+      sum += e;
     }
-    vec::store(sum, sums);
-#pragma omp simd
-    for (std::size_t l = 0; l < W; ++l) inv[l] = sum[l] == 0.f ? 0.f : 1.f / sum[l];  // 0: every key masked
+    const Vec inv = sum == 0.f ? 0.f : 1.f / sum;  // 0: every key masked
     for (std::size_t s = 0; s < S; ++s) {
       float* x = Pt + s * ld + j0;
-#pragma omp simd
-      for (std::size_t l = 0; l < W; ++l) x[l] *= inv[l];
+      store(x, load(x) * inv);
     }
   }
 }

@@ -85,15 +85,16 @@ inline Vec exp(Vec x) {
   const __mmask16 kept = _mm512_cmp_ps_mask(__m512(x), _mm512_set1_ps(kLow), _CMP_NLT_UQ);  // x >= kLow, or NaN
   return Vec(_mm512_maskz_scalef_ps(kept, __m512(polynomial(Vec(r))), k));
 #else
-  typedef int Int __attribute__((vector_size(W * sizeof(int))));
+  typedef unsigned UInt __attribute__((vector_size(W * sizeof(unsigned))));  // unsigned: shifts wrap, as wanted
   constexpr float kRound = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer
   Vec xc = x;
   if constexpr (kLarge) xc = x > kHigh ? kHigh : x;  // NaN stays
   const Vec t = xc * kLog2e + kRound;                // the integer k sits in t's low mantissa bits
   const Vec k = t - kRound;
   const Vec r = (xc - k * kLn2Hi) - k * kLn2Lo;
-  const Int k_int = Int(t) - __builtin_bit_cast(int, kRound);  // a cast between vector types keeps the bits
-  Vec y = polynomial(r) * Vec((k_int + 127) << 23);
+  const UInt k_int = UInt(t) - __builtin_bit_cast(unsigned, kRound);  // a cast between vector types keeps the bits
+  // 2^k from its exponent bits; outside [kLow, kHigh] garbage, replaced below.
+  Vec y = polynomial(r) * Vec((k_int + 127u) << 23);
   if constexpr (kLarge) y = x > kHigh ? std::numeric_limits<float>::infinity() : y;
   return x < kLow ? 0.f : y;  // -inf too; a NaN x has made y NaN
 #endif
