@@ -1,6 +1,7 @@
 // Cross-entropy over rows of logits: each row's maximum, then its sum of exponentials (and, with
 // label smoothing, its plain sum), the second pass over a row taking the next row's maximum;
-// backward recomputes the probabilities from the logits in the same pass that writes dx. Rows go to the threads when there are many logits.
+// backward recomputes the probabilities from the logits in the same pass that writes dx. Rows go
+// to the threads when there are many logits.
 #include <xgrad/kernels/cross_entropy.hpp>
 
 #include <algorithm>
