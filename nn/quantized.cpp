@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <xgrad/autograd/ops/elementwise.hpp>
+#include <xgrad/autograd/tape.hpp>
 #include <xgrad/core/error.hpp>
 
 namespace xgrad::nn {
@@ -263,7 +264,9 @@ Tensor quantized_linear(const Tensor& x, const kernels::QuantizedWeight& weight,
   kernels::quantized_linear(x.value().data(), rows, weight, first, count,
                             bias.defined() ? bias.value().data() + first : nullptr, y.data(),
                             activation == Activation::relu);
-  Tensor out(std::move(y));
+  // Recorded without inputs, so without a gradient: the profiler and anomaly mode see it as an op.
+  Tensor out = record(activation == Activation::relu ? "quantized_linear_relu" : "quantized_linear", std::move(y), {},
+                      nullptr);
   if (activation == Activation::gelu) return gelu(out);
   return out;
 }

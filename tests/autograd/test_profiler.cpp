@@ -51,3 +51,21 @@ TEST_CASE("ops are counted forward and backward, marks as pseudo-ops, by name") 
   Profiler later;  // the first one is gone: a new one may start, and starts empty
   CHECK(later.rows().empty());
 }
+
+TEST_CASE("int8 layers are counted too: a quantized Linear's product is an op of its own") {
+  Generator generator(5);
+  nn::Linear layer(64, 32, true, generator);
+  layer.quantize_int8();
+  const Tensor x = randn({8, 64}, generator);
+  NoGradGuard no_grad;
+  Profiler profiler;
+  for (int i = 0; i < 2; ++i) {
+    Tensor y = layer.forward(x);
+    Tensor z = layer.forward(x, nn::functional::Activation::relu);
+  }
+  const auto rows = profiler.rows();
+  REQUIRE(find(rows, "quantized_linear") != nullptr);
+  CHECK(find(rows, "quantized_linear")->forward_calls == 2);
+  REQUIRE(find(rows, "quantized_linear_relu") != nullptr);
+  CHECK(find(rows, "quantized_linear_relu")->forward_calls == 2);
+}
