@@ -132,10 +132,7 @@ void step_softmax(std::size_t T, std::size_t S, std::size_t Hp, float* Pt) {
   const std::size_t ld = T * Hp;  // from one key to the next
   for (std::size_t j0 = 0; j0 < T * Hp; j0 += W) {
     Vec max = Vec{} + kMinusInf;
-    for (std::size_t s = 0; s < S; ++s) {
-      const Vec x = load(Pt + s * ld + j0);
-      max = x > max ? x : max;  // a NaN never wins
-    }
+    for (std::size_t s = 0; s < S; ++s) max = vec::max(max, load(Pt + s * ld + j0));
     max = max == kMinusInf ? 0.f : max;  // all masked: exp(-inf) = 0
     Vec sum = {};
     for (std::size_t s = 0; s < S; ++s) {

@@ -31,9 +31,7 @@ void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::
                  std::int64_t ignore, float eps, float* lse, float* loss) {
   using vec::load;
   using vec::Vec;
-  using vec::W;
   constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
-  const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };  // a NaN never wins, as in row_max
   const auto next_row = [&](std::size_t n) {  // the first row from n on that is not ignored
     while (n < end && t[n] == ignore) ++n;
     return n;
@@ -45,28 +43,21 @@ void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::
     const std::size_t next = next_row(n + 1);
     const float* row = x + n * C;              // (C)
     const float* ahead = x + next * C;         // (C), read only when next < end
-    Vec e0 = {}, e1 = {}, sum0 = {}, sum1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;
-    const auto columns = [&](std::size_t c, std::size_t lanes, bool half) {
-      const Vec v = load(row + c, lanes, kMinusInf);
-      (half ? e1 : e0) += vec::exp_nonpositive(v - m);
+    Vec e0 = {}, e1 = {}, sum0 = {}, sum1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;  // the two halves
+    vec::over_lane_pairs(C, [&](std::size_t c, std::size_t lanes, auto half) {
+      (half ? e1 : e0) += vec::exp_nonpositive(load(row + c, lanes, kMinusInf) - m);
       if (eps > 0.f) (half ? sum1 : sum0) += load(row + c, lanes, 0.f);
       if (next < end) {
         Vec& mh = half ? m1 : m0;
-        mh = max(mh, load(ahead + c, lanes, kMinusInf));
+        mh = vec::max(mh, load(ahead + c, lanes, kMinusInf));
       }
-    };
-    std::size_t c = 0;
-    for (; c + 2 * W <= C; c += 2 * W) {
-      columns(c, W, false);
-      columns(c + W, W, true);
-    }
-    vec::over_lanes(C - c, [&](std::size_t k, std::size_t lanes) { columns(c + k, lanes, false); });
+    });
     const float log_z = m + std::log(vec::lanes_sum(e0 + e1));
     lse[n] = log_z;
     float l = log_z - row[t[n]];
     if (eps > 0.f) l = (1.f - eps) * l + eps * (log_z - vec::lanes_sum(sum0 + sum1) / static_cast<float>(C));
     loss[n] = l;
-    if (next < end) m = vec::lanes_max(max(m0, m1));
+    if (next < end) m = vec::lanes_max(vec::max(m0, m1));
     n = next;
   }
 }

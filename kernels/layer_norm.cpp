@@ -76,9 +76,8 @@ inline void add_row(const float* x, const float* residual, std::size_t d, float*
 template <std::size_t R>
 void backward_rows(const float* s, const float* dy, std::size_t r, std::size_t d, const float* w, const float* mean,
                    const float* rstd, float* pw, float* pb, float* dx) {
-  using vec::W;
   Vec sum_g[R][2] = {}, sum_g_xhat[R][2] = {};
-  const auto columns = [&](std::size_t i, std::size_t lanes, std::size_t half) {
+  vec::over_lane_pairs(d, [&](std::size_t i, std::size_t lanes, auto half) {
     const Vec wi = vec::load(w + i, lanes, 0.f);
     Vec dw_term = {}, db_term = {};
     for (std::size_t j = 0; j < R; ++j) {
@@ -93,13 +92,7 @@ void backward_rows(const float* s, const float* dy, std::size_t r, std::size_t d
       vec::store(pw + i, vec::load(pw + i, lanes, 0.f) + dw_term, lanes);
       vec::store(pb + i, vec::load(pb + i, lanes, 0.f) + db_term, lanes);
     }
-  };
-  std::size_t i = 0;
-  for (; i + 2 * W <= d; i += 2 * W) {
-    columns(i, W, 0);
-    columns(i + W, W, 1);
-  }
-  vec::over_lanes(d - i, [&](std::size_t k, std::size_t lanes) { columns(i + k, lanes, 0); });
+  });
   if (!dx) return;
   for (std::size_t j = 0; j < R; ++j) {
     const float* sr = s + (r + j) * d;

@@ -96,26 +96,16 @@ inline float row_dot_centered(const float* a, const float* b, const float* c, st
 
 /// sum_i exp(x_i - shift), writing y_i = exp(x_i - shift) too when y is not null, for a shift at
 /// least the row's maximum (x_i - shift <= 0: vec::exp_nonpositive): two vector sums (the
-/// exponentials, not the adds, set the pace), then the tail as one more vector whose missing
-/// lanes are exp(-inf) = 0.
+/// exponentials, not the adds, set the pace), the tail a vector whose missing lanes are
+/// exp(-inf) = 0.
 inline float row_exp_sum(const float* x, float* y, std::size_t n, float shift) {
   using namespace row_sums_detail;
   constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
   Vec a0 = {}, a1 = {};
-  std::size_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    const Vec e0 = vec::exp_nonpositive(load(x + i) - shift), e1 = vec::exp_nonpositive(load(x + i + W) - shift);
-    if (y != nullptr) {
-      vec::store(y + i, e0);
-      vec::store(y + i + W, e1);
-    }
-    a0 += e0;
-    a1 += e1;
-  }
-  vec::over_lanes(n - i, [&](std::size_t j, std::size_t lanes) {
-    const Vec e = vec::exp_nonpositive(vec::load(x + i + j, lanes, kMinusInf) - shift);
-    if (y != nullptr) vec::store(y + i + j, e, lanes);
-    a0 += e;
+  vec::over_lane_pairs(n, [&](std::size_t i, std::size_t lanes, auto half) {
+    const Vec e = vec::exp_nonpositive(vec::load(x + i, lanes, kMinusInf) - shift);
+    if (y != nullptr) vec::store(y + i, e, lanes);
+    (half ? a1 : a0) += e;
   });
   return lanes_sum(a0 + a1);
 }
@@ -127,19 +117,18 @@ inline float row_exp_sum(const float* x, float* y, std::size_t n, float shift) {
 inline float row_max(const float* x, std::size_t n) {
   using namespace row_sums_detail;
   constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
-  const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };  // the new value wins only if greater
   float m = kMinusInf;
   std::size_t k = 0;
   if (n >= W) {
     Vec m0 = Vec{} + kMinusInf, m1 = m0, m2 = m0, m3 = m0;
     for (; k + 4 * W <= n; k += 4 * W) {
-      m0 = max(m0, load(x + k));
-      m1 = max(m1, load(x + k + W));
-      m2 = max(m2, load(x + k + 2 * W));
-      m3 = max(m3, load(x + k + 3 * W));
+      m0 = vec::max(m0, load(x + k));
+      m1 = vec::max(m1, load(x + k + W));
+      m2 = vec::max(m2, load(x + k + 2 * W));
+      m3 = vec::max(m3, load(x + k + 3 * W));
     }
-    for (; k + W <= n; k += W) m0 = max(m0, load(x + k));  // rows shorter than 4 vectors too
-    m = vec::lanes_max(max(max(m0, m1), max(m2, m3)));
+    for (; k + W <= n; k += W) m0 = vec::max(m0, load(x + k));  // rows shorter than 4 vectors too
+    m = vec::lanes_max(vec::max(vec::max(m0, m1), vec::max(m2, m3)));
   }
   for (; k < n; ++k) m = x[k] > m ? x[k] : m;
   return m;

@@ -58,17 +58,15 @@ void forward_rows(const float* x, float* y, std::size_t count, std::size_t n) {
   using vec::load;
   using vec::store;
   using vec::Vec;
-  using vec::W;
-  const auto max = [](Vec acc, Vec v) { return v > acc ? v : acc; };  // a NaN never wins, as in row_max
   float m = row_max(x, n);            // of row r
   float m_done = 0.f, s_done = 0.f;  // row r - 1's m, and 1 / s (softmax) or log s (log-softmax)
   for (std::size_t r = 0; r <= count; ++r) {
     const float* xr = x + r * n;
     float* yr = y + r * n;
     const bool exps = r < count, next = r + 1 < count, previous = r > 0;
-    Vec s0 = {}, s1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;
-    // Columns [i, i + lanes) of the three rows; `half` picks the vector sums, as row_exp_sum does.
-    const auto columns = [&](std::size_t i, std::size_t lanes, bool half) {
+    Vec s0 = {}, s1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;  // the two halves' sums and maxima
+    // Columns [i, i + lanes) of the three rows, as row_exp_sum takes them.
+    vec::over_lane_pairs(n, [&](std::size_t i, std::size_t lanes, auto half) {
       if (exps) {
         const Vec e = vec::exp_nonpositive(load(xr + i, lanes, kMinusInf) - m);
         if (!kLog) store(yr + i, e, lanes);
@@ -76,26 +74,20 @@ void forward_rows(const float* x, float* y, std::size_t count, std::size_t n) {
       }
       if (next) {
         Vec& mh = half ? m1 : m0;
-        mh = max(mh, load(xr + n + i, lanes, kMinusInf));
+        mh = vec::max(mh, load(xr + n + i, lanes, kMinusInf));
       }
       if (previous) {
         float* out = yr - n + i;
         if (kLog) store(out, (load(xr - n + i, lanes, 0.f) - m_done) - s_done, lanes);
         else store(out, load(out, lanes, 0.f) * s_done, lanes);
       }
-    };
-    std::size_t i = 0;
-    for (; i + 2 * W <= n; i += 2 * W) {
-      columns(i, W, false);
-      columns(i + W, W, true);
-    }
-    vec::over_lanes(n - i, [&](std::size_t k, std::size_t lanes) { columns(i + k, lanes, false); });
+    });
     if (exps) {
       const float sum = vec::lanes_sum(s0 + s1);
       m_done = m;
       s_done = kLog ? std::log(sum) : 1.f / sum;
     }
-    if (next) m = vec::lanes_max(max(m0, m1));
+    if (next) m = vec::lanes_max(vec::max(m0, m1));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -61,6 +62,28 @@ inline void over_lanes(std::size_t size, F f) {
   for (; i + W <= size; i += W) f(i, W);
   if (i < size) f(i, size - i);
 }
+
+/// over_lanes with two sets of sums: f(i, n, half) for whole vectors in pairs, the first of a
+/// pair with half 0 and the second with half 1, then the rest as over_lanes does, with half 0. A
+/// kernel whose sums wait on their adds keeps one set per half, (half ? s1 : s0) += ...: the
+/// second set's adds fill the first's waits. half is a compile-time constant (f takes `auto
+/// half`). Two variables, not an array indexed by half: GCC keeps an array of vectors in memory.
+/// The order of the sums is fixed by the row's length alone.
+template <class F>
+inline void over_lane_pairs(std::size_t size, F f) {
+  constexpr std::integral_constant<std::size_t, 0> first;
+  constexpr std::integral_constant<std::size_t, 1> second;
+  std::size_t i = 0;
+  for (; i + 2 * W <= size; i += 2 * W) {
+    f(i, W, first);
+    f(i + W, W, second);
+  }
+  over_lanes(size - i, [&](std::size_t k, std::size_t lanes) { f(i + k, lanes, first); });
+}
+
+/// The larger of acc and v in each lane, where v is NaN acc: a NaN never wins (callers that care
+/// count NaNs apart), so a running maximum starts at -inf and stays a number.
+inline Vec max(Vec acc, Vec v) { return v > acc ? v : acc; }
 
 namespace detail {
 /// exp of each lane (vec::exp), with kLarge the handling of x above 88 (+inf, and huge x).

@@ -109,3 +109,36 @@ TEST_CASE("over_lanes: every element once, whole vectors then one tail") {
     CHECK(calls == (size + vec::W - 1) / vec::W);
   }
 }
+
+TEST_CASE("over_lane_pairs: every element once, whole vectors in pairs (halves 0 and 1), then the tail in half 0") {
+  for (std::size_t size : {0u, 1u, 15u, 16u, 17u, 31u, 32u, 33u, 48u, 49u, 100u}) {
+    CAPTURE(size);
+    std::vector<int> seen(size, 0);
+    std::vector<std::size_t> halves(size, 9);
+    vec::over_lane_pairs(size, [&](std::size_t i, std::size_t n, auto half) {
+      REQUIRE(n >= 1);
+      REQUIRE(n <= vec::W);
+      REQUIRE(i + n <= size);
+      for (std::size_t j = 0; j < n; ++j) ++seen[i + j], halves[i + j] = half;
+    });
+    const std::size_t paired = size / (2 * vec::W) * 2 * vec::W;
+    for (std::size_t i = 0; i < size; ++i) {
+      CAPTURE(i);
+      CHECK(seen[i] == 1);
+      CHECK(halves[i] == (i < paired ? i / vec::W % 2 : 0u));  // the sums a lane goes into fix their order
+    }
+  }
+}
+
+TEST_CASE("vec::max: the larger lane, a NaN never wins, -inf loses to any number") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  vec::Vec acc = {}, v = {};
+  for (std::size_t i = 0; i < vec::W; ++i) acc[i] = -inf, v[i] = static_cast<float>(i) - 2.f;
+  v[0] = nan;
+  const vec::Vec m = vec::max(acc, v);
+  CHECK(m[0] == -inf);  // NaN against the running maximum: the maximum stays
+  for (std::size_t i = 1; i < vec::W; ++i) CHECK(m[i] == static_cast<float>(i) - 2.f);
+  const vec::Vec back = vec::max(v, acc);  // -inf never wins; a NaN already held is kept
+  CHECK(std::isnan(back[0]));
+  for (std::size_t i = 1; i < vec::W; ++i) CHECK(back[i] == static_cast<float>(i) - 2.f);
+}
