@@ -85,6 +85,14 @@ TEST_CASE("a Philox stream: draw i from word (i / 8) % 4 of block 8 (i / 32) + i
       for (std::size_t i = 0; i < n; ++i) same = same && out[i] == stream.bits(first + i);
     }
   }
+  // Around block 2^32, where the block index's low word wraps: within a group of 8 blocks (8 | b)
+  // it cannot, but 16 blocks drawn side by side span two groups.
+  for (std::uint64_t group : {(std::uint64_t{1} << 29) - 1, (std::uint64_t{1} << 29) - 2}) {
+    const std::uint64_t first = group * PhiloxStream::kGroup;
+    std::vector<std::uint32_t> out(8 * PhiloxStream::kGroup);
+    kernels::philox_bits(stream, first, out.data(), out.size());
+    for (std::size_t i = 0; i < out.size(); ++i) same = same && out[i] == stream.bits(first + i);
+  }
   CHECK(same);
   // 2^20 draws: mean (2^24 - 1) / 2 and each of 16 bins 1/16 of them, within 5 standard deviations.
   const std::size_t n = std::size_t{1} << 20;
