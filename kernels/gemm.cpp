@@ -13,6 +13,7 @@
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/precision.hpp>
 #include <xgrad/kernels/column_split.hpp>
+#include <xgrad/kernels/parallel.hpp>
 
 namespace xgrad::kernels {
 
@@ -23,11 +24,22 @@ namespace {
 /// a column fall into few L1 cache sets and the packing thrashes. Measured on AVX2
 /// (docs/PERFORMANCE.md): dW = dy^T x of a 1024-wide layer, A's stride 4 KB, at half speed (35
 /// against 68 GFLOP/s on one core); dx = dy W with W's rows 1 KB apart 10-15% slower (66 against
-/// 76). Such an operand is first copied, row by row, with its stride padded by one cache line;
-/// the copy reads and writes each element once, a few percent of the product.
+/// 76). oneDNN's AVX-512 kernels thrash at 4 KB strides only (Zen 5: the same dW 171-181 against
+/// 215-217 padded; B 4 KB apart 331 against 420 on two cores; at 1 KB no gain, so the copy was a
+/// loss, up to a third of a 256 x 256 x 1024 dW on two cores). Such an operand is first copied,
+/// row by row, with its stride padded by one cache line; the copy reads and writes each element
+/// once, on all the threads.
 constexpr std::size_t kAliasingStrideA = 1024;  // floats: 4 KB, for A transposed
-constexpr std::size_t kAliasingStrideB = 256;   // floats: 1 KB, for B
 constexpr std::size_t kPadding = 16;            // floats: one 64-byte cache line
+
+/// B's stride that thrashes, in floats: 1 KB with oneDNN's AVX2 kernels, 4 KB with its AVX-512 ones.
+std::size_t aliasing_stride_b() {
+  static const std::size_t stride = [] {
+    const auto avx512 = static_cast<unsigned>(dnnl_cpu_isa_avx512_core);
+    return (static_cast<unsigned>(dnnl_get_effective_cpu_isa()) & avx512) == avx512 ? 1024u : 256u;
+  }();
+  return stride;
+}
 
 bool aliases(bool rows_along_k, std::size_t ld, std::size_t K, std::size_t stride) {
   return rows_along_k && K >= 64 && ld % stride == 0;
@@ -39,8 +51,10 @@ const float* padded_copy(const float* X, std::size_t rows, std::size_t cols, std
                          std::vector<float>& buffer) {
   padded_ld = cols + kPadding;
   if (buffer.size() < rows * padded_ld) buffer.resize(rows * padded_ld);
-  for (std::size_t r = 0; r < rows; ++r) std::memcpy(buffer.data() + r * padded_ld, X + r * ld, cols * sizeof(float));
-  return buffer.data();
+  float* to = buffer.data();
+  const std::size_t stride = padded_ld;
+  parallel_rows(rows, cols, [&](std::size_t r) { std::memcpy(to + r * stride, X + r * ld, cols * sizeof(float)); });
+  return to;
 }
 
 }  // namespace
@@ -64,7 +78,7 @@ void gemm_fp32(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::si
   }
   thread_local std::vector<float> a_buffer, b_buffer;
   if (aliases(trans_a, lda, K, kAliasingStrideA)) A = padded_copy(A, K, M, lda, lda, a_buffer);
-  if (aliases(!trans_b, ldb, K, kAliasingStrideB)) B = padded_copy(B, K, N, ldb, ldb, b_buffer);
+  if (aliases(!trans_b, ldb, K, aliasing_stride_b())) B = padded_copy(B, K, N, ldb, ldb, b_buffer);
   const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
   const auto sgemm = [&](std::size_t n0, std::size_t n) {  // C's columns [n0, n0 + n)
     const float* b = B + (trans_b ? n0 * ldb : n0);           // op(B)'s columns: rows of B^T, columns of B
