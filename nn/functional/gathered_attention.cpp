@@ -68,7 +68,8 @@ Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int
   const float scale = 1.f / std::sqrt(static_cast<float>(dk));
   Array out = Array::from_shape({batch, 1, v_width});  // (B, 1, H*dv)
   out.fill(0.f);
-  if (T == 0) return Tensor(std::move(out));  // no keys: every row attends to nothing
+  // Recorded without inputs, so without a gradient: the profiler and anomaly mode see it as an op.
+  if (T == 0) return record("gathered_attention", std::move(out), {}, nullptr);  // no keys: every row attends to nothing
   const float* qd = q.value().data();
   const std::uint32_t* index = kv.index->data();
   const std::size_t groups = batch / kv.group;
@@ -93,7 +94,7 @@ Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int
       }
     }
   }
-  return Tensor(std::move(out));
+  return record("gathered_attention", std::move(out), {}, nullptr);
 }
 
 }  // namespace xgrad::nn::functional

@@ -52,7 +52,7 @@ TEST_CASE("ops are counted forward and backward, marks as pseudo-ops, by name") 
   CHECK(later.rows().empty());
 }
 
-TEST_CASE("int8 layers are counted too: a quantized Linear's product is an op of its own") {
+TEST_CASE("decoding's ops without gradients are counted too: int8 products, gathered attention") {
   Generator generator(5);
   nn::Linear layer(64, 32, true, generator);
   layer.quantize_int8();
@@ -68,4 +68,11 @@ TEST_CASE("int8 layers are counted too: a quantized Linear's product is an op of
   CHECK(find(rows, "quantized_linear")->forward_calls == 2);
   REQUIRE(find(rows, "quantized_linear_relu") != nullptr);
   CHECK(find(rows, "quantized_linear_relu")->forward_calls == 2);
+
+  nn::KVCache cache;  // a decoding step's self-attention over its cache
+  cache.append(randn({2, 3, 8}, generator), randn({2, 3, 8}, generator), nullptr);
+  Tensor attended = nn::functional::gathered_attention(randn({2, 1, 8}, generator), cache.gathered(), 2);
+  const auto later = profiler.rows();
+  REQUIRE(find(later, "gathered_attention") != nullptr);
+  CHECK(find(later, "gathered_attention")->forward_calls == 1);
 }
