@@ -1,7 +1,8 @@
 // Products of few rows (a decoding step's: one row per sequence or beam) split by columns over
 // the threads, each thread one call of the GEMM library on its own block of C's columns. oneDNN's
 // own split of so few rows over two threads gains little (docs/PERFORMANCE.md: its sgemm
-// 1.1-1.25x on Zen 4, its bf16 matmul nothing at 32 rows on Zen 5); its int8 GEMM's does well.
+// 1.1-1.25x on Zen 4, its bf16 matmul nothing at 32 rows on Zen 5, its int8 GEMM at 32 rows
+// slower than one thread on the narrow products).
 #pragma once
 
 #include <algorithm>

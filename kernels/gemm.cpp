@@ -113,10 +113,22 @@ void gemm_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint8_
   }
   const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
   const std::int32_t no_offset = 0;
-  // (Unlike fp32's and bf16's, oneDNN's own split of few rows over the threads does as well as
-  // split_columns here: docs/PERFORMANCE.md.)
-  const dnnl_status_t status = dnnl_gemm_u8s8s32('N', 'T', 'F', dim(M), dim(N), dim(K), 1.f, A, dim(K), 0, B, dim(K),
-                                                 0, 0.f, C, dim(N), &no_offset);
+  // Few rows split by columns, as fp32's: measured on 2 cores (Zen 5, VNNI), at 32 rows oneDNN's
+  // own 2-thread split of a 256-column product was slower than one thread, and a decoding step's
+  // int8 products took 10-15% less time split by columns (docs/PERFORMANCE.md).
+  const auto u8s8s32 = [&](std::size_t n0, std::size_t n) {
+    return dnnl_gemm_u8s8s32('N', 'T', 'F', dim(M), dim(n), dim(K), 1.f, A, dim(K), 0, B + n0 * K, dim(K), 0, 0.f,
+                             C + n0, dim(N), &no_offset);
+  };
+  dnnl_status_t status = dnnl_success;
+  const bool split = split_columns(M, N, [&](std::size_t n0, std::size_t n1) {
+    const dnnl_status_t mine = u8s8s32(n0, n1 - n0);
+    if (mine != dnnl_success) {
+#pragma omp critical(xgrad_gemm_status)
+      status = mine;
+    }
+  });
+  if (!split) status = u8s8s32(0, N);
   if (status != dnnl_success) {
     throw Error(fmt::format("gemm_u8s8s32: oneDNN's int8 gemm failed (status {}) for A ({}, {}) x B^T, B ({}, {})",
                             static_cast<int>(status), M, K, N, K));
