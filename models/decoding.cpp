@@ -18,6 +18,7 @@
 #include <xgrad/core/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/softmax.hpp>
+#include <xgrad/kernels/top_n.hpp>
 #include <xgrad/models/sampling.hpp>
 
 namespace xgrad::models {
@@ -325,16 +326,8 @@ bool ranks_before(const Candidate& a, const Candidate& b) {
 void best_extensions(const float* logits, std::size_t vocab, std::size_t n, const Beam& beam, std::size_t rank,
                      std::vector<Candidate>& out) {
   const double log_z = kernels::log_sum_exp(logits, vocab);
-  // The n largest by insertion, best first: a logit enters only if it beats the n-th so far.
-  std::vector<std::size_t> best;
-  best.reserve(n + 1);
-  for (std::size_t v = 0; v < vocab; ++v) {
-    if (best.size() == n && !(logits[v] > logits[best.back()])) continue;
-    std::size_t at = best.size();
-    while (at > 0 && logits[v] > logits[best[at - 1]]) --at;
-    best.insert(best.begin() + static_cast<std::ptrdiff_t>(at), v);
-    if (best.size() > n) best.pop_back();
-  }
+  thread_local std::vector<std::size_t> best;
+  kernels::top_n(logits, vocab, n, best);
   for (const std::size_t v : best) out.push_back({beam.log_prob + logits[v] - log_z, rank * vocab + v});
 }
 

@@ -1,0 +1,31 @@
+#include <xgrad/kernels/top_n.hpp>
+
+#include <limits>
+
+#include <xgrad/kernels/vec.hpp>
+
+namespace xgrad::kernels {
+
+void top_n(const float* x, std::size_t size, std::size_t n, std::vector<std::size_t>& best) {
+  best.clear();
+  if (n == 0) return;
+  best.reserve(n + 1);
+  const auto insert = [&](std::size_t v) {
+    if (best.size() == n && !(x[v] > x[best.back()])) return;
+    std::size_t at = best.size();
+    while (at > 0 && x[v] > x[best[at - 1]]) --at;
+    best.insert(best.begin() + static_cast<std::ptrdiff_t>(at), v);
+    if (best.size() > n) best.pop_back();
+  };
+  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+  const vec::Vec zero = {}, one = zero + 1.f;
+  vec::over_lanes(size, [&](std::size_t i, std::size_t lanes) {
+    if (best.size() == n) {  // does any lane beat the n-th? (lanes past the row are -inf; NaN lanes do not)
+      const vec::Vec v = vec::load(x + i, lanes, kMinusInf);
+      if (vec::lanes_max(v > x[best.back()] ? one : zero) == 0.f) return;
+    }
+    for (std::size_t v = i; v < i + lanes; ++v) insert(v);
+  });
+}
+
+}  // namespace xgrad::kernels

@@ -1,0 +1,64 @@
+// kernels::top_n against a stable sort of the indices: every row length around the vector width,
+// ties, rows whose best come last (no vector passed over) or first (all passed over).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include <xgrad/kernels/top_n.hpp>
+
+namespace {
+
+std::vector<std::size_t> sorted_top(const std::vector<float>& x, std::size_t n) {
+  std::vector<std::size_t> order(x.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return x[a] > x[b]; });
+  order.resize(std::min(n, x.size()));
+  return order;
+}
+
+}  // namespace
+
+TEST_CASE("top_n: the n largest, largest first, ties to the lower index, for every length and n") {
+  std::vector<std::size_t> best;
+  for (std::size_t size = 0; size <= 70; ++size) {
+    for (const std::size_t n : {1u, 2u, 3u, 8u, 20u}) {
+      for (int pattern = 0; pattern < 4; ++pattern) {
+        std::vector<float> x(size);
+        for (std::size_t i = 0; i < size; ++i) {
+          switch (pattern) {
+            case 0: x[i] = static_cast<float>((i * 37) % 11); break;   // many ties
+            case 1: x[i] = static_cast<float>(i); break;                // rising: every vector holds new best ones
+            case 2: x[i] = -static_cast<float>(i); break;               // falling: every later vector passed over
+            default: x[i] = std::sin(static_cast<float>(i) * 1.7f); break;
+          }
+        }
+        CAPTURE(size);
+        CAPTURE(n);
+        CAPTURE(pattern);
+        xgrad::kernels::top_n(x.data(), size, n, best);
+        CHECK(best == sorted_top(x, n));
+      }
+    }
+  }
+}
+
+TEST_CASE("top_n: -inf ranks last, a NaN never beats a number once n are held") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x(40, -inf);
+  x[3] = 1.f;
+  x[33] = 2.f;
+  x[20] = nan;
+  std::vector<std::size_t> best;
+  xgrad::kernels::top_n(x.data(), x.size(), 2, best);
+  CHECK(best == std::vector<std::size_t>{33, 3});
+  xgrad::kernels::top_n(x.data(), x.size(), 3, best);
+  REQUIRE(best.size() == 3);
+  CHECK(best[0] == 33);
+  CHECK(best[1] == 3);
+  xgrad::kernels::top_n(x.data(), x.size(), 0, best);
+  CHECK(best.empty());
+}
