@@ -18,13 +18,16 @@ void top_n(const float* x, std::size_t size, std::size_t n, std::vector<std::siz
     if (best.size() > n) best.pop_back();
   };
   constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
-  const vec::Vec zero = {}, one = zero + 1.f;
   vec::over_lanes(size, [&](std::size_t i, std::size_t lanes) {
-    if (best.size() == n) {  // does any lane beat the n-th? (lanes past the row are -inf; NaN lanes do not)
-      const vec::Vec v = vec::load(x + i, lanes, kMinusInf);
-      if (vec::lanes_max(v > x[best.back()] ? one : zero) == 0.f) return;
+    if (best.size() < n) {
+      for (std::size_t v = i; v < i + lanes; ++v) insert(v);
+      return;
     }
-    for (std::size_t v = i; v < i + lanes; ++v) insert(v);
+    // Only the lanes that beat the n-th held now, in order (lanes past the row are -inf); each
+    // is checked again as it comes, against the n-th as the ones before it left it.
+    for (unsigned bits = vec::above(vec::load(x + i, lanes, kMinusInf), x[best.back()]); bits != 0; bits &= bits - 1) {
+      insert(i + static_cast<std::size_t>(__builtin_ctz(bits)));
+    }
   });
 }
 

@@ -142,3 +142,14 @@ TEST_CASE("vec::max: the larger lane, a NaN never wins, -inf loses to any number
   CHECK(std::isnan(back[0]));
   for (std::size_t i = 1; i < vec::W; ++i) CHECK(back[i] == static_cast<float>(i) - 2.f);
 }
+
+TEST_CASE("vec::above: one bit per lane above t, lowest lane lowest bit, NaN and equal lanes not set") {
+  vec::Vec v = {};
+  for (std::size_t i = 0; i < vec::W; ++i) v[i] = static_cast<float>(i % 3);  // 0 1 2 0 1 2 ...
+  v[vec::W - 1] = std::numeric_limits<float>::quiet_NaN();
+  unsigned expected = 0;
+  for (std::size_t i = 0; i + 1 < vec::W; ++i) expected |= (i % 3 == 2 ? 1u : 0u) << i;
+  CHECK(vec::above(v, 1.f) == expected);
+  CHECK(vec::above(v, 2.f) == 0u);
+  CHECK(vec::above(v, -std::numeric_limits<float>::infinity()) == (1u << (vec::W - 1)) - 1);
+}
