@@ -17,6 +17,7 @@
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/core/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/softmax.hpp>
 #include <xgrad/kernels/top_n.hpp>
 #include <xgrad/models/sampling.hpp>
@@ -320,15 +321,28 @@ bool ranks_before(const Candidate& a, const Candidate& b) {
   return a.log_prob > b.log_prob || (a.log_prob == b.log_prob && a.index < b.index);
 }
 
-/// Appends the n best extensions of a beam, whose next-token logits are the row (V): for each
-/// of the n largest logits (ties to the lower id), log_prob + log softmax(logits)_v. Only those n
-/// can rank among the best n extensions of all beams together.
-void best_extensions(const float* logits, std::size_t vocab, std::size_t n, const Beam& beam, std::size_t rank,
-                     std::vector<Candidate>& out) {
-  const double log_z = kernels::log_sum_exp(logits, vocab);
-  thread_local std::vector<std::size_t> best;
-  kernels::top_n(logits, vocab, n, best);
-  for (const std::size_t v : best) out.push_back({beam.log_prob + logits[v] - log_z, rank * vocab + v});
+/// The n best extensions of every live beam, from the next-token logits (rows, V), row r the
+/// beam beams[r] (null: not live) of rank r % width: for each of the row's n largest logits (ties
+/// to the lower id), log_prob + log softmax(logits)_v. Only those n can rank among the best n
+/// extensions of all a source's beams together. Row r's go to out[r n, r n + counts[r]); the rows
+/// are independent, so they are spread over the threads.
+void best_extensions(const float* logits, std::size_t vocab, std::size_t n, std::size_t width,
+                     const std::vector<const Beam*>& beams, std::vector<Candidate>& out,
+                     std::vector<std::size_t>& counts) {
+  const std::size_t rows = beams.size();
+  out.resize(rows * n);
+  counts.assign(rows, 0);
+  kernels::parallel_rows(rows, vocab, [&](std::size_t r) {
+    if (beams[r] == nullptr) return;
+    const float* row = logits + r * vocab;  // (V)
+    const double log_z = kernels::log_sum_exp(row, vocab);
+    thread_local std::vector<std::size_t> best;
+    kernels::top_n(row, vocab, n, best);
+    for (std::size_t j = 0; j < best.size(); ++j) {
+      out[r * n + j] = {beams[r]->log_prob + row[best[j]] - log_z, (r % width) * vocab + best[j]};
+    }
+    counts[r] = best.size();
+  });
 }
 
 }  // namespace
@@ -366,18 +380,25 @@ std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::siz
   };
 
   Indices fed;  // (A * width)
-  std::vector<Candidate> candidates;
+  std::vector<Candidate> candidates, extensions;
+  std::vector<std::size_t> counts;
+  std::vector<const Beam*> beams;
   for (std::size_t step = 0; step < max_len && !active.empty(); ++step) {
     const Array logits = step == 0 ? decoder.start() : decoder.step(fed);  // (A * width, V)
     std::vector<std::size_t> rows;           // the decoder row each next beam continues
     std::vector<std::int64_t> next_tokens;   // and the token it feeds
     std::vector<std::size_t> still_active;
+    beams.clear();
+    for (const std::size_t b : active) {
+      for (std::size_t i = 0; i < width; ++i) beams.push_back(live[b][i].log_prob == minus_inf ? nullptr : &live[b][i]);
+    }
+    best_extensions(logits.data(), vocab, 2 * k, width, beams, extensions, counts);
     for (std::size_t a = 0; a < active.size(); ++a) {
       const std::size_t b = active[a];
       candidates.clear();
-      for (std::size_t i = 0; i < width; ++i) {
-        if (live[b][i].log_prob == minus_inf) continue;
-        best_extensions(logits.data() + (a * width + i) * vocab, vocab, 2 * k, live[b][i], i, candidates);
+      for (std::size_t r = a * width; r < (a + 1) * width; ++r) {
+        candidates.insert(candidates.end(), extensions.begin() + static_cast<std::ptrdiff_t>(r * 2 * k),
+                          extensions.begin() + static_cast<std::ptrdiff_t>(r * 2 * k + counts[r]));
       }
       const std::size_t keep = std::min(candidates.size(), 2 * k);
       std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(keep), candidates.end(),

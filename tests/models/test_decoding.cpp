@@ -11,6 +11,8 @@
 #include <vector>
 #include <memory>
 
+#include <omp.h>
+
 #include <xgrad/models/decoding.hpp>
 #include <xgrad/xgrad.hpp>
 
@@ -382,6 +384,68 @@ TEST_CASE("beam_search finds what the plain re-feeding beam search finds, for ev
     // With absolute positions no two hypotheses tie: every one is found as the reference finds it.
     if (positional != "rope") CHECK(same == compared);
     CHECK(compared > 0);
+  }
+}
+
+namespace {
+
+/// A decoder whose logits depend on each row's whole history (a hash of the tokens fed to it),
+/// with a vocabulary wide enough for beam search to share its rows' work out over the threads.
+class HashDecoder : public DecoderState {
+ public:
+  HashDecoder(std::size_t batch, std::size_t vocab) : vocab_(vocab), history_(batch) {
+    for (std::size_t b = 0; b < batch; ++b) history_[b] = 1000003u * (b + 1);
+  }
+  Array start() override { return logits(); }
+  Array step(const Indices& tokens) override {
+    for (std::size_t b = 0; b < history_.size(); ++b) history_[b] = history_[b] * 6364136223846793005u + tokens(b) + 1;
+    return logits();
+  }
+  void reorder(const std::vector<std::size_t>& rows) override {
+    std::vector<std::uint64_t> next;
+    for (const std::size_t r : rows) next.push_back(history_.at(r));
+    history_ = std::move(next);
+  }
+
+ private:
+  Array logits() const {
+    Array out = Array::from_shape({history_.size(), vocab_});
+    for (std::size_t b = 0; b < history_.size(); ++b) {
+      for (std::size_t v = 0; v < vocab_; ++v) {
+        const std::uint64_t h = (history_[b] ^ (v * 0x9E3779B97F4A7C15u)) * 0xBF58476D1CE4E5B9u;
+        out(b, v) = static_cast<float>((h >> 40) % 1000) * 0.01f;  // ties among 1000 values
+      }
+    }
+    return out;
+  }
+  std::size_t vocab_;
+  std::vector<std::uint64_t> history_;
+};
+
+}  // namespace
+
+TEST_CASE("beam_search: the same hypotheses on one thread and spread over two or three") {
+  const std::size_t batch = 12, vocab = 1500;  // 48 rows of 1500 logits a step: over the threads
+  BeamSearchOptions options;
+  options.beam_size = 4;
+  options.n_best = 4;
+  const int threads = omp_get_max_threads();
+  std::vector<std::vector<std::vector<Hypothesis>>> runs;
+  for (const int t : {1, 2, 3}) {
+    omp_set_num_threads(t);
+    HashDecoder decoder(batch, vocab);
+    runs.push_back(beam_search(decoder, batch, vocab, 7, 12, options));
+  }
+  omp_set_num_threads(threads);
+  REQUIRE(runs[0].size() == batch);
+  for (std::size_t t = 1; t < runs.size(); ++t) {
+    for (std::size_t b = 0; b < batch; ++b) {
+      REQUIRE(runs[t][b].size() == runs[0][b].size());
+      for (std::size_t i = 0; i < runs[0][b].size(); ++i) {
+        CHECK(runs[t][b][i].tokens == runs[0][b][i].tokens);
+        CHECK(runs[t][b][i].log_prob == runs[0][b][i].log_prob);
+      }
+    }
   }
 }
 
