@@ -52,9 +52,24 @@ const float* padded_copy(const float* X, std::size_t rows, std::size_t cols, std
   padded_ld = cols + kPadding;
   if (buffer.size() < rows * padded_ld) buffer.resize(rows * padded_ld);
   float* to = buffer.data();
-  const std::size_t stride = padded_ld;
-  parallel_rows(rows, cols, [&](std::size_t r) { std::memcpy(to + r * stride, X + r * ld, cols * sizeof(float)); });
+  parallel_rows(rows, cols, [&](std::size_t r) { std::memcpy(to + r * padded_ld, X + r * ld, cols * sizeof(float)); });
   return to;
+}
+
+/// product(n0, n), one oneDNN call on C's columns [n0, n0 + n): on each thread's block of columns
+/// when split_columns splits the M x N product, else once on all N. The first failing status of
+/// the calls, or dnnl_success.
+template <class Product>
+dnnl_status_t by_columns(std::size_t M, std::size_t N, Product&& product) {
+  dnnl_status_t status = dnnl_success;
+  const bool split = split_columns(M, N, [&](std::size_t n0, std::size_t n1) {
+    const dnnl_status_t mine = product(n0, n1 - n0);
+    if (mine != dnnl_success) {
+#pragma omp critical(xgrad_gemm_status)
+      status = mine;
+    }
+  });
+  return split ? status : product(0, N);
 }
 
 }  // namespace
@@ -87,15 +102,7 @@ void gemm_fp32(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::si
   };
   // Few rows: each thread its own block of C's columns (measured on 2 cores, Zen 4, weights from
   // L3: 32 x N x 256 or 1024 1.5-2.6 times oneDNN's own 2-thread split; 128 rows 1.1-1.6 times).
-  dnnl_status_t status = dnnl_success;
-  const bool split = split_columns(M, N, [&](std::size_t n0, std::size_t n1) {
-    const dnnl_status_t mine = sgemm(n0, n1 - n0);
-    if (mine != dnnl_success) {
-#pragma omp critical(xgrad_gemm_status)
-      status = mine;
-    }
-  });
-  if (!split) status = sgemm(0, N);
+  const dnnl_status_t status = by_columns(M, N, sgemm);
   if (status != dnnl_success) {
     throw Error(fmt::format("gemm: oneDNN's sgemm failed (status {}) for op(A) ({}, {}){} x op(B) ({}, {}){} with "
                             "lda {}, ldb {}, ldc {}",
@@ -120,15 +127,7 @@ void gemm_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint8_
     return dnnl_gemm_u8s8s32('N', 'T', 'F', dim(M), dim(n), dim(K), 1.f, A, dim(K), 0, B + n0 * K, dim(K), 0, 0.f,
                              C + n0, dim(N), &no_offset);
   };
-  dnnl_status_t status = dnnl_success;
-  const bool split = split_columns(M, N, [&](std::size_t n0, std::size_t n1) {
-    const dnnl_status_t mine = u8s8s32(n0, n1 - n0);
-    if (mine != dnnl_success) {
-#pragma omp critical(xgrad_gemm_status)
-      status = mine;
-    }
-  });
-  if (!split) status = u8s8s32(0, N);
+  const dnnl_status_t status = by_columns(M, N, u8s8s32);
   if (status != dnnl_success) {
     throw Error(fmt::format("gemm_u8s8s32: oneDNN's int8 gemm failed (status {}) for A ({}, {}) x B^T, B ({}, {})",
                             static_cast<int>(status), M, K, N, K));
