@@ -1,8 +1,9 @@
 // vec::exp against exp in double (at most 2 ulp over the whole float range where exp(x) is a
 // normal float, the special values exact), vec::exp_nonpositive against vec::exp, and the loads
-// and stores of part of a vector.
+// and stores of part of a vector, the sums and maxima across lanes of W vectors at once.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -152,4 +153,25 @@ TEST_CASE("vec::above: one bit per lane above t, lowest lane lowest bit, NaN and
   CHECK(vec::above(v, 1.f) == expected);
   CHECK(vec::above(v, 2.f) == 0u);
   CHECK(vec::above(v, -std::numeric_limits<float>::infinity()) == (1u << (vec::W - 1)) - 1);
+}
+
+TEST_CASE("vec::lanes_sums and vec::lanes_maxes: lane i the sum and the largest of v[i]'s lanes") {
+  const float inf = std::numeric_limits<float>::infinity();
+  vec::Vec v[vec::W];
+  for (std::size_t i = 0; i < vec::W; ++i) {
+    for (std::size_t j = 0; j < vec::W; ++j) v[i][j] = static_cast<float>((7 * i + 3 * j) % 11) - 5.f + 0.25f * j;
+  }
+  v[1] = vec::Vec{} - inf;  // a row masked out entirely
+  v[2][vec::W - 1] = 100.f;  // its maximum in the last lane
+  v[3][0] = 50.f;            // and in the first
+  const vec::Vec sums = vec::lanes_sums(v), maxes = vec::lanes_maxes(v);
+  for (std::size_t i = 0; i < vec::W; ++i) {
+    CAPTURE(i);
+    float max = -inf;
+    double sum = 0;
+    for (std::size_t j = 0; j < vec::W; ++j) max = std::max(max, v[i][j]), sum += v[i][j];
+    CHECK(maxes[i] == max);
+    if (i == 1) CHECK(sums[i] == -inf);
+    else CHECK(sums[i] == doctest::Approx(sum).epsilon(1e-6));
+  }
 }
