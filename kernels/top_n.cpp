@@ -1,34 +1,76 @@
 #include <xgrad/kernels/top_n.hpp>
 
+#include <algorithm>
+#include <array>
+#include <functional>
 #include <limits>
 
 #include <xgrad/kernels/vec.hpp>
 
 namespace xgrad::kernels {
 
-void top_n(const float* x, std::size_t size, std::size_t n, std::vector<std::size_t>& best) {
-  best.clear();
-  if (n == 0) return;
-  best.reserve(n + 1);
+namespace {
+
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+/// Whether a ranks before b: the larger, a NaN after every number.
+inline bool beats(float a, float b) { return a > b || (b != b && a == a); }
+
+/// One pass, inserting: a value enters if it beats the n-th held so far. Once n numbers are held,
+/// one compare per vector finds the lanes that do, and each is checked again as it comes.
+void top_n_by_insertion(const float* x, std::size_t size, std::size_t n, std::vector<std::size_t>& best) {
   const auto insert = [&](std::size_t v) {
-    if (best.size() == n && !(x[v] > x[best.back()])) return;
+    if (best.size() == n && !beats(x[v], x[best.back()])) return;
     std::size_t at = best.size();
-    while (at > 0 && x[v] > x[best[at - 1]]) --at;
+    while (at > 0 && beats(x[v], x[best[at - 1]])) --at;
     best.insert(best.begin() + static_cast<std::ptrdiff_t>(at), v);
     if (best.size() > n) best.pop_back();
   };
-  constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
   vec::over_lanes(size, [&](std::size_t i, std::size_t lanes) {
-    if (best.size() < n) {
+    const float nth = best.size() < n ? std::numeric_limits<float>::quiet_NaN() : x[best.back()];
+    if (nth != nth) {  // fewer than n held, or a NaN among them: any number may enter
       for (std::size_t v = i; v < i + lanes; ++v) insert(v);
       return;
     }
-    // Only the lanes that beat the n-th held now, in order (lanes past the row are -inf); each
-    // is checked again as it comes, against the n-th as the ones before it left it.
-    for (unsigned bits = vec::above(vec::load(x + i, lanes, kMinusInf), x[best.back()]); bits != 0; bits &= bits - 1) {
+    for (unsigned bits = vec::above(vec::load(x + i, lanes, kMinusInf), nth); bits != 0; bits &= bits - 1) {
       insert(i + static_cast<std::size_t>(__builtin_ctz(bits)));
     }
   });
+}
+
+}  // namespace
+
+void top_n(const float* x, std::size_t size, std::size_t n, std::vector<std::size_t>& best) {
+  best.clear();
+  if (n == 0) return;
+  // Each lane's maximum over the row is a value of the row: when the n-th largest of the W lane
+  // maxima is a number t, at least n values are >= t, and the n largest are among them.
+  vec::Vec lane_max = vec::Vec{} + kMinusInf;
+  vec::over_lanes(size, [&](std::size_t i, std::size_t lanes) {
+    lane_max = vec::max(lane_max, vec::load(x + i, lanes, kMinusInf));
+  });
+  std::array<float, vec::W> maxima;
+  vec::store(maxima.data(), lane_max);
+  float t = kMinusInf;
+  if (n <= vec::W) {
+    std::nth_element(maxima.begin(), maxima.begin() + static_cast<std::ptrdiff_t>(n - 1), maxima.end(),
+                     std::greater<float>());
+    t = maxima[n - 1];
+  }
+  if (t == kMinusInf) {  // n above W, fewer than n lanes with a number, or -inf among the n largest
+    best.reserve(n + 1);
+    top_n_by_insertion(x, size, n, best);
+    return;
+  }
+  vec::over_lanes(size, [&](std::size_t i, std::size_t lanes) {
+    for (unsigned bits = vec::at_least(vec::load(x + i, lanes, kMinusInf), t); bits != 0; bits &= bits - 1) {
+      best.push_back(i + static_cast<std::size_t>(__builtin_ctz(bits)));
+    }
+  });
+  // No NaN is >= t: the candidates are numbers, ordered largest first, ties to the lower index.
+  std::partial_sort(best.begin(), best.begin() + static_cast<std::ptrdiff_t>(n), best.end(),
+                    [x](std::size_t a, std::size_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+  best.resize(n);
 }
 
 }  // namespace xgrad::kernels

@@ -98,6 +98,19 @@ inline unsigned above(Vec v, float t) {
 #endif
 }
 
+/// Bit i set where lane i of v is at least t (a NaN lane is not).
+inline unsigned at_least(Vec v, float t) {
+#if defined(__AVX512F__)
+  return _mm512_cmp_ps_mask(__m512(v), _mm512_set1_ps(t), _CMP_GE_OQ);
+#elif defined(__AVX__)
+  return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(__m256(v), _mm256_set1_ps(t), _CMP_GE_OQ)));
+#else
+  unsigned bits = 0;
+  for (std::size_t i = 0; i < W; ++i) bits |= (v[i] >= t ? 1u : 0u) << i;
+  return bits;
+#endif
+}
+
 namespace detail {
 /// exp of each lane (vec::exp), with kLarge the handling of x above 88 (+inf, and huge x).
 template <bool kLarge>
