@@ -4,6 +4,7 @@
 #include <array>
 #include <functional>
 #include <limits>
+#include <numeric>
 
 #include <xgrad/kernels/vec.hpp>
 
@@ -38,11 +39,30 @@ void top_n_by_insertion(const float* x, std::size_t size, std::size_t n, std::ve
   });
 }
 
+/// All the indices, the n first put in order: for n near the row's size, where insertions would
+/// each move up to n held indices.
+void top_n_by_selection(const float* x, std::size_t size, std::size_t n, std::vector<std::size_t>& best) {
+  best.resize(size);
+  std::iota(best.begin(), best.end(), std::size_t{0});
+  const auto before = [x](std::size_t a, std::size_t b) { return beats(x[a], x[b]) || (!beats(x[b], x[a]) && a < b); };
+  const auto nth = best.begin() + static_cast<std::ptrdiff_t>(n);
+  if (n < size) std::nth_element(best.begin(), nth, best.end(), before);
+  std::sort(best.begin(), nth, before);
+  best.resize(n);
+}
+
 }  // namespace
 
 void top_n(const float* x, std::size_t size, std::size_t n, std::vector<std::size_t>& best) {
   best.clear();
   if (n == 0) return;
+  if (n > vec::W) {
+    if (static_cast<double>(n) * n > 4.0 * static_cast<double>(size)) {
+      return top_n_by_selection(x, size, std::min(n, size), best);
+    }
+    best.reserve(n + 1);
+    return top_n_by_insertion(x, size, n, best);
+  }
   // Each lane's maximum over the row is a value of the row: when the n-th largest of the W lane
   // maxima is a number t, at least n values are >= t, and the n largest are among them.
   vec::Vec lane_max = vec::Vec{} + kMinusInf;
@@ -51,16 +71,12 @@ void top_n(const float* x, std::size_t size, std::size_t n, std::vector<std::siz
   });
   std::array<float, vec::W> maxima;
   vec::store(maxima.data(), lane_max);
-  float t = kMinusInf;
-  if (n <= vec::W) {
-    std::nth_element(maxima.begin(), maxima.begin() + static_cast<std::ptrdiff_t>(n - 1), maxima.end(),
-                     std::greater<float>());
-    t = maxima[n - 1];
-  }
-  if (t == kMinusInf) {  // n above W, fewer than n lanes with a number, or -inf among the n largest
+  const auto nth = maxima.begin() + static_cast<std::ptrdiff_t>(n - 1);
+  std::nth_element(maxima.begin(), nth, maxima.end(), std::greater<float>());
+  const float t = *nth;
+  if (t == kMinusInf) {  // fewer than n lanes with a number, or -inf among the n largest
     best.reserve(n + 1);
-    top_n_by_insertion(x, size, n, best);
-    return;
+    return top_n_by_insertion(x, size, n, best);
   }
   vec::over_lanes(size, [&](std::size_t i, std::size_t lanes) {
     for (unsigned bits = vec::at_least(vec::load(x + i, lanes, kMinusInf), t); bits != 0; bits &= bits - 1) {

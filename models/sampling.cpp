@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include <fmt/format.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/kernels/top_n.hpp>
 
 namespace xgrad::models {
 
@@ -24,10 +24,7 @@ Sampler::Sampler(float temperature, std::size_t top_k, Generator& generator)
 std::int64_t Sampler::operator()(const float* logits, std::size_t vocab) {
   if (temperature_ == 0.f || top_k_ == 1) return argmax(logits, vocab);
   const std::size_t k = top_k_ == 0 ? vocab : std::min(top_k_, vocab);
-  order_.resize(vocab);
-  std::iota(order_.begin(), order_.end(), std::size_t{0});
-  std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k), order_.end(),
-                    [&](std::size_t a, std::size_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  kernels::top_n(logits, vocab, k, order_);
   weights_.resize(k);
   double total = 0;
   for (std::size_t i = 0; i < k; ++i) {

@@ -40,6 +40,20 @@ TEST_CASE("Sampler: only the top k are drawn, in the softmax's proportions") {
   }
 }
 
+TEST_CASE("Sampler: a NaN logit ranks after every number, and is not drawn while top_k numbers exist") {
+  Generator generator(5);
+  const float nan = std::nanf("");
+  const std::vector<float> logits{nan, 1.f, nan, 1.5f, -2.f, nan};
+  Sampler top2(1.f, 2, generator);
+  Sampler top3(1.f, 3, generator);
+  for (int i = 0; i < 200; ++i) {
+    const auto two = top2(logits.data(), logits.size());
+    CHECK((two == 1 || two == 3));
+    const auto three = top3(logits.data(), logits.size());
+    CHECK((three == 1 || three == 3 || three == 4));
+  }
+}
+
 TEST_CASE("Sampler: the same seed draws the same tokens; a bad temperature is refused") {
   const std::vector<float> logits{0.1f, 0.2f, 0.3f, 0.4f, 0.5f};
   auto draw = [&](std::uint64_t seed) {
