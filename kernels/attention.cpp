@@ -2,7 +2,9 @@
 // thread's, products by small_gemm on the heads in place (a head's K or V transposed into a
 // scratch block where the product wants it so); the backward makes the block again from the
 // forward's row statistics. Up to four queries without a backward (a decoding step) go by dot
-// products over every head at once, which read each key and value row once.
+// products over every head at once, which read each key and value row once; one query over
+// gathered rows (a cached decoder's self-attention), when its heads divide a vector, key by key
+// with every head in one vector.
 #include <xgrad/kernels/attention.hpp>
 
 #include <algorithm>
@@ -243,6 +245,138 @@ void attend_few_queries(std::size_t T, std::size_t S, std::size_t H, std::size_t
   step_values(T, Pt, value_row, S, H, dv, O, o_ld);
 }
 
+// --- one query over gathered rows, every head in one vector ---------------------------------------
+// When W / H = G keys' worth of heads fill a vector (H divides W) and the heads' widths are whole
+// vectors, one query goes key by key instead: a key row's heads' partial sums for G keys are
+// summed across their lanes together, into lane g H + h for key g and head h, so the scores come
+// out in key order with no transpose; and the values are summed key by key into every head's
+// columns at once, up to 16 vectors held in registers (16 chains of multiply-adds in flight,
+// where a head at a time has 4).
+
+/// out vectors [c0, c0 + N) = sum_s w_sh v_s[c0 ..], head h = c / VV (VV vectors per head), w_s
+/// the H weights of key s at P + s H.
+template <std::size_t N, std::size_t VV, class ValueRow>
+void weighted_rows(const float* P, ValueRow value_row, std::size_t S, std::size_t H, std::size_t c0, float* out) {
+  using vec::W;
+  vec::Vec o[N] = {};
+  const float* w = P + c0 / VV;
+  for (std::size_t s = 0; s < S; ++s, w += H) {
+    const float* v = value_row(s) + c0 * W;
+    for (std::size_t c = 0; c < N; ++c) o[c] += w[c / VV] * vec::load(v + c * W);
+  }
+  for (std::size_t c = 0; c < N; ++c) vec::store(out + (c0 + c) * W, o[c]);
+}
+
+/// out (H VV vectors) = sum_s w_sh v_s for every head, 16 vectors at a time, then 8, 4, 2, 1.
+template <std::size_t VV, class ValueRow>
+void weighted_rows_all_heads(const float* P, ValueRow value_row, std::size_t S, std::size_t H, float* out) {
+  const std::size_t n = H * VV;
+  std::size_t c0 = 0;
+  for (; c0 + 16 <= n; c0 += 16) weighted_rows<16, VV>(P, value_row, S, H, c0, out);
+  if constexpr (VV <= 8) if (c0 + 8 <= n) weighted_rows<8, VV>(P, value_row, S, H, c0, out), c0 += 8;
+  if constexpr (VV <= 4) if (c0 + 4 <= n) weighted_rows<4, VV>(P, value_row, S, H, c0, out), c0 += 4;
+  if constexpr (VV <= 2) if (c0 + 2 <= n) weighted_rows<2, VV>(P, value_row, S, H, c0, out), c0 += 2;
+  if constexpr (VV <= 1) if (c0 + 1 <= n) weighted_rows<1, VV>(P, value_row, S, H, c0, out);
+}
+
+/// Query q's heads held in registers: at most this many vectors.
+constexpr std::size_t kQueryVectors = vec::kRegisters / 2;
+
+/// P (ceil(S / G) vectors, G = W / H) = scale q_h . k_sh, lane g H + h of vector b for key b G + g
+/// and head h (-inf for a null key_row(s), and for keys past S): KV vectors per head, the heads
+/// and their widths known to the compiler, so that a key's products are one run of multiplies.
+template <std::size_t H, std::size_t KV, class KeyRow>
+void one_query_scores(const float* q, KeyRow key_row, std::size_t S, float scale, float* P) {
+  using vec::load;
+  using vec::Vec;
+  using vec::W;
+  constexpr std::size_t G = W / H, dk = KV * W;
+  Vec qv[H * KV];
+  for (std::size_t c = 0; c < H * KV; ++c) qv[c] = load(q + c * W);
+  for (std::size_t b = 0, s0 = 0; s0 < S; ++b, s0 += G) {
+    Vec acc[W];       // acc[g H + h]: head h's partial sums of key s0 + g
+    Vec masked = {};  // 1 in a masked key's lanes, and past S
+    for (std::size_t g = 0; g < G; ++g) {
+      const float* k = s0 + g < S ? key_row(s0 + g) : nullptr;
+      if (!k) {
+        for (std::size_t h = 0; h < H; ++h) acc[g * H + h] = Vec{}, masked[g * H + h] = 1.f;
+        continue;
+      }
+      for (std::size_t h = 0; h < H; ++h) {
+        Vec a = qv[h * KV] * load(k + h * dk);
+        for (std::size_t c = 1; c < KV; ++c) a += qv[h * KV + c] * load(k + h * dk + c * W);
+        acc[g * H + h] = a;
+      }
+    }
+    const Vec scores = vec::lanes_sums(acc) * scale;
+    vec::store(P + b * W, masked != 0.f ? kMinusInf : scores);
+  }
+}
+
+/// one_query_scores for H heads (one_query_fits) of KV vectors each.
+template <std::size_t KV, class KeyRow>
+void one_query_scores_kv(std::size_t H, const float* q, KeyRow key_row, std::size_t S, float scale, float* P) {
+  const auto take = [&](auto heads) {
+    constexpr std::size_t kHeads = decltype(heads)::value;
+    if constexpr (kHeads <= vec::W && kHeads * KV <= kQueryVectors) one_query_scores<kHeads, KV>(q, key_row, S, scale, P);
+  };
+  switch (H) {  // H divides W, a power of two
+    case 1: return take(std::integral_constant<std::size_t, 1>{});
+    case 2: return take(std::integral_constant<std::size_t, 2>{});
+    case 4: return take(std::integral_constant<std::size_t, 4>{});
+    case 8: return take(std::integral_constant<std::size_t, 8>{});
+    default: return take(std::integral_constant<std::size_t, 16>{});
+  }
+}
+
+/// Whether attend_one_query takes these heads: H divides W, a head's keys are 1, 2 or 4 vectors
+/// and its values 1, 2, 4 or 8, the query fits in kQueryVectors.
+bool one_query_fits(std::size_t H, std::size_t dk, std::size_t dv) {
+  using vec::W;
+  const std::size_t kv = dk / W, vv = dv / W;
+  return H > 0 && W % H == 0 && dk % W == 0 && dv % W == 0 && (kv == 1 || kv == 2 || kv == 4) &&
+         H * kv <= kQueryVectors && (vv == 1 || vv == 2 || vv == 4 || vv == 8);
+}
+
+/// out (H*dv) = sum_s softmax_s(scale q_h . k_sh) v_sh per head h, k_s = key_row(s) (null: masked),
+/// v_s = value_row(s), for one_query_fits heads.
+template <class KeyRow, class ValueRow>
+void attend_one_query(const float* q, KeyRow key_row, ValueRow value_row, std::size_t S, std::size_t H,
+                      std::size_t dk, std::size_t dv, float scale, float* out) {
+  using vec::load;
+  using vec::Vec;
+  using vec::W;
+  const std::size_t blocks = (S + W / H - 1) / (W / H);
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < blocks * W) scratch.resize(blocks * W);
+  float* P = scratch.data();  // (blocks, W / H, H): from key s on, P + s H
+  switch (dk / W) {
+    case 1: one_query_scores_kv<1>(H, q, key_row, S, scale, P); break;
+    case 2: one_query_scores_kv<2>(H, q, key_row, S, scale, P); break;
+    default: one_query_scores_kv<4>(H, q, key_row, S, scale, P); break;
+  }
+  // softmax per head: down the blocks lane by lane, then across a vector's G keys (lanes h mod H)
+  Vec max = Vec{} + kMinusInf;
+  for (std::size_t b = 0; b < blocks; ++b) max = vec::max(max, load(P + b * W));
+  max = vec::lanes_fold(max, H, [](Vec x, Vec y) { return vec::max(x, y); });
+  max = max == kMinusInf ? 0.f : max;  // all masked: exp(-inf) = 0
+  Vec sum = {};
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const Vec e = vec::exp_nonpositive(load(P + b * W) - max);
+    vec::store(P + b * W, e);
+    sum += e;
+  }
+  sum = vec::lanes_fold(sum, H, [](Vec x, Vec y) { return x + y; });
+  const Vec inv = sum == 0.f ? 0.f : 1.f / sum;  // 0: every key masked
+  for (std::size_t b = 0; b < blocks; ++b) vec::store(P + b * W, load(P + b * W) * inv);
+  switch (dv / W) {
+    case 1: weighted_rows_all_heads<1>(P, value_row, S, H, out); break;
+    case 2: weighted_rows_all_heads<2>(P, value_row, S, H, out); break;
+    case 4: weighted_rows_all_heads<4>(P, value_row, S, H, out); break;
+    default: weighted_rows_all_heads<8>(P, value_row, S, H, out); break;
+  }
+}
+
 /// Per-thread scratch of one (batch, head): a transposed K or V (max(dk, dv), S), and (T, S)
 /// blocks for the weights, dropout's multipliers, the weights after dropout and dP.
 struct Scratch {
@@ -395,6 +529,12 @@ void attention_backward(const AttentionShape& d, float scale, const float* q, co
 
 void gathered_attention_row(const float* query, const float* const* keys, const float* const* values, std::size_t S,
                             std::size_t H, std::size_t dk, std::size_t dv, float scale, float* out) {
+  if (one_query_fits(H, dk, dv)) {
+    attend_one_query(
+        query, [&](std::size_t s) { return keys[s]; }, [&](std::size_t s) { return values[s]; }, S, H, dk, dv, scale,
+        out);
+    return;
+  }
   attend_few_queries(
       1, S, H, dk, dv, scale, query, H * dk, [&](std::size_t s) { return keys[s]; },
       [&](std::size_t s) { return values[s]; }, [](std::size_t) -> const float* { return nullptr; }, nullptr, nullptr,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -184,6 +185,19 @@ inline float lanes_max(Vec v) {
   for (std::size_t i = 1; i < W; ++i) m = v[i] > m ? v[i] : m;
   return m;
 #endif
+}
+
+/// Lane l of the result: op over the lanes of v whose index is l mod `stride` (a power of two
+/// dividing W): v combined with itself rotated by stride, 2 stride, ... lanes.
+template <class Op>
+inline Vec lanes_fold(Vec v, std::size_t stride, Op op) {
+  typedef std::int32_t Index __attribute__((vector_size(W * sizeof(std::int32_t))));
+  for (std::size_t step = stride; step < W; step *= 2) {
+    Index rotation;
+    for (std::size_t l = 0; l < W; ++l) rotation[l] = static_cast<std::int32_t>((l + step) % W);
+    v = op(v, __builtin_shuffle(v, rotation));
+  }
+  return v;
 }
 
 namespace detail {

@@ -123,17 +123,24 @@ TEST_CASE("attention_forward: a decoding step and the (batch, head) blocks equal
   }
 }
 
-TEST_CASE("gathered_attention_row: one query over key and value rows gathered by pointer, masked by null") {
-  const std::size_t S = 5, H = 9, dk = 16, dv = 24;
+namespace {
+
+/// gathered_attention_row over S keys against the definition in double; masked(s) nulls key s.
+template <class Masked>
+void check_gathered_row(std::size_t S, std::size_t H, std::size_t dk, std::size_t dv, Masked masked) {
+  CAPTURE(S);
+  CAPTURE(H);
+  CAPTURE(dk);
+  CAPTURE(dv);
   std::vector<std::vector<float>> key_rows(S, std::vector<float>(H * dk)), value_rows(S, std::vector<float>(H * dv));
   std::vector<const float*> keys(S), values(S);
   for (std::size_t s = 0; s < S; ++s) {
     for (std::size_t i = 0; i < H * dk; ++i) key_rows[s][i] = value(s * 1000 + i, 5);
     for (std::size_t i = 0; i < H * dv; ++i) value_rows[s][i] = value(s * 1000 + i, 6);
-    keys[s] = s == 2 ? nullptr : key_rows[s].data();  // key 2 masked
+    keys[s] = masked(s) ? nullptr : key_rows[s].data();
     values[s] = value_rows[s].data();
   }
-  std::vector<float> query(H * dk), out(H * dv);
+  std::vector<float> query(H * dk), out(H * dv, std::numeric_limits<float>::quiet_NaN());
   for (std::size_t i = 0; i < query.size(); ++i) query[i] = value(i, 7);
   gathered_attention_row(query.data(), keys.data(), values.data(), S, H, dk, dv, 0.25f, out.data());
   for (std::size_t h = 0; h < H; ++h) {
@@ -146,9 +153,29 @@ TEST_CASE("gathered_attention_row: one query over key and value rows gathered by
       total += (w[s] = std::exp(0.25 * dot));
     }
     for (std::size_t c = 0; c < dv; ++c) {
-      double expected = 0;
-      for (std::size_t s = 0; s < S; ++s) expected += w[s] / total * value_rows[s][h * dv + c];
+      double expected = 0;  // every key masked: 0
+      for (std::size_t s = 0; s < S && total > 0; ++s) expected += w[s] / total * value_rows[s][h * dv + c];
+      CAPTURE(h);
+      CAPTURE(c);
       CHECK(out[h * dv + c] == doctest::Approx(expected).epsilon(1e-5));
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("gathered_attention_row: one query over key and value rows gathered by pointer, masked by null") {
+  // Heads that divide a vector with whole-vector widths take every head in one vector; the others
+  // (9 heads, a width of 24) the scores key by key, a head per lane.
+  for (const std::size_t H : {1u, 2u, 4u, 8u, 16u}) {
+    for (const std::size_t dk : {16u, 32u, 64u}) {
+      for (const std::size_t dv : {16u, 32u, 128u}) {
+        for (const std::size_t S : {1u, 3u, 17u, 40u}) check_gathered_row(S, H, dk, dv, [](std::size_t s) { return s == 2; });
+      }
+    }
+  }
+  check_gathered_row(5, 9, 16, 24, [](std::size_t s) { return s == 2; });
+  check_gathered_row(6, 8, 32, 32, [](std::size_t) { return true; });   // every key masked: zeros
+  check_gathered_row(6, 9, 16, 24, [](std::size_t) { return true; });
+  check_gathered_row(33, 4, 32, 64, [](std::size_t s) { return s % 3 != 1; });
 }
