@@ -432,6 +432,7 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
                        float* probs, float* out) {
   const std::size_t heads = d.B * d.H, block = d.T * d.S;
   if (d.T <= kFewQueries && !stats) {  // a decoding step: one batch row, all heads, at a time
+    const bool one_query = one_query_fits(d.H, d.dk, d.dv);
 #pragma omp parallel if (d.B > 1 && parallel_heads(d))
     {
       std::vector<float> keep(dropout ? d.H * block : 0);
@@ -444,10 +445,17 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
           dropout_multipliers(dropout->stream, b * d.H * block, d.H * block, dropout->drop_below, dropout->kept,
                               keep.data());
         }
+        const auto key_row = [&](std::size_t s) { return padding && padding[s] ? nullptr : K + s * d.q_ld(); };
+        const auto value_row = [&](std::size_t s) { return V + s * d.v_ld(); };
+        if (one_query && !masks.attn && !dropout && !probs) {  // each query by itself: the keys stay in L1
+          for (std::size_t t = 0; t < d.T; ++t) {
+            attend_one_query(q + (b * d.T + t) * d.q_ld(), key_row, value_row, d.S, d.H, d.dk, d.dv, scale,
+                             out + (b * d.T + t) * d.v_ld());
+          }
+          continue;
+        }
         attend_few_queries(
-            d.T, d.S, d.H, d.dk, d.dv, scale, q + b * d.T * d.q_ld(), d.q_ld(),
-            [&](std::size_t s) { return padding && padding[s] ? nullptr : K + s * d.q_ld(); },
-            [&](std::size_t s) { return V + s * d.v_ld(); },
+            d.T, d.S, d.H, d.dk, d.dv, scale, q + b * d.T * d.q_ld(), d.q_ld(), key_row, value_row,
             [&](std::size_t h) -> const float* {
               return masks.attn ? masks.attn + (masks.attn_per_head ? (b * d.H + h) * block : 0) : nullptr;
             },

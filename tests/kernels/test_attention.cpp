@@ -1,7 +1,7 @@
 // attention_forward against a loop in double on the shapes that take each of its paths: a
 // decoding step (up to four queries, no statistics kept: every head at once, scores key by key)
 // and the (batch, head) blocks; heads that fill no whole vector, head widths with and without a
-// tail, masks, padding, the weights returned and dropout.
+// tail, masks, padding, the weights returned and dropout; one query over rows gathered by pointer.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -64,10 +64,12 @@ Expected naive(const AttentionShape& d, float scale, const std::vector<float>& q
 TEST_CASE("attention_forward: a decoding step and the (batch, head) blocks equal the definition") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (const std::size_t T : {1, 2, 3, 4, 5}) {
-    for (const std::size_t H : {1, 3, 8, 9}) {
+    for (const std::size_t H : {1, 3, 4, 8, 9}) {
       for (const std::size_t dk : {4, 16, 32}) {
-        for (const std::size_t dv : {3, 8, 24, 40}) {
-          for (const bool extras : {false, true}) {  // mask, padding, weights and dropout, or none
+        for (const std::size_t dv : {3, 8, 24, 32, 40}) {
+          // none; padding alone (each query by itself, when the heads divide a vector); padding and
+          // a mask; those, the weights and dropout
+          for (const int extras : {0, 1, 2, 3}) {
             CAPTURE(T);
             CAPTURE(H);
             CAPTURE(dk);
@@ -86,13 +88,17 @@ TEST_CASE("attention_forward: a decoding step and the (batch, head) blocks equal
             std::vector<float> keep(B * H * T * S, 1.f);
             AttentionMasks masks;
             AttentionDropout dropout{xgrad::PhiloxStream{7}, 1u << 30, 4.f / 3.f};  // p = 1/4
-            if (extras) {
+            if (extras > 0) {
+              padding[S + S - 1] = padding[S + S - 3] = 1;
+              masks.key_padding = reinterpret_cast<const bool*>(padding.data());
+            }
+            if (extras > 1) {
               for (std::size_t i = 0; i < attn.size(); ++i) attn[i] = 0.3f * value(i, 4);
               for (std::size_t s = 0; s < S; ++s) attn[s] = -std::numeric_limits<float>::infinity();
-              padding[S + S - 1] = padding[S + S - 3] = 1;
               masks.attn = attn.data();
               masks.attn_per_head = true;
-              masks.key_padding = reinterpret_cast<const bool*>(padding.data());
+            }
+            if (extras > 2) {
               dropout_multipliers(dropout.stream, 0, keep.size(), dropout.drop_below, dropout.kept, keep.data());
             }
             const Expected expected = naive(d, 0.3f, q, k, v, attn, padding, keep);
@@ -101,8 +107,8 @@ TEST_CASE("attention_forward: a decoding step and the (batch, head) blocks equal
               CAPTURE(step);
               std::vector<float> out(B * T * d.v_ld(), nan), probs(B * H * T * S, nan);
               std::vector<SoftmaxRowStats> stats(B * H * T);
-              attention_forward(d, 0.3f, q.data(), k.data(), v.data(), masks, extras ? &dropout : nullptr,
-                                step ? nullptr : stats.data(), extras ? probs.data() : nullptr, out.data());
+              attention_forward(d, 0.3f, q.data(), k.data(), v.data(), masks, extras > 2 ? &dropout : nullptr,
+                                step ? nullptr : stats.data(), extras > 2 ? probs.data() : nullptr, out.data());
               double worst = 0;
               bool nan_seen = false;
               const auto track = [&](double error) {
@@ -110,7 +116,7 @@ TEST_CASE("attention_forward: a decoding step and the (batch, head) blocks equal
                 worst = std::max(worst, error);
               };
               for (std::size_t i = 0; i < out.size(); ++i) track(std::fabs(out[i] - expected.out[i]));
-              if (extras) {
+              if (extras > 2) {
                 for (std::size_t i = 0; i < probs.size(); ++i) track(std::fabs(probs[i] - expected.probs[i]));
               }
               CHECK(!nan_seen);
