@@ -67,8 +67,9 @@ TEST_CASE("quantized_linear stays within the documented bound of fp32, on every 
 
 TEST_CASE("quantized_linear gives the same numbers on one thread and spread over two or three") {
   // Products large enough to be split over the threads: the few-row kernel's blocks of W (up to
-  // 8 rows), the GEMM library's own split (more). The sums are exact in int32, so every thread
-  // count gives the same bits. Row 2 holds a NaN (its outputs NaN).
+  // 8 rows), the GEMM split by columns (32 rows), each thread its own rows from quantization to
+  // dequantization (130). The sums are exact in int32, so every thread count gives the same bits.
+  // Row 2 holds a NaN (its outputs NaN).
   const int threads = omp_get_max_threads();
   for (const std::size_t M : {1, 3, 8, 32, 130}) {
     const std::size_t N = 1000, K = 1024 + 7;
