@@ -93,57 +93,120 @@ bool quantize_row(const float* x, std::size_t K, std::uint8_t* p, float& a, std:
   return true;
 }
 
+#if defined(__AVX2__)
+// u8 x s8 dot products, a vector of bytes at a time: with AVX512-VNNI 64 bytes, four products
+// summed into each 32-bit lane by one instruction; with AVX2 32 bytes, pairs summed in 16 bits
+// (exact: P <= 127), then in 32 bits (with VNNI on 256 bits, one instruction).
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+using Bytes = __m512i;
+constexpr std::size_t kBytes = 64, kTileSums = 16;  // accumulators a tile keeps in registers
+inline Bytes load_bytes(const void* p) { return _mm512_loadu_si512(p); }
+inline Bytes zero_bytes() { return _mm512_setzero_si512(); }
+inline Bytes dot_add(Bytes acc, Bytes a, Bytes b) { return _mm512_dpbusd_epi32(acc, a, b); }
+inline __m256i halves_added(Bytes v) {
+  return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+#else
+using Bytes = __m256i;
+constexpr std::size_t kBytes = 32, kTileSums = 8;
+inline Bytes load_bytes(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline Bytes zero_bytes() { return _mm256_setzero_si256(); }
+inline Bytes dot_add(Bytes acc, Bytes a, Bytes b) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(acc, a, b);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)));
+#endif
+}
+inline __m256i halves_added(Bytes v) { return v; }
+#endif
+
+/// C[m0 + r][n + c] = P row m0 + r . Q row n + c for an R x kCols tile: the R x kCols sums in
+/// registers, each of the tile's rows of P and of Q loaded once per vector of K (kTileSums chains
+/// of multiply-adds in flight, where one row at a time has kCols); the lanes added at the end,
+/// four sums at a time; the bytes past whole vectors one by one.
+template <std::size_t R, std::size_t kCols>
+void skinny_tile(const std::uint8_t* P, const std::int8_t* Q, std::size_t K, std::size_t N, std::size_t m0,
+                 std::size_t n, std::int32_t* C) {
+  static_assert(kCols % 4 == 0, "columns are summed four at a time");
+  Bytes acc[R][kCols];
+  for (std::size_t r = 0; r < R; ++r) {
+    for (std::size_t c = 0; c < kCols; ++c) acc[r][c] = zero_bytes();
+  }
+  std::size_t k = 0;
+  for (; k + kBytes <= K; k += kBytes) {
+    Bytes b[kCols];
+    for (std::size_t c = 0; c < kCols; ++c) b[c] = load_bytes(Q + (n + c) * K + k);
+    for (std::size_t r = 0; r < R; ++r) {
+      const Bytes a = load_bytes(P + (m0 + r) * K + k);
+      for (std::size_t c = 0; c < kCols; ++c) acc[r][c] = dot_add(acc[r][c], a, b[c]);
+    }
+  }
+  for (std::size_t r = 0; r < R; ++r) {
+    std::int32_t* out = C + (m0 + r) * N + n;
+    for (std::size_t c = 0; c < kCols; c += 4) {  // two levels of pair sums, then the two halves
+      const __m256i a0 = halves_added(acc[r][c]), a1 = halves_added(acc[r][c + 1]);
+      const __m256i a2 = halves_added(acc[r][c + 2]), a3 = halves_added(acc[r][c + 3]);
+      const __m256i pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+      const __m128i four = _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), four);
+    }
+    if (k == K) continue;
+    const std::uint8_t* p = P + (m0 + r) * K;
+    for (std::size_t c = 0; c < kCols; ++c) {
+      const std::int8_t* q = Q + (n + c) * K;
+      std::int32_t sum = 0;
+      for (std::size_t j = k; j < K; ++j) sum += static_cast<std::int32_t>(p[j]) * q[j];
+      out[c] += sum;
+    }
+  }
+}
+
+/// skinny_tile over rows [m0, m0 + R) and columns [n0, n1): tiles of kCols columns, the columns
+/// past them one by one.
+template <std::size_t R, std::size_t kCols>
+void skinny_rows(const std::uint8_t* P, const std::int8_t* Q, std::size_t K, std::size_t N, std::size_t m0,
+                 std::size_t n0, std::size_t n1, std::int32_t* C) {
+  std::size_t n = n0;
+  for (; n + kCols <= n1; n += kCols) skinny_tile<R, kCols>(P, Q, K, N, m0, n, C);
+  for (; n < n1; ++n) {
+    for (std::size_t r = 0; r < R; ++r) {
+      std::int32_t sum = 0;
+      for (std::size_t j = 0; j < K; ++j) sum += static_cast<std::int32_t>(P[(m0 + r) * K + j]) * Q[n * K + j];
+      C[(m0 + r) * N + n] = sum;
+    }
+  }
+}
+#endif
+
 /// C (M, N) = P (M, K) Q^T in int32 for a few rows (a decoding step): Q (N, K) read once, in
-/// blocks of 4 of its rows, each block multiplied with every row of P while it sits in L1.
-/// With AVX2: u8 x s8 pairs summed in 16 bits (exact: P <= 127), then in 32 bits; with VNNI,
-/// four products summed into 32 bits by one instruction.
+/// blocks of kBlock of its rows over the threads; in a block, tiles of rows of P and of Q whose
+/// sums fill the registers (one row: kTileSums / 2 columns; more: 4 columns of kTileSums / 4 rows).
 void skinny_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint8_t* P, const std::int8_t* Q,
                     std::int32_t* C) {
-  constexpr std::size_t kCols = 4, kBlock = 64;
+  constexpr std::size_t kBlock = 64;
   // An int8 multiply-add costs a small part of what kParallelWork counts (one VNNI instruction
   // does 64): measured on 2 cores (Zen 5), a second thread pays from about a million of them
   // (4 x 1024 x 256: 1.2x; 1 x 256 x 256 ran at 0.3x, 8 x 256 x 256 at 0.86x).
   constexpr std::size_t kMultiplyAddsPerWork = 32;
   const std::size_t blocks = (N + kBlock - 1) / kBlock;
   parallel_rows(blocks, kBlock * K * M / kMultiplyAddsPerWork, [&](std::size_t block) {
-    const std::size_t end = std::min(N, (block + 1) * kBlock);
-    for (std::size_t n = block * kBlock; n < end; n += kCols) {
-      const std::size_t cols = std::min(kCols, end - n);
-      for (std::size_t m = 0; m < M; ++m) {
-        const std::uint8_t* p = P + m * K;
-        std::int32_t sums[kCols] = {0, 0, 0, 0};
-        std::size_t k = 0;
+    const std::size_t n0 = block * kBlock, n1 = std::min(N, n0 + kBlock);
 #if defined(__AVX2__)
-        if (cols == kCols) {
-#if !(defined(__AVX512VNNI__) && defined(__AVX512VL__))
-          const __m256i ones = _mm256_set1_epi16(1);
-#endif
-          __m256i acc[kCols];
-          for (std::size_t c = 0; c < kCols; ++c) acc[c] = _mm256_setzero_si256();
-          for (; k + 32 <= K; k += 32) {
-            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + k));
-            for (std::size_t c = 0; c < kCols; ++c) {
-              const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(Q + (n + c) * K + k));
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-              acc[c] = _mm256_dpbusd_epi32(acc[c], a, b);  // VNNI: four u8 x s8 products into each lane
+    constexpr std::size_t kRows = kTileSums / 4;  // rows of a 4-column tile
+    std::size_t m = 0;
+    if (M == 1) skinny_rows<1, kTileSums / 2>(P, Q, K, N, 0, n0, n1, C), m = 1;
+    for (; m + kRows <= M; m += kRows) skinny_rows<kRows, 4>(P, Q, K, N, m, n0, n1, C);
+    for (; m < M; ++m) skinny_rows<1, 4>(P, Q, K, N, m, n0, n1, C);
 #else
-              acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
-#endif
-            }
-          }
-          // The four columns' lanes added at once: two levels of pair sums, then the two halves.
-          const __m256i pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
-          const __m128i four = _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(sums), four);
-        }
-#endif
-        for (std::size_t c = 0; c < cols; ++c) {
-          const std::int8_t* q = Q + (n + c) * K;
-          for (std::size_t j = k; j < K; ++j) sums[c] += static_cast<std::int32_t>(p[j]) * q[j];
-        }
-        for (std::size_t c = 0; c < cols; ++c) C[m * N + n + c] = sums[c];
+    for (std::size_t m = 0; m < M; ++m) {
+      for (std::size_t n = n0; n < n1; ++n) {
+        std::int32_t sum = 0;
+        for (std::size_t j = 0; j < K; ++j) sum += static_cast<std::int32_t>(P[m * K + j]) * Q[n * K + j];
+        C[m * N + n] = sum;
       }
     }
+#endif
   });
 }
 
