@@ -305,10 +305,27 @@ namespace {
 /// GNMT length penalty ((5 + L) / 6)^alpha.
 double length_penalty(std::size_t length, double alpha) { return std::pow((5.0 + length) / 6.0, alpha); }
 
+/// A source's beams share their prefixes: each token chosen is a node of the source's tree, which
+/// points to the node before it, so that extending a beam costs one node, not a copy of its
+/// tokens. A beam is its last node and its log-probability.
+struct TokenNode {
+  std::int64_t token;
+  std::uint32_t parent;  // kNoNode: the first token
+  std::uint32_t length;  // tokens up to this one
+};
+constexpr std::uint32_t kNoNode = std::numeric_limits<std::uint32_t>::max();
+
 struct Beam {
-  std::vector<std::int64_t> tokens;
+  std::uint32_t node;  // kNoNode: empty
   double log_prob;
 };
+
+/// The tokens of the path that ends at `node`, first to last.
+std::vector<std::int64_t> path_tokens(const std::vector<TokenNode>& tree, std::uint32_t node) {
+  std::vector<std::int64_t> tokens(node == kNoNode ? 0 : tree[node].length);
+  for (std::size_t i = tokens.size(); i > 0; node = tree[node].parent) tokens[--i] = tree[node].token;
+  return tokens;
+}
 
 /// One extension of a live beam: its log-probability and the beam's rank * V + token, which
 /// breaks ties (the lower first).
@@ -371,12 +388,14 @@ std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::siz
   std::vector<std::size_t> active(batch);
   std::iota(active.begin(), active.end(), std::size_t{0});
   std::size_t width = 1;
-  std::vector<std::vector<Beam>> live(batch, std::vector<Beam>{Beam{{}, 0.0}});
+  std::vector<std::vector<Beam>> live(batch, std::vector<Beam>{Beam{kNoNode, 0.0}});
+  std::vector<std::vector<TokenNode>> trees(batch);
   std::vector<std::vector<Hypothesis>> finished(batch);
   auto finish = [&](std::size_t b, const Beam& beam) {
     if (beam.log_prob == minus_inf) return;
-    const double score = beam.log_prob / length_penalty(beam.tokens.size(), alpha);
-    finished[b].push_back({beam.tokens, static_cast<float>(beam.log_prob), static_cast<float>(score)});
+    const std::vector<std::int64_t> tokens = path_tokens(trees[b], beam.node);
+    const double score = beam.log_prob / length_penalty(tokens.size(), alpha);
+    finished[b].push_back({tokens, static_cast<float>(beam.log_prob), static_cast<float>(score)});
   };
 
   Indices fed;  // (A * width)
@@ -405,15 +424,17 @@ std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::siz
                         ranks_before);
       std::vector<Beam> next;
       std::vector<std::size_t> parents;
+      std::vector<TokenNode>& tree = trees[b];
       for (std::size_t c = 0; c < keep && next.size() < k; ++c) {
         const std::size_t parent = candidates[c].index / vocab;
         const auto token = static_cast<std::int64_t>(candidates[c].index % vocab);
-        Beam beam{live[b][parent].tokens, candidates[c].log_prob};
-        beam.tokens.push_back(token);
+        const std::uint32_t from = live[b][parent].node;
+        tree.push_back({token, from, from == kNoNode ? 1 : tree[from].length + 1});
+        const Beam beam{static_cast<std::uint32_t>(tree.size() - 1), candidates[c].log_prob};
         if (eos_id >= 0 && token == eos_id) {
           if (c < k) finish(b, beam);  // an EOS outside the top k is dropped
         } else {
-          next.push_back(std::move(beam));
+          next.push_back(beam);
           parents.push_back(parent);
         }
       }
@@ -426,10 +447,10 @@ std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::siz
         rows.push_back(a * width + (i < next.size() ? parents[i] : 0));
         // Beams past the live ones feed EOS (or, with no EOS, the best beam's token): their
         // logits are never read.
-        const std::int64_t filler = eos_id >= 0 || next.empty() ? std::max<std::int64_t>(eos_id, 0) : next[0].tokens.back();
-        next_tokens.push_back(i < next.size() ? next[i].tokens.back() : filler);
+        const std::int64_t filler = eos_id >= 0 || next.empty() ? std::max<std::int64_t>(eos_id, 0) : tree[next[0].node].token;
+        next_tokens.push_back(i < next.size() ? tree[next[i].node].token : filler);
       }
-      next.resize(k, Beam{{}, minus_inf});
+      next.resize(k, Beam{kNoNode, minus_inf});
       live[b] = std::move(next);
       still_active.push_back(b);
     }
