@@ -346,6 +346,10 @@ void attend_one_query(const float* q, KeyRow key_row, ValueRow value_row, std::s
   using vec::load;
   using vec::Vec;
   using vec::W;
+  if (S == 0) {  // no keys: every head attends to nothing
+    std::fill(out, out + H * dv, 0.f);
+    return;
+  }
   const std::size_t blocks = (S + W / H - 1) / (W / H);
   thread_local std::vector<float> scratch;
   if (scratch.size() < blocks * W) scratch.resize(blocks * W);

@@ -181,6 +181,8 @@ TEST_CASE("gathered_attention_row: one query over key and value rows gathered by
     }
   }
   check_gathered_row(5, 9, 16, 24, [](std::size_t s) { return s == 2; });
+  check_gathered_row(0, 4, 32, 128, [](std::size_t) { return false; });  // no keys: zeros
+  check_gathered_row(0, 9, 16, 24, [](std::size_t) { return false; });
   check_gathered_row(6, 8, 32, 32, [](std::size_t) { return true; });   // every key masked: zeros
   check_gathered_row(6, 9, 16, 24, [](std::size_t) { return true; });
   check_gathered_row(33, 4, 32, 64, [](std::size_t s) { return s % 3 != 1; });
