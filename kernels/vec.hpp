@@ -86,31 +86,28 @@ inline void over_lane_pairs(std::size_t size, F f) {
 /// count NaNs apart), so a running maximum starts at -inf and stays a number.
 inline Vec max(Vec acc, Vec v) { return v > acc ? v : acc; }
 
-/// Bit i set where lane i of v is above t (a NaN lane is not): the lanes a scan must look at.
-inline unsigned above(Vec v, float t) {
+namespace detail {
+/// Bit i set where lane i of v is above t, or at least t with kOrEqual (a NaN lane never is).
+template <bool kOrEqual>
+inline unsigned lanes_compared(Vec v, float t) {
 #if defined(__AVX512F__)
-  return _mm512_cmp_ps_mask(__m512(v), _mm512_set1_ps(t), _CMP_GT_OQ);
+  return _mm512_cmp_ps_mask(__m512(v), _mm512_set1_ps(t), kOrEqual ? _CMP_GE_OQ : _CMP_GT_OQ);
 #elif defined(__AVX__)
-  return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(__m256(v), _mm256_set1_ps(t), _CMP_GT_OQ)));
+  return static_cast<unsigned>(
+      _mm256_movemask_ps(_mm256_cmp_ps(__m256(v), _mm256_set1_ps(t), kOrEqual ? _CMP_GE_OQ : _CMP_GT_OQ)));
 #else
   unsigned bits = 0;
-  for (std::size_t i = 0; i < W; ++i) bits |= (v[i] > t ? 1u : 0u) << i;
+  for (std::size_t i = 0; i < W; ++i) bits |= ((kOrEqual ? v[i] >= t : v[i] > t) ? 1u : 0u) << i;
   return bits;
 #endif
 }
+}  // namespace detail
+
+/// Bit i set where lane i of v is above t (a NaN lane is not): the lanes a scan must look at.
+inline unsigned above(Vec v, float t) { return detail::lanes_compared<false>(v, t); }
 
 /// Bit i set where lane i of v is at least t (a NaN lane is not).
-inline unsigned at_least(Vec v, float t) {
-#if defined(__AVX512F__)
-  return _mm512_cmp_ps_mask(__m512(v), _mm512_set1_ps(t), _CMP_GE_OQ);
-#elif defined(__AVX__)
-  return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(__m256(v), _mm256_set1_ps(t), _CMP_GE_OQ)));
-#else
-  unsigned bits = 0;
-  for (std::size_t i = 0; i < W; ++i) bits |= (v[i] >= t ? 1u : 0u) << i;
-  return bits;
-#endif
-}
+inline unsigned at_least(Vec v, float t) { return detail::lanes_compared<true>(v, t); }
 
 namespace detail {
 /// exp of each lane (vec::exp), with kLarge the handling of x above 88 (+inf, and huge x).
