@@ -22,11 +22,11 @@ namespace xgrad::kernels {
 namespace {
 
 constexpr float kWeightLevels = 127.f;      // Q in [-127, 127]
+constexpr float kActivationLevels = 127.f;  // P in [0, 127]
 /// Products of at least this many rows and multiply-adds go by rows over the threads, each
 /// thread's rows quantized, multiplied and dequantized by that thread.
 constexpr std::size_t kRowSplitRows = 64;
 constexpr std::size_t kRowSplitWork = std::size_t{1} << 21;
-constexpr float kActivationLevels = 127.f;  // P in [0, 127]
 
 /// One row of activations quantized: P (K), and its scale a and zero point z. False when the row
 /// holds a non-finite value (its outputs are then NaN). Vectorized: min and max, then
@@ -93,6 +93,14 @@ bool quantize_row(const float* x, std::size_t K, std::uint8_t* p, float& a, std:
   return true;
 }
 
+/// sum_j p[j] q[j] over [begin, end), one byte at a time: the bytes past whole vectors, and every
+/// byte without AVX2.
+inline std::int32_t dot_u8s8(const std::uint8_t* p, const std::int8_t* q, std::size_t begin, std::size_t end) {
+  std::int32_t sum = 0;
+  for (std::size_t j = begin; j < end; ++j) sum += static_cast<std::int32_t>(p[j]) * q[j];
+  return sum;
+}
+
 #if defined(__AVX2__)
 // u8 x s8 dot products, a vector of bytes at a time: with AVX512-VNNI 64 bytes, four products
 // summed into each 32-bit lane by one instruction; with AVX2 32 bytes, pairs summed in 16 bits
@@ -152,13 +160,7 @@ void skinny_tile(const std::uint8_t* P, const std::int8_t* Q, std::size_t K, std
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), four);
     }
     if (k == K) continue;
-    const std::uint8_t* p = P + (m0 + r) * K;
-    for (std::size_t c = 0; c < kCols; ++c) {
-      const std::int8_t* q = Q + (n + c) * K;
-      std::int32_t sum = 0;
-      for (std::size_t j = k; j < K; ++j) sum += static_cast<std::int32_t>(p[j]) * q[j];
-      out[c] += sum;
-    }
+    for (std::size_t c = 0; c < kCols; ++c) out[c] += dot_u8s8(P + (m0 + r) * K, Q + (n + c) * K, k, K);
   }
 }
 
@@ -170,11 +172,7 @@ void skinny_rows(const std::uint8_t* P, const std::int8_t* Q, std::size_t K, std
   std::size_t n = n0;
   for (; n + kCols <= n1; n += kCols) skinny_tile<R, kCols>(P, Q, K, N, m0, n, C);
   for (; n < n1; ++n) {
-    for (std::size_t r = 0; r < R; ++r) {
-      std::int32_t sum = 0;
-      for (std::size_t j = 0; j < K; ++j) sum += static_cast<std::int32_t>(P[(m0 + r) * K + j]) * Q[n * K + j];
-      C[(m0 + r) * N + n] = sum;
-    }
+    for (std::size_t r = 0; r < R; ++r) C[(m0 + r) * N + n] = dot_u8s8(P + (m0 + r) * K, Q + n * K, 0, K);
   }
 }
 #endif
@@ -200,11 +198,7 @@ void skinny_u8s8s32(std::size_t M, std::size_t N, std::size_t K, const std::uint
     for (; m < M; ++m) skinny_rows<1, 4>(P, Q, K, N, m, n0, n1, C);
 #else
     for (std::size_t m = 0; m < M; ++m) {
-      for (std::size_t n = n0; n < n1; ++n) {
-        std::int32_t sum = 0;
-        for (std::size_t j = 0; j < K; ++j) sum += static_cast<std::int32_t>(P[m * K + j]) * Q[n * K + j];
-        C[m * N + n] = sum;
-      }
+      for (std::size_t n = n0; n < n1; ++n) C[m * N + n] = dot_u8s8(P + m * K, Q + n * K, 0, K);
     }
 #endif
   });
@@ -277,8 +271,12 @@ void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, s
   float* row_scales = a.data();
   std::int32_t* zero_points = z.data();
   char* row_finite = finite.data();
+  const std::int8_t* weight = w.values.data() + first * K;  // (count, K)
   const float* scales = w.scales.data() + first;
   const std::int32_t* sums = w.row_sums.data() + first;
+  const auto quantize = [&](std::size_t m) {
+    row_finite[m] = quantize_row(x + m * K, K, quantized + m * K, row_scales[m], zero_points[m]);
+  };
   const auto dequantize = [&](std::size_t m) {
     float* out = y + m * count;
     const std::int32_t* acc = products + m * count;
@@ -307,22 +305,16 @@ void quantized_linear(const float* x, std::size_t M, const QuantizedWeight& w, s
       const auto t = static_cast<std::size_t>(omp_get_thread_num());
       const std::size_t block = (M + team - 1) / team;  // as schedule(static) splits M rows
       const std::size_t m0 = std::min(M, t * block), m1 = std::min(M, m0 + block);
-      for (std::size_t m = m0; m < m1; ++m) {
-        row_finite[m] = quantize_row(x + m * K, K, quantized + m * K, row_scales[m], zero_points[m]);
-      }
-      if (m1 > m0) {
-        gemm_u8s8s32(m1 - m0, count, K, quantized + m0 * K, w.values.data() + first * K, products + m0 * count);
-      }
+      for (std::size_t m = m0; m < m1; ++m) quantize(m);
+      if (m1 > m0) gemm_u8s8s32(m1 - m0, count, K, quantized + m0 * K, weight, products + m0 * count);
       for (std::size_t m = m0; m < m1; ++m) dequantize(m);
     }
     return;
   }
-  parallel_rows(M, K, [&](std::size_t m) {
-    row_finite[m] = quantize_row(x + m * K, K, quantized + m * K, row_scales[m], zero_points[m]);
-  });
+  parallel_rows(M, K, quantize);
   // A few rows: the weight read once, by our kernel; more: the GEMM library's.
-  if (M <= kSkinnyRows) skinny_u8s8s32(M, count, K, quantized, w.values.data() + first * K, products);
-  else gemm_u8s8s32(M, count, K, quantized, w.values.data() + first * K, products);
+  if (M <= kSkinnyRows) skinny_u8s8s32(M, count, K, quantized, weight, products);
+  else gemm_u8s8s32(M, count, K, quantized, weight, products);
   parallel_rows(M, count, dequantize);
 }
 
