@@ -104,62 +104,80 @@ inline void over_row_vectors(std::size_t n, F f) {
   for (std::size_t j = 0; j < kVectors; ++j) f(j * vec::W, j + 1 < kVectors ? vec::W : n - j * vec::W);
 }
 
-/// forward_rows for rows of kVectors <= kShortVectors vectors, W rows at a time: each row's lanes
-/// reduced to one vector (its elementwise maximum, then its exponentials' sum), and the W rows'
-/// vectors reduced across their lanes together (vec::lanes_maxes, vec::lanes_sums): a tree for
-/// W rows in about the instructions of three rows' own.
+/// forward_rows for rows of kVectors <= kShortVectors vectors, in groups of W rows: each row's
+/// lanes reduced to one vector (its elementwise maximum, then its exponentials' sum), and the W
+/// rows' vectors reduced across their lanes together (vec::lanes_maxes, vec::lanes_sums): a tree
+/// for W rows in about the instructions of three rows' own. Pipelined over the groups as
+/// forward_rows is over its rows: one pass over the rows of a group takes their exponentials, the
+/// maxima of the next group's rows and the output of the previous group's, so that the trees'
+/// waits and the passes that only load and store overlap the exponentials.
 template <bool kLog, std::size_t kVectors>
 void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t n) {
   using vec::load;
   using vec::store;
   using vec::Vec;
   using vec::W;
-  for (std::size_t first = 0; first < count; first += W) {
-    const std::size_t rows = std::min(W, count - first);
-    const float* xg = x + first * n;  // (rows, n)
-    float* yg = y + first * n;
-    Vec part[W];  // a row's elementwise maximum, then its sum; rows past `rows` stay empty
-    // A row's last vector when it is not whole, kept here rather than in y: a load of lanes
-    // stored under a mask must wait for the store to reach the cache.
-    Vec tail[W];
+  const std::size_t groups = (count + W - 1) / W;
+  const auto rows_of = [&](std::size_t g) { return std::min(W, count - g * W); };  // rows in group g
+  const std::size_t group = W * n;                                                  // its elements
+  // The reductions' inputs, lane r for row r of a group: the elementwise maxima of the next
+  // group's rows, the sums of this group's exponentials. Past a group's last row they hold what
+  // an earlier group left: each lane of a reduction is its own row's, and those lanes go unused.
+  Vec maxima[W] = {}, sums[W] = {};
+  // A row's last vector when it is not whole, kept here rather than in y, for this group and for
+  // the previous one: a load of lanes stored under a mask must wait for the store to reach the cache.
+  Vec tails[2][W];
+  const auto take_maxima = [&](std::size_t r, const float* xr) {  // of one row
+    Vec m = Vec{} + kMinusInf;
+    over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) { m = vec::max(m, load(xr + i, lanes, kMinusInf)); });
+    maxima[r] = m;
+  };
+  for (std::size_t r = 0; r < rows_of(0); ++r) take_maxima(r, x + r * n);
+  Vec m = vec::lanes_maxes(maxima);  // (W): the maximum of each row of group g
+  Vec m_done = {}, k_done = {};      // (W): group g - 1's maxima, and 1 / s (softmax) or log s
+  for (std::size_t g = 0; g <= groups; ++g) {
+    const std::size_t at = g * group;  // group g's first element
+    const bool exps = g < groups, next = g + 1 < groups, previous = g > 0;
+    const std::size_t rows = exps ? rows_of(g) : 0, rows_next = next ? rows_of(g + 1) : 0,
+                      rows_previous = previous ? rows_of(g - 1) : 0;
+    Vec* tail = tails[g % 2];
+    const Vec* tail_done = tails[(g + 1) % 2];
     for (std::size_t r = 0; r < W; ++r) {
-      Vec m = Vec{} + kMinusInf;
       if (r < rows) {
+        const Vec m_r = vec::broadcast_lane(m, r);
+        Vec s = {};
         over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
-          m = vec::max(m, load(xg + r * n + i, lanes, kMinusInf));
-        });
-      }
-      part[r] = m;
-    }
-    float m[W], k[W];  // (W): each row's maximum, then 1 / s (softmax) or log s (log-softmax)
-    store(m, vec::lanes_maxes(part));
-    for (std::size_t r = 0; r < W; ++r) {
-      Vec s = {};
-      if (r < rows) {
-        over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
-          const Vec e = vec::exp_nonpositive(load(xg + r * n + i, lanes, kMinusInf) - m[r]);
-          if (!kLog && lanes == W) store(yg + r * n + i, e);
+          const Vec e = vec::exp_nonpositive(load(x + at + r * n + i, lanes, kMinusInf) - m_r);
+          if (!kLog && lanes == W) store(y + at + r * n + i, e);
           if (!kLog && lanes < W) tail[r] = e;
           s += e;
         });
+        sums[r] = s;
       }
-      part[r] = s;
+      if (r < rows_next) take_maxima(r, x + at + group + r * n);
+      // The last row first: a store under a mask counts as a store of the whole vector, so that
+      // the next row's first loads would wait for it to reach the cache; the rows before do not.
+      if (r < rows_previous) {
+        const std::size_t rd = rows_previous - 1 - r;
+        const Vec k_r = vec::broadcast_lane(k_done, rd);
+        over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
+          const float* in = x + at - group + rd * n + i;
+          float* out = y + at - group + rd * n + i;
+          if (kLog) store(out, (load(in, lanes, 0.f) - vec::broadcast_lane(m_done, rd)) - k_r, lanes);
+          else store(out, (lanes == W ? load(out) : tail_done[rd]) * k_r, lanes);
+        });
+      }
     }
-    const Vec sums = vec::lanes_sums(part);
-    if (kLog) {
-      for (std::size_t r = 0; r < rows; ++r) k[r] = std::log(sums[r]);
-    } else {
-      store(k, 1.f / sums);
+    if (exps) {
+      const Vec s = vec::lanes_sums(sums);
+      if (kLog) {
+        for (std::size_t r = 0; r < W; ++r) k_done[r] = r < rows ? std::log(s[r]) : 0.f;
+      } else {
+        k_done = 1.f / s;
+      }
+      m_done = m;
     }
-    // The last row first: a store under a mask counts as a store of the whole vector, so that
-    // the next row's first loads would wait for it to reach the cache; the rows before do not.
-    for (std::size_t r = rows; r-- > 0;) {
-      over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
-        float* out = yg + r * n + i;
-        if (kLog) store(out, (load(xg + r * n + i, lanes, 0.f) - m[r]) - k[r], lanes);
-        else store(out, (lanes == W ? load(out) : tail[r]) * k[r], lanes);
-      });
-    }
+    if (next) m = vec::lanes_maxes(maxima);
   }
 }
 

@@ -184,6 +184,12 @@ inline float lanes_max(Vec v) {
 #endif
 }
 
+/// Lane i of v in every lane: a shuffle within the register, where v[i] would go through memory.
+inline Vec broadcast_lane(Vec v, std::size_t i) {
+  typedef std::int32_t Index __attribute__((vector_size(W * sizeof(std::int32_t))));
+  return __builtin_shuffle(v, Index{} + static_cast<std::int32_t>(i));
+}
+
 /// Lane l of the result: op over the lanes of v whose index is l mod `stride` (a power of two
 /// dividing W): v combined with itself rotated by stride, 2 stride, ... lanes.
 template <class Op>

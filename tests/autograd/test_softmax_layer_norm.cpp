@@ -198,6 +198,14 @@ TEST_CASE("softmax and log_softmax match a double reference along every axis, fo
       check_against_reference({37, n}, -1, log);
     }
     check_against_reference({3, 16, 32}, -1, log);
+    // Short rows pipelined over their groups: one group, whole and not; two; many and a last of one.
+    for (const std::size_t rows : {1, 15, 16, 17, 32, 49, 81}) {
+      for (const std::size_t n : {8, 32, 33}) {
+        CAPTURE(rows);
+        CAPTURE(n);
+        check_against_reference({rows, n}, -1, log);
+      }
+    }
   }
 }
 
