@@ -1,4 +1,4 @@
-// vec::exp against exp in double (at most 2 ulp over the whole float range where exp(x) is a
+// vec::exp against exp in double (at most 1.25 ulp over the whole float range where exp(x) is a
 // normal float, the special values exact), vec::exp_nonpositive against vec::exp, and the loads
 // and stores of part of a vector, the sums and maxima across lanes of W vectors at once.
 #include <doctest/doctest.h>
@@ -30,7 +30,7 @@ double ulps(float a, double b) {
 
 }  // namespace
 
-TEST_CASE("vec::exp: within 2 ulp of exp in double from -87.3 to 88") {
+TEST_CASE("vec::exp: within 1.25 ulp of exp in double from -87.3 to 88") {
   double worst = 0;
   float worst_at = 0;
   for (float x = -87.3f; x < 88.f; x += 0.0037f) {
@@ -42,7 +42,7 @@ TEST_CASE("vec::exp: within 2 ulp of exp in double from -87.3 to 88") {
     if (error > worst) worst = error, worst_at = x;
   }
   CAPTURE(worst_at);
-  CHECK(worst <= 2.0);
+  CHECK(worst <= 1.25);  // 1.07 at worst over every float, on each path
   CHECK(vec_exp(0.f) == 1.f);
 }
 
