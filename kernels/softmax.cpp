@@ -255,6 +255,53 @@ void backward_row(const float* y, const float* dy, float* dx, std::size_t n, boo
   }
 }
 
+/// backward_row for rows of kVectors <= kShortVectors vectors, W rows at a time: each row's
+/// products (softmax) or gradients (log-softmax) summed elementwise into one vector, the W rows'
+/// vectors across their lanes together (vec::lanes_sums), then each row's dx.
+template <bool kLog, std::size_t kVectors>
+void backward_short_rows(const float* y, const float* dy, float* dx, std::size_t count, std::size_t n) {
+  using vec::load;
+  using vec::Vec;
+  using vec::W;
+  Vec part[W] = {};  // lane r: row r's sum; past a group's last row what an earlier group left, unused
+  for (std::size_t first = 0; first < count; first += W) {
+    const std::size_t rows = std::min(W, count - first), at = first * n;
+    for (std::size_t r = 0; r < rows; ++r) {
+      Vec s = {};
+      over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
+        const std::size_t k = at + r * n + i;
+        s += kLog ? load(dy + k, lanes, 0.f) : load(dy + k, lanes, 0.f) * load(y + k, lanes, 0.f);
+      });
+      part[r] = s;
+    }
+    const Vec sums = vec::lanes_sums(part);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const Vec s = vec::broadcast_lane(sums, r);
+      over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
+        const std::size_t k = at + r * n + i;
+        const Vec g = load(dy + k, lanes, 0.f);
+        if (kLog) vec::store(dx + k, g - vec::exp_nonpositive(load(y + k, lanes, 0.f)) * s, lanes);
+        else vec::store(dx + k, load(y + k, lanes, 0.f) * (g - s), lanes);
+      });
+    }
+  }
+}
+
+/// backward_row over `count` rows, or backward_short_rows for rows of at most kShortVectors vectors.
+template <bool kLog>
+void backward_any_rows(const float* y, const float* dy, float* dx, std::size_t count, std::size_t n) {
+  switch ((n + vec::W - 1) / vec::W) {
+    case 1: return backward_short_rows<kLog, 1>(y, dy, dx, count, n);
+    case 2: return backward_short_rows<kLog, 2>(y, dy, dx, count, n);
+    case 3: return backward_short_rows<kLog, 3>(y, dy, dx, count, n);
+    case 4:
+      if (kShortVectors >= 4) return backward_short_rows<kLog, 4>(y, dy, dx, count, n);
+      break;
+    default: break;
+  }
+  for (std::size_t r = 0; r < count; ++r) backward_row(y + r * n, dy + r * n, dx + r * n, n, kLog);
+}
+
 /// backward_row for w columns at once: element (k, i) at k * stride + i.
 void backward_columns(const float* y, const float* dy, float* dx, std::size_t n, std::size_t stride, std::size_t w,
                       bool log) {
@@ -286,7 +333,8 @@ void backward(const float* y, const float* dy, float* dx, const AxisView& v, boo
   for_each_slice(
       v,
       [&](std::size_t at, std::size_t count) {
-        for (std::size_t r = 0; r < count; ++r) backward_row(y + at + r * v.n, dy + at + r * v.n, dx + at + r * v.n, v.n, log);
+        if (log) backward_any_rows<true>(y + at, dy + at, dx + at, count, v.n);
+        else backward_any_rows<false>(y + at, dy + at, dx + at, count, v.n);
       },
       [&](std::size_t at, std::size_t w) { backward_columns(y + at, dy + at, dx + at, v.n, v.inner, w, log); });
 }
