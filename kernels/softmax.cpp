@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/row_sums.hpp>
@@ -98,10 +99,31 @@ void forward_rows(const float* x, float* y, std::size_t count, std::size_t n) {
 constexpr std::size_t kShortVectors = vec::W >= 16 ? 3 : 4;
 
 /// f(i, lanes) for the kVectors vectors of a row of n elements, (kVectors - 1) W < n <= kVectors W:
-/// whole vectors, the last one of the n - i lanes left. A loop of a known count, unrolled.
-template <std::size_t kVectors, class F>
+/// whole vectors, the last one of the n - i lanes left (all whole with kWhole, n = kVectors W,
+/// where every load and store is a plain one). A loop of a known count, unrolled.
+template <std::size_t kVectors, bool kWhole, class F>
 inline void over_row_vectors(std::size_t n, F f) {
-  for (std::size_t j = 0; j < kVectors; ++j) f(j * vec::W, j + 1 < kVectors ? vec::W : n - j * vec::W);
+  for (std::size_t j = 0; j < kVectors; ++j) f(j * vec::W, kWhole || j + 1 < kVectors ? vec::W : n - j * vec::W);
+}
+
+/// body(kVectors, kWhole), each a std::integral_constant, for rows of n elements of at most
+/// kShortVectors vectors, and true; false for longer rows.
+template <class Body>
+bool with_short_rows(std::size_t n, Body&& body) {
+  const auto shape = [&](auto vectors) {
+    if (n % vec::W == 0) body(vectors, std::true_type{});
+    else body(vectors, std::false_type{});
+    return true;
+  };
+  switch ((n + vec::W - 1) / vec::W) {
+    case 1: return shape(std::integral_constant<std::size_t, 1>{});
+    case 2: return shape(std::integral_constant<std::size_t, 2>{});
+    case 3: return shape(std::integral_constant<std::size_t, 3>{});
+    case 4:
+      if constexpr (kShortVectors >= 4) return shape(std::integral_constant<std::size_t, 4>{});
+      return false;
+    default: return false;
+  }
 }
 
 /// forward_rows for rows of kVectors <= kShortVectors vectors, in groups of W rows: each row's
@@ -111,7 +133,7 @@ inline void over_row_vectors(std::size_t n, F f) {
 /// forward_rows is over its rows: one pass over the rows of a group takes their exponentials, the
 /// maxima of the next group's rows and the output of the previous group's, so that the trees'
 /// waits and the passes that only load and store overlap the exponentials.
-template <bool kLog, std::size_t kVectors>
+template <bool kLog, std::size_t kVectors, bool kWhole>
 void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t n) {
   using vec::load;
   using vec::store;
@@ -129,38 +151,45 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
   Vec tails[2][W];
   const auto take_maxima = [&](std::size_t r, const float* xr) {  // of one row
     Vec m = Vec{} + kMinusInf;
-    over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) { m = vec::max(m, load(xr + i, lanes, kMinusInf)); });
+    over_row_vectors<kVectors, kWhole>(n, [&](std::size_t i, std::size_t lanes) {
+      const Vec v = load(xr + i, lanes, kMinusInf);
+      // i is known: the first vector starts the maxima (a NaN there makes the row's maximum NaN,
+      // as it makes the row's sum of exponentials: the row comes out NaN either way).
+      m = i == 0 ? v : vec::max(m, v);
+    });
     maxima[r] = m;
   };
   for (std::size_t r = 0; r < rows_of(0); ++r) take_maxima(r, x + r * n);
   Vec m = vec::lanes_maxes(maxima);  // (W): the maximum of each row of group g
   Vec m_done = {}, k_done = {};      // (W): group g - 1's maxima, and 1 / s (softmax) or log s
-  for (std::size_t g = 0; g <= groups; ++g) {
+  // The pass over group g's rows. In the steady state (groups g - 1, g and g + 1 all whole) every
+  // row takes all three parts, a loop with no conditions that the compiler unrolls and schedules.
+  const auto pass = [&](std::size_t g, auto steady) {
     const std::size_t at = g * group;  // group g's first element
-    const bool exps = g < groups, next = g + 1 < groups, previous = g > 0;
-    const std::size_t rows = exps ? rows_of(g) : 0, rows_next = next ? rows_of(g + 1) : 0,
-                      rows_previous = previous ? rows_of(g - 1) : 0;
+    const auto rows_or_none = [&](bool exists, std::size_t of) { return steady ? W : exists ? rows_of(of) : 0; };
+    const std::size_t rows = rows_or_none(g < groups, g), rows_next = rows_or_none(g + 1 < groups, g + 1),
+                      rows_previous = rows_or_none(g > 0, g - 1);
     Vec* tail = tails[g % 2];
     const Vec* tail_done = tails[(g + 1) % 2];
     for (std::size_t r = 0; r < W; ++r) {
-      if (r < rows) {
+      if (steady || r < rows) {
         const Vec m_r = vec::broadcast_lane(m, r);
         Vec s = {};
-        over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
+        over_row_vectors<kVectors, kWhole>(n, [&](std::size_t i, std::size_t lanes) {
           const Vec e = vec::exp_nonpositive(load(x + at + r * n + i, lanes, kMinusInf) - m_r);
           if (!kLog && lanes == W) store(y + at + r * n + i, e);
           if (!kLog && lanes < W) tail[r] = e;
-          s += e;
+          s = i == 0 ? e : s + e;  // s's numbers, without adding the first vector to 0
         });
         sums[r] = s;
       }
-      if (r < rows_next) take_maxima(r, x + at + group + r * n);
-      // The last row first: a store under a mask counts as a store of the whole vector, so that
-      // the next row's first loads would wait for it to reach the cache; the rows before do not.
-      if (r < rows_previous) {
-        const std::size_t rd = rows_previous - 1 - r;
+      if (steady || r < rows_next) take_maxima(r, x + at + group + r * n);
+      // Rows not whole, the last row first: a store under a mask counts as a store of the whole
+      // vector, so that the next row's first loads would wait for it to reach the cache.
+      if (steady || r < rows_previous) {
+        const std::size_t rd = kWhole ? r : rows_previous - 1 - r;
         const Vec k_r = vec::broadcast_lane(k_done, rd);
-        over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
+        over_row_vectors<kVectors, kWhole>(n, [&](std::size_t i, std::size_t lanes) {
           const float* in = x + at - group + rd * n + i;
           float* out = y + at - group + rd * n + i;
           if (kLog) store(out, (load(in, lanes, 0.f) - vec::broadcast_lane(m_done, rd)) - k_r, lanes);
@@ -168,6 +197,13 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
         });
       }
     }
+  };
+  const std::size_t whole = count / W;  // groups of W rows
+  for (std::size_t g = 0; g <= groups; ++g) {
+    const bool exps = g < groups, next = g + 1 < groups;
+    const std::size_t rows = exps ? rows_of(g) : 0;
+    if (g > 0 && g + 1 < whole) pass(g, std::true_type{});
+    else pass(g, std::false_type{});
     if (exps) {
       const Vec s = vec::lanes_sums(sums);
       if (kLog) {
@@ -184,15 +220,10 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
 /// forward_rows, or forward_short_rows for rows of at most kShortVectors vectors.
 template <bool kLog>
 void forward_any_rows(const float* x, float* y, std::size_t count, std::size_t n) {
-  switch ((n + vec::W - 1) / vec::W) {
-    case 1: return forward_short_rows<kLog, 1>(x, y, count, n);
-    case 2: return forward_short_rows<kLog, 2>(x, y, count, n);
-    case 3: return forward_short_rows<kLog, 3>(x, y, count, n);
-    case 4:
-      if (kShortVectors >= 4) return forward_short_rows<kLog, 4>(x, y, count, n);
-      return forward_rows<kLog>(x, y, count, n);
-    default: return forward_rows<kLog>(x, y, count, n);
-  }
+  const bool short_rows = with_short_rows(n, [&](auto vectors, auto whole) {
+    forward_short_rows<kLog, decltype(vectors)::value, decltype(whole)::value>(x, y, count, n);
+  });
+  if (!short_rows) forward_rows<kLog>(x, y, count, n);
 }
 
 /// forward_row for w columns at once: element (k, i) at k * stride + i. Three passes over the
@@ -258,7 +289,7 @@ void backward_row(const float* y, const float* dy, float* dx, std::size_t n, boo
 /// backward_row for rows of kVectors <= kShortVectors vectors, W rows at a time: each row's
 /// products (softmax) or gradients (log-softmax) summed elementwise into one vector, the W rows'
 /// vectors across their lanes together (vec::lanes_sums), then each row's dx.
-template <bool kLog, std::size_t kVectors>
+template <bool kLog, std::size_t kVectors, bool kWhole>
 void backward_short_rows(const float* y, const float* dy, float* dx, std::size_t count, std::size_t n) {
   using vec::load;
   using vec::Vec;
@@ -268,16 +299,17 @@ void backward_short_rows(const float* y, const float* dy, float* dx, std::size_t
     const std::size_t rows = std::min(W, count - first), at = first * n;
     for (std::size_t r = 0; r < rows; ++r) {
       Vec s = {};
-      over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
+      over_row_vectors<kVectors, kWhole>(n, [&](std::size_t i, std::size_t lanes) {
         const std::size_t k = at + r * n + i;
-        s += kLog ? load(dy + k, lanes, 0.f) : load(dy + k, lanes, 0.f) * load(y + k, lanes, 0.f);
+        const Vec term = kLog ? load(dy + k, lanes, 0.f) : load(dy + k, lanes, 0.f) * load(y + k, lanes, 0.f);
+        s = i == 0 ? term : s + term;
       });
       part[r] = s;
     }
     const Vec sums = vec::lanes_sums(part);
     for (std::size_t r = 0; r < rows; ++r) {
       const Vec s = vec::broadcast_lane(sums, r);
-      over_row_vectors<kVectors>(n, [&](std::size_t i, std::size_t lanes) {
+      over_row_vectors<kVectors, kWhole>(n, [&](std::size_t i, std::size_t lanes) {
         const std::size_t k = at + r * n + i;
         const Vec g = load(dy + k, lanes, 0.f);
         if (kLog) vec::store(dx + k, g - vec::exp_nonpositive(load(y + k, lanes, 0.f)) * s, lanes);
@@ -290,16 +322,12 @@ void backward_short_rows(const float* y, const float* dy, float* dx, std::size_t
 /// backward_row over `count` rows, or backward_short_rows for rows of at most kShortVectors vectors.
 template <bool kLog>
 void backward_any_rows(const float* y, const float* dy, float* dx, std::size_t count, std::size_t n) {
-  switch ((n + vec::W - 1) / vec::W) {
-    case 1: return backward_short_rows<kLog, 1>(y, dy, dx, count, n);
-    case 2: return backward_short_rows<kLog, 2>(y, dy, dx, count, n);
-    case 3: return backward_short_rows<kLog, 3>(y, dy, dx, count, n);
-    case 4:
-      if (kShortVectors >= 4) return backward_short_rows<kLog, 4>(y, dy, dx, count, n);
-      break;
-    default: break;
+  const bool short_rows = with_short_rows(n, [&](auto vectors, auto whole) {
+    backward_short_rows<kLog, decltype(vectors)::value, decltype(whole)::value>(y, dy, dx, count, n);
+  });
+  if (!short_rows) {
+    for (std::size_t r = 0; r < count; ++r) backward_row(y + r * n, dy + r * n, dx + r * n, n, kLog);
   }
-  for (std::size_t r = 0; r < count; ++r) backward_row(y + r * n, dy + r * n, dx + r * n, n, kLog);
 }
 
 /// backward_row for w columns at once: element (k, i) at k * stride + i.

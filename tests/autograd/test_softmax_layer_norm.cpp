@@ -252,6 +252,36 @@ TEST_CASE("softmax of rows far apart in scale: each row shifted by its own maxim
   }
 }
 
+TEST_CASE("softmax of short rows: the maximum of all of a row's vectors, wherever it sits") {
+  // Rows of 1 to 4 vectors whose largest logits, 300 above the rest (exp(300) overflows), sit in
+  // one stretch of 5 that moves along the row from one row to the next.
+  for (const std::size_t n : {8, 20, 32, 40, 48, 64}) {
+    const std::size_t rows = 37;
+    Array x = Array::from_shape({rows, n});
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t start = (r * 7) % (n - 4);
+      for (std::size_t j = 0; j < n; ++j) x(r, j) = (j >= start && j < start + 5 ? 300.f : 0.f) + 0.25f * static_cast<float>(j % 3);
+    }
+    for (bool log : {false, true}) {
+      CAPTURE(n);
+      CAPTURE(log);
+      const Array y = softmax_kind(Tensor(x), -1, log).value();
+      for (std::size_t r = 0; r < rows; ++r) {
+        const float m = xt::amax(xt::view(x, r, xt::all()))();
+        double sum = 0;
+        for (std::size_t j = 0; j < n; ++j) sum += std::exp(static_cast<double>(x(r, j)) - m);
+        for (std::size_t j = 0; j < n; ++j) {
+          const double log_p = static_cast<double>(x(r, j)) - m - std::log(sum);
+          CAPTURE(r);
+          CAPTURE(j);
+          if (log) REQUIRE(y(r, j) == doctest::Approx(log_p).epsilon(1e-5));
+          else REQUIRE(y(r, j) == doctest::Approx(std::exp(log_p)).epsilon(1e-5));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("softmax of logits at -inf (masked) gives them 0") {
   Tensor x = from_vector({0, -kInf, std::log(3.f), -kInf}, {4}).set_requires_grad(true);
   check_values(softmax(x, 0).value(), {4}, {0.25f, 0, 0.75f, 0});
