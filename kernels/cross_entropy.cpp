@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/row_sums.hpp>
@@ -44,14 +45,26 @@ void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::
     const float* row = x + n * C;              // (C)
     const float* ahead = x + next * C;         // (C), read only when next < end
     Vec e0 = {}, e1 = {}, sum0 = {}, sum1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;  // the two halves
-    vec::over_lane_pairs(C, [&](std::size_t c, std::size_t lanes, auto half) {
-      (half ? e1 : e0) += vec::exp_nonpositive(load(row + c, lanes, kMinusInf) - m);
-      if (eps > 0.f) (half ? sum1 : sum0) += load(row + c, lanes, 0.f);
-      if (next < end) {
-        Vec& mh = half ? m1 : m0;
-        mh = vec::max(mh, load(ahead + c, lanes, kMinusInf));
-      }
-    });
+    // The pass, with the plain sum (label smoothing) and the next row's maximum known to be taken
+    // or not: no test of either in the loop.
+    const auto pass = [&](auto smoothing, auto ahead_exists) {
+      vec::over_lane_pairs(C, [&](std::size_t c, std::size_t lanes, auto half) {
+        (half ? e1 : e0) += vec::exp_nonpositive(load(row + c, lanes, kMinusInf) - m);
+        if (smoothing) (half ? sum1 : sum0) += load(row + c, lanes, 0.f);
+        if (ahead_exists) {
+          Vec& mh = half ? m1 : m0;
+          mh = vec::max(mh, load(ahead + c, lanes, kMinusInf));
+        }
+      });
+    };
+    const bool smoothing = eps > 0.f;
+    if (next < end) {
+      if (smoothing) pass(std::true_type{}, std::true_type{});
+      else pass(std::false_type{}, std::true_type{});
+    } else {
+      if (smoothing) pass(std::true_type{}, std::false_type{});
+      else pass(std::false_type{}, std::false_type{});
+    }
     const float log_z = m + std::log(vec::lanes_sum(e0 + e1));
     lse[n] = log_z;
     float l = log_z - row[t[n]];
