@@ -150,7 +150,7 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
   // the previous one: a load of lanes stored under a mask must wait for the store to reach the cache.
   Vec tails[2][W];
   const auto take_maxima = [&](std::size_t r, const float* xr) {  // of one row
-    Vec m = Vec{} + kMinusInf;
+    Vec m = {};
     over_row_vectors<kVectors, kWhole>(n, [&](std::size_t i, std::size_t lanes) {
       const Vec v = load(xr + i, lanes, kMinusInf);
       // i is known: the first vector starts the maxima (a NaN there makes the row's maximum NaN,
