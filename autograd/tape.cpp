@@ -309,12 +309,17 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
                             shape_str(root.shape())));
   }
   Array seed;
+  // The caller's gradient is read in place, as PyTorch does, when its array is held by that
+  // tensor alone: nothing this backward writes (a leaf's gradient, a saved value) can be it. An
+  // array held elsewhere too (a leaf's .grad(), an op's output) is copied first.
+  const Array* given = nullptr;
   if (gradient.defined()) {
     if (gradient.shape() != root.shape()) {
       throw Error(fmt::format("backward: the output gradient has shape {}, expected the output's shape {}",
                               shape_str(gradient.shape()), shape_str(root.shape())));
     }
-    seed = gradient.value();
+    if (root.grad_fn() && gradient.impl()->data.use_count() == 1) given = &gradient.value();
+    else seed = gradient.value();
   } else {
     if (root.numel() != 1) {
       throw Error(fmt::format("backward: a gradient can be implied only for a one-element output; this one has "
@@ -339,7 +344,13 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   const std::shared_ptr<Node>& start = root.grad_fn();
   if (start->released()) throw Error(released_message(*start));
   start->grad = std::move(seed);
+  start->given_grad = given;
   start->has_grad = true;
+  // The record lets go of the caller's array however this backward ends.
+  struct ForgetGiven {
+    Node& node;
+    ~ForgetGiven() { node.given_grad = nullptr; }
+  } forget_given{*start};
   ready.push(start);
   // Leaves with hooks: how many edges into each are still to run. The last one makes its
   // gradient final; leaves whose records never ran are final when the backward ends.
@@ -347,10 +358,12 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   if (detail::post_accumulate_grad_hooks > 0) awaited = leaves_awaited(start);
   std::vector<std::shared_ptr<TensorImpl>> final_leaves;
 
+  std::shared_ptr<Node> running;  // the record whose backward is running
   try {
     while (!ready.empty()) {
       std::shared_ptr<Node> node = ready.top();
       ready.pop();
+      running = node;
       // Records that receive their first gradient join the work list; the edge holding them is
       // found through the current node, whose inputs are the only ones it can reach.
       BackwardContext ctx(*node, [&](Node& target) {
@@ -373,6 +386,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       }
       if (anomaly_enabled) check_gradients(*node);
       node->grad = Array();
+      node->given_grad = nullptr;
       node->has_grad = false;
       if (!awaited.empty()) {
         for (const Edge& edge : node->inputs) {
@@ -385,7 +399,12 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       final_leaves.clear();
     }
   } catch (...) {
-    // Leave no half-gathered gradient behind for the next backward.
+    // Leave no half-gathered gradient behind for the next backward: not in the records waiting,
+    // nor in the one whose backward threw (which would take a later gradient for a second one).
+    if (running) {
+      running->grad = Array();
+      running->has_grad = false;
+    }
     while (!ready.empty()) {
       ready.top()->grad = Array();
       ready.top()->has_grad = false;

@@ -51,6 +51,9 @@ struct Node {
   BackwardFn backward;         // empty once released
   std::shared_ptr<const std::uint64_t> output_version;  // the output value's modification count (0 when made)
   Array grad;                  // gradient of this record's output, gathered during backward
+  /// The output gradient a backward starts from, read where the caller holds it rather than
+  /// copied into grad (set only on the record a backward starts at, while it runs).
+  const Array* given_grad = nullptr;
   bool has_grad = false;
 
   bool released() const { return !backward; }
@@ -66,7 +69,7 @@ class BackwardContext {
 
   const char* op() const { return node_.name; }
   /// d(loss)/d(output), of the output's shape.
-  const Array& grad_output() const { return node_.grad; }
+  const Array& grad_output() const { return node_.given_grad ? *node_.given_grad : node_.grad; }
   /// Whether input i needs a gradient at all (skip computing the ones nobody needs).
   bool needs_grad(std::size_t input) const;
   /// Adds `grad` to input i's gradient. Its shape must be the input's: a mismatch throws an

@@ -1,6 +1,9 @@
 // The tape: recording, reverse replay, accumulation, release, no-grad, deep graphs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include <xgrad/xgrad.hpp>
 
 using namespace xgrad;
@@ -133,6 +136,65 @@ TEST_CASE("a leaf's own backward accumulates the given gradient") {
   Tensor x = randn({2}).set_requires_grad(true);
   x.backward(full({2}, 3.f));
   CHECK(x.grad().value()(1) == doctest::Approx(3.f));
+}
+
+TEST_CASE("backward(gradient) reads the gradient where it is, and copies it when backward writes there") {
+  Tensor x = from_vector({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3}).set_requires_grad(true);
+  Tensor w = from_vector({1.f, 0.f, 2.f, 0.f, 1.f, 0.f, -1.f, 0.f, 1.f}, {3, 3});
+  const auto times_w_transposed = [&](const Array& a) {  // a w^T, (2, 3)
+    Array out = Array::from_shape({2, 3});
+    for (std::size_t i = 0; i < 2; ++i) {
+      for (std::size_t j = 0; j < 3; ++j) {
+        float sum = 0.f;
+        for (std::size_t k = 0; k < 3; ++k) sum += a(i, k) * w.value()(j, k);
+        out(i, j) = sum;
+      }
+    }
+    return out;
+  };
+  // The gradient held by its tensor alone: read in place, left as it was, and read again by a
+  // second backward through the same records.
+  const Tensor dy = from_vector({1.f, -1.f, 2.f, 0.5f, 0.f, -2.f}, {2, 3});
+  Tensor y = matmul(x, w);
+  y.backward(dy, true);
+  const Array expected = times_w_transposed(dy.value());
+  CHECK(xt::allclose(x.grad().value(), expected));
+  y.backward(dy);
+  CHECK(xt::allclose(x.grad().value(), 2.f * expected));
+  CHECK(dy.value()(1, 2) == -2.f);
+  // a's own gradient as the output gradient of a backward that adds into a's gradient: the
+  // product would read g while it writes a.grad, so backward takes a copy first. a.grad = g + g b^T.
+  const std::size_t n = 96;
+  Tensor a = randn({n, n}).set_requires_grad(true);
+  const Tensor b = randn({n, n});
+  matmul(a, b).backward(randn({n, n}));
+  const Array g = a.grad().value();
+  matmul(a, b).backward(a.grad());
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      double expected_ij = g(i, j);
+      for (std::size_t k = 0; k < n; ++k) expected_ij += static_cast<double>(g(i, k)) * b.value()(j, k);
+      worst = std::max(worst, std::abs(a.grad().value()(i, j) - expected_ij));
+    }
+  }
+  CHECK(worst < 1e-3);
+}
+
+TEST_CASE("a backward that throws lets go of the given gradient: a later backward through the record is right") {
+  bool fail = true;
+  Tensor x = randn({2, 3}).set_requires_grad(true);
+  Tensor y = record("fails once", Array(x.value()), {x}, [&fail](BackwardContext& ctx) {
+    if (fail) throw Error("fails once");
+    ctx.accumulate(0, Array(ctx.grad_output()));
+  });
+  {
+    const Tensor dy = full({2, 3}, 5.f);
+    CHECK_THROWS_WITH_AS(y.backward(dy, true), doctest::Contains("fails once"), Error);
+  }  // dy is gone
+  fail = false;
+  (y * 2.f).backward(ones({2, 3}));
+  CHECK(xt::allclose(x.grad().value(), full({2, 3}, 2.f).value()));
 }
 
 TEST_CASE("a value modified in place after an op used it makes backward throw, naming the op") {
