@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <type_traits>
 
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/row_sums.hpp>
 #include <xgrad/kernels/vec.hpp>
+#include <xgrad/kernels/with_flag.hpp>
 
 namespace xgrad::kernels {
 
@@ -57,14 +57,9 @@ void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::
         }
       });
     };
-    const bool smoothing = eps > 0.f;
-    if (next < end) {
-      if (smoothing) pass(std::true_type{}, std::true_type{});
-      else pass(std::false_type{}, std::true_type{});
-    } else {
-      if (smoothing) pass(std::true_type{}, std::false_type{});
-      else pass(std::false_type{}, std::false_type{});
-    }
+    with_flag(eps > 0.f, [&](auto smoothing) {
+      with_flag(next < end, [&](auto ahead_exists) { pass(smoothing, ahead_exists); });
+    });
     const float log_z = m + std::log(vec::lanes_sum(e0 + e1));
     lse[n] = log_z;
     float l = log_z - row[t[n]];

@@ -12,6 +12,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include <xgrad/kernels/parallel.hpp>
+#include <xgrad/kernels/with_flag.hpp>
 
 namespace xgrad::kernels {
 
@@ -54,13 +55,6 @@ void for_each_batch(const std::array<float*, N>& arrays, std::int64_t n, Update 
   for (std::size_t i = 0; i < N; ++i) {
     if (arrays[i]) std::copy(scratch[i], scratch[i] + (n - full), arrays[i] + full);
   }
-}
-
-/// Calls f(std::true_type{}) or f(std::false_type{}): inside f, decltype(arg)::value is a constant.
-template <class F>
-void with_flag(bool flag, F&& f) {
-  if (flag) f(std::true_type{});
-  else f(std::false_type{});
 }
 
 // One Adam step of a contiguous parameter, with torch's operation order (its addcmul is

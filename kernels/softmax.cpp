@@ -11,6 +11,7 @@
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/row_sums.hpp>
 #include <xgrad/kernels/vec.hpp>
+#include <xgrad/kernels/with_flag.hpp>
 
 namespace xgrad::kernels {
 
@@ -111,8 +112,7 @@ inline void over_row_vectors(std::size_t n, F f) {
 template <class Body>
 bool with_short_rows(std::size_t n, Body&& body) {
   const auto shape = [&](auto vectors) {
-    if (n % vec::W == 0) body(vectors, std::true_type{});
-    else body(vectors, std::false_type{});
+    with_flag(n % vec::W == 0, [&](auto whole) { body(vectors, whole); });
     return true;
   };
   switch ((n + vec::W - 1) / vec::W) {
@@ -202,8 +202,7 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
   for (std::size_t g = 0; g <= groups; ++g) {
     const bool exps = g < groups, next = g + 1 < groups;
     const std::size_t rows = exps ? rows_of(g) : 0;
-    if (g > 0 && g + 1 < whole) pass(g, std::true_type{});
-    else pass(g, std::false_type{});
+    with_flag(g > 0 && g + 1 < whole, [&](auto steady) { pass(g, steady); });
     if (exps) {
       const Vec s = vec::lanes_sums(sums);
       if (kLog) {
