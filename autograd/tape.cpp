@@ -343,23 +343,18 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
   std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, LaterFirst> ready;
   const std::shared_ptr<Node>& start = root.grad_fn();
   if (start->released()) throw Error(released_message(*start));
-  start->grad = std::move(seed);
-  start->given_grad = given;
-  start->has_grad = true;
-  // The record lets go of the caller's array however this backward ends.
-  struct ForgetGiven {
-    Node& node;
-    ~ForgetGiven() { node.given_grad = nullptr; }
-  } forget_given{*start};
-  ready.push(start);
   // Leaves with hooks: how many edges into each are still to run. The last one makes its
   // gradient final; leaves whose records never ran are final when the backward ends.
   std::unordered_map<TensorImpl*, Awaited> awaited;
   if (detail::post_accumulate_grad_hooks > 0) awaited = leaves_awaited(start);
   std::vector<std::shared_ptr<TensorImpl>> final_leaves;
 
-  std::shared_ptr<Node> running;  // the record whose backward is running
+  std::shared_ptr<Node> running = start;  // the record whose backward is running (or about to)
   try {
+    start->grad = std::move(seed);
+    start->given_grad = given;
+    start->has_grad = true;
+    ready.push(start);
     while (!ready.empty()) {
       std::shared_ptr<Node> node = ready.top();
       ready.pop();
@@ -385,9 +380,7 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
         node->backward(ctx);
       }
       if (anomaly_enabled) check_gradients(*node);
-      node->grad = Array();
-      node->given_grad = nullptr;
-      node->has_grad = false;
+      node->drop_gradient();
       if (!awaited.empty()) {
         for (const Edge& edge : node->inputs) {
           const auto it = edge.leaf ? awaited.find(edge.leaf.get()) : awaited.end();
@@ -399,15 +392,12 @@ void run_backward(const Tensor& root, const Tensor& gradient, bool retain_graph)
       final_leaves.clear();
     }
   } catch (...) {
-    // Leave no half-gathered gradient behind for the next backward: not in the records waiting,
-    // nor in the one whose backward threw (which would take a later gradient for a second one).
-    if (running) {
-      running->grad = Array();
-      running->has_grad = false;
-    }
+    // Leave no half-gathered gradient behind for the next backward, nor the caller's: not in the
+    // records waiting, nor in the one whose backward threw (which would take a later gradient for
+    // a second one).
+    running->drop_gradient();
     while (!ready.empty()) {
-      ready.top()->grad = Array();
-      ready.top()->has_grad = false;
+      ready.top()->drop_gradient();
       ready.pop();
     }
     throw;

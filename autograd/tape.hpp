@@ -57,6 +57,12 @@ struct Node {
   bool has_grad = false;
 
   bool released() const { return !backward; }
+  /// Forgets the output gradient, gathered or given: after the record's backward, or when one fails.
+  void drop_gradient() {
+    grad = Array();
+    given_grad = nullptr;
+    has_grad = false;
+  }
   /// Frees the closure and what it saved, and the links to earlier records.
   void release();
 };
