@@ -35,7 +35,6 @@ constexpr std::size_t kRowSplitWork = std::size_t{1} << 21;
 bool quantize_row(const float* x, std::size_t K, std::uint8_t* p, float& a, std::int32_t& z) {
   using vec::Vec;
   using vec::W;
-  typedef std::int32_t Int __attribute__((vector_size(W * sizeof(std::int32_t))));
   typedef std::uint8_t Byte __attribute__((vector_size(W)));
   Vec lo = Vec{} , hi = Vec{}, poison = Vec{};  // poison: x * 0 summed, NaN if any x is NaN or infinite
   std::size_t k = 0;
@@ -83,7 +82,7 @@ bool quantize_row(const float* x, std::size_t K, std::uint8_t* p, float& a, std:
     Vec t = vec::load(x + k) * inverse + offset;
     t = t < zero ? zero : t;
     t = t > top ? top : t;
-    const Byte bytes = __builtin_convertvector(__builtin_convertvector(t, Int), Byte);
+    const Byte bytes = __builtin_convertvector(__builtin_convertvector(t, vec::IntVec), Byte);
     std::memcpy(p + k, &bytes, W);
   }
   for (; k < K; ++k) {

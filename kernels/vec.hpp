@@ -23,6 +23,8 @@ constexpr std::size_t W = 8, kRegisters = 16;
 constexpr std::size_t W = 4, kRegisters = 16;
 #endif
 typedef float Vec __attribute__((vector_size(W * sizeof(float))));
+/// W 32-bit integers: a Vec's bits converted lane by lane, or the lane indices of a shuffle.
+typedef std::int32_t IntVec __attribute__((vector_size(W * sizeof(std::int32_t))));
 
 inline Vec load(const float* p) {
   Vec v;
@@ -203,17 +205,15 @@ inline float lanes_max(Vec v) {
 
 /// Lane i of v in every lane: a shuffle within the register, where v[i] would go through memory.
 inline Vec broadcast_lane(Vec v, std::size_t i) {
-  typedef std::int32_t Index __attribute__((vector_size(W * sizeof(std::int32_t))));
-  return __builtin_shuffle(v, Index{} + static_cast<std::int32_t>(i));
+  return __builtin_shuffle(v, IntVec{} + static_cast<std::int32_t>(i));
 }
 
 /// Lane l of the result: op over the lanes of v whose index is l mod `stride` (a power of two
 /// dividing W): v combined with itself rotated by stride, 2 stride, ... lanes.
 template <class Op>
 inline Vec lanes_fold(Vec v, std::size_t stride, Op op) {
-  typedef std::int32_t Index __attribute__((vector_size(W * sizeof(std::int32_t))));
   for (std::size_t step = stride; step < W; step *= 2) {
-    Index rotation;
+    IntVec rotation;
     for (std::size_t l = 0; l < W; ++l) rotation[l] = static_cast<std::int32_t>((l + step) % W);
     v = op(v, __builtin_shuffle(v, rotation));
   }
