@@ -201,12 +201,11 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
   const std::size_t whole = count / W;  // groups of W rows
   for (std::size_t g = 0; g <= groups; ++g) {
     const bool exps = g < groups, next = g + 1 < groups;
-    const std::size_t rows = exps ? rows_of(g) : 0;
     with_flag(g > 0 && g + 1 < whole, [&](auto steady) { pass(g, steady); });
     if (exps) {
-      const Vec s = vec::lanes_sums(sums);
+      const Vec s = vec::lanes_sums(sums);  // lanes past the group's last row unused, as in sums
       if (kLog) {
-        for (std::size_t r = 0; r < W; ++r) k_done[r] = r < rows ? std::log(s[r]) : 0.f;
+        for (std::size_t r = 0; r < W; ++r) k_done[r] = std::log(s[r]);
       } else {
         k_done = 1.f / s;
       }
