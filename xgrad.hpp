@@ -14,3 +14,4 @@
 #include <xgrad/distributed/distributed.hpp>
 #include <xgrad/training/run_folder.hpp>
 #include <xgrad/training/run_lock.hpp>
+#include <xgrad/training/stop_signals.hpp>

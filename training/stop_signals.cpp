@@ -1,0 +1,88 @@
+// StopSignals: SIGINT and SIGTERM blocked in the computing threads and taken by sigwait in a
+// thread of their own; a handler for the threads that were already running.
+#include <xgrad/training/stop_signals.hpp>
+
+#include <pthread.h>
+
+#include <xgrad/core/error.hpp>
+
+namespace xgrad::training {
+
+namespace {
+
+std::atomic<bool> alive{false};   // one StopSignals at a time
+std::atomic<int> stop_signal{0};  // the first signal taken, or 0
+static_assert(std::atomic<int>::is_always_lock_free, "read and written by a signal handler");
+
+/// The first signal is a request; a second ends the process with the signal's own default
+/// action. A handler's own signal is blocked until it returns and is delivered then; the
+/// waiting thread unblocks it first.
+void take(int signal) {
+  int none = 0;
+  if (stop_signal.compare_exchange_strong(none, signal)) return;
+  std::signal(signal, SIG_DFL);
+  std::raise(signal);
+}
+
+/// For the threads that do not block the signals: those started before the StopSignals.
+extern "C" void on_stop_signal(int signal) { take(signal); }
+
+}  // namespace
+
+StopSignals::StopSignals() {
+  if (alive.exchange(true)) throw Error("StopSignals: another one is live; a process has one at a time");
+  stop_signal = 0;
+  // A signal ignored when the process started (SIGINT of a background job in a script) stays
+  // ignored, as shells mean it to.
+  sigemptyset(&signals_);
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (const auto& [signal, previous] : {std::pair{SIGINT, &previous_interrupt_}, {SIGTERM, &previous_terminate_}}) {
+    sigaction(signal, nullptr, previous);
+    if (previous->sa_handler == SIG_IGN) continue;
+    sigaddset(&signals_, signal);
+    sigaction(signal, &action, nullptr);
+  }
+  pthread_sigmask(SIG_BLOCK, &signals_, &previous_mask_);
+  if (sigisemptyset(&signals_)) return;  // both ignored: nothing to wait for
+  try {
+    waiter_ = std::thread([this] { wait_for_signals(); });  // starts with the signals blocked
+  } catch (...) {
+    restore();
+    throw;
+  }
+}
+
+StopSignals::~StopSignals() {
+  if (waiter_.joinable()) {
+    closing_ = true;
+    // One of its own signals, sent to it alone, ends its sigwait; it sees closing_ and returns.
+    pthread_kill(waiter_.native_handle(), sigismember(&signals_, SIGTERM) ? SIGTERM : SIGINT);
+    waiter_.join();
+  }
+  restore();
+}
+
+void StopSignals::restore() {
+  sigaction(SIGINT, &previous_interrupt_, nullptr);
+  sigaction(SIGTERM, &previous_terminate_, nullptr);
+  pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
+  alive = false;
+}
+
+int StopSignals::signal() const { return stop_signal.load(); }
+
+void StopSignals::wait_for_signals() {
+  pthread_sigmask(SIG_BLOCK, &signals_, nullptr);  // as inherited; sigwait is defined for blocked signals only
+  for (;;) {
+    int signal = 0;
+    if (sigwait(&signals_, &signal) != 0) continue;
+    if (closing_) return;
+    if (stop_signal.load() != 0) pthread_sigmask(SIG_UNBLOCK, &signals_, nullptr);  // the second: take() ends the process
+    take(signal);
+  }
+}
+
+}  // namespace xgrad::training

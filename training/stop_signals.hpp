@@ -1,0 +1,58 @@
+// Ctrl-C and SIGTERM as a request to stop at the end of a step, taken by a thread of their own,
+// so that no signal handler ever runs on a thread that computes.
+#pragma once
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+namespace xgrad::training {
+
+/// While it lives, SIGINT and SIGTERM (Ctrl-C, `kill`, a job scheduler's stop) ask the process
+/// to stop: the first sets requested(), which a training loop reads between steps to save and
+/// exit; a second ends the process as the signal would have without it.
+///
+///     xgrad::training::StopSignals stop;  // at the top of main, before any parallel work
+///     while (step < steps && !stop.requested()) { ... }
+///     if (stop.requested()) { save(); return 130; }
+///
+/// Why not a plain handler: a handler runs on the stack of the thread the signal interrupts,
+/// just below its stack pointer. oneDNN 2.x's JIT GEMM kernels point the stack pointer into a
+/// heap buffer while they run, so a handler that interrupts one writes its frame over the heap
+/// and the process aborts later, in free() (oneDNN issue 4845, fixed after the 2.6 that Debian
+/// bookworm ships).
+/// Here both signals are blocked in the thread that creates the object, and so in every thread
+/// it starts afterwards (the kernels' threads), and one thread of their own waits for them with
+/// sigwait. Threads started before it (an MPI library's) keep the signals unblocked and get a
+/// handler that does the same; they run no kernels.
+///
+/// One at a time per process. Create and destroy it on the same thread, before that thread
+/// starts any parallel work: threads started earlier keep their signal masks.
+class StopSignals {
+ public:
+  /// Blocks SIGINT and SIGTERM in this thread and starts the thread that takes them. Throws
+  /// xgrad::Error if another StopSignals lives.
+  StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  /// Stops the waiting thread, restores the signals' previous handling and this thread's mask.
+  ~StopSignals();
+
+  /// Whether a stop was asked for.
+  bool requested() const { return signal() != 0; }
+  /// The signal that asked for it (SIGINT or SIGTERM), or 0.
+  int signal() const;
+
+ private:
+  void wait_for_signals();
+  void restore();
+
+  sigset_t signals_;  // SIGINT and SIGTERM, less those the process ignored when it started
+  sigset_t previous_mask_;
+  struct sigaction previous_interrupt_ {};
+  struct sigaction previous_terminate_ {};
+  std::atomic<bool> closing_{false};
+  std::thread waiter_;
+};
+
+}  // namespace xgrad::training
