@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -31,14 +30,6 @@ namespace fs = std::filesystem;
 using xgrad::Error;
 
 namespace {
-
-volatile std::sig_atomic_t interrupted = 0;
-
-/// Ctrl-C (or SIGTERM) asks the loop to stop after the current step and save; a second one kills.
-extern "C" void on_interrupt(int signal) {
-  interrupted = 1;
-  std::signal(signal, SIG_DFL);
-}
 
 /// The curves drawn to curves.svg from metrics.jsonl.
 const std::vector<xgrad::training::CurveChart> kCurves = {
@@ -78,7 +69,8 @@ std::size_t parameter_count(const xgrad::nn::Module& model) {
 
 }  // namespace
 
-int train_command(TrainSettings s, const std::string& resume_dir, const TrainOverrides& overrides) {
+int train_command(TrainSettings s, const std::string& resume_dir, const TrainOverrides& overrides,
+                  const xgrad::training::StopSignals& stop_signals) {
   const std::optional<int>& threads = overrides.threads;
   namespace dist = xgrad::distributed;
   // Under mpirun every rank runs this; rank 0 alone prints, logs and saves. The run folder and
@@ -273,8 +265,7 @@ int train_command(TrainSettings s, const std::string& resume_dir, const TrainOve
   };
 
   const std::int64_t first_step = state.step;
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
+  bool interrupted = false;  // Ctrl-C or SIGTERM on any rank: stop after the current step and save
   model->train();
   std::size_t bad_steps = 0;  // consecutive steps skipped for a non-finite loss or gradient
   // A run resumed from the checkpoint its last validation saved need not validate it again.
@@ -285,9 +276,9 @@ int train_command(TrainSettings s, const std::string& resume_dir, const TrainOve
   while (state.step < static_cast<std::int64_t>(s.steps)) {
     // A stop (Ctrl-C, the time limit) is agreed between the ranks, so that all stop at one step.
     const bool time_up = s.max_minutes > 0 && elapsed() >= 60.0 * s.max_minutes;
-    const double stop = dist::all_reduce(interrupted ? 2.0 : time_up ? 1.0 : 0.0, dist::ReduceOp::max);
+    const double stop = dist::all_reduce(stop_signals.requested() ? 2.0 : time_up ? 1.0 : 0.0, dist::ReduceOp::max);
     if (stop == 2.0) {
-      interrupted = 1;
+      interrupted = true;
       break;
     }
     if (stop == 1.0) {
