@@ -1,7 +1,8 @@
 // A training loop written with the raw API: the Transformer learns to reverse strings.
 // Every step is in view: batches, forward, loss, backward, clipping, the optimizer step, the
 // learning-rate schedule, validation by greedy decoding, metrics.jsonl and curves.svg, and
-// checkpoints in a run folder from which a second run continues exactly where the first stopped.
+// checkpoints in a run folder from which a second run continues exactly where the first stopped
+// (Ctrl-C finishes the step and saves).
 //
 //   build/bin/custom_training_loop [steps] [run folder]     (again with more steps: it resumes)
 #include <xgrad/xgrad.hpp>
@@ -11,6 +12,7 @@
 #include <xgrad/training/metrics_log.hpp>
 #include <xgrad/training/run_folder.hpp>
 #include <xgrad/training/run_lock.hpp>
+#include <xgrad/training/stop_signals.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -39,6 +41,9 @@ double exact_match(const models::Transformer& model, const Tokenizer& tokenizer,
 
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::stoi(argv[1]) : 1500;
+  // Ctrl-C (or SIGTERM) asks the loop to stop after its step. Created before any parallel work,
+  // so that no thread that computes is ever interrupted by a signal handler.
+  const training::StopSignals stop;
   const training::RunFolder run(argc > 2 ? argv[2] : "runs/reverse");
   const training::RunLock lock(run.dir());  // one process per run folder, for this one's life
   run.remove_leftovers();                   // of a process killed while it wrote
@@ -100,7 +105,8 @@ int main(int argc, char** argv) {
     run.save(model, state, is_best);  // the model with its config: models::load and PyTorch read it
   };
 
-  for (int step = first; step <= steps; ++step) {
+  int last = first - 1;  // the last step done
+  for (int step = first; step <= steps && !stop.requested(); ++step) {
     const data::Batch batch = batches.next();  // src (B, S), tgt_in (B, T), tgt_out (B, T)
     model.train();
     adam.zero_grad();
@@ -117,8 +123,9 @@ int main(int argc, char** argv) {
     metrics.log("train", step, {{"loss", loss.item()}, {"lr", adam.lr()}, {"grad_norm", grad_norm}});
     adam.step();
     schedule.step();
+    last = step;
 
-    if (step % 100 == 0 || step == steps) {
+    if (step % 100 == 0 || step == steps || stop.requested()) {
       model.eval();
       NoGradGuard no_grad;
       accuracy = exact_match(model, tokenizer, splits.valid, 100);
@@ -130,6 +137,10 @@ int main(int argc, char** argv) {
                             {{"Loss", "nats/token", {{"train", "train", "loss"}}, true},
                              {"Validation", "exact match %", {{"valid", "valid", "exact_match", 100.0}}, false}});
     }
+  }
+  if (stop.requested()) {
+    std::printf("interrupted: saved step %d in %s; run again to continue\n", last, run.dir().c_str());
+    return 130;
   }
   if (first > steps) {  // the run had already gone this far: score what it left
     model.eval();
