@@ -1,6 +1,9 @@
 // StopSignals: SIGINT and SIGTERM blocked in the computing threads and taken by sigwait in a
-// thread of their own; a handler for the threads that were already running.
+// thread of their own; a handler for the threads that were already running; a forked child
+// gets the handling the process had before.
 #include <xgrad/training/stop_signals.hpp>
+
+#include <mutex>
 
 #include <pthread.h>
 
@@ -10,9 +13,13 @@ namespace xgrad::training {
 
 namespace {
 
-std::atomic<bool> alive{false};   // one StopSignals at a time
+// One StopSignals at a time: its state is the process's.
+std::atomic<bool> alive{false};
 std::atomic<int> stop_signal{0};  // the first signal taken, or 0
 static_assert(std::atomic<int>::is_always_lock_free, "read and written by a signal handler");
+sigset_t signals;                 // SIGINT and SIGTERM, less those the process ignored when it started
+sigset_t previous_mask;           // of the thread that created the StopSignals
+struct sigaction previous_interrupt, previous_terminate;
 
 /// The first signal is a request; a second ends the process with the signal's own default
 /// action. A handler's own signal is blocked until it returns and is delivered then; the
@@ -27,30 +34,48 @@ void take(int signal) {
 /// For the threads that do not block the signals: those started before the StopSignals.
 extern "C" void on_stop_signal(int signal) { take(signal); }
 
+/// The handling and mask from before the StopSignals.
+void restore() {
+  sigaction(SIGINT, &previous_interrupt, nullptr);
+  sigaction(SIGTERM, &previous_terminate, nullptr);
+  pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
+}
+
+/// A child forked while a StopSignals lives has no waiting thread: it gets the handling from
+/// before, and a program it runs does not start with the signals blocked.
+extern "C" void in_forked_child() {
+  if (!alive) return;
+  restore();
+  alive = false;
+}
+
 }  // namespace
 
 StopSignals::StopSignals() {
   if (alive.exchange(true)) throw Error("StopSignals: another one is live; a process has one at a time");
+  static std::once_flag fork_handler;
+  std::call_once(fork_handler, [] { pthread_atfork(nullptr, nullptr, in_forked_child); });
   stop_signal = 0;
   // A signal ignored when the process started (SIGINT of a background job in a script) stays
   // ignored, as shells mean it to.
-  sigemptyset(&signals_);
+  sigemptyset(&signals);
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  for (const auto& [signal, previous] : {std::pair{SIGINT, &previous_interrupt_}, {SIGTERM, &previous_terminate_}}) {
+  for (const auto& [signal, previous] : {std::pair{SIGINT, &previous_interrupt}, {SIGTERM, &previous_terminate}}) {
     sigaction(signal, nullptr, previous);
     if (previous->sa_handler == SIG_IGN) continue;
-    sigaddset(&signals_, signal);
+    sigaddset(&signals, signal);
     sigaction(signal, &action, nullptr);
   }
-  pthread_sigmask(SIG_BLOCK, &signals_, &previous_mask_);
-  if (sigisemptyset(&signals_)) return;  // both ignored: nothing to wait for
+  pthread_sigmask(SIG_BLOCK, &signals, &previous_mask);
+  if (sigisemptyset(&signals)) return;  // both ignored: nothing to wait for
   try {
     waiter_ = std::thread([this] { wait_for_signals(); });  // starts with the signals blocked
   } catch (...) {
     restore();
+    alive = false;
     throw;
   }
 }
@@ -59,28 +84,22 @@ StopSignals::~StopSignals() {
   if (waiter_.joinable()) {
     closing_ = true;
     // One of its own signals, sent to it alone, ends its sigwait; it sees closing_ and returns.
-    pthread_kill(waiter_.native_handle(), sigismember(&signals_, SIGTERM) ? SIGTERM : SIGINT);
+    pthread_kill(waiter_.native_handle(), sigismember(&signals, SIGTERM) ? SIGTERM : SIGINT);
     waiter_.join();
   }
   restore();
-}
-
-void StopSignals::restore() {
-  sigaction(SIGINT, &previous_interrupt_, nullptr);
-  sigaction(SIGTERM, &previous_terminate_, nullptr);
-  pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
   alive = false;
 }
 
 int StopSignals::signal() const { return stop_signal.load(); }
 
 void StopSignals::wait_for_signals() {
-  pthread_sigmask(SIG_BLOCK, &signals_, nullptr);  // as inherited; sigwait is defined for blocked signals only
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // as inherited; sigwait is defined for blocked signals only
   for (;;) {
     int signal = 0;
-    if (sigwait(&signals_, &signal) != 0) continue;
+    if (sigwait(&signals, &signal) != 0) continue;
     if (closing_) return;
-    if (stop_signal.load() != 0) pthread_sigmask(SIG_UNBLOCK, &signals_, nullptr);  // the second: take() ends the process
+    if (stop_signal.load() != 0) pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);  // the second: take() ends the process
     take(signal);
   }
 }

@@ -27,7 +27,8 @@ namespace xgrad::training {
 /// handler that does the same; they run no kernels.
 ///
 /// One at a time per process. Create and destroy it on the same thread, before that thread
-/// starts any parallel work: threads started earlier keep their signal masks.
+/// starts any parallel work: threads started earlier keep their signal masks. A child process
+/// forked meanwhile gets the signals' handling from before (and so does a program it runs).
 class StopSignals {
  public:
   /// Blocks SIGINT and SIGTERM in this thread and starts the thread that takes them. Throws
@@ -45,12 +46,7 @@ class StopSignals {
 
  private:
   void wait_for_signals();
-  void restore();
 
-  sigset_t signals_;  // SIGINT and SIGTERM, less those the process ignored when it started
-  sigset_t previous_mask_;
-  struct sigaction previous_interrupt_ {};
-  struct sigaction previous_terminate_ {};
   std::atomic<bool> closing_{false};
   std::thread waiter_;
 };

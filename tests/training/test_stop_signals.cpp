@@ -1,7 +1,7 @@
 // training::StopSignals: SIGINT and SIGTERM as a request to stop, taken by a thread of its own
 // and blocked in every thread that computes (the threads of the kernels included); a second
-// signal ends the process; a signal ignored at the start stays ignored. Cases that change a
-// process's signals or threads run in a child process.
+// signal ends the process; a signal ignored at the start stays ignored; a forked child gets the
+// handling from before. Cases that change a process's signals or threads run in a child process.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -149,4 +149,21 @@ TEST_CASE("StopSignals: a signal the process ignored at its start stays ignored"
   });
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("StopSignals: a child forked while it lives gets the signals' handling from before") {
+  struct sigaction before {};
+  sigaction(SIGTERM, nullptr, &before);
+  training::StopSignals stop;
+  const int status = in_child([&] {
+    if (blocked_here(SIGINT) || blocked_here(SIGTERM)) return 3;  // a program it ran would start so
+    struct sigaction now {};
+    sigaction(SIGTERM, nullptr, &now);
+    if (now.sa_handler != before.sa_handler) return 4;
+    training::StopSignals own;  // the parent's is not the child's: it may have its own
+    return blocked_here(SIGINT) ? 0 : 5;
+  });
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(blocked_here(SIGINT));  // the parent's still in force
 }
