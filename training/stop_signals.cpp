@@ -1,6 +1,6 @@
 // StopSignals: SIGINT and SIGTERM blocked in the computing threads and taken by sigwait in a
-// thread of their own; a handler for the threads that were already running; a forked child
-// gets the handling the process had before.
+// thread of their own; a handler for the other threads; a forked child gets the handling the
+// process had before.
 #include <xgrad/training/stop_signals.hpp>
 
 #include <mutex>
@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/core/threads.hpp>
 
 namespace xgrad::training {
 
@@ -18,8 +19,23 @@ std::atomic<bool> alive{false};
 std::atomic<int> stop_signal{0};  // the first signal taken, or 0
 static_assert(std::atomic<int>::is_always_lock_free, "read and written by a signal handler");
 sigset_t signals;                 // SIGINT and SIGTERM, less those the process ignored when it started
-sigset_t previous_mask;           // of the thread that created the StopSignals
 struct sigaction previous_interrupt, previous_terminate;
+
+// Each blocking thread's mask from before, to put back.
+thread_local bool blocked_here = false;
+thread_local sigset_t mask_before;
+
+void block_here() {
+  if (blocked_here) return;
+  pthread_sigmask(SIG_BLOCK, &signals, &mask_before);
+  blocked_here = true;
+}
+
+void unblock_here() {
+  if (!blocked_here) return;
+  pthread_sigmask(SIG_SETMASK, &mask_before, nullptr);
+  blocked_here = false;
+}
 
 /// The first signal is a request; a second ends the process with the signal's own default
 /// action. A handler's own signal is blocked until it returns and is delivered then; the
@@ -31,21 +47,20 @@ void take(int signal) {
   std::raise(signal);
 }
 
-/// For the threads that do not block the signals: those started before the StopSignals.
+/// For the threads that do not block the signals: those that run no kernels (an MPI library's).
 extern "C" void on_stop_signal(int signal) { take(signal); }
 
-/// The handling and mask from before the StopSignals.
-void restore() {
+void restore_handling() {
   sigaction(SIGINT, &previous_interrupt, nullptr);
   sigaction(SIGTERM, &previous_terminate, nullptr);
-  pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
 }
 
 /// A child forked while a StopSignals lives has no waiting thread: it gets the handling from
 /// before, and a program it runs does not start with the signals blocked.
 extern "C" void in_forked_child() {
   if (!alive) return;
-  restore();
+  restore_handling();
+  unblock_here();
   alive = false;
 }
 
@@ -69,12 +84,16 @@ StopSignals::StopSignals() {
     sigaddset(&signals, signal);
     sigaction(signal, &action, nullptr);
   }
-  pthread_sigmask(SIG_BLOCK, &signals, &previous_mask);
+  // This thread and the kernels' threads, those running and those started later (from this
+  // thread or from the pool, with its mask).
+  block_here();
+  on_each_thread(block_here);
   if (sigisemptyset(&signals)) return;  // both ignored: nothing to wait for
   try {
     waiter_ = std::thread([this] { wait_for_signals(); });  // starts with the signals blocked
   } catch (...) {
-    restore();
+    on_each_thread(unblock_here);
+    restore_handling();
     alive = false;
     throw;
   }
@@ -87,7 +106,9 @@ StopSignals::~StopSignals() {
     pthread_kill(waiter_.native_handle(), sigismember(&signals, SIGTERM) ? SIGTERM : SIGINT);
     waiter_.join();
   }
-  restore();
+  restore_handling();
+  on_each_thread(unblock_here);  // threads started meanwhile keep the signals blocked: they go elsewhere
+  unblock_here();
   alive = false;
 }
 

@@ -12,23 +12,21 @@ namespace xgrad::training {
 /// to stop: the first sets requested(), which a training loop reads between steps to save and
 /// exit; a second ends the process as the signal would have without it.
 ///
-///     xgrad::training::StopSignals stop;  // at the top of main, before any parallel work
-///     while (step < steps && !stop.requested()) { ... }
-///     if (stop.requested()) { save(); return 130; }
+///     xgrad::training::StopSignals stop;  // where the loop starts: before it, Ctrl-C kills
+///     for (...) { step(); if (stop.requested()) { save(); return 130; } }
 ///
 /// Why not a plain handler: a handler runs on the stack of the thread the signal interrupts,
 /// just below its stack pointer. oneDNN 2.x's JIT GEMM kernels point the stack pointer into a
 /// heap buffer while they run, so a handler that interrupts one writes its frame over the heap
 /// and the process aborts later, in free() (oneDNN issue 4845, fixed after the 2.6 that Debian
 /// bookworm ships).
-/// Here both signals are blocked in the thread that creates the object, and so in every thread
-/// it starts afterwards (the kernels' threads), and one thread of their own waits for them with
-/// sigwait. Threads started before it (an MPI library's) keep the signals unblocked and get a
-/// handler that does the same; they run no kernels.
+/// Here both signals are blocked in the thread that creates the object and in the kernels'
+/// threads (those running, on_each_thread, and those started later, which inherit the mask), and
+/// one thread of their own waits for them with sigwait. Other threads (an MPI library's) keep
+/// them unblocked and get a handler that does the same; they run no kernels.
 ///
-/// One at a time per process. Create and destroy it on the same thread, before that thread
-/// starts any parallel work: threads started earlier keep their signal masks. A child process
-/// forked meanwhile gets the signals' handling from before (and so does a program it runs).
+/// One at a time per process; create and destroy it on the same thread. A child process forked
+/// meanwhile gets the signals' handling from before (and so does a program it runs).
 class StopSignals {
  public:
   /// Blocks SIGINT and SIGTERM in this thread and starts the thread that takes them. Throws
