@@ -41,9 +41,6 @@ double exact_match(const models::Transformer& model, const Tokenizer& tokenizer,
 
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::stoi(argv[1]) : 1500;
-  // Ctrl-C (or SIGTERM) asks the loop to stop after its step. Created before any parallel work,
-  // so that no thread that computes is ever interrupted by a signal handler.
-  const training::StopSignals stop;
   const training::RunFolder run(argc > 2 ? argv[2] : "runs/reverse");
   const training::RunLock lock(run.dir());  // one process per run folder, for this one's life
   run.remove_leftovers();                   // of a process killed while it wrote
@@ -105,8 +102,10 @@ int main(int argc, char** argv) {
     run.save(model, state, is_best);  // the model with its config: models::load and PyTorch read it
   };
 
-  int last = first - 1;  // the last step done
-  for (int step = first; step <= steps && !stop.requested(); ++step) {
+  // From here Ctrl-C (or SIGTERM) asks the loop to stop after its step: taken by a thread of its
+  // own, so that no thread that computes is ever interrupted by a signal handler.
+  const training::StopSignals stop;
+  for (int step = first; step <= steps; ++step) {
     const data::Batch batch = batches.next();  // src (B, S), tgt_in (B, T), tgt_out (B, T)
     model.train();
     adam.zero_grad();
@@ -123,9 +122,9 @@ int main(int argc, char** argv) {
     metrics.log("train", step, {{"loss", loss.item()}, {"lr", adam.lr()}, {"grad_norm", grad_norm}});
     adam.step();
     schedule.step();
-    last = step;
+    const bool stopping = stop.requested();  // read once: the step saved is the step reported
 
-    if (step % 100 == 0 || step == steps || stop.requested()) {
+    if (step % 100 == 0 || step == steps || stopping) {
       model.eval();
       NoGradGuard no_grad;
       accuracy = exact_match(model, tokenizer, splits.valid, 100);
@@ -137,10 +136,10 @@ int main(int argc, char** argv) {
                             {{"Loss", "nats/token", {{"train", "train", "loss"}}, true},
                              {"Validation", "exact match %", {{"valid", "valid", "exact_match", 100.0}}, false}});
     }
-  }
-  if (stop.requested()) {
-    std::printf("interrupted: saved step %d in %s; run again to continue\n", last, run.dir().c_str());
-    return 130;
+    if (stopping) {
+      std::printf("interrupted: saved step %d in %s; run again to continue\n", step, run.dir().c_str());
+      return 130;
+    }
   }
   if (first > steps) {  // the run had already gone this far: score what it left
     model.eval();

@@ -190,11 +190,7 @@ int main(int argc, char** argv) {
   if (threads && !*train_command) xgrad::set_num_threads(*threads);  // train sets its own, after reading a resumed run
   try {
     overrides.threads = threads;
-    if (*train_command) {
-      // Before any parallel work, so that the kernels' threads start with the signals blocked.
-      const xgrad::training::StopSignals stop_signals;
-      return seq2seq::train_command(train, resume, overrides, stop_signals);
-    }
+    if (*train_command) return seq2seq::train_command(train, resume, overrides);
     if (*eval_command) return seq2seq::eval_command(model_path, test_file, split, decoding, limit);
     if (*translate_command) return seq2seq::translate_command(model_path, decoding);
     if (*export_command) return seq2seq::export_command(export_data, export_dir);

@@ -15,7 +15,6 @@
 #include <xgrad/data/tasks.hpp>
 #include <xgrad/data/tokenizer.hpp>
 #include <xgrad/models/transformer.hpp>
-#include <xgrad/training/stop_signals.hpp>
 
 namespace seq2seq {
 
@@ -178,9 +177,7 @@ struct TrainOverrides {
 /// resume_dir empty: a new run with `settings`; else continue that run (the overrides given
 /// replace the saved settings). A run folder with no checkpoint yet starts again from step 0
 /// with its saved settings. A run folder is locked for the life of the process that trains it.
-/// Ctrl-C or SIGTERM (`stop_signals`) stops it after the current step, saved, with exit code 130.
-int train_command(TrainSettings settings, const std::string& resume_dir, const TrainOverrides& overrides,
-                  const xgrad::training::StopSignals& stop_signals);
+int train_command(TrainSettings settings, const std::string& resume_dir, const TrainOverrides& overrides);
 int eval_command(const std::string& model_path, const std::string& test_file, const std::string& split,
                  const DecodeSettings& decoding, std::size_t limit);
 int translate_command(const std::string& model_path, const DecodeSettings& decoding);

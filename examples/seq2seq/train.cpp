@@ -21,6 +21,7 @@
 #include <xgrad/training/metrics_log.hpp>
 #include <xgrad/training/run_folder.hpp>
 #include <xgrad/training/run_lock.hpp>
+#include <xgrad/training/stop_signals.hpp>
 #include <xgrad/utils/atomic_file.hpp>
 #include <xgrad/utils/progress.hpp>
 
@@ -69,8 +70,7 @@ std::size_t parameter_count(const xgrad::nn::Module& model) {
 
 }  // namespace
 
-int train_command(TrainSettings s, const std::string& resume_dir, const TrainOverrides& overrides,
-                  const xgrad::training::StopSignals& stop_signals) {
+int train_command(TrainSettings s, const std::string& resume_dir, const TrainOverrides& overrides) {
   const std::optional<int>& threads = overrides.threads;
   namespace dist = xgrad::distributed;
   // Under mpirun every rank runs this; rank 0 alone prints, logs and saves. The run folder and
@@ -265,7 +265,10 @@ int train_command(TrainSettings s, const std::string& resume_dir, const TrainOve
   };
 
   const std::int64_t first_step = state.step;
-  bool interrupted = false;  // Ctrl-C or SIGTERM on any rank: stop after the current step and save
+  // From here Ctrl-C (or SIGTERM) on any rank stops the run after the current step, saved; a
+  // second one kills. Taken by a thread of its own, never by a thread that computes.
+  const xgrad::training::StopSignals stop_signals;
+  bool interrupted = false;
   model->train();
   std::size_t bad_steps = 0;  // consecutive steps skipped for a non-finite loss or gradient
   // A run resumed from the checkpoint its last validation saved need not validate it again.
