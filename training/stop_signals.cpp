@@ -84,9 +84,8 @@ StopSignals::StopSignals() {
     sigaddset(&signals, signal);
     sigaction(signal, &action, nullptr);
   }
-  // This thread and the kernels' threads, those running and those started later (from this
-  // thread or from the pool, with its mask).
-  block_here();
+  // This thread and the kernels' threads (on_each_thread takes both); threads started later, from
+  // this thread or from the pool, inherit the mask.
   on_each_thread(block_here);
   if (sigisemptyset(&signals)) return;  // both ignored: nothing to wait for
   try {
@@ -108,7 +107,6 @@ StopSignals::~StopSignals() {
   }
   restore_handling();
   on_each_thread(unblock_here);  // threads started meanwhile keep the signals blocked: they go elsewhere
-  unblock_here();
   alive = false;
 }
 
