@@ -33,6 +33,15 @@ while [[ $# -gt 0 ]]; do
     *) echo "usage: bench/compare.sh [--steps N] [--base-steps N] [--coretype NAME] [--torch-kv FILE]" >&2; exit 2 ;;
   esac
 done
+# "As installed" means what a user gets: OpenBLAS reads OPENBLAS_CORETYPE (and its other
+# OPENBLAS_* settings) when it loads, and one inherited from the caller's environment would change
+# libtorch's and PyTorch's kernels unseen. Every run starts without them; the core-type runs set
+# theirs below.
+while IFS= read -r var; do
+  echo "compare.sh: $var=${!var} from the environment is not passed on" >&2
+  unset "$var"
+done < <(compgen -e | grep '^OPENBLAS_' || true)
+
 if [[ -z $coretype ]]; then
   if grep -qw avx512f /proc/cpuinfo; then coretype=SkylakeX
   elif grep -qw avx2 /proc/cpuinfo; then coretype=Haswell
