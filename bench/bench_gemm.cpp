@@ -3,9 +3,11 @@
 // build found it, in OpenBLAS' cblas_sgemm, on this CPU, in one run. Per-head products run as
 // the step runs them: one single-threaded GEMM per thread in an OpenMP loop.
 //   bench_gemm [--threads N] [--model small|base]
-//   bench_gemm --skinny [--threads N]: y += x W^T for 1 to 64 rows of x (decoding steps), in the
-//     GEMM library and in kernels::skinny_linear, W cycling through 16 MB of weights so that it
-//     comes from memory as in a decoding step (where every layer's weights go by once per step).
+//   bench_gemm --skinny [--threads N]: y += x W^T for 1 to 128 rows of x (decoding steps), in the
+//     GEMM library, in kernels::skinny_linear and in kernels::packed_linear (W packed once, the
+//     packing's time in products), W cycling through 16 MB of weights so that it comes from
+//     memory as in a decoding step (where every layer's weights go by once per step); ratios to
+//     the library.
 // One line per shape: the count per step, GFLOP/s in each library and the ratio, then the totals
 // over the step (time-weighted, as the step would see them).
 #include <algorithm>
@@ -22,6 +24,7 @@
 
 #include <xgrad/kernels/gemm.hpp>
 #include <xgrad/kernels/linear.hpp>
+#include <xgrad/kernels/packed_linear.hpp>
 #include <xgrad/kernels/runtime_info.hpp>
 #include <xgrad/xgrad.hpp>
 
@@ -80,30 +83,41 @@ double time_gemm(GemmFn fn, const bench::Gemm& g, std::vector<std::vector<float>
   return best;
 }
 
-/// kernels::gemm against kernels::skinny_linear on decoding shapes.
+/// kernels::gemm against kernels::skinny_linear and kernels::packed_linear (on W packed once,
+/// kernels::pack_weight) on decoding shapes; the packing's own time, in products of that many rows.
 void skinny() {
-  std::printf("%-5s %-5s %-5s %14s %14s %7s\n", "rows", "in", "out", "GEMM library", "skinny_linear", "ratio");
+  std::printf("%-5s %-5s %-5s %14s %14s %14s %7s %7s %9s\n", "rows", "in", "out", "GEMM library", "skinny_linear",
+              "packed_linear", "skinny", "packed", "packing");
   for (const auto& shape : {std::pair<std::size_t, std::size_t>{256, 256}, {256, 1024}, {1024, 256}, {256, 1000},
                             {512, 512}, {512, 2048}, {2048, 512}}) {
     const std::size_t in = shape.first, out = shape.second;  // (lambdas below capture them: no structured binding)
     const std::size_t copies = std::max<std::size_t>(2, (16u << 20) / (in * out * sizeof(float)));
     std::vector<std::vector<float>> weights(copies, std::vector<float>(in * out, 0.01f));
-    for (const std::size_t rows : {1, 2, 4, 8, 16, 32, 64}) {
+    std::vector<std::vector<float>> packed(copies, std::vector<float>(kernels::packed_weight_size(out, in)));
+    for (const std::size_t rows : {1, 2, 4, 8, 9, 16, 32, 64, 128}) {
       std::vector<float> x(rows * in, 0.02f), y(rows * out, 0.f);
-      auto time = [&](auto&& product) {
+      auto seconds = [&](auto&& body) {  // the fastest of 5 passes over every copy of W
         double best = 1e30;
         for (int rep = 0; rep < 5; ++rep) {
           const auto start = Clock::now();
-          for (std::size_t c = 0; c < copies; ++c) product(weights[c].data());
+          for (std::size_t c = 0; c < copies; ++c) body(c);
           best = std::min(best, std::chrono::duration<double>(Clock::now() - start).count());
         }
-        return 2.0 * rows * in * out * copies / best * 1e-9;
+        return best;
       };
-      const double library = time([&](const float* w) {
-        kernels::gemm(false, true, rows, out, in, 1.f, x.data(), w, 1.f, y.data());
+      const double flops = 2.0 * rows * in * out * copies * 1e-9;
+      const double library = flops / seconds([&](std::size_t c) {
+        kernels::gemm(false, true, rows, out, in, 1.f, x.data(), weights[c].data(), 1.f, y.data());
       });
-      const double ours = time([&](const float* w) { kernels::skinny_linear(x.data(), rows, in, w, out, y.data()); });
-      std::printf("%-5zu %-5zu %-5zu %9.1f GF/s %9.1f GF/s %7.2f\n", rows, in, out, library, ours, ours / library);
+      const double skinny = flops / seconds([&](std::size_t c) {
+        kernels::skinny_linear(x.data(), rows, in, weights[c].data(), out, y.data());
+      });
+      const double packing = seconds([&](std::size_t c) { kernels::pack_weight(weights[c].data(), out, in, packed[c].data()); });
+      const double product = seconds([&](std::size_t c) {
+        kernels::packed_linear(x.data(), rows, in, packed[c].data(), out, y.data());
+      });
+      std::printf("%-5zu %-5zu %-5zu %9.1f GF/s %9.1f GF/s %9.1f GF/s %7.2f %7.2f %9.1f\n", rows, in, out, library,
+                  skinny, flops / product, skinny / library, flops / product / library, packing / product);
     }
   }
 }

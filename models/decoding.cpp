@@ -21,6 +21,7 @@
 #include <xgrad/kernels/softmax.hpp>
 #include <xgrad/kernels/top_n.hpp>
 #include <xgrad/models/sampling.hpp>
+#include <xgrad/nn/functional.hpp>
 
 namespace xgrad::models {
 
@@ -234,6 +235,7 @@ Indices decode_tokens(DecoderState& decoder, std::size_t batch, std::size_t voca
                       std::int64_t pad, std::size_t max_len,
                       const std::function<std::int64_t(const float*, std::size_t)>& pick) {
   NoGradGuard no_grad;
+  nn::functional::PackedWeightsGuard packed;  // each step's few-row products on weights packed once
   std::vector<std::vector<std::int64_t>> out(batch);
   std::vector<bool> done(batch, false);
   // Finished rows leave the decoder's batch once they are a quarter of it (dropping rows copies
@@ -379,6 +381,7 @@ std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::siz
     throw Error(fmt::format("beam_search: beam_size {} and n_best {} must be >= 1", options.beam_size, options.n_best));
   }
   NoGradGuard no_grad;
+  nn::functional::PackedWeightsGuard packed;  // each step's few-row products on weights packed once
   const std::size_t k = options.beam_size;
   const double alpha = options.length_penalty, minus_inf = -std::numeric_limits<double>::infinity();
   // Decoder row a * width + i is beam i (by rank) of source active[a]. Every beam starts from the

@@ -45,6 +45,33 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 /// x (..., in), weight (rows, in), bias (rows) or undefined -> y (..., count).
 Tensor linear_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, std::size_t start, std::size_t count);
 
+/// While one lives (on any thread), linear and linear_rows give their fp32 products of a few rows
+/// (more than kernels::kSkinnyRows and up to kPackedRows: a decoding step's, one row per sequence
+/// or beam) a copy of each weight packed once for them (kernels::pack_weight), where the GEMM
+/// library would pack W again on every call: 1.1-3x the speed of those products (fewer rows read
+/// W as stored, which packing would not repay). Greedy, sampled and beam decoding hold one while
+/// their steps run; a loop of one's own over IncrementalDecoder or a KV cache can too. Backward is
+/// unchanged.
+///
+/// A copy is kept while its weight lives and its value is unchanged, so that the next decode finds
+/// it made: as many floats as the weights used (release_packed_weights() frees them). It is made
+/// again when the value changes (its version, counted by mutable_value(), or its storage): writes
+/// through a reference taken before the packing are not seen, as for bf16 autocast's copies.
+class PackedWeightsGuard {
+ public:
+  PackedWeightsGuard();
+  ~PackedWeightsGuard();
+  PackedWeightsGuard(const PackedWeightsGuard&) = delete;
+  PackedWeightsGuard& operator=(const PackedWeightsGuard&) = delete;
+};
+
+/// Frees the packed copies PackedWeightsGuard keeps (a guard living now makes them again).
+void release_packed_weights();
+
+/// Rows of x up to which linear uses the packed weights under a PackedWeightsGuard (measured:
+/// bench_gemm --skinny; above, the GEMM library's own packing costs little beside the product).
+constexpr std::size_t kPackedRows = 128;
+
 struct AttentionOptions {
   /// Additive mask added to the scores before softmax, (T, S) for every batch and head or
   /// (B*H, T, S); -inf blocks a position (e.g. the causal mask).

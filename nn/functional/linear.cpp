@@ -4,7 +4,9 @@
 #include <xgrad/nn/functional.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,43 +22,37 @@
 #include <xgrad/kernels/elementwise.hpp>
 #include <xgrad/kernels/gemm.hpp>
 #include <xgrad/kernels/linear.hpp>
+#include <xgrad/kernels/packed_linear.hpp>
 
 namespace xgrad::nn::functional {
 
 namespace {
 
-/// W's rows [start, start + out), dense, as bf16 bits: what bf16 autocast's products take on a CPU
-/// with bf16 instructions.
-using Bf16Rows = std::shared_ptr<const std::vector<std::uint16_t>>;
-
-/// Such bf16 copies of weights, kept between calls (as torch.autocast's weight cache): a block is
-/// converted again only when its weight's value changed (its version or storage), and all are
-/// dropped when the outermost autocast scope ends. The decoding steps convert each weight once;
-/// a training step converts it once for its forward and backward.
-class Bf16Weights {
+/// Copies of blocks of weights made for the products, kept between calls: a block is made again
+/// only when its weight's value changed (its version or storage) or its rows did; clear() drops
+/// them all. `Element` is the copy's type, `make(w, out, in)` makes the copy of out rows at w (a
+/// Buffer: from the caching allocator, so that a copy made again, or by the next decode, reuses
+/// memory where a fresh one from the system would be faulted in page by page).
+template <class Element>
+class WeightCopies {
  public:
-  static Bf16Weights& instance() {
-    static Bf16Weights* weights = [] {  // never destroyed: nothing to free after main
-      on_autocast_exit([] { instance().clear(); });
-      return new Bf16Weights;
-    }();
-    return *weights;
-  }
+  using Buffer = std::vector<Element, CachingAllocator<Element>>;
+  using Copy = std::shared_ptr<const Buffer>;
 
-  Bf16Rows rows(const Tensor& weight, std::size_t start, std::size_t out) {
+  template <class Make>
+  Copy rows(const Tensor& weight, std::size_t start, std::size_t out, Make make) {
     const std::size_t in = weight.size(1);
     const float* data = weight.value().data();
     const std::uint64_t version = weight.version();
     const std::lock_guard<std::mutex> lock(mutex_);
     Entry& entry = entries_[{weight.impl(), start}];
-    if (entry.bits && entry.owner.lock() == weight.impl_ptr() && entry.version == version && entry.data == data &&
-        entry.bits->size() == out * in) {
-      return entry.bits;
+    if (entry.copy && entry.owner.lock() == weight.impl_ptr() && entry.version == version && entry.data == data &&
+        entry.out == out) {
+      return entry.copy;
     }
-    auto bits = std::make_shared<std::vector<std::uint16_t>>(out * in);
-    kernels::to_bf16(data + start * in, out, in, in, bits->data());
-    entry = Entry{weight.impl_ptr(), version, data, bits};
-    return bits;
+    Copy copy = make(data + start * in, out, in);
+    entry = Entry{weight.impl_ptr(), version, data, out, copy};
+    return copy;
   }
 
   void clear() {
@@ -64,15 +60,78 @@ class Bf16Weights {
     entries_.clear();
   }
 
+  /// Drops the copies of weights freed since.
+  void drop_freed() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end();) it = it->second.owner.expired() ? entries_.erase(it) : std::next(it);
+  }
+
  private:
   struct Entry {
     std::weak_ptr<TensorImpl> owner;  // a weight freed since cannot match a new one at its address
     std::uint64_t version = 0;
     const float* data = nullptr;
-    Bf16Rows bits;
+    std::size_t out = 0;
+    Copy copy;
   };
   std::mutex mutex_;
   std::map<std::pair<const TensorImpl*, std::size_t>, Entry> entries_;
+};
+
+/// W's rows [start, start + out), dense, as bf16 bits: what bf16 autocast's products take on a CPU
+/// with bf16 instructions.
+using Bf16Rows = WeightCopies<std::uint16_t>::Copy;
+
+/// Such bf16 copies, as torch.autocast's weight cache: dropped when the outermost autocast scope
+/// ends. The decoding steps convert each weight once; a training step converts it once for its
+/// forward and backward.
+WeightCopies<std::uint16_t>& bf16_copies() {
+  static auto* copies = [] {  // never destroyed: nothing to free after main
+    on_autocast_exit([] { bf16_copies().clear(); });
+    return new WeightCopies<std::uint16_t>;
+  }();
+  return *copies;
+}
+
+Bf16Rows bf16_rows(const Tensor& weight, std::size_t start, std::size_t out) {
+  return bf16_copies().rows(weight, start, out, [](const float* w, std::size_t rows, std::size_t in) {
+    auto bits = std::make_shared<WeightCopies<std::uint16_t>::Buffer>(rows * in);
+    kernels::to_bf16(w, rows, in, in, bits->data());
+    return bits;
+  });
+}
+
+/// W's rows [start, start + out) packed for few-row products (kernels::pack_weight).
+using PackedRows = WeightCopies<float>::Copy;
+
+/// Such packed copies, made while a PackedWeightsGuard lives and kept while their weight lives
+/// unchanged: the next decode finds them made (packing them again, in memory the system faults in
+/// page by page, cost more than the products gained on one thread).
+class PackedWeights {
+ public:
+  static PackedWeights& instance() {
+    static auto* weights = new PackedWeights;  // never destroyed: nothing to free after main
+    return *weights;
+  }
+
+  bool active() const { return guards_.load(std::memory_order_relaxed) > 0; }
+  void enter() { guards_.fetch_add(1); }
+  void leave() {
+    if (guards_.fetch_sub(1) == 1) copies_.drop_freed();
+  }
+  void release() { copies_.clear(); }
+
+  PackedRows rows(const Tensor& weight, std::size_t start, std::size_t out) {
+    return copies_.rows(weight, start, out, [](const float* w, std::size_t rows, std::size_t in) {
+      auto packed = std::make_shared<WeightCopies<float>::Buffer>(kernels::packed_weight_size(rows, in));
+      kernels::pack_weight(w, rows, in, packed->data());
+      return packed;
+    });
+  }
+
+ private:
+  std::atomic<int> guards_{0};
+  WeightCopies<float> copies_;
 };
 
 /// y = act(x W[start : start + out]^T + b[start : start + out]): x (M, in), weight (W_rows, in),
@@ -96,11 +155,19 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
   if (bias_first) kernels::bias_rows(b, rows, out, y->data());
   // Under bf16 autocast on a CPU with bf16 products, W's bf16 copy (kept between calls).
   const Bf16Rows w_bf16 = autocast_precision() == Precision::bf16 && kernels::bf16_gemm_native() && out > 0 && in > 0
-                              ? Bf16Weights::instance().rows(weight, start, out)
+                              ? bf16_rows(weight, start, out)
                               : nullptr;
+  // Under a PackedWeightsGuard, more rows than the skinny kernels take and up to kPackedRows, in
+  // fp32: W's packed copy, kept while the guard lives.
+  const bool packs = !w_bf16 && autocast_precision() == Precision::fp32 && rows > kernels::kSkinnyRows &&
+                     rows <= kPackedRows && out > 0 && in > 0 && PackedWeights::instance().active();
+  const PackedRows w_packed = packs ? PackedWeights::instance().rows(weight, start, out) : nullptr;
   // Decoding steps: GEMM would first pack all of W. Under bf16 autocast, the bf16 kernel on W's
   // bf16 copy where the CPU has bf16 products; elsewhere the GEMM, which rounds its inputs.
-  if (rows <= kernels::kSkinnyRows && out > 0 && (autocast_precision() == Precision::fp32 || w_bf16)) {
+  if (w_packed) {
+    if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // packed_linear adds to y
+    kernels::packed_linear(x.value().data(), rows, in, w_packed->data(), out, y->data());
+  } else if (rows <= kernels::kSkinnyRows && out > 0 && (autocast_precision() == Precision::fp32 || w_bf16)) {
     if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // the skinny kernels add to y
     if (w_bf16) kernels::skinny_linear_bf16(x.value().data(), rows, in, w_bf16->data(), out, y->data());
     else kernels::skinny_linear(x.value().data(), rows, in, w, out, y->data());
@@ -163,6 +230,10 @@ void check_input(const char* op, const Tensor& x, const Tensor& weight) {
 }
 
 }  // namespace
+
+PackedWeightsGuard::PackedWeightsGuard() { PackedWeights::instance().enter(); }
+PackedWeightsGuard::~PackedWeightsGuard() { PackedWeights::instance().leave(); }
+void release_packed_weights() { PackedWeights::instance().release(); }
 
 Activation activation_from_name(const std::string& name) {
   if (name == "relu") return Activation::relu;

@@ -1,7 +1,7 @@
 // skinny_linear against a loop in double: y += x W^T for every row count it takes, widths around
 // a vector's multiple, output counts around its block of W's rows, on one and on two threads,
 // y's previous contents kept; skinny_linear_bf16 likewise, against the loop on bf16-rounded
-// inputs, where the CPU has bf16 products.
+// inputs, where the CPU has bf16 products; packed_linear likewise, on W packed by pack_weight.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -13,6 +13,7 @@
 #include <xgrad/kernels/bf16.hpp>
 #include <xgrad/kernels/gemm.hpp>
 #include <xgrad/kernels/linear.hpp>
+#include <xgrad/kernels/packed_linear.hpp>
 
 using namespace xgrad::kernels;
 
@@ -52,6 +53,23 @@ TEST_CASE("skinny_linear: y += x W^T for up to kSkinnyRows rows") {
     for (std::size_t rows = 1; rows <= kSkinnyRows; ++rows) {
       for (const std::size_t in : {1, 5, 16, 67, 256}) {
         for (const std::size_t out : {1, 3, 4, 5, 130, 1001}) check_product(skinny_linear, rows, in, out);
+      }
+    }
+  }
+}
+
+TEST_CASE("packed_linear: y += x W^T on W packed, for row counts around its blocks of rows") {
+  const auto packed = [](const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out, float* y) {
+    // Filled with NaN first: a float of the packed weight left unwritten would show in y.
+    std::vector<float> p(packed_weight_size(out, in), std::nanf(""));
+    pack_weight(w, out, in, p.data());
+    packed_linear(x, rows, in, p.data(), out, y);
+  };
+  for (const int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    for (const std::size_t rows : {1, 2, 5, 6, 7, 11, 12, 13, 24, 25, 32, 131}) {
+      for (const std::size_t in : {1, 5, 16, 67, 256}) {
+        for (const std::size_t out : {1, 3, 8, 16, 17, 31, 32, 33, 130, 1001}) check_product(packed, rows, in, out);
       }
     }
   }

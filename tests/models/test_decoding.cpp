@@ -13,6 +13,7 @@
 
 #include <omp.h>
 
+#include <xgrad/kernels/linear.hpp>
 #include <xgrad/models/decoding.hpp>
 #include <xgrad/xgrad.hpp>
 
@@ -213,6 +214,15 @@ TEST_CASE("KV-cache decoding gives the tokens and logits of re-feeding, for ever
     auto model = tiny_model(variant, 21);
     const Indices src = padded_sources();
     CHECK(greedy_decode(*model, src, kBos, kEos, 16, true) == greedy_decode(*model, src, kBos, kEos, 16, false));
+    // More rows than the skinny kernels take: the steps' products on packed weights.
+    static_assert(xgrad::kernels::kSkinnyRows < 12, "12 rows must take the packed weights");
+    Indices many = Indices::from_shape({12, src.shape()[1]});  // (12, S): the sources four times
+    for (std::size_t r = 0; r < 12; ++r) {
+      for (std::size_t c = 0; c < src.shape()[1]; ++c) many(r, c) = src(r % 3, c);
+    }
+    const Indices many_out = greedy_decode(*model, many, kBos, kEos, 16, true);
+    CHECK(many_out == greedy_decode(*model, many, kBos, kEos, 16, false));
+    check_greedy_against_forward(*model, many, many_out);
     Generator a(4), b(4);
     CHECK(sample_decode(*model, src, kBos, kEos, 16, 1.f, 5, a, true) ==
           sample_decode(*model, src, kBos, kEos, 16, 1.f, 5, b, false));

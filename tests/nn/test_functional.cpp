@@ -91,6 +91,59 @@ TEST_CASE("linear: up to kSkinnyRows rows (one pass over W), as the same rows am
   CHECK(gradcheck([](Inputs in) { return F::linear(in[0], in[1], in[2]); }, {param({1, 4}, 4), param({5, 4}, 5), param({5}, 6)}));
 }
 
+TEST_CASE("linear under a PackedWeightsGuard: the same values from packed weights, packed again when W changes") {
+  static_assert(xgrad::kernels::kSkinnyRows < 9 && F::kPackedRows >= 40, "the row counts below must be packed");
+  for (const auto& [out, in] : {std::pair<std::size_t, std::size_t>{3, 4}, {130, 37}, {1001, 64}}) {
+    const std::size_t outputs = out;  // (a structured binding cannot be captured in C++17)
+    Tensor x = param({40, in}, 20), w = param({out, in}, 21), b = param({out}, 22);
+    for (const std::size_t rows : {9, 13, 40}) {
+      CAPTURE(outputs);
+      CAPTURE(rows);
+      const Tensor xr = narrow(x, 0, 0, rows);
+      const Array plain = F::linear(xr, w, b).value(), plain_relu = F::linear(xr, w, b, F::Activation::relu).value();
+      const Array plain_rows = F::linear_rows(xr, w, b, 1, out - 1).value();
+      F::PackedWeightsGuard packed;
+      // Another summation order than GEMM's: float rounding over in <= 64 products of |x| <= 1.
+      CHECK(xt::allclose(F::linear(xr, w, b).value(), plain, 1e-5, 2e-5));
+      CHECK(xt::allclose(F::linear(xr, w, b, F::Activation::relu).value(), plain_relu, 1e-5, 2e-5));
+      CHECK(xt::allclose(F::linear_rows(xr, w, b, 1, out - 1).value(), plain_rows, 1e-5, 2e-5));
+      CHECK(xt::allclose(F::linear(xr, w).value(), plain - b.value(), 1e-5, 2e-5));
+      {
+        F::PackedWeightsGuard nested;  // the inner guard's end keeps the outer's copies
+      }
+      CHECK(xt::allclose(F::linear(xr, w, b).value(), plain, 1e-5, 2e-5));
+    }
+    // W changed in place while the guard lives: the product follows it, as without the guard.
+    F::PackedWeightsGuard packed;
+    const Tensor x13 = narrow(x, 0, 0, 13);
+    CHECK(F::linear(x13, w, b).value().shape()[1] == out);
+    {
+      NoGradGuard no_grad;
+      w.mutable_value() *= -2.f;
+    }
+    const Array changed = F::linear(x13, w, b).value();
+    Array expected = xt::zeros<float>({std::size_t{13}, out});
+    for (std::size_t r = 0; r < 13; ++r) {
+      for (std::size_t o = 0; o < out; ++o) {
+        double sum = b.value()(o);
+        for (std::size_t k = 0; k < in; ++k) sum += double(x13.value()(r, k)) * double(w.value()(o, k));
+        expected(r, o) = static_cast<float>(sum);
+      }
+    }
+    CHECK(xt::allclose(changed, expected, 1e-5, 1e-4));
+  }
+  // Gradients as without the guard (backward reads W as stored).
+  Tensor x = param({10, 4}, 4), w = param({5, 4}, 5), b = param({5}, 6);
+  sum(F::linear(x, w, b) * F::linear(x, w, b)).backward();
+  const Array dx = x.grad().value(), dw = w.grad().value(), db = b.grad().value();
+  x.zero_grad(), w.zero_grad(), b.zero_grad();
+  F::PackedWeightsGuard packed;
+  sum(F::linear(x, w, b) * F::linear(x, w, b)).backward();
+  CHECK(xt::allclose(x.grad().value(), dx, 1e-5, 1e-5));
+  CHECK(xt::allclose(w.grad().value(), dw, 1e-5, 1e-5));
+  CHECK(xt::allclose(b.grad().value(), db, 1e-5, 1e-5));
+}
+
 TEST_CASE("linear with a fused ReLU is relu(linear), forward and backward, on GEMM and few-row paths; GELU too") {
   for (const std::size_t rows : {std::size_t{3}, std::size_t{40}}) {
     Tensor x = param({rows, 37}, 20), w = param({130, 37}, 21), b = param({130}, 22);
