@@ -14,8 +14,8 @@ namespace xgrad {
 
 namespace {
 
-// Large blocks are rounded up to one of four sizes per power of two (64 KB, 80 KB, 96 KB,
-// 112 KB, 128 KB, 160 KB, ...): at most 25% more than asked, and a step whose sequence length
+// Large blocks are rounded up to one of four sizes per power of two (16 KB, 20 KB, 24 KB,
+// 28 KB, 32 KB, 40 KB, ...): at most 25% more than asked, and a step whose sequence length
 // varies a little still finds its blocks.
 std::size_t size_class(std::size_t bytes) {
   if (bytes < memory::kCachedMinBytes) return (bytes + memory::kAlignment - 1) / memory::kAlignment * memory::kAlignment;

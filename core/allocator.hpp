@@ -14,9 +14,10 @@ namespace xgrad {
 
 namespace memory {
 
-/// Blocks of at least this many bytes are cached; smaller ones come from malloc, which already
-/// keeps them in its heap.
-inline constexpr std::size_t kCachedMinBytes = std::size_t{64} << 10;
+/// Blocks of at least this many bytes are cached; smaller ones come from malloc, which keeps them
+/// in its heap. (At 64 KB, a decoding step's arrays of 32 rows of 256 floats went to malloc, whose
+/// heap, trimmed when its top was free, was faulted in again page by page every step.)
+inline constexpr std::size_t kCachedMinBytes = std::size_t{16} << 10;
 /// Every block is aligned to a cache line, which the vectorized kernels prefer.
 inline constexpr std::size_t kAlignment = 64;
 
