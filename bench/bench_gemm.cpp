@@ -112,7 +112,9 @@ void skinny() {
       const double skinny = flops / seconds([&](std::size_t c) {
         kernels::skinny_linear(x.data(), rows, in, weights[c].data(), out, y.data());
       });
-      const double packing = seconds([&](std::size_t c) { kernels::pack_weight(weights[c].data(), out, in, packed[c].data()); });
+      const double packing = seconds([&](std::size_t c) {
+        kernels::pack_weight(weights[c].data(), out, in, packed[c].data());
+      });
       const double product = seconds([&](std::size_t c) {
         kernels::packed_linear(x.data(), rows, in, packed[c].data(), out, y.data());
       });

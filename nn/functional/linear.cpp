@@ -63,7 +63,9 @@ class WeightCopies {
   /// Drops the copies of weights freed since.
   void drop_freed() {
     const std::lock_guard<std::mutex> lock(mutex_);
-    for (auto it = entries_.begin(); it != entries_.end();) it = it->second.owner.expired() ? entries_.erase(it) : std::next(it);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      it = it->second.owner.expired() ? entries_.erase(it) : std::next(it);
+    }
   }
 
  private:
@@ -105,8 +107,8 @@ Bf16Rows bf16_rows(const Tensor& weight, std::size_t start, std::size_t out) {
 using PackedRows = WeightCopies<float>::Copy;
 
 /// Such packed copies, made while a PackedWeightsGuard lives and kept while their weight lives
-/// unchanged: the next decode finds them made (packing them again, in memory the system faults in
-/// page by page, cost more than the products gained on one thread).
+/// unchanged, so that the next decode finds them made (packing a weight costs 1-15 of its products,
+/// bench_gemm --skinny); those of weights freed since are dropped when the outermost guard ends.
 class PackedWeights {
  public:
   static PackedWeights& instance() {

@@ -100,7 +100,8 @@ TEST_CASE("linear under a PackedWeightsGuard: the same values from packed weight
       CAPTURE(outputs);
       CAPTURE(rows);
       const Tensor xr = narrow(x, 0, 0, rows);
-      const Array plain = F::linear(xr, w, b).value(), plain_relu = F::linear(xr, w, b, F::Activation::relu).value();
+      const Array plain = F::linear(xr, w, b).value();
+      const Array plain_relu = F::linear(xr, w, b, F::Activation::relu).value();
       const Array plain_rows = F::linear_rows(xr, w, b, 1, out - 1).value();
       F::PackedWeightsGuard packed;
       // Another summation order than GEMM's: float rounding over in <= 64 products of |x| <= 1.
@@ -142,6 +143,33 @@ TEST_CASE("linear under a PackedWeightsGuard: the same values from packed weight
   CHECK(xt::allclose(x.grad().value(), dx, 1e-5, 1e-5));
   CHECK(xt::allclose(w.grad().value(), dw, 1e-5, 1e-5));
   CHECK(xt::allclose(b.grad().value(), db, 1e-5, 1e-5));
+}
+
+TEST_CASE("PackedWeightsGuard: a copy lives while its weight does; release_packed_weights frees it") {
+  // memory_allocated() counts the copies too (they come from the caching allocator); other tests'
+  // arrays may come and go around these lines, so the checks compare differences of a copy's size.
+  const std::size_t weight_bytes = 300 * 64 * sizeof(float);
+  {
+    Tensor w = param({300, 64}, 30), x = param({10, 64}, 31);
+    const std::size_t arrays = memory_allocated();
+    {
+      F::PackedWeightsGuard packed;
+      F::linear(x, w);
+    }
+    const std::size_t with_copy = memory_allocated();
+    CHECK(with_copy >= arrays + weight_bytes);  // the copy outlives the guard
+    F::release_packed_weights();
+    CHECK(memory_allocated() + weight_bytes <= with_copy);
+    {
+      F::PackedWeightsGuard packed;
+      F::linear(x, w);  // made again
+    }
+    CHECK(memory_allocated() >= arrays + weight_bytes);
+  }
+  // The weight freed: its copy goes when the next outermost guard ends.
+  const std::size_t after_free = memory_allocated();
+  { F::PackedWeightsGuard packed; }
+  CHECK(memory_allocated() + weight_bytes <= after_free);
 }
 
 TEST_CASE("linear with a fused ReLU is relu(linear), forward and backward, on GEMM and few-row paths; GELU too") {
