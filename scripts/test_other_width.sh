@@ -16,7 +16,10 @@ build_dir="${XGRAD_OTHER_WIDTH_BUILD_DIR:-$root/build-other-width}"
 jobs="${XGRAD_JOBS:-$(nproc)}"
 
 XGRAD_SETUP_INSTALL_ONLY=1 "$root/scripts/setup.sh"
-if "${CXX:-c++}" -march=native -dM -E -x c++ /dev/null | grep -q '__AVX512F__'; then
+# The compiler's macros for this CPU, read whole: a `grep -q` in a pipe could stop reading early,
+# and under pipefail the compiler's broken pipe would then read as "no AVX-512".
+macros="$("${CXX:-c++}" -march=native -dM -E -x c++ /dev/null)"
+if [[ $macros == *__AVX512F__* ]]; then
   arch=x86-64-v3
 else
   arch=x86-64-v4
