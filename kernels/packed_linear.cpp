@@ -22,6 +22,9 @@ constexpr std::size_t kPanel = 2 * W;
 /// (12 with 32 registers, 6 with 16).
 constexpr std::size_t kRows = vec::kRegisters == 32 ? 12 : 6;
 
+/// Panels of W's `out` rows, the last one perhaps partly zeros.
+std::size_t panels_of(std::size_t out) { return (out + kPanel - 1) / kPanel; }
+
 /// y[0:R, 0:cols] += x[0:R, :] panel^T, cols <= 2 W of the panel's outputs.
 template <std::size_t R>
 [[gnu::always_inline]] inline void block(const float* x, std::size_t in, const float* panel, float* y, std::size_t out,
@@ -56,11 +59,10 @@ void last_rows(std::size_t rows, const float* x, std::size_t in, const float* pa
 
 }  // namespace
 
-std::size_t packed_weight_size(std::size_t out, std::size_t in) { return (out + kPanel - 1) / kPanel * kPanel * in; }
+std::size_t packed_weight_size(std::size_t out, std::size_t in) { return panels_of(out) * kPanel * in; }
 
 void pack_weight(const float* w, std::size_t out, std::size_t in, float* packed) {
-  const std::size_t panels = (out + kPanel - 1) / kPanel;
-  parallel_rows(panels, kPanel * in, [&](std::size_t p) {
+  parallel_rows(panels_of(out), kPanel * in, [&](std::size_t p) {
     float* panel = packed + p * in * kPanel;  // (in, kPanel)
     for (std::size_t j = 0; j < kPanel; ++j) {
       const std::size_t o = p * kPanel + j;
@@ -75,8 +77,7 @@ void pack_weight(const float* w, std::size_t out, std::size_t in, float* packed)
 }
 
 void packed_linear(const float* x, std::size_t rows, std::size_t in, const float* packed, std::size_t out, float* y) {
-  const std::size_t panels = (out + kPanel - 1) / kPanel;
-  parallel_rows(panels, kPanel * in * rows, [&](std::size_t p) {
+  parallel_rows(panels_of(out), kPanel * in * rows, [&](std::size_t p) {
     const std::size_t cols = std::min(kPanel, out - p * kPanel);
     const float* panel = packed + p * in * kPanel;
     float* y_panel = y + p * kPanel;

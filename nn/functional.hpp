@@ -55,9 +55,9 @@ Tensor linear_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, st
 ///
 /// A copy is kept while its weight lives and its value is unchanged, so that the next decode finds
 /// it made: as many floats as the weights used (release_packed_weights() frees them; a freed
-/// weight's copy goes when the outermost guard ends). It is made
-/// again when the value changes (its version, counted by mutable_value(), or its storage): writes
-/// through a reference taken before the packing are not seen, as for bf16 autocast's copies.
+/// weight's copy goes when the outermost guard ends). It is made again when the value changes (its
+/// version, counted by mutable_value(), or its storage): writes through a reference taken before
+/// the packing are not seen, as for bf16 autocast's copies.
 class PackedWeightsGuard {
  public:
   PackedWeightsGuard();

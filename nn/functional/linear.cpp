@@ -160,17 +160,19 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
                               ? bf16_rows(weight, start, out)
                               : nullptr;
   // Under a PackedWeightsGuard, more rows than the skinny kernels take and up to kPackedRows, in
-  // fp32: W's packed copy, kept while the guard lives.
-  const bool packs = !w_bf16 && autocast_precision() == Precision::fp32 && rows > kernels::kSkinnyRows &&
-                     rows <= kPackedRows && out > 0 && in > 0 && PackedWeights::instance().active();
-  const PackedRows w_packed = packs ? PackedWeights::instance().rows(weight, start, out) : nullptr;
+  // fp32: W's packed copy, kept while W lives unchanged.
+  const bool fp32 = autocast_precision() == Precision::fp32;
+  const PackedRows w_packed = fp32 && rows > kernels::kSkinnyRows && rows <= kPackedRows && out > 0 && in > 0 &&
+                                      PackedWeights::instance().active()
+                                  ? PackedWeights::instance().rows(weight, start, out)
+                                  : nullptr;
   // Decoding steps: GEMM would first pack all of W. Under bf16 autocast, the bf16 kernel on W's
   // bf16 copy where the CPU has bf16 products; elsewhere the GEMM, which rounds its inputs.
+  const bool skinny = rows <= kernels::kSkinnyRows && out > 0 && (fp32 || w_bf16);
+  if ((w_packed || skinny) && !bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // they add to y
   if (w_packed) {
-    if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // packed_linear adds to y
     kernels::packed_linear(x.value().data(), rows, in, w_packed->data(), out, y->data());
-  } else if (rows <= kernels::kSkinnyRows && out > 0 && (autocast_precision() == Precision::fp32 || w_bf16)) {
-    if (!bias_first) std::fill(y->data(), y->data() + rows * out, 0.f);  // the skinny kernels add to y
+  } else if (skinny) {
     if (w_bf16) kernels::skinny_linear_bf16(x.value().data(), rows, in, w_bf16->data(), out, y->data());
     else kernels::skinny_linear(x.value().data(), rows, in, w, out, y->data());
   } else if (w_bf16 && rows > 0) {
