@@ -38,9 +38,13 @@ template <std::size_t R, std::size_t C>
   std::size_t i = 0;
   for (; i + W <= in; i += W) {
     Vec xv[R];
-    for (std::size_t r = 0; r < R; ++r) xv[r] = load(x + r * in + i);
+    for (std::size_t r = 0; r < R; ++r) {
+      xv[r] = load(x + r * in + i);
+      if (C > 1) vec::keep_in_register(xv[r]);
+    }
     for (std::size_t c = 0; c < C; ++c) {
-      const Vec wv = load(w + c * in + i);
+      Vec wv = load(w + c * in + i);
+      if (R > 1) vec::keep_in_register(wv);
       for (std::size_t r = 0; r < R; ++r) acc[r][c] += xv[r] * wv;
     }
   }

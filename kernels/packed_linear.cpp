@@ -25,21 +25,51 @@ constexpr std::size_t kRows = vec::kRegisters == 32 ? 12 : 6;
 /// Panels of W's `out` rows, the last one perhaps partly zeros.
 std::size_t panels_of(std::size_t out) { return (out + kPanel - 1) / kPanel; }
 
-/// y[0:R, 0:cols] += x[0:R, :] panel^T, cols <= 2 W of the panel's outputs.
+/// Floats of the panel ahead of the one multiplied that are asked for (32 of its k, 4 KB).
+constexpr std::size_t kAhead = 32 * kPanel;
+/// Chains of k for R rows: each of a row's 2 accumulators is a chain of dependent multiply-adds,
+/// and the units need 8 or more in flight (2 a cycle, 4 cycles each); for fewer rows, k is split
+/// into S chains, to 16 accumulators with 32 registers (8 with 16).
+constexpr std::size_t kAccumulators = vec::kRegisters == 32 ? 16 : 8;
 template <std::size_t R>
+constexpr std::size_t kChains = 2 * R >= kAccumulators ? 1 : kAccumulators / (2 * R);
+
+/// y[0:R, 0:cols] += x[0:R, :] panel^T, cols <= 2 W of the panel's outputs: k in steps of S, chain
+/// s with its own 2 R accumulators (a0, a1[s R + r]), the chains summed at the end. Each of the
+/// panel's vectors is loaded once for the R rows and kept in a register (vec::keep_in_register).
+template <std::size_t R, std::size_t S = kChains<R>>
 [[gnu::always_inline]] inline void block(const float* x, std::size_t in, const float* panel, float* y, std::size_t out,
                                          std::size_t cols) {
-  Vec a0[R], a1[R];
-  for (std::size_t r = 0; r < R; ++r) a0[r] = a1[r] = Vec{};
-  for (std::size_t k = 0; k < in; ++k) {
-    const Vec b0 = load(panel + k * kPanel), b1 = load(panel + k * kPanel + W);
+  Vec a0[S * R], a1[S * R];
+#pragma GCC unroll 32
+  for (std::size_t i = 0; i < S * R; ++i) a0[i] = a1[i] = Vec{};
+  const auto step = [&](std::size_t k, std::size_t s) {  // x[:, k] panel[k] into chain s
+    const float* b = panel + k * kPanel;
+    __builtin_prefetch(b + kAhead);
+    __builtin_prefetch(b + kAhead + W);
+    Vec b0 = load(b), b1 = load(b + W);
+    vec::keep_in_register(b0);
+    vec::keep_in_register(b1);
+#pragma GCC unroll 16
     for (std::size_t r = 0; r < R; ++r) {
       const float xr = x[r * in + k];
-      a0[r] += xr * b0;
-      a1[r] += xr * b1;
+      a0[s * R + r] += xr * b0;
+      a1[s * R + r] += xr * b1;
     }
+  };
+  std::size_t k = 0;
+  for (; k + S <= in; k += S) {
+#pragma GCC unroll 16
+    for (std::size_t s = 0; s < S; ++s) step(k + s, s);
+  }
+  for (; k < in; ++k) step(k, 0);  // the last in % S
+#pragma GCC unroll 32
+  for (std::size_t i = R; i < S * R; ++i) {
+    a0[i % R] += a0[i];
+    a1[i % R] += a1[i];
   }
   const std::size_t c0 = std::min(cols, W), c1 = cols - c0;
+#pragma GCC unroll 16
   for (std::size_t r = 0; r < R; ++r) {
     float* row = y + r * out;
     store(row, load(row, c0, 0.f) + a0[r], c0);

@@ -67,7 +67,7 @@ TEST_CASE("packed_linear: y += x W^T on W packed, for row counts around its bloc
   };
   for (const int threads : {1, 2}) {
     omp_set_num_threads(threads);
-    for (const std::size_t rows : {1, 2, 5, 6, 7, 11, 12, 13, 24, 25, 32, 131}) {
+    for (const std::size_t rows : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 24, 25, 32, 131}) {
       for (const std::size_t in : {1, 5, 16, 67, 256}) {
         for (const std::size_t out : {1, 3, 8, 16, 17, 31, 32, 33, 130, 1001}) check_product(packed, rows, in, out);
       }
