@@ -46,10 +46,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor linear_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, std::size_t start, std::size_t count);
 
 /// While one lives (on any thread), linear and linear_rows give their fp32 products of a few rows
-/// (more than kernels::kSkinnyRows and up to kPackedRows: a decoding step's, one row per sequence
-/// or beam) a copy of each weight packed once for them (kernels::pack_weight), where the GEMM
-/// library would pack W again on every call: 1.1-3x the speed of those products (fewer rows read
-/// W as stored, which packing would not repay). Greedy, sampled and beam decoding hold one while
+/// (up to kPackedRows: a decoding step's, one row per sequence or beam) a copy of each weight
+/// packed once for them (kernels::pack_weight), where the GEMM library would pack W again on every
+/// call and kernels::skinny_linear reads W as stored: 1.1-3x the speed of either on those products
+/// (bench_gemm --skinny). Greedy, sampled and beam decoding hold one while
 /// their steps run; a loop of one's own over IncrementalDecoder or a KV cache can too. Backward is
 /// unchanged.
 ///
