@@ -29,9 +29,13 @@ template <std::size_t R, std::size_t V>
   }
   for (std::size_t k = 0; k < K; ++k) {
     Vec b[V];
-    for (std::size_t v = 0; v < V; ++v) b[v] = load(B + k * ldb + v * W);
+    for (std::size_t v = 0; v < V; ++v) {
+      b[v] = load(B + k * ldb + v * W);
+      if (R > 1) vec::keep_in_register(b[v]);  // read by R multiply-adds: one load
+    }
     for (std::size_t r = 0; r < R; ++r) {
-      const float a = A[r * a_row + k * a_col];
+      Vec a = Vec{} + A[r * a_row + k * a_col];  // broadcast
+      if (V > 1) vec::keep_in_register(a);
       for (std::size_t v = 0; v < V; ++v) c[r][v] += a * b[v];
     }
   }
