@@ -138,6 +138,11 @@ for l in lines:
     if "kernels" in l and (l["run"], l["kernels"]) not in seen:
         seen.add((l["run"], l["kernels"]))
         print("  %-18s %s" % (l["run"], l["kernels"]))
+# Debian's libtorch calls libblas.so.3, which is OpenBLAS only where OpenBLAS is installed: on a
+# fresh machine it is the reference BLAS, tens of times slower, not the peer the targets name.
+if any(l["run"].startswith("libtorch") and "OpenBLAS" not in l["kernels"] for l in lines if "kernels" in l):
+    print("warning: libtorch did not run on OpenBLAS (libblas.so.3 is another BLAS here): its figures are not"
+          " libtorch's best as installed; apt-get install libopenblas0-pthread")
 print()
 
 sgemm = by_threads(pick(impl="sgemm"))
