@@ -1,7 +1,8 @@
 // packed_linear: for each panel of 2 W outputs of W packed k by k (pack_weight), blocks of kRows
 // rows of y by the panel's 2 vectors held in registers while k runs: per k, the panel's 2 vectors
-// loaded once and each row's x[r, k] broadcast once, 2 kRows multiply-adds. The panel (in x 2 W
-// floats: 32 KB for in = 256 with AVX-512) stays in L1 across the blocks of rows.
+// loaded once and each row's x[r, k] broadcast once, 2 kRows multiply-adds; blocks of fewer rows
+// split k into chains, so that enough multiply-adds are in flight. The panel (in x 2 W floats:
+// 32 KB for in = 256 with AVX-512) stays in L1 across the blocks of rows.
 #include <xgrad/kernels/packed_linear.hpp>
 
 #include <algorithm>
@@ -41,6 +42,7 @@ template <std::size_t R, std::size_t S = kChains<R>>
 [[gnu::always_inline]] inline void block(const float* x, std::size_t in, const float* panel, float* y, std::size_t out,
                                          std::size_t cols) {
   Vec a0[S * R], a1[S * R];
+  // Every loop over the accumulators unrolled whole: otherwise GCC keeps the arrays in memory.
 #pragma GCC unroll 32
   for (std::size_t i = 0; i < S * R; ++i) a0[i] = a1[i] = Vec{};
   const auto step = [&](std::size_t k, std::size_t s) {  // x[:, k] panel[k] into chain s

@@ -34,10 +34,10 @@ inline Vec load(const float* p) {
 
 inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(Vec)); }
 
-/// v, loaded once, kept in a register for its uses: left alone, the compiler folds the load into
-/// each multiply-add that reads v, and on Zen 5 a 512-bit multiply-add from memory runs at most
-/// about one a cycle where from registers two do (a 4-row block of packed_linear: 78 against 190
-/// GFLOP/s on one core).
+/// v, loaded once, kept in a register for its uses: left alone, the compiler may fold the load into
+/// each multiply-add that reads v, loading it once per use. Loads are the scarcer unit (on Zen 5,
+/// about one 512-bit load a cycle against two multiply-adds): a 4-row block of packed_linear ran
+/// at 78 GFLOP/s on one core with its panel vectors loaded 4 times, at 190 with them loaded once.
 inline void keep_in_register(Vec& v) {
 #if defined(__AVX512F__)
   asm("" : "+v"(v));

@@ -49,9 +49,8 @@ Tensor linear_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, st
 /// (up to kPackedRows: a decoding step's, one row per sequence or beam) a copy of each weight
 /// packed once for them (kernels::pack_weight), where the GEMM library would pack W again on every
 /// call and kernels::skinny_linear reads W as stored: 1.1-3x the speed of either on those products
-/// (bench_gemm --skinny). Greedy, sampled and beam decoding hold one while
-/// their steps run; a loop of one's own over IncrementalDecoder or a KV cache can too. Backward is
-/// unchanged.
+/// (bench_gemm --skinny). Greedy, sampled and beam decoding hold one while their steps run; a loop
+/// of one's own over IncrementalDecoder or a KV cache can too. Backward is unchanged.
 ///
 /// A copy is kept while its weight lives and its value is unchanged, so that the next decode finds
 /// it made: as many floats as the weights used (release_packed_weights() frees them; a freed
