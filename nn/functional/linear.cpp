@@ -159,10 +159,10 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
   const Bf16Rows w_bf16 = autocast_precision() == Precision::bf16 && kernels::bf16_gemm_native() && out > 0 && in > 0
                               ? bf16_rows(weight, start, out)
                               : nullptr;
-  // Under a PackedWeightsGuard, up to kPackedRows rows in fp32: W's packed copy, kept while W
-  // lives unchanged.
+  // Under a PackedWeightsGuard, kPackedMinRows to kPackedRows rows in fp32: W's packed copy, kept
+  // while W lives unchanged.
   const bool fp32 = autocast_precision() == Precision::fp32;
-  const PackedRows w_packed = fp32 && rows > 0 && rows <= kPackedRows && out > 0 && in > 0 &&
+  const PackedRows w_packed = fp32 && rows >= kPackedMinRows && rows <= kPackedRows && out > 0 && in > 0 &&
                                       PackedWeights::instance().active()
                                   ? PackedWeights::instance().rows(weight, start, out)
                                   : nullptr;

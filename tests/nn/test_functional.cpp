@@ -92,11 +92,11 @@ TEST_CASE("linear: up to kSkinnyRows rows (one pass over W), as the same rows am
 }
 
 TEST_CASE("linear under a PackedWeightsGuard: the same values from packed weights, packed again when W changes") {
-  static_assert(F::kPackedRows >= 40, "the row counts below must be packed");
+  static_assert(F::kPackedMinRows <= 2 && F::kPackedRows >= 40, "the row counts below must be packed");
   for (const auto& [out, in] : {std::pair<std::size_t, std::size_t>{3, 4}, {130, 37}, {1001, 64}}) {
     const std::size_t outputs = out;  // (a structured binding cannot be captured in C++17)
     Tensor x = param({40, in}, 20), w = param({out, in}, 21), b = param({out}, 22);
-    for (const std::size_t rows : {1, 4, 9, 13, 40}) {
+    for (const std::size_t rows : {2, 4, 9, 13, 40}) {
       CAPTURE(outputs);
       CAPTURE(rows);
       const Tensor xr = narrow(x, 0, 0, rows);
@@ -170,6 +170,15 @@ TEST_CASE("PackedWeightsGuard: a copy lives while its weight does; release_packe
   const std::size_t after_free = memory_allocated();
   { F::PackedWeightsGuard packed; }
   CHECK(memory_allocated() + weight_bytes <= after_free);
+  // One row (below kPackedMinRows) reads the weight as stored: no copy outlives the guard.
+  static_assert(F::kPackedMinRows > 1, "one row must not be packed");
+  Tensor w = param({300, 64}, 32), x = param({1, 64}, 33);
+  const std::size_t arrays = memory_allocated();
+  {
+    F::PackedWeightsGuard packed;
+    F::linear(x, w);
+  }
+  CHECK(memory_allocated() < arrays + weight_bytes);
 }
 
 TEST_CASE("linear with a fused ReLU is relu(linear), forward and backward, on GEMM and few-row paths; GELU too") {
