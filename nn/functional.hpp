@@ -46,11 +46,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor linear_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, std::size_t start, std::size_t count);
 
 /// While one lives (on any thread), linear and linear_rows give their fp32 products of a few rows
-/// (kPackedMinRows to kPackedRows: a decoding step's, one row per sequence or beam) a copy of each weight
-/// packed once for them (kernels::pack_weight), where the GEMM library would pack W again on every
-/// call and kernels::skinny_linear reads W as stored: 1.1-3x the speed of either on those products
-/// (bench_gemm --skinny). Greedy, sampled and beam decoding hold one while their steps run; a loop
-/// of one's own over IncrementalDecoder or a KV cache can too. Backward is unchanged.
+/// (kPackedMinRows to kPackedRows: a decoding step's, one row per sequence or beam) a copy of each
+/// weight packed once for them (kernels::pack_weight), where the GEMM library would pack W again on
+/// every call and kernels::skinny_linear reads W as stored: 1.1-3x the speed of either on those
+/// products (bench_gemm --skinny). Greedy, sampled and beam decoding hold one while their steps
+/// run; a loop of one's own over IncrementalDecoder or a KV cache can too. Backward is unchanged.
 ///
 /// A copy is kept while its weight lives and its value is unchanged, so that the next decode finds
 /// it made: as many floats as the weights used (release_packed_weights() frees them; a freed
@@ -68,10 +68,11 @@ class PackedWeightsGuard {
 /// Frees the packed copies PackedWeightsGuard keeps (a guard living now makes them again).
 void release_packed_weights();
 
-/// Rows of x from which and up to which linear uses the packed weights under a PackedWeightsGuard
-/// (measured: bench_gemm --skinny). One row reads W once either way, at the speed W streams from
-/// memory, so a packed copy would only add memory (greedy decoding at batch 1: 37 -> 49 MB of
-/// peak, no faster); above kPackedRows the GEMM library's own packing costs little beside the product.
+/// The fewest and the most rows of x for which linear uses the packed weights under a
+/// PackedWeightsGuard (measured: bench_gemm --skinny). One row reads W once either way, at the
+/// speed W streams from memory, so a packed copy would only add memory (greedy decoding at batch
+/// 1: 37 -> 49 MB of peak, no faster); above kPackedRows the GEMM library's own packing costs
+/// little beside the product.
 constexpr std::size_t kPackedMinRows = 2, kPackedRows = 128;
 
 struct AttentionOptions {
