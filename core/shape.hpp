@@ -6,9 +6,14 @@
 #include <string>
 #include <vector>
 
+#include <xtensor/xstorage.hpp>
+
 namespace xgrad {
 
-using Shape = std::vector<std::size_t>;
+/// A shape: the sizes of the axes, outermost first. A vector with room for four axes inside it
+/// (more go to the heap), the type xtensor keeps an array's shape in: taking a tensor's shape
+/// allocates nothing.
+using Shape = xt::svector<std::size_t, 4>;
 
 /// "[32,64]": how shapes appear in error messages.
 std::string shape_str(const Shape& shape);

@@ -27,7 +27,7 @@ bool is_floating_point(Dtype dtype);
 /// An I8 tensor as its bytes, row-major: a quantized checkpoint's weights, which as int64 would
 /// take eight times their size.
 struct Int8Tensor {
-  std::vector<std::size_t> shape;
+  Shape shape;
   std::vector<std::int8_t> values;
 };
 
