@@ -137,30 +137,37 @@ Array& BackwardContext::grad_target(std::size_t input, float& beta) {
 
 // --- recording -----------------------------------------------------------------------------------
 
-Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<Tensor>& inputs,
-              BackwardFn backward) {
-  if (detail::profiling()) detail::profile_forward(op);
+namespace detail {
+
+bool needs_record(const char* op, const Array& output, const Tensor* inputs, std::size_t count) {
+  if (profiling()) profile_forward(op);
   if (anomaly_enabled) {
-    const std::size_t bad = first_non_finite(*output);
-    if (bad < output->size()) {
+    const std::size_t bad = first_non_finite(output);
+    if (bad < output.size()) {
       std::string shapes;
-      for (const Tensor& input : inputs) shapes += (shapes.empty() ? "" : ", ") + (input.defined() ? shape_str(input.shape()) : std::string("undefined"));
+      for (std::size_t i = 0; i < count; ++i) {
+        shapes += (shapes.empty() ? "" : ", ") + (inputs[i].defined() ? shape_str(inputs[i].shape()) : std::string("undefined"));
+      }
       throw Error(fmt::format("anomaly: the forward of '{}' produced {} at flat index {} of its output {} (inputs {})",
-                              op, non_finite_name(output->data()[bad]), bad, shape_str(shape_of(*output)), shapes));
+                              op, non_finite_name(output.data()[bad]), bad, shape_str(shape_of(output)), shapes));
     }
   }
   bool any_requires_grad = false;
   if (grad_enabled) {
-    for (const Tensor& input : inputs) {
-      if (!input.defined()) throw Error(fmt::format("{}: an input tensor is undefined", op));
-      any_requires_grad = any_requires_grad || input.requires_grad();
+    for (std::size_t i = 0; i < count; ++i) {
+      if (!inputs[i].defined()) throw Error(fmt::format("{}: an input tensor is undefined", op));
+      any_requires_grad = any_requires_grad || inputs[i].requires_grad();
     }
   }
-  if (!any_requires_grad) return Tensor(std::move(output), nullptr);
+  return any_requires_grad;
+}
 
+Tensor recorded(const char* op, std::shared_ptr<Array> output, const Tensor* inputs, std::size_t count,
+                BackwardFn backward) {
   std::vector<Edge> edges;
-  edges.reserve(inputs.size());
-  for (const Tensor& input : inputs) {
+  edges.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const Tensor& input = inputs[i];
     Edge edge;
     edge.shape = input.shape();
     edge.version = input.impl()->version;
@@ -175,9 +182,7 @@ Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<T
   return result;
 }
 
-Tensor record(const char* op, Array output, const std::vector<Tensor>& inputs, BackwardFn backward) {
-  return record(op, std::make_shared<Array>(std::move(output)), inputs, std::move(backward));
-}
+}  // namespace detail
 
 // --- backward ------------------------------------------------------------------------------------
 

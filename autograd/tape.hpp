@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -95,12 +96,40 @@ class BackwardContext {
   std::function<void(Node&)> on_first_grad_;
 };
 
+namespace detail {
+/// record()'s checks (the profiler's count, anomaly mode, defined inputs); true when grad mode is
+/// on and an input requires grad, so that the output needs a tape record.
+bool needs_record(const char* op, const Array& output, const Tensor* inputs, std::size_t count);
+/// The output tensor with its tape record.
+Tensor recorded(const char* op, std::shared_ptr<Array> output, const Tensor* inputs, std::size_t count,
+                BackwardFn backward);
+}  // namespace detail
+
 /// Returns the output tensor of an op. With grad mode on and any input requiring grad, the
 /// output gets a tape record holding the inputs' edges and `backward`; otherwise `backward` is
-/// dropped and the output is a plain tensor.
+/// dropped unconverted (no std::function is made) and the output is a plain tensor.
+template <class Backward>
+Tensor record(const char* op, std::shared_ptr<Array> output, std::initializer_list<Tensor> inputs,
+              Backward&& backward) {
+  if (!detail::needs_record(op, *output, inputs.begin(), inputs.size())) return Tensor(std::move(output), nullptr);
+  return detail::recorded(op, std::move(output), inputs.begin(), inputs.size(),
+                          BackwardFn(std::forward<Backward>(backward)));
+}
+template <class Backward>
 Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<Tensor>& inputs,
-              BackwardFn backward);
-Tensor record(const char* op, Array output, const std::vector<Tensor>& inputs, BackwardFn backward);
+              Backward&& backward) {
+  if (!detail::needs_record(op, *output, inputs.data(), inputs.size())) return Tensor(std::move(output), nullptr);
+  return detail::recorded(op, std::move(output), inputs.data(), inputs.size(),
+                          BackwardFn(std::forward<Backward>(backward)));
+}
+template <class Backward>
+Tensor record(const char* op, Array output, std::initializer_list<Tensor> inputs, Backward&& backward) {
+  return record(op, std::make_shared<Array>(std::move(output)), inputs, std::forward<Backward>(backward));
+}
+template <class Backward>
+Tensor record(const char* op, Array output, const std::vector<Tensor>& inputs, Backward&& backward) {
+  return record(op, std::make_shared<Array>(std::move(output)), inputs, std::forward<Backward>(backward));
+}
 
 namespace detail {
 /// How many post-accumulate-grad hooks are registered on all leaves: while none are, backward

@@ -66,7 +66,9 @@ Tensor layer_norm_of(const char* op, const Tensor& x, const Tensor& residual, co
                               add ? sum->data() : nullptr, rows, d, w, b, eps, stats->mean.data(),
                               stats->rstd.data(), out.data());
 
-  std::vector<Tensor> inputs{x};
+  std::vector<Tensor> inputs;
+  inputs.reserve(4);
+  inputs.push_back(x);
   if (add) inputs.push_back(residual);
   std::size_t weight_input = 0, bias_input = 0;  // 0: absent (input 0 is x)
   if (weight.defined()) {

@@ -183,11 +183,9 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
   }
   if (relu) kernels::bias_relu(b, rows, out, y->data());
 
-  std::vector<Tensor> inputs{x, weight};
-  if (bias.defined()) inputs.push_back(bias);
   auto x_saved = x.saved(), w_saved = weight.saved();
   std::shared_ptr<const Array> y_saved = relu ? y : nullptr;  // the ReLU's mask: y > 0
-  return record(op, y, inputs, [x_saved, w_saved, w_bf16, y_saved, rows, in, out, start, whole](BackwardContext& ctx) {
+  const auto backward = [x_saved, w_saved, w_bf16, y_saved, rows, in, out, start, whole](BackwardContext& ctx) {
     const float* dy = ctx.grad_output().data();  // (M, out)
     Array dz;  // (M, out) through the ReLU: dy where y > 0
     if (y_saved) {
@@ -218,7 +216,8 @@ Tensor linear_kernel(const char* op, const Tensor& x, const Tensor& weight, cons
       }
     }
     if (ctx.needs_grad(2)) kernels::column_sums(dy, rows, out, ctx.grad_buffer(2).data() + start);  // db += sum of dy's rows
-  });
+  };
+  return bias.defined() ? record(op, y, {x, weight, bias}, backward) : record(op, y, {x, weight}, backward);
 }
 
 void check_input(const char* op, const Tensor& x, const Tensor& weight) {
