@@ -261,7 +261,8 @@ Tensor unsqueeze(const Tensor& x, std::int64_t axis) {
   checked_input("unsqueeze", x);
   Shape shape = x.shape();
   const std::size_t a = normalize_axis("unsqueeze", axis, shape.size() + 1);
-  shape.insert(shape.begin() + static_cast<std::ptrdiff_t>(a), 1);
+  shape.push_back(1);  // then moved to position a
+  std::rotate(shape.begin() + static_cast<std::ptrdiff_t>(a), shape.end() - 1, shape.end());
   return reshaped("unsqueeze", x, shape);
 }
 
