@@ -34,6 +34,45 @@ struct Cached {
   std::size_t size;
 };
 
+// Small blocks (below kCachedMinBytes, in multiples of kAlignment) are kept too, up to kKept of
+// each size and kSmallMaxBytes in all, in stacks of fixed room: a decoding step takes and frees
+// arrays of a row or a few hundreds of times, and aligned_alloc serves them on malloc's slow path
+// (glibc's aligned requests bypass its per-thread cache, and a large one first consolidates the
+// freed small chunks). No bookkeeping per live block: deallocate is told the size.
+struct SmallBlocks {
+  static constexpr std::size_t kClasses = memory::kCachedMinBytes / memory::kAlignment;  // class c: (c + 1) * 64 bytes
+  static constexpr std::size_t kKept = 32;
+  static constexpr std::size_t kSmallMaxBytes = std::size_t{2} << 20;
+  void* blocks[kClasses][kKept];
+  std::size_t count[kClasses] = {};
+  std::size_t bytes = 0;  // held in all
+
+  static std::size_t class_of(std::size_t size) { return size / memory::kAlignment - 1; }
+  /// A kept block of exactly `size` bytes, or null.
+  void* take(std::size_t size) {
+    const std::size_t c = class_of(size);
+    if (count[c] == 0) return nullptr;
+    bytes -= size;
+    return blocks[c][--count[c]];
+  }
+  /// Keeps `block` of `size` bytes if there is room; false when it must go back to the system.
+  bool keep(void* block, std::size_t size) {
+    const std::size_t c = class_of(size);
+    if (count[c] == kKept || bytes + size > kSmallMaxBytes) return false;
+    blocks[c][count[c]++] = block;
+    bytes += size;
+    return true;
+  }
+  /// Moves every kept block into `released`.
+  void release_all(std::vector<void*>& released) {
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      released.insert(released.end(), blocks[c], blocks[c] + count[c]);
+      count[c] = 0;
+    }
+    bytes = 0;
+  }
+};
+
 // Freed large blocks are kept, oldest first. The cache never lets the memory taken from the
 // system exceed the largest amount live arrays have ever held by more than a quarter: a request
 // the cache cannot serve first returns the least recently freed blocks to the system until the
@@ -51,6 +90,7 @@ struct Pool {
   std::size_t lifetime_peak = 0;   // max of allocated ever: 1.25 times it bounds allocated + cached
   std::size_t hits = 0;
   std::size_t misses = 0;
+  SmallBlocks small;               // free small blocks kept (small.bytes of them)
 
   void count_allocated(std::size_t bytes) {
     allocated += bytes;
@@ -111,6 +151,13 @@ void* allocate(std::size_t bytes) {
   const std::size_t size = size_class(bytes == 0 ? 1 : bytes);
   Pool& p = pool();
   if (size < kCachedMinBytes) {
+    {
+      std::lock_guard<std::mutex> lock(p.mutex);
+      if (void* block = p.small.take(size)) {
+        p.count_allocated(size);
+        return block;
+      }
+    }
     void* block = system_allocate(size);
     std::lock_guard<std::mutex> lock(p.mutex);
     p.count_allocated(size);
@@ -147,6 +194,7 @@ void deallocate(void* block, std::size_t bytes) noexcept {
     {
       std::lock_guard<std::mutex> lock(p.mutex);
       p.allocated -= size;
+      if (p.small.keep(block, size)) return;
     }
     std::free(block);
     return;
@@ -185,7 +233,7 @@ std::size_t max_memory_allocated() {
 
 std::size_t memory_reserved() {
   std::lock_guard<std::mutex> lock(pool().mutex);
-  return pool().allocated + pool().cached;
+  return pool().allocated + pool().cached + pool().small.bytes;
 }
 
 std::size_t memory_cache_hits() {
@@ -206,6 +254,7 @@ void empty_cache() {
     pool().free_blocks.clear();
     pool().by_size.clear();
     pool().cached = 0;
+    pool().small.release_all(released);
   }
   for (void* block : released) std::free(block);
 }

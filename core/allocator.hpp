@@ -14,9 +14,11 @@ namespace xgrad {
 
 namespace memory {
 
-/// Blocks of at least this many bytes are cached; smaller ones come from malloc, which keeps them
-/// in its heap. (At 64 KB, a decoding step's arrays of 32 rows of 256 floats went to malloc, whose
-/// heap, trimmed when its top was free, was faulted in again page by page every step.)
+/// Blocks of at least this many bytes are cached by size class, within the bound above. Smaller
+/// ones come from malloc, and a few of each size (a multiple of kAlignment) are kept on their
+/// free, 2 MB of them at most. (At 64 KB, a decoding step's arrays of 32 rows of 256 floats went
+/// to malloc, whose heap, trimmed when its top was free, was faulted in again page by page every
+/// step.)
 inline constexpr std::size_t kCachedMinBytes = std::size_t{16} << 10;
 /// Every block is aligned to a cache line, which the vectorized kernels prefer.
 inline constexpr std::size_t kAlignment = 64;
@@ -35,7 +37,8 @@ std::size_t max_memory_allocated();
 /// Bytes taken from the system: live arrays plus freed blocks kept for reuse
 /// (as torch.cuda.memory_reserved).
 std::size_t memory_reserved();
-/// Large allocations served from the cache, and those that went to the system, since the start.
+/// Large allocations served from the cache, and those that went to the system, since the start
+/// (small blocks are not counted).
 std::size_t memory_cache_hits();
 std::size_t memory_cache_misses();
 /// Returns every cached free block to the system (as torch.cuda.empty_cache). Live arrays are

@@ -1,6 +1,7 @@
 // The caching allocator behind Array: a freed large block serves the next array of its size
-// class, the counters follow live arrays, empty_cache gives the cached blocks back, the cache
-// stays bounded, and concurrent use from the kernels' threads keeps the books straight.
+// class, small blocks are kept within a bound, the counters follow live arrays, empty_cache gives
+// the cached blocks back, the cache stays bounded, and concurrent use from the kernels' threads
+// keeps the books straight.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -36,6 +37,38 @@ TEST_CASE("a freed large array's block serves the next array of the same size cl
     Array c = Array::from_shape({2 * kLarge});  // another class: from the system
   }
   CHECK(memory_cache_misses() == misses + 1);
+}
+
+TEST_CASE("a freed small array's block is kept for the next array of its size, within 2 MB in all") {
+  empty_cache();
+  REQUIRE(memory_reserved() == memory_allocated());
+  const float* first = nullptr;
+  {
+    Array a = Array::from_shape({100});  // 400 bytes: a block of 448
+    first = a.data();
+  }
+  CHECK(memory_reserved() == memory_allocated() + 448);  // kept, not returned
+  {
+    Array other = Array::from_shape({200});  // 800 bytes: another size, from the system
+    CHECK(other.data() != first);
+    Array same = Array::from_shape({110});  // 440 bytes: the same block of 448
+    CHECK(same.data() == first);
+    CHECK(memory_reserved() == memory_allocated());
+  }
+  empty_cache();
+  CHECK(memory_reserved() == memory_allocated());
+
+  // 32 arrays of each multiple of 64 bytes up to 16000, freed together (16 MB): 2 MB kept at most.
+  {
+    std::vector<Array> arrays;
+    for (std::size_t floats = 16; floats <= 4000; floats += 16) {
+      for (int i = 0; i < 32; ++i) arrays.push_back(Array::from_shape({floats}));
+    }
+  }
+  CHECK(memory_reserved() > memory_allocated());
+  CHECK(memory_reserved() <= memory_allocated() + (std::size_t{2} << 20));
+  empty_cache();
+  CHECK(memory_reserved() == memory_allocated());
 }
 
 TEST_CASE("blocks are aligned to a cache line, small and large") {
