@@ -10,9 +10,26 @@
 #include <unordered_map>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace xgrad {
 
 namespace {
+
+// Under AddressSanitizer a free block the cache keeps is poisoned until it is handed out again,
+// so that reading an array after it was freed is reported as it would be without the cache.
+void mark_free([[maybe_unused]] void* block, [[maybe_unused]] std::size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_POISON_MEMORY_REGION(block, size);
+#endif
+}
+void mark_live([[maybe_unused]] void* block, [[maybe_unused]] std::size_t size) {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_UNPOISON_MEMORY_REGION(block, size);
+#endif
+}
 
 // Large blocks are rounded up to one of four sizes per power of two (16 KB, 20 KB, 24 KB,
 // 28 KB, 32 KB, 40 KB, ...): at most 25% more than asked, and a step whose sequence length
@@ -53,7 +70,9 @@ struct SmallBlocks {
     const std::size_t c = class_of(size);
     if (count[c] == 0) return nullptr;
     bytes -= size;
-    return blocks[c][--count[c]];
+    void* block = blocks[c][--count[c]];
+    mark_live(block, size);
+    return block;
   }
   /// Keeps `block` of `size` bytes if there is room; false when it must go back to the system.
   bool keep(void* block, std::size_t size) {
@@ -61,6 +80,7 @@ struct SmallBlocks {
     if (count[c] == kKept || bytes + size > kSmallMaxBytes) return false;
     blocks[c][count[c]++] = block;
     bytes += size;
+    mark_free(block, size);
     return true;
   }
   /// Moves every kept block into `released`.
@@ -108,10 +128,12 @@ struct Pool {
       const auto node = it->second.back();  // the most recently freed: likeliest still in cache
       it->second.pop_back();
       void* block = node->block;
-      cached -= node->size;
-      live_sizes[block] = node->size;
-      count_allocated(node->size);
+      const std::size_t block_size = node->size;
+      cached -= block_size;
+      live_sizes[block] = block_size;
+      count_allocated(block_size);
       free_blocks.erase(node);
+      mark_live(block, block_size);
       return block;
     }
     return nullptr;
@@ -214,6 +236,7 @@ void deallocate(void* block, std::size_t bytes) noexcept {
       throw;
     }
     p.cached += block_size;
+    mark_free(block, block_size);
   } catch (...) {
     std::free(block);  // no room to remember it: back to the system
   }
