@@ -1,5 +1,6 @@
 // Cross-entropy over rows of logits: each row's maximum, then its sum of exponentials (and, with
-// label smoothing, its plain sum), the second pass over a row taking the next row's maximum;
+// label smoothing, its plain sum), the second pass over a row taking the next row's maximum; the
+// sum's terms by vec::exp_of_sum_term, a row whose sum is not finite summed again with care;
 // backward recomputes the probabilities from the logits in the same pass that writes dx. Rows go
 // to the threads when there are many logits.
 #include <xgrad/kernels/cross_entropy.hpp>
@@ -49,7 +50,9 @@ void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::
     // or not: no test of either in the loop.
     const auto pass = [&](auto smoothing, auto ahead_exists) {
       vec::over_lane_pairs(C, [&](std::size_t c, std::size_t lanes, auto half) {
-        (half ? e1 : e0) += vec::exp_nonpositive(load(row + c, lanes, kMinusInf) - m);
+        // The lanes past the row's end get m - 200, whose term is 0: exp_of_sum_term has no case
+        // for -inf.
+        (half ? e1 : e0) += vec::exp_of_sum_term(load(row + c, lanes, m - 200.f) - m);
         if (smoothing) (half ? sum1 : sum0) += load(row + c, lanes, 0.f);
         if (ahead_exists) {
           Vec& mh = half ? m1 : m0;
@@ -60,7 +63,10 @@ void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::
     with_flag(eps > 0.f, [&](auto smoothing) {
       with_flag(next < end, [&](auto ahead_exists) { pass(smoothing, ahead_exists); });
     });
-    const float log_z = m + std::log(vec::lanes_sum(e0 + e1));
+    float z = vec::lanes_sum(e0 + e1);
+    // A row with -inf, NaN or logits far below its maximum: its sum again, each term with care.
+    if (!std::isfinite(z)) z = row_exp_sum(row, nullptr, C, m);
+    const float log_z = m + std::log(z);
     lse[n] = log_z;
     float l = log_z - row[t[n]];
     if (eps > 0.f) l = (1.f - eps) * l + eps * (log_z - vec::lanes_sum(sum0 + sum1) / static_cast<float>(C));

@@ -208,6 +208,14 @@ TEST_CASE("cross_entropy is numerically stable for large logits and handles -inf
   for (std::size_t c = 0; c < 40; ++c) zero_elsewhere = zero_elsewhere && (c == 17 || c == 33 || w.grad().value()(0, c) == 0.f);
   CHECK(zero_elsewhere);
   CHECK(w.grad().value()(0, 17) == doctest::Approx(1 / (1 + std::exp(1.0))));
+
+  // Logits so far below the maximum that the fast exponential of the sum's terms gives inf or
+  // NaN for them: the row is summed again with care.
+  wide.fill(-1e30f);
+  wide(0, 5) = -3e38f;
+  wide(0, 17) = 1.f;
+  wide(0, 33) = 2.f;
+  CHECK(cross_entropy(Tensor(wide), Indices{33}).item() == doctest::Approx(std::log1p(std::exp(-1.0))));
 }
 
 TEST_CASE("cross_entropy with every target ignored: Mean is NaN (0/0, as PyTorch), gradient 0") {
