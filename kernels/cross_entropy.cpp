@@ -50,8 +50,9 @@ void forward_run(const float* x, const std::int64_t* t, std::size_t begin, std::
     // or not: no test of either in the loop.
     const auto pass = [&](auto smoothing, auto ahead_exists) {
       vec::over_lane_pairs(C, [&](std::size_t c, std::size_t lanes, auto half) {
-        // The lanes past the row's end get m - 200, whose term is 0: exp_of_sum_term has no case
-        // for -inf.
+        // The lanes past the row's end get m - 200, whose term is 0 (exp_of_sum_term has no case
+        // for -inf). Where m - 200 rounds to m (m above 2^32) they add 1 each, which moves
+        // log sum exp by less than half an ulp of m: the result is the same float.
         (half ? e1 : e0) += vec::exp_of_sum_term(load(row + c, lanes, m - 200.f) - m);
         if (smoothing) (half ? sum1 : sum0) += load(row + c, lanes, 0.f);
         if (ahead_exists) {
