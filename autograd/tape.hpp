@@ -103,6 +103,13 @@ bool needs_record(const char* op, const Array& output, const Tensor* inputs, std
 /// The output tensor with its tape record.
 Tensor recorded(const char* op, std::shared_ptr<Array> output, const Tensor* inputs, std::size_t count,
                 BackwardFn backward);
+/// record() over `count` inputs at `inputs`.
+template <class Backward>
+Tensor record(const char* op, std::shared_ptr<Array> output, const Tensor* inputs, std::size_t count,
+              Backward&& backward) {
+  if (!needs_record(op, *output, inputs, count)) return Tensor(std::move(output), nullptr);
+  return recorded(op, std::move(output), inputs, count, BackwardFn(std::forward<Backward>(backward)));
+}
 }  // namespace detail
 
 /// Returns the output tensor of an op. With grad mode on and any input requiring grad, the
@@ -111,16 +118,12 @@ Tensor recorded(const char* op, std::shared_ptr<Array> output, const Tensor* inp
 template <class Backward>
 Tensor record(const char* op, std::shared_ptr<Array> output, std::initializer_list<Tensor> inputs,
               Backward&& backward) {
-  if (!detail::needs_record(op, *output, inputs.begin(), inputs.size())) return Tensor(std::move(output), nullptr);
-  return detail::recorded(op, std::move(output), inputs.begin(), inputs.size(),
-                          BackwardFn(std::forward<Backward>(backward)));
+  return detail::record(op, std::move(output), inputs.begin(), inputs.size(), std::forward<Backward>(backward));
 }
 template <class Backward>
 Tensor record(const char* op, std::shared_ptr<Array> output, const std::vector<Tensor>& inputs,
               Backward&& backward) {
-  if (!detail::needs_record(op, *output, inputs.data(), inputs.size())) return Tensor(std::move(output), nullptr);
-  return detail::recorded(op, std::move(output), inputs.data(), inputs.size(),
-                          BackwardFn(std::forward<Backward>(backward)));
+  return detail::record(op, std::move(output), inputs.data(), inputs.size(), std::forward<Backward>(backward));
 }
 template <class Backward>
 Tensor record(const char* op, Array output, std::initializer_list<Tensor> inputs, Backward&& backward) {
