@@ -192,19 +192,29 @@ inline Vec exp(Vec x) { return detail::exp<true>(x); }
 /// instruction fewer of the dozen or so an exponential costs, in loops the exponentials bound.
 inline Vec exp_nonpositive(Vec x) { return detail::exp<false>(x); }
 
-/// exp of lanes x - max that are only summed (the sum of exponentials of a cross-entropy's row):
-/// within 2.5 ulp from -4 to 0 (exp_nonpositive: 1.1), the relative error growing by 3e-9 per
-/// unit of |x| below (4.4e-7 at -87), exactly 1 at 0. A sum of them is at least 1 (the maximum's
-/// term), so no term adds more than 2.5e-7 of the sum: below the float sum's own rounding over
-/// a row of a few hundred or more. 0 from about -104 (the terms underflow) to -1e20; not to be
-/// trusted for -inf, NaN or below -1e20 (-1e30 gives +inf): a caller tests the sum with
-/// std::isfinite and sums the row again with exp_nonpositive when it is not. With AVX-512:
-/// exp(x) = 2^(k / 32) exp(r), k = round(32 x / ln 2), |r| <= ln(2) / 64, ln 2 in one constant;
-/// 2^(k mod 32 / 32) from a table of 32 in two registers, exp(r) by a polynomial of degree 2 (a
-/// near-minimax fit, 5.3e-8), 2^floor(k / 32) by vscalefps: eleven instructions with the
-/// subtraction of the maximum, the sum and a running maximum, where exp_nonpositive's pass has
-/// fourteen. Without AVX-512, exp_nonpositive.
-inline Vec exp_of_sum_term(Vec x) {
+#if defined(__AVX512F__)
+/// add_exp's a: log2 e rounded to a float, times ln 2 (1 - 1.33e-8).
+constexpr double kAddExpScale = 1.44269502162933349609375 * 0.693147180559945309417;
+#else
+constexpr double kAddExpScale = 1.0;
+#endif
+
+/// sum + exp(a x) in each lane, a = kAddExpScale: for exponentials that are only summed, as a
+/// cross-entropy's row's sum of exp(x_i) taken without first subtracting the row's maximum. With
+/// AVX-512, a is 1 - 1.33e-8 and log(sum) / a is the row's log-sum-exp within |1 - a| H <= 1.33e-8
+/// ln C (H the entropy of the row's softmax, C its length); without, a is 1.
+/// - Each term is within 3 ulp of exp(a x) from -87.3 to 88.7 (88 without AVX-512), then 0 down
+///   to about -2e26 (its denormals, from -87.3 to -104, lose bits). It overflows above that; +inf
+///   and NaN make the sum +inf or NaN, and so, with AVX-512, do -inf and x below -2e26 (without,
+///   they add 0). A caller that sums tests the sum, and takes a row whose sum is not finite, or
+///   so small that its terms were denormal, again with its maximum subtracted.
+/// - With AVX-512: exp(a x) = 2^(x L) (L log2 e rounded) = 2^(k / 32) 2^r, k = round(32 x L), r = x L
+///   - k / 32 exactly (|r| <= 1 / 64): 2^(k mod 32 / 32) from a table of 32 in two registers,
+///   scaled by 2^floor(k / 32) (vscalefps), times 2^r by a polynomial of degree 2 (a near-minimax
+///   fit, 5.4e-8), added to the sum in the same multiply-add: eight instructions and a load.
+///   Taking x L in one rounding-free multiply-add is what lets it do without the maximum.
+/// - Without: sum + exp(x).
+inline Vec add_exp(Vec sum, Vec x) {
 #if defined(__AVX512F__)
   alignas(64) static constexpr float kPowers[32] = {  // 2^(j / 32) for j = 0..31, each the float nearest
       1.000000000e+00f, 1.021897197e+00f, 1.044273734e+00f, 1.067140460e+00f, 1.090507746e+00f, 1.114386797e+00f,
@@ -213,19 +223,21 @@ inline Vec exp_of_sum_term(Vec x) {
       1.476826191e+00f, 1.509164453e+00f, 1.542210817e+00f, 1.575980902e+00f, 1.610490322e+00f, 1.645755529e+00f,
       1.681792855e+00f, 1.718619347e+00f, 1.756252170e+00f, 1.794709086e+00f, 1.834008098e+00f, 1.874167681e+00f,
       1.915206552e+00f, 1.957144141e+00f};
-  constexpr float kRound = 393216.f;  // 1.5 * 2^18: adding it rounds to a multiple of 1/32
+  constexpr float kLog2e = 1.44269504088896341f;  // L
+  constexpr float kRound = 393216.f;              // 1.5 * 2^18: adding it rounds to a multiple of 1/32
   const __m512 xv = __m512(x);
-  // t = 1.5 * 2^18 + k / 32, k = round(32 x / ln 2): k's last five bits are t's last five.
-  const __m512 t = _mm512_fmadd_ps(xv, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(kRound));
+  // t = 1.5 * 2^18 + k / 32: k's last five bits are t's last five.
+  const __m512 t = _mm512_fmadd_ps(xv, _mm512_set1_ps(kLog2e), _mm512_set1_ps(kRound));
   const __m512 k32 = _mm512_sub_ps(t, _mm512_set1_ps(kRound));  // k / 32, exactly
-  const __m512 r = _mm512_fnmadd_ps(k32, _mm512_set1_ps(0.693147180559945f), xv);
-  const __m512 e_r = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(5.000036359e-01f), r, _mm512_set1_ps(1.000014663e+00f)),
-                                     r, _mm512_set1_ps(1.f));
-  const __m512 power = _mm512_permutex2var_ps(_mm512_load_ps(kPowers), _mm512_castps_si512(t),
-                                              _mm512_load_ps(kPowers + 16));  // 2^(k mod 32 / 32)
-  return Vec(_mm512_scalef_ps(_mm512_mul_ps(power, e_r), k32));
+  const __m512 r = _mm512_fmsub_ps(xv, _mm512_set1_ps(kLog2e), k32);  // x L - k / 32, one rounding
+  // 2^r = 1 + r (a1 + a2 r): exp's fit on |r| <= ln(2) / 64, 1 + 1.000014663 s + 0.5000036359 s^2, at s = r ln 2.
+  const __m512 two_r = _mm512_fmadd_ps(
+      _mm512_fmadd_ps(_mm512_set1_ps(2.4022825062e-01f), r, _mm512_set1_ps(6.9315731525e-01f)), r, _mm512_set1_ps(1.f));
+  const __m512 power = _mm512_scalef_ps(  // 2^(k / 32) = 2^floor(k / 32) 2^(k mod 32 / 32)
+      _mm512_permutex2var_ps(_mm512_load_ps(kPowers), _mm512_castps_si512(t), _mm512_load_ps(kPowers + 16)), k32);
+  return Vec(_mm512_fmadd_ps(power, two_r, __m512(sum)));
 #else
-  return exp_nonpositive(x);
+  return sum + exp(x);
 #endif
 }
 
