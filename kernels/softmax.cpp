@@ -48,35 +48,38 @@ void for_each_slice(const AxisView& v, Rows&& rows, Columns&& columns) {
 
 // --- forward -------------------------------------------------------------------------------------
 
+/// A row's sum of exponentials, taken without its maximum, is used as it is when it lies in
+/// [kSmallestSum, kLargestSum]: then 1 / s and every exp(x) are normal floats, and the terms that
+/// exp flushes to 0 (below 2^-126) stand for outputs below 2^-96. A row whose sum lies outside
+/// (a logit above about 69, all below about -21, +inf or NaN) is taken again with its maximum
+/// subtracted.
+constexpr float kSmallestSum = 0x1p-30f;
+constexpr float kLargestSum = 0x1p100f;
+
+bool sum_as_is(float s) { return s >= kSmallestSum && s <= kLargestSum; }  // false for NaN
+
 /// y = softmax(x) or log_softmax(x) over `count` contiguous rows of n elements: for each row,
-/// m = max x, s = sum exp(x - m), then y = exp(x - m) / s or y = (x - m) - log s. The three passes
-/// are software-pipelined: one pass over the columns takes the exponentials (and their sum) of row
-/// r, the maximum of row r + 1 and the output of row r - 1, so that bringing row r + 1 in from
-/// memory and writing row r - 1 overlap the exponentials, which keep the core busy. Every row's
-/// numbers are those of its three passes one after the other: its maximum, its sum in
+/// s = sum exp(x), then y = exp(x) / s or y = x - log s; where s is not taken as it is
+/// (sum_as_is), m = max x, s = sum exp(x - m) and y = exp(x - m) / s or (x - m) - log s. One pass
+/// over the columns takes the exponentials (and their sum) of row r and the output of row r - 1,
+/// so that writing row r - 1 overlaps the exponentials, which keep the core busy. The sum is
 /// row_exp_sum's order (two vector sums, the tail into the first).
 template <bool kLog>
 void forward_rows(const float* x, float* y, std::size_t count, std::size_t n) {
   using vec::load;
   using vec::store;
   using vec::Vec;
-  float m = row_max(x, n);            // of row r
-  float m_done = 0.f, s_done = 0.f;  // row r - 1's m, and 1 / s (softmax) or log s (log-softmax)
+  float m_done = 0.f, s_done = 0.f;  // row r - 1's shift (0, or its maximum), and 1 / s (softmax) or log s
   for (std::size_t r = 0; r <= count; ++r) {
     const float* xr = x + r * n;
     float* yr = y + r * n;
-    const bool exps = r < count, next = r + 1 < count, previous = r > 0;
-    Vec s0 = {}, s1 = {}, m0 = Vec{} + kMinusInf, m1 = m0;  // the two halves' sums and maxima
-    // Columns [i, i + lanes) of the three rows, as row_exp_sum takes them.
+    const bool exps = r < count, previous = r > 0;
+    Vec s0 = {}, s1 = {};  // the two halves' sums
     vec::over_lane_pairs(n, [&](std::size_t i, std::size_t lanes, auto half) {
       if (exps) {
-        const Vec e = vec::exp_nonpositive(load(xr + i, lanes, kMinusInf) - m);
+        const Vec e = vec::exp(load(xr + i, lanes, kMinusInf));
         if (!kLog) store(yr + i, e, lanes);
         (half ? s1 : s0) += e;
-      }
-      if (next) {
-        Vec& mh = half ? m1 : m0;
-        mh = vec::max(mh, load(xr + n + i, lanes, kMinusInf));
       }
       if (previous) {
         float* out = yr - n + i;
@@ -85,11 +88,14 @@ void forward_rows(const float* x, float* y, std::size_t count, std::size_t n) {
       }
     });
     if (exps) {
-      const float sum = vec::lanes_sum(s0 + s1);
+      float sum = vec::lanes_sum(s0 + s1), m = 0.f;
+      if (!sum_as_is(sum)) {
+        m = row_max(xr, n);
+        sum = row_exp_sum(xr, kLog ? nullptr : yr, n, m);
+      }
       m_done = m;
       s_done = kLog ? std::log(sum) : 1.f / sum;
     }
-    if (next) m = vec::lanes_max(vec::max(m0, m1));
   }
 }
 
@@ -127,12 +133,12 @@ bool with_short_rows(std::size_t n, Body&& body) {
 }
 
 /// forward_rows for rows of kVectors <= kShortVectors vectors, in groups of W rows: each row's
-/// lanes reduced to one vector (its elementwise maximum, then its exponentials' sum), and the W
-/// rows' vectors reduced across their lanes together (vec::lanes_maxes, vec::lanes_sums): a tree
-/// for W rows in about the instructions of three rows' own. Pipelined over the groups as
-/// forward_rows is over its rows: one pass over the rows of a group takes their exponentials, the
-/// maxima of the next group's rows and the output of the previous group's, so that the trees'
-/// waits and the passes that only load and store overlap the exponentials.
+/// exponentials summed to one vector, and the W rows' vectors reduced across their lanes together
+/// (vec::lanes_sums): a tree for W rows in about the instructions of three rows' own. Pipelined
+/// over the groups as forward_rows is over its rows: one pass over the rows of a group takes their
+/// exponentials and the output of the previous group's, so that the tree's waits and the stores
+/// overlap the exponentials. A row whose sum is not taken as it is (sum_as_is) is taken again with
+/// its maximum subtracted, before the pass that writes it.
 template <bool kLog, std::size_t kVectors, bool kWhole>
 void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t n) {
   using vec::load;
@@ -142,48 +148,37 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
   const std::size_t groups = (count + W - 1) / W;
   const auto rows_of = [&](std::size_t g) { return std::min(W, count - g * W); };  // rows in group g
   const std::size_t group = W * n;                                                  // its elements
-  // The reductions' inputs, lane r for row r of a group: the elementwise maxima of the next
-  // group's rows, the sums of this group's exponentials. Past a group's last row they hold what
-  // an earlier group left: each lane of a reduction is its own row's, and those lanes go unused.
-  Vec maxima[W] = {}, sums[W] = {};
+  // The reduction's inputs, lane r for row r of a group: the sums of this group's exponentials.
+  // Past a group's last row they hold what an earlier group left: each lane of the reduction is
+  // its own row's, and those lanes go unused.
+  Vec sums[W] = {};
   // A row's last vector when it is not whole, kept here rather than in y, for this group and for
   // the previous one: a load of lanes stored under a mask must wait for the store to reach the cache.
   Vec tails[2][W];
-  const auto take_maxima = [&](std::size_t r, const float* xr) {  // of one row
-    Vec m = {};
+  // The exponentials of row r of group g, exp(x) or exp(x - shift), stored (softmax) and summed.
+  const auto take_exps = [&](std::size_t g, std::size_t r, bool shifted, float shift) {
+    const float* xr = x + g * group + r * n;
+    float* yr = y + g * group + r * n;
+    Vec s = {};
     over_row_vectors<kVectors, kWhole>(n, [&](std::size_t i, std::size_t lanes) {
       const Vec v = load(xr + i, lanes, kMinusInf);
-      // i is known: the first vector starts the maxima (a NaN there makes the row's maximum NaN,
-      // as it makes the row's sum of exponentials: the row comes out NaN either way).
-      m = i == 0 ? v : vec::max(m, v);
+      const Vec e = shifted ? vec::exp_nonpositive(v - shift) : vec::exp(v);
+      if (!kLog && lanes == W) store(yr + i, e);
+      if (!kLog && lanes < W) tails[g % 2][r] = e;
+      s = i == 0 ? e : s + e;  // s's numbers, without adding the first vector to 0
     });
-    maxima[r] = m;
+    return s;
   };
-  for (std::size_t r = 0; r < rows_of(0); ++r) take_maxima(r, x + r * n);
-  Vec m = vec::lanes_maxes(maxima);  // (W): the maximum of each row of group g
-  Vec m_done = {}, k_done = {};      // (W): group g - 1's maxima, and 1 / s (softmax) or log s
-  // The pass over group g's rows. In the steady state (groups g - 1, g and g + 1 all whole) every
-  // row takes all three parts, a loop with no conditions that the compiler unrolls and schedules.
+  Vec m_done = {}, k_done = {};  // (W): group g - 1's shifts (0, or a row's maximum), and 1 / s or log s
+  // The pass over group g's rows. In the steady state (groups g - 1 and g both whole) every row
+  // takes both parts, a loop with no conditions that the compiler unrolls and schedules.
   const auto pass = [&](std::size_t g, auto steady) {
     const std::size_t at = g * group;  // group g's first element
     const auto rows_or_none = [&](bool exists, std::size_t of) { return steady ? W : exists ? rows_of(of) : 0; };
-    const std::size_t rows = rows_or_none(g < groups, g), rows_next = rows_or_none(g + 1 < groups, g + 1),
-                      rows_previous = rows_or_none(g > 0, g - 1);
-    Vec* tail = tails[g % 2];
+    const std::size_t rows = rows_or_none(g < groups, g), rows_previous = rows_or_none(g > 0, g - 1);
     const Vec* tail_done = tails[(g + 1) % 2];
     for (std::size_t r = 0; r < W; ++r) {
-      if (steady || r < rows) {
-        const Vec m_r = vec::broadcast_lane(m, r);
-        Vec s = {};
-        over_row_vectors<kVectors, kWhole>(n, [&](std::size_t i, std::size_t lanes) {
-          const Vec e = vec::exp_nonpositive(load(x + at + r * n + i, lanes, kMinusInf) - m_r);
-          if (!kLog && lanes == W) store(y + at + r * n + i, e);
-          if (!kLog && lanes < W) tail[r] = e;
-          s = i == 0 ? e : s + e;  // s's numbers, without adding the first vector to 0
-        });
-        sums[r] = s;
-      }
-      if (steady || r < rows_next) take_maxima(r, x + at + group + r * n);
+      if (steady || r < rows) sums[r] = take_exps(g, r, false, 0.f);
       // Rows not whole, the last row first: a store under a mask counts as a store of the whole
       // vector, so that the next row's first loads would wait for it to reach the cache.
       if (steady || r < rows_previous) {
@@ -200,10 +195,16 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
   };
   const std::size_t whole = count / W;  // groups of W rows
   for (std::size_t g = 0; g <= groups; ++g) {
-    const bool exps = g < groups, next = g + 1 < groups;
-    with_flag(g > 0 && g + 1 < whole, [&](auto steady) { pass(g, steady); });
-    if (exps) {
-      const Vec s = vec::lanes_sums(sums);  // lanes past the group's last row unused, as in sums
+    with_flag(g > 0 && g < whole, [&](auto steady) { pass(g, steady); });
+    if (g < groups) {
+      Vec s = vec::lanes_sums(sums);  // lanes past the group's last row unused, as in sums
+      Vec m = {};
+      const unsigned in_range = vec::at_least(s, kSmallestSum) & ~vec::above(s, kLargestSum);
+      for (std::size_t r = 0; r < rows_of(g); ++r) {
+        if (in_range >> r & 1u) continue;
+        m[r] = row_max(x + g * group + r * n, n);
+        s[r] = vec::lanes_sum(take_exps(g, r, true, m[r]));
+      }
       if (kLog) {
         for (std::size_t r = 0; r < W; ++r) k_done[r] = std::log(s[r]);
       } else {
@@ -211,7 +212,6 @@ void forward_short_rows(const float* x, float* y, std::size_t count, std::size_t
       }
       m_done = m;
     }
-    if (next) m = vec::lanes_maxes(maxima);
   }
 }
 

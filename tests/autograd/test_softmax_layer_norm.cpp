@@ -232,22 +232,26 @@ TEST_CASE("softmax with logits of 1e4 does not overflow") {
 }
 
 TEST_CASE("softmax of rows far apart in scale: each row shifted by its own maximum") {
-  // Rows of 40 alternating around +500 and -500 (exp(1000) overflows), 50 of them: two runs.
-  const std::size_t rows = 50, n = 40;
-  Array x = Array::from_shape({rows, n});
-  for (std::size_t r = 0; r < rows; ++r) {
-    for (std::size_t j = 0; j < n; ++j) x(r, j) = (r % 2 ? -500.f : 500.f) + 0.1f * static_cast<float>((r + j) % 7);
-  }
-  const Array y = softmax(Tensor(x), -1).value(), l = log_softmax(Tensor(x), -1).value();
-  for (std::size_t r = 0; r < rows; ++r) {
-    double sum = 0;
-    for (std::size_t j = 0; j < n; ++j) sum += std::exp(0.1 * ((r + j) % 7));
-    for (std::size_t j = 0; j < n; ++j) {
-      const double expected = std::exp(0.1 * ((r + j) % 7)) / sum;
-      CAPTURE(r);
-      CAPTURE(j);
-      REQUIRE(y(r, j) == doctest::Approx(expected).epsilon(1e-5));
-      REQUIRE(l(r, j) == doctest::Approx(std::log(expected)).epsilon(1e-4));
+  // Rows alternating around +500 and -500 (exp(1000) overflows, and a sum of exp(x) is not a
+  // float either way), 50 of them: rows of 40 (short rows, in groups) and of 1000.
+  for (const std::size_t n : {40, 1000}) {
+    const std::size_t rows = 50;
+    Array x = Array::from_shape({rows, n});
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (std::size_t j = 0; j < n; ++j) x(r, j) = (r % 2 ? -500.f : 500.f) + 0.1f * static_cast<float>((r + j) % 7);
+    }
+    const Array y = softmax(Tensor(x), -1).value(), l = log_softmax(Tensor(x), -1).value();
+    for (std::size_t r = 0; r < rows; ++r) {
+      double sum = 0;
+      for (std::size_t j = 0; j < n; ++j) sum += std::exp(0.1 * ((r + j) % 7));
+      for (std::size_t j = 0; j < n; ++j) {
+        const double expected = std::exp(0.1 * ((r + j) % 7)) / sum;
+        CAPTURE(n);
+        CAPTURE(r);
+        CAPTURE(j);
+        REQUIRE(y(r, j) == doctest::Approx(expected).epsilon(1e-5));
+        REQUIRE(l(r, j) == doctest::Approx(std::log(expected)).epsilon(1e-4));
+      }
     }
   }
 }
