@@ -145,9 +145,11 @@ long check_checkpoint(const fs::path& link) {
   return static_cast<long>(state.step);
 }
 
-/// Files and links a killed write leaves behind (".model.safetensors.tmp-...", ".last.tmp").
+/// Files and links a killed write leaves behind (".model.safetensors.tmp-...", ".last.tmp"); none
+/// when the run folder is not there yet (a kill during start-up).
 std::vector<std::string> leftovers(const fs::path& run) {
   std::vector<std::string> found;
+  if (!fs::exists(run)) return found;
   for (const auto& entry : fs::recursive_directory_iterator(run)) {
     const std::string name = entry.path().filename().string();
     if (name[0] == '.' && name.find(".tmp") != std::string::npos) found.push_back(entry.path().string());
