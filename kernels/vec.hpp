@@ -208,8 +208,8 @@ constexpr double kAddExpScale = 1.0;
 ///   and NaN make the sum +inf or NaN, and so, with AVX-512, do -inf and x below -2e26 (without,
 ///   they add 0). A caller that sums tests the sum, and takes a row whose sum is not finite, or
 ///   so small that its terms were denormal, again with its maximum subtracted.
-/// - With AVX-512: exp(a x) = 2^(x L) (L log2 e rounded) = 2^(k / 32) 2^r, k = round(32 x L), r = x L
-///   - k / 32 exactly (|r| <= 1 / 64): 2^(k mod 32 / 32) from a table of 32 in two registers,
+/// - With AVX-512: exp(a x) = 2^(x L) (L log2 e rounded) = 2^(k / 32) 2^r, k = round(32 x L),
+///   r = x L - k / 32 exactly (|r| <= 1 / 64): 2^(k mod 32 / 32) from a table of 32 in two registers,
 ///   scaled by 2^floor(k / 32) (vscalefps), times 2^r by a polynomial of degree 2 (a near-minimax
 ///   fit, 5.4e-8), added to the sum in the same multiply-add: eight instructions and a load.
 ///   Taking x L in one rounding-free multiply-add is what lets it do without the maximum.
