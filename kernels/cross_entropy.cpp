@@ -10,7 +10,7 @@
 #include <limits>
 
 #include <xgrad/kernels/parallel.hpp>
-#include <xgrad/kernels/row_sums.hpp>
+#include <xgrad/kernels/softmax.hpp>
 #include <xgrad/kernels/vec.hpp>
 #include <xgrad/kernels/with_flag.hpp>
 
@@ -58,13 +58,9 @@ void forward_rows(const float* x, const std::int64_t* t, std::size_t begin, std:
     if (t[n] == ignore) continue;
     const float* row = x + n * C;  // (C)
     const float z = lse[n];
-    float log_z;
-    if (z >= kSmallestSum && z <= std::numeric_limits<float>::max()) {
-      log_z = static_cast<float>(std::log(static_cast<double>(z)) / vec::kAddExpScale);
-    } else {
-      const float m = row_max(row, C);
-      log_z = m + std::log(row_exp_sum(row, nullptr, C, m));
-    }
+    const float log_z = z >= kSmallestSum && z <= std::numeric_limits<float>::max()
+                            ? static_cast<float>(std::log(static_cast<double>(z)) / vec::kAddExpScale)
+                            : static_cast<float>(log_sum_exp(row, C));  // with the row's maximum
     float l = log_z - row[t[n]];
     if (eps > 0.f) l = (1.f - eps) * l + eps * (log_z - loss[n] / static_cast<float>(C));
     lse[n] = log_z;
