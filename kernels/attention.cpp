@@ -437,106 +437,94 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
   const std::size_t heads = d.B * d.H, block = d.T * d.S;
   if (d.T <= kFewQueries && !stats) {  // a decoding step: one batch row, all heads, at a time
     const bool one_query = one_query_fits(d.H, d.dk, d.dv);
-#pragma omp parallel if (d.B > 1 && parallel_heads(d))
-    {
-      std::vector<float> keep(dropout ? d.H * block : 0);
-#pragma omp for schedule(static)
-      for (std::size_t b = 0; b < d.B; ++b) {
-        const float* K = k + b * d.S_stored * d.q_ld();
-        const float* V = v + b * d.S_stored * d.v_ld();
-        const bool* padding = masks.key_padding ? masks.key_padding + b * d.S : nullptr;
-        if (dropout) {
-          dropout_multipliers(dropout->stream, b * d.H * block, d.H * block, dropout->drop_below, dropout->kept,
-                              keep.data());
-        }
-        const auto key_row = [&](std::size_t s) { return padding && padding[s] ? nullptr : K + s * d.q_ld(); };
-        const auto value_row = [&](std::size_t s) { return V + s * d.v_ld(); };
-        if (one_query && !masks.attn && !dropout && !probs) {  // each query by itself: the keys stay in L1
-          for (std::size_t t = 0; t < d.T; ++t) {
-            attend_one_query(q + (b * d.T + t) * d.q_ld(), key_row, value_row, d.S, d.H, d.dk, d.dv, scale,
-                             out + (b * d.T + t) * d.v_ld());
-          }
-          continue;
-        }
-        attend_few_queries(
-            d.T, d.S, d.H, d.dk, d.dv, scale, q + b * d.T * d.q_ld(), d.q_ld(), key_row, value_row,
-            [&](std::size_t h) -> const float* {
-              return masks.attn ? masks.attn + (masks.attn_per_head ? (b * d.H + h) * block : 0) : nullptr;
-            },
-            dropout ? keep.data() : nullptr, probs ? probs + b * d.H * block : nullptr, out + b * d.T * d.v_ld(),
-            d.v_ld());
+    const auto make_keep = [&] { return std::vector<float>(dropout ? d.H * block : 0); };
+    parallel_for_with(d.B, parallel_heads(d), make_keep, [&](std::size_t b, std::vector<float>& keep) {
+      const float* K = k + b * d.S_stored * d.q_ld();
+      const float* V = v + b * d.S_stored * d.v_ld();
+      const bool* padding = masks.key_padding ? masks.key_padding + b * d.S : nullptr;
+      if (dropout) {
+        dropout_multipliers(dropout->stream, b * d.H * block, d.H * block, dropout->drop_below, dropout->kept,
+                            keep.data());
       }
-    }
+      const auto key_row = [&](std::size_t s) { return padding && padding[s] ? nullptr : K + s * d.q_ld(); };
+      const auto value_row = [&](std::size_t s) { return V + s * d.v_ld(); };
+      if (one_query && !masks.attn && !dropout && !probs) {  // each query by itself: the keys stay in L1
+        for (std::size_t t = 0; t < d.T; ++t) {
+          attend_one_query(q + (b * d.T + t) * d.q_ld(), key_row, value_row, d.S, d.H, d.dk, d.dv, scale,
+                           out + (b * d.T + t) * d.v_ld());
+        }
+        return;
+      }
+      attend_few_queries(
+          d.T, d.S, d.H, d.dk, d.dv, scale, q + b * d.T * d.q_ld(), d.q_ld(), key_row, value_row,
+          [&](std::size_t h) -> const float* {
+            return masks.attn ? masks.attn + (masks.attn_per_head ? (b * d.H + h) * block : 0) : nullptr;
+          },
+          dropout ? keep.data() : nullptr, probs ? probs + b * d.H * block : nullptr, out + b * d.T * d.v_ld(),
+          d.v_ld());
+    });
     return;
   }
-#pragma omp parallel if (parallel_heads(d))
-  {
-    Scratch scratch(d, dropout != nullptr, false);
-#pragma omp for schedule(static)
-    for (std::size_t bh = 0; bh < heads; ++bh) {
-      const std::size_t b = bh / d.H, h = bh % d.H;
-      const float* V = v + b * d.S_stored * d.v_ld() + h * d.dv;  // (S, dv), row stride H*dv
-      float* O = out + b * d.T * d.v_ld() + h * d.dv;             // (T, dv), row stride H*dv
-      float* P = probs ? probs + bh * block : scratch.probs.data();  // (T, S)
-      score_block(d, scale, q, k, masks, bh, scratch.transposed.data(), P);
-      for (std::size_t t = 0; t < d.T; ++t) {
-        const SoftmaxRowStats row = masked_softmax_row(P + t * d.S, d.S);
-        if (stats) stats[bh * d.T + t] = row;
-      }
-      // O = (P o keep) V
-      const float* W = dropped_weights(d, dropout, bh, P, scratch);
-      small_gemm(d.T, d.dv, d.S, 1.f, W, d.S, 1, V, d.v_ld(), false, O, d.v_ld());
+  const auto make_scratch = [&] { return Scratch(d, dropout != nullptr, false); };
+  parallel_for_with(heads, parallel_heads(d), make_scratch, [&](std::size_t bh, Scratch& scratch) {
+    const std::size_t b = bh / d.H, h = bh % d.H;
+    const float* V = v + b * d.S_stored * d.v_ld() + h * d.dv;  // (S, dv), row stride H*dv
+    float* O = out + b * d.T * d.v_ld() + h * d.dv;             // (T, dv), row stride H*dv
+    float* P = probs ? probs + bh * block : scratch.probs.data();  // (T, S)
+    score_block(d, scale, q, k, masks, bh, scratch.transposed.data(), P);
+    for (std::size_t t = 0; t < d.T; ++t) {
+      const SoftmaxRowStats row = masked_softmax_row(P + t * d.S, d.S);
+      if (stats) stats[bh * d.T + t] = row;
     }
-  }
+    // O = (P o keep) V
+    const float* W = dropped_weights(d, dropout, bh, P, scratch);
+    small_gemm(d.T, d.dv, d.S, 1.f, W, d.S, 1, V, d.v_ld(), false, O, d.v_ld());
+  });
 }
 
 void attention_backward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
                         const AttentionMasks& masks, const AttentionDropout* dropout, const SoftmaxRowStats* stats,
                         const float* probs, const float* dout, float* dq, float* dk, float* dv) {
   const std::size_t heads = d.B * d.H, block = d.T * d.S;
-#pragma omp parallel if (parallel_heads(d))
-  {
-    Scratch scratch(d, dropout != nullptr, true);
-#pragma omp for schedule(static)
-    for (std::size_t bh = 0; bh < heads; ++bh) {
-      const std::size_t b = bh / d.H, h = bh % d.H;
-      const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S_stored * d.q_ld() + h * d.dk;
-      const std::size_t v_off = b * d.S_stored * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
-      // P (T, S): the forward's, or made again from the scores and the forward's statistics
-      const float* P = probs ? probs + bh * block : scratch.probs.data();
-      if (!probs) {
-        score_block(d, scale, q, k, masks, bh, scratch.transposed.data(), scratch.probs.data());
-        for (std::size_t t = 0; t < d.T; ++t) {
-          softmax_row_from_stats(scratch.probs.data() + t * d.S, d.S, stats[bh * d.T + t]);
-        }
-      }
-      const float* W = dropped_weights(d, dropout, bh, P, scratch);
-      const float* M = dropout ? scratch.keep.data() : nullptr;
-      const float* dO = dout + o_off;  // (T, dv), row stride H*dv
-      if (dv) small_gemm(d.S, d.dv, d.T, 1.f, W, 1, d.S, dO, d.v_ld(), true, dv + v_off, d.v_ld());  // dV += W^T dO
-      if (!dq && !dk) continue;
-      // dP (T, S) = dO V^T
-      float* dP = scratch.grad.data();
-      float* VT = scratch.transposed.data();  // (dv, S)
-      transpose(v + v_off, d.S, d.dv, d.v_ld(), VT);
-      small_gemm(d.T, d.S, d.dv, 1.f, dO, d.v_ld(), 1, VT, d.S, false, dP, d.S);
-      // dS = P o (dP o keep - rowsum(dP o keep o P)), in place of dP
+  const auto make_scratch = [&] { return Scratch(d, dropout != nullptr, true); };
+  parallel_for_with(heads, parallel_heads(d), make_scratch, [&](std::size_t bh, Scratch& scratch) {
+    const std::size_t b = bh / d.H, h = bh % d.H;
+    const std::size_t q_off = b * d.T * d.q_ld() + h * d.dk, k_off = b * d.S_stored * d.q_ld() + h * d.dk;
+    const std::size_t v_off = b * d.S_stored * d.v_ld() + h * d.dv, o_off = b * d.T * d.v_ld() + h * d.dv;
+    // P (T, S): the forward's, or made again from the scores and the forward's statistics
+    const float* P = probs ? probs + bh * block : scratch.probs.data();
+    if (!probs) {
+      score_block(d, scale, q, k, masks, bh, scratch.transposed.data(), scratch.probs.data());
       for (std::size_t t = 0; t < d.T; ++t) {
-        float* g = dP + t * d.S;
-        const float* p = P + t * d.S;
-        if (M) {
-          const float* m = M + t * d.S;
-#pragma omp simd
-          for (std::size_t s = 0; s < d.S; ++s) g[s] *= m[s];
-        }
-        const float total = row_dot(g, p, d.S);
-#pragma omp simd
-        for (std::size_t s = 0; s < d.S; ++s) g[s] = p[s] * (g[s] - total);
+        softmax_row_from_stats(scratch.probs.data() + t * d.S, d.S, stats[bh * d.T + t]);
       }
-      if (dq) small_gemm(d.T, d.dk, d.S, scale, dP, d.S, 1, k + k_off, d.q_ld(), true, dq + q_off, d.q_ld());  // dQ += dS K
-      if (dk) small_gemm(d.S, d.dk, d.T, scale, dP, 1, d.S, q + q_off, d.q_ld(), true, dk + k_off, d.q_ld());  // dK += dS^T Q
     }
-  }
+    const float* W = dropped_weights(d, dropout, bh, P, scratch);
+    const float* M = dropout ? scratch.keep.data() : nullptr;
+    const float* dO = dout + o_off;  // (T, dv), row stride H*dv
+    if (dv) small_gemm(d.S, d.dv, d.T, 1.f, W, 1, d.S, dO, d.v_ld(), true, dv + v_off, d.v_ld());  // dV += W^T dO
+    if (!dq && !dk) return;
+    // dP (T, S) = dO V^T
+    float* dP = scratch.grad.data();
+    float* VT = scratch.transposed.data();  // (dv, S)
+    transpose(v + v_off, d.S, d.dv, d.v_ld(), VT);
+    small_gemm(d.T, d.S, d.dv, 1.f, dO, d.v_ld(), 1, VT, d.S, false, dP, d.S);
+    // dS = P o (dP o keep - rowsum(dP o keep o P)), in place of dP
+    for (std::size_t t = 0; t < d.T; ++t) {
+      float* g = dP + t * d.S;
+      const float* p = P + t * d.S;
+      if (M) {
+        const float* m = M + t * d.S;
+#pragma omp simd
+        for (std::size_t s = 0; s < d.S; ++s) g[s] *= m[s];
+      }
+      const float total = row_dot(g, p, d.S);
+#pragma omp simd
+      for (std::size_t s = 0; s < d.S; ++s) g[s] = p[s] * (g[s] - total);
+    }
+    if (dq) small_gemm(d.T, d.dk, d.S, scale, dP, d.S, 1, k + k_off, d.q_ld(), true, dq + q_off, d.q_ld());  // dQ += dS K
+    if (dk) small_gemm(d.S, d.dk, d.T, scale, dP, 1, d.S, q + q_off, d.q_ld(), true, dk + k_off, d.q_ld());  // dK += dS^T Q
+  });
 }
 
 void gathered_attention_row(const float* query, const float* const* keys, const float* const* values, std::size_t S,

@@ -80,18 +80,16 @@ void cross_entropy_forward(const float* x, const std::int64_t* t, std::size_t N,
 void cross_entropy_backward(const float* x, const std::int64_t* t, const float* lse, const float* scale, std::size_t N,
                             std::size_t C, std::int64_t ignore, float eps, float* dx) {
   const float smooth = eps / static_cast<float>(C);
-  const auto rows = static_cast<std::ptrdiff_t>(N);
-#pragma omp parallel for schedule(static) if (N * C > kParallelWork)
-  for (std::ptrdiff_t n = 0; n < rows; ++n) {
+  parallel_rows(N, C, [&](std::size_t n) {
     float* d = dx + n * C;  // (C)
     if (t[n] == ignore) {
       std::fill(d, d + C, 0.f);
-      continue;
+      return;
     }
     const float s = scale[n];
     scaled_exp(x + n * C, d, C, lse[n], s, smooth * s);
     d[t[n]] -= (1.f - eps) * s;
-  }
+  });
 }
 
 }  // namespace xgrad::kernels

@@ -9,11 +9,7 @@
 namespace xgrad::kernels {
 
 void embedding_forward(const float* table, const std::int64_t* ids, std::size_t L, std::size_t D, float* out) {
-  const auto count = static_cast<std::ptrdiff_t>(L);
-#pragma omp parallel for schedule(static) if (L * D > kParallelWork)
-  for (std::ptrdiff_t i = 0; i < count; ++i) {
-    std::memcpy(out + i * D, table + ids[i] * D, D * sizeof(float));
-  }
+  parallel_rows(L, D, [&](std::size_t i) { std::memcpy(out + i * D, table + ids[i] * D, D * sizeof(float)); });
 }
 
 void embedding_backward(const float* dout, const std::int64_t* ids, std::size_t L, std::size_t D,

@@ -146,14 +146,10 @@ void layer_norm_backward(const float* s, const float* dy, std::size_t rows, std:
                          const float* mean, const float* rstd, float* dx, float* dw, float* db) {
   // Rows are split into one contiguous range per thread; each thread sums its rows' dweight and
   // dbias into its own slice of `partial`, added up afterwards.
-  const bool parallel = rows >= 2 && rows * d >= kParallelWork;
-  const int threads = parallel ? omp_get_max_threads() : 1;
+  const int threads = use_threads(rows >= 2 && rows * d >= kParallelWork) ? omp_get_max_threads() : 1;
   const bool sums = dw || db;
   std::vector<float> partial(sums ? static_cast<std::size_t>(threads) * 2 * d : 0, 0.f);  // (threads, 2, D)
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const auto t = static_cast<std::size_t>(omp_get_thread_num());
-    const auto nt = static_cast<std::size_t>(omp_get_num_threads());
+  const auto rows_of_thread = [&](std::size_t t, std::size_t nt) {  // thread t of nt
     float* pw = sums ? partial.data() + t * 2 * d : nullptr;  // (D)
     float* pb = sums ? pw + d : nullptr;                      // (D)
     const std::size_t end = rows * (t + 1) / nt;
@@ -161,6 +157,12 @@ void layer_norm_backward(const float* s, const float* dy, std::size_t rows, std:
       if (r + 1 < end) backward_rows<2>(s, dy, r, d, w, mean, rstd, pw, pb, dx);
       else backward_rows<1>(s, dy, r, d, w, mean, rstd, pw, pb, dx);
     }
+  };
+  if (threads == 1) {
+    rows_of_thread(0, 1);
+  } else {
+#pragma omp parallel num_threads(threads)
+    rows_of_thread(static_cast<std::size_t>(omp_get_thread_num()), static_cast<std::size_t>(omp_get_num_threads()));
   }
   if (!sums) return;
   for (int t = 0; t < threads; ++t) {

@@ -35,15 +35,15 @@ template <std::size_t N, class Update>
 void for_each_batch(const std::array<float*, N>& arrays, std::int64_t n, Update update) {
   const std::int64_t full = n / kBatchWidth * kBatchWidth;
   const std::int64_t blocks = (full + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n >= static_cast<std::int64_t>(kParallelUpdateElements))
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const std::int64_t end = std::min(full, (b + 1) * kBlock);
-    for (std::int64_t k = b * kBlock; k < end; k += kBatchWidth) {
-      std::array<float*, N> at;
-      for (std::size_t i = 0; i < N; ++i) at[i] = arrays[i] ? arrays[i] + k : nullptr;
-      update(at);
-    }
-  }
+  parallel_for(static_cast<std::size_t>(blocks), n >= static_cast<std::int64_t>(kParallelUpdateElements),
+               [&](std::size_t b) {
+                 const std::int64_t end = std::min<std::int64_t>(full, (b + 1) * kBlock);
+                 for (std::int64_t k = b * kBlock; k < end; k += kBatchWidth) {
+                   std::array<float*, N> at;
+                   for (std::size_t i = 0; i < N; ++i) at[i] = arrays[i] ? arrays[i] + k : nullptr;
+                   update(at);
+                 }
+               });
   if (full == n) return;
   alignas(64) float scratch[N][kBatchWidth] = {};
   std::array<float*, N> at;
@@ -114,8 +114,8 @@ double chunked_sum(const float* x, std::size_t size, F f) {
   const auto n = static_cast<std::int64_t>(size);
   const std::int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
-#pragma omp parallel for schedule(static) if (size >= kParallelUpdateElements)
-  for (std::int64_t c = 0; c < chunks; ++c) {
+  parallel_for(static_cast<std::size_t>(chunks), size >= kParallelUpdateElements, [&](std::size_t chunk) {
+    const auto c = static_cast<std::int64_t>(chunk);
     const std::int64_t begin = c * kChunk;
     const std::int64_t end = std::min(n, begin + kChunk);
     double lanes[8] = {};
@@ -126,10 +126,18 @@ double chunked_sum(const float* x, std::size_t size, F f) {
     for (int j = 0; k < end; ++k, ++j) lanes[j] += f(x[k]);
     partial[static_cast<std::size_t>(c)] =
         ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-  }
+  });
   double total = 0.0;
   for (double s : partial) total += s;
   return total;
+}
+
+/// Runs body(begin, end) over blocks of kBlock elements of [0, n), over the threads for large n.
+template <class Body>
+void over_blocks(std::size_t n, Body&& body) {
+  constexpr auto block = static_cast<std::size_t>(kBlock);
+  parallel_for((n + block - 1) / block, n >= kParallelUpdateElements,
+               [&](std::size_t b) { body(b * block, std::min(n, (b + 1) * block)); });
 }
 
 }  // namespace
@@ -180,15 +188,17 @@ float max_abs(const float* x, std::size_t n) {
 }
 
 void scale_(float* x, std::size_t n, float coef) {
-  const auto count = static_cast<std::int64_t>(n);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelUpdateElements)
-  for (std::int64_t k = 0; k < count; ++k) x[k] = x[k] * coef;
+  over_blocks(n, [&](std::size_t begin, std::size_t end) {
+#pragma omp simd
+    for (std::size_t k = begin; k < end; ++k) x[k] = x[k] * coef;
+  });
 }
 
 void clamp_(float* x, std::size_t n, float low, float high) {
-  const auto count = static_cast<std::int64_t>(n);
-#pragma omp parallel for simd schedule(static) if (n >= kParallelUpdateElements)
-  for (std::int64_t k = 0; k < count; ++k) x[k] = std::min(std::max(x[k], low), high);  // NaN stays NaN
+  over_blocks(n, [&](std::size_t begin, std::size_t end) {
+#pragma omp simd
+    for (std::size_t k = begin; k < end; ++k) x[k] = std::min(std::max(x[k], low), high);  // NaN stays NaN
+  });
 }
 
 }  // namespace xgrad::kernels

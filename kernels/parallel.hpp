@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include <omp.h>
 
@@ -14,16 +15,48 @@ namespace xgrad::kernels {
 /// microseconds, about what one core needs for this many elements.
 constexpr std::size_t kParallelWork = 32768;
 
-/// Runs body(r) for r in [0, rows), over the OpenMP threads when rows * work_per_row is large.
+/// Whether a loop goes over the OpenMP threads: its work pays for a parallel region
+/// (`worth_it`) and more than one thread is allowed. The kernels branch on this rather than give
+/// `#pragma omp parallel` an `if` clause: libgomp makes a team of one even when the clause is
+/// false, and ends it with a system call (a futex wake, 1.5 us on a virtual machine), which a
+/// decoding step would otherwise pay a dozen times.
+inline bool use_threads(bool worth_it) { return worth_it && omp_get_max_threads() > 1; }
+
+/// Runs body(i) for i in [0, n): over the OpenMP threads (a static schedule) when
+/// use_threads(parallel), else in order on this thread, with no parallel region.
 template <class Body>
-void parallel_rows(std::size_t rows, std::size_t work_per_row, Body&& body) {
-  const auto count = static_cast<std::int64_t>(rows);
-  if (rows < 2 || rows * work_per_row < kParallelWork || omp_get_max_threads() < 2) {
-    for (std::int64_t r = 0; r < count; ++r) body(static_cast<std::size_t>(r));
+void parallel_for(std::size_t n, bool parallel, Body&& body) {
+  const auto count = static_cast<std::int64_t>(n);
+  if (!use_threads(parallel && n > 1)) {
+    for (std::int64_t i = 0; i < count; ++i) body(static_cast<std::size_t>(i));
     return;
   }
 #pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < count; ++r) body(static_cast<std::size_t>(r));
+  for (std::int64_t i = 0; i < count; ++i) body(static_cast<std::size_t>(i));
+}
+
+/// parallel_for with what each thread keeps for itself (its scratch buffers): body(i, local),
+/// local = make_local() made once on each thread that runs part of the loop.
+template <class MakeLocal, class Body>
+void parallel_for_with(std::size_t n, bool parallel, MakeLocal&& make_local, Body&& body) {
+  const auto count = static_cast<std::int64_t>(n);
+  if (!use_threads(parallel && n > 1)) {
+    auto local = make_local();
+    for (std::int64_t i = 0; i < count; ++i) body(static_cast<std::size_t>(i), local);
+    return;
+  }
+#pragma omp parallel
+  {
+    auto local = make_local();
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < count; ++i) body(static_cast<std::size_t>(i), local);
+  }
+}
+
+/// Runs body(r) for r in [0, rows), over the OpenMP threads when rows * work_per_row is large.
+template <class Body>
+void parallel_rows(std::size_t rows, std::size_t work_per_row, Body&& body) {
+  parallel_for(rows, rows * work_per_row >= kParallelWork, std::forward<Body>(body));
 }
 
 /// Runs body(begin, end) over blocks of [0, n), over the OpenMP threads when n is large: for

@@ -19,14 +19,19 @@ void sum_over_axis(const In* in, double* out, const AxisView& v, F f) {
     constexpr std::int64_t kBlock = 4096;
     const auto blocks = static_cast<std::int64_t>((v.n + kBlock - 1) / kBlock);
     const auto n = static_cast<std::int64_t>(v.n);
-    double total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static) if (v.n >= 4 * kParallelWork)
-    for (std::int64_t b = 0; b < blocks; ++b) {
+    const auto block_sum = [&](std::int64_t b) {
       const std::int64_t end = std::min(n, (b + 1) * kBlock);
       double part = 0;
 #pragma omp simd reduction(+ : part)
       for (std::int64_t k = b * kBlock; k < end; ++k) part += static_cast<double>(f(in[k]));
-      total += part;
+      return part;
+    };
+    double total = 0;
+    if (use_threads(v.n >= 4 * kParallelWork)) {
+#pragma omp parallel for reduction(+ : total) schedule(static)
+      for (std::int64_t b = 0; b < blocks; ++b) total += block_sum(b);
+    } else {
+      for (std::int64_t b = 0; b < blocks; ++b) total += block_sum(b);
     }
     out[0] += total;
   } else if (v.inner == 1) {

@@ -12,24 +12,22 @@ namespace {
 void rotate(const float* x, float* y, const float* cos, const float* sin, std::size_t B, std::size_t T, std::size_t H,
             std::size_t dh, std::size_t offset, float direction) {
   const std::size_t half = dh / 2;
-#pragma omp parallel for collapse(2) if (B * T * H * dh > kParallelWork)
-  for (std::size_t b = 0; b < B; ++b) {
-    for (std::size_t t = 0; t < T; ++t) {
-      const float* c = cos + (offset + t) * half;  // (half)
-      const float* s = sin + (offset + t) * half;  // (half)
-      for (std::size_t h = 0; h < H; ++h) {
-        const std::size_t base = (b * T + t) * H * dh + h * dh;
-        const float* xi = x + base;  // (dh)
-        float* yi = y + base;        // (dh)
+  parallel_rows(B * T, H * dh, [&](std::size_t bt) {  // bt = b T + t
+    const std::size_t t = bt % T;
+    const float* c = cos + (offset + t) * half;  // (half)
+    const float* s = sin + (offset + t) * half;  // (half)
+    for (std::size_t h = 0; h < H; ++h) {
+      const std::size_t base = bt * H * dh + h * dh;
+      const float* xi = x + base;  // (dh)
+      float* yi = y + base;        // (dh)
 #pragma omp simd
-        for (std::size_t i = 0; i < half; ++i) {
-          const float x1 = xi[i], x2 = xi[i + half], sn = direction * s[i];
-          yi[i] = x1 * c[i] - x2 * sn;
-          yi[i + half] = x2 * c[i] + x1 * sn;
-        }
+      for (std::size_t i = 0; i < half; ++i) {
+        const float x1 = xi[i], x2 = xi[i + half], sn = direction * s[i];
+        yi[i] = x1 * c[i] - x2 * sn;
+        yi[i + half] = x2 * c[i] + x1 * sn;
       }
     }
-  }
+  });
 }
 
 }  // namespace

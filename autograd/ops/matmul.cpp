@@ -15,6 +15,7 @@
 #include <xgrad/core/error.hpp>
 #include <xgrad/autograd/tape.hpp>
 #include <xgrad/kernels/gemm.hpp>
+#include <xgrad/kernels/parallel.hpp>
 
 namespace xgrad {
 
@@ -120,10 +121,8 @@ MatmulPlan plan_matmul(const Shape& a_shape, const Shape& b_shape) {
 /// thread; different ones may run on different threads.
 template <class Accumulate>
 void for_each_use(const std::vector<std::size_t>& index, std::size_t stored, bool parallel, Accumulate accumulate) {
-  const auto count = static_cast<std::ptrdiff_t>(stored);
   if (index.size() == stored) {  // no broadcast: output p is made from stored matrix p
-#pragma omp parallel for schedule(static) if (parallel)
-    for (std::ptrdiff_t i = 0; i < count; ++i) accumulate(i, i);
+    kernels::parallel_for(stored, parallel, [&](std::size_t i) { accumulate(i, i); });
     return;
   }
   // Output matrices ordered by the stored matrix they use (a counting sort): stored matrix i's
@@ -133,10 +132,9 @@ void for_each_use(const std::vector<std::size_t>& index, std::size_t stored, boo
   for (std::size_t i = 0; i < stored; ++i) first[i + 1] += first[i];
   std::vector<std::size_t> next(first.begin(), first.end() - 1);
   for (std::size_t p = 0; p < index.size(); ++p) order[next[index[p]]++] = p;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (std::ptrdiff_t i = 0; i < count; ++i) {
+  kernels::parallel_for(stored, parallel, [&](std::size_t i) {
     for (std::size_t q = first[i]; q < first[i + 1]; ++q) accumulate(i, order[q]);
-  }
+  });
 }
 
 }  // namespace
@@ -158,11 +156,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   } else if (plan->folded()) {
     gemm(false, false, plan->a_count * n, m, k, A, B, 0.f, C);
   } else {
-    const auto count = static_cast<std::ptrdiff_t>(plan->out_count());
-#pragma omp parallel for schedule(static) if (plan->parallel(plan->out_count()))
-    for (std::ptrdiff_t p = 0; p < count; ++p) {
+    kernels::parallel_for(plan->out_count(), plan->parallel(plan->out_count()), [&](std::size_t p) {
       gemm(false, false, n, m, k, A + plan->a_index[p] * n * k, B + plan->b_index[p] * k * m, 0.f, C + p * n * m);
-    }
+    });
   }
 
   auto a_saved = a.saved(), b_saved = b.saved();

@@ -75,25 +75,22 @@ Tensor gathered_attention(const Tensor& q, const GatheredKeyValues& kv, std::int
   const std::size_t groups = batch / kv.group;
 
   // Work items are groups: the rows of a group read the rows they share while they are cached.
-  const auto groups_count = static_cast<std::int64_t>(groups);
-  const bool parallel = groups > 1 && batch * H * T * (dk + dv) >= kernels::kParallelWork;
-#pragma omp parallel if (parallel)
-  {
-    std::vector<const float*> keys(T), values(T);  // row b's key and value rows, by position
-#pragma omp for schedule(static)
-    for (std::int64_t g = 0; g < groups_count; ++g) {
-      for (std::size_t b = g * kv.group; b < (g + 1) * kv.group; ++b) {
-        const std::uint32_t* rows = index + b * T;
-        for (std::size_t s = 0; s < T; ++s) {
-          const bool masked = kv.padding[s] && kv.padding[s]->data()[rows[s]];
-          keys[s] = masked ? nullptr : kv.keys[s]->data() + rows[s] * q_width;
-          values[s] = kv.values[s]->data() + rows[s] * v_width;
-        }
-        kernels::gathered_attention_row(qd + b * q_width, keys.data(), values.data(), T, H, dk, dv, scale,
-                                        out.data() + b * v_width);
+  const bool parallel = batch * H * T * (dk + dv) >= kernels::kParallelWork;
+  const auto make_rows = [&] { return std::vector<const float*>(2 * T); };  // a thread's (2, T) row pointers
+  kernels::parallel_for_with(groups, parallel, make_rows, [&](std::size_t g, std::vector<const float*>& rows_of_b) {
+    const float** keys = rows_of_b.data();  // row b's key and value rows, by position
+    const float** values = keys + T;
+    for (std::size_t b = g * kv.group; b < (g + 1) * kv.group; ++b) {
+      const std::uint32_t* rows = index + b * T;
+      for (std::size_t s = 0; s < T; ++s) {
+        const bool masked = kv.padding[s] && kv.padding[s]->data()[rows[s]];
+        keys[s] = masked ? nullptr : kv.keys[s]->data() + rows[s] * q_width;
+        values[s] = kv.values[s]->data() + rows[s] * v_width;
       }
+      kernels::gathered_attention_row(qd + b * q_width, keys, values, T, H, dk, dv, scale,
+                                      out.data() + b * v_width);
     }
-  }
+  });
   return record("gathered_attention", std::move(out), {}, nullptr);
 }
 
