@@ -12,8 +12,16 @@ namespace xgrad::kernels {
 /// Rows of x up to which skinny_linear beats the GEMM library (measured: bench_gemm --skinny).
 constexpr std::size_t kSkinnyRows = 8;
 
+/// Multiply-adds (rows x in x out) above which a product of few rows (skinny_linear,
+/// packed_linear: a decoding step's layers) goes over the threads. Such a product streams W once,
+/// in microseconds, and a parallel region costs several (libgomp's barriers make system calls, and
+/// the other thread may have gone to sleep since the layer before). Measured on 2 cores (Zen 5 VM,
+/// greedy and beam decoding): split from kParallelWork, two threads decoded at batch 1 at 0.8x of
+/// one; split only above 2^20, at 1.0x, while batch 32's products (2^21 and more) still gain.
+constexpr std::size_t kParallelProducts = std::size_t{1} << 20;
+
 /// y (rows, out) += x (rows, in) W^T, W (out, in) row-major, every matrix dense. Blocks of W's
-/// rows over the threads when there is enough work.
+/// rows over the threads above kParallelProducts.
 void skinny_linear(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out, float* y);
 
 /// skinny_linear under bf16 autocast, W given as bf16 bits (a layer's bf16 copy, kernels::to_bf16),
