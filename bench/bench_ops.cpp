@@ -11,6 +11,8 @@
 //   (B, S, d) as the cross-attention's are, and gathered from a KV cache's per-position blocks as
 //   the self-attention's are, in effective GB/s of the keys and values read (each once), beside a
 //   copy of as many bytes.
+// - first, what a parallel region costs on this machine (the figure the kernels weigh a loop's
+//   work against): an empty region on every thread, and a region whose `if` clause is false.
 // Every op allocates its output. xgrad's caching allocator hands it the block the previous run
 // freed (a warm cache, as in training from the second step on); with the cache emptied before
 // every run, each output is a fresh block from the system whose pages fault in on first touch
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <xgrad/kernels/gemm.hpp>
 #include <xgrad/kernels/runtime_info.hpp>
@@ -233,6 +236,39 @@ void run_suite() {
 
 }  // namespace
 
+/// The median of 2000 timings of region(), in microseconds.
+template <class Region>
+double median_region_us(Region&& region) {
+  std::vector<double> times(2000);
+  for (int i = 0; i < kWarmup; ++i) region();
+  for (double& t : times) {
+    const auto start = std::chrono::steady_clock::now();
+    region();
+    t = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+/// An empty parallel region on every thread, and one whose `if` clause is false: libgomp makes the
+/// second too, on one thread, which is why the kernels branch before any region
+/// (kernels::use_threads).
+void print_region_costs() {
+  std::vector<int> touched(static_cast<std::size_t>(omp_get_max_threads()), 0);
+  const double full = median_region_us([&] {
+#pragma omp parallel
+    touched[static_cast<std::size_t>(omp_get_thread_num())] += 1;
+  });
+  const bool never = touched[0] < 0;  // false, and not known to the compiler
+  const double skipped = median_region_us([&] {
+#pragma omp parallel if (never)
+    touched[static_cast<std::size_t>(omp_get_thread_num())] += 1;
+  });
+  const int threads = omp_get_max_threads();
+  std::printf("a parallel region: %.2f us on %d thread%s; one whose if clause is false: %.2f us\n", full, threads,
+              threads == 1 ? "" : "s", skipped);
+}
+
 int main(int argc, char** argv) {
   std::string cache_mode = "both";
   for (int i = 1; i < argc; ++i) {
@@ -251,6 +287,7 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << runtime_info() << std::endl;
+  print_region_costs();
   std::printf("median of >= %d repetitions after %d warm-up runs\n", min_reps, kWarmup);
   if (cache_mode != "warm") {
     cold_cache = true;
