@@ -16,11 +16,12 @@ namespace xgrad::kernels {
 constexpr std::size_t kParallelWork = 32768;
 
 /// Whether a loop goes over the OpenMP threads: its work pays for a parallel region
-/// (`worth_it`) and more than one thread is allowed. The kernels branch on this rather than give
+/// (`worth_it`), more than one thread is allowed, and the caller is not already in a parallel
+/// region (a nested one would run on one thread). The kernels branch on this rather than give
 /// `#pragma omp parallel` an `if` clause: libgomp makes a team of one even when the clause is
-/// false, and ends it with a system call (a futex wake, 1.5 us on a virtual machine), which a
-/// decoding step would otherwise pay a dozen times.
-inline bool use_threads(bool worth_it) { return worth_it && omp_get_max_threads() > 1; }
+/// false, and ends it with a system call (a futex wake, over a microsecond on a virtual machine),
+/// which a decoding step would otherwise pay a dozen times.
+inline bool use_threads(bool worth_it) { return worth_it && omp_get_max_threads() > 1 && !omp_in_parallel(); }
 
 /// Runs body(i) for i in [0, n): over the OpenMP threads (a static schedule) when
 /// use_threads(parallel), else in order on this thread, with no parallel region.

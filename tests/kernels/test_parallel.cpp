@@ -77,6 +77,21 @@ TEST_CASE("parallel_for: large work goes over the threads, each index once") {
   CHECK(seen.in_region);
 }
 
+TEST_CASE("parallel_for: called inside a parallel region, no nested region") {
+  xgrad::set_num_threads(2);
+  std::atomic<int> nested{0}, visits{0}, team{0};
+#pragma omp parallel
+  {
+    if (omp_get_thread_num() == 0) team = omp_get_num_threads();
+    parallel_for(1000, true, [&](std::size_t) {
+      ++visits;
+      if (omp_get_level() > 1) ++nested;
+    });
+  }
+  CHECK(visits == 1000 * team);  // each thread of the outer team ran the whole loop
+  CHECK(nested == 0);
+}
+
 TEST_CASE("parallel_for_with: one local per thread that runs, passed to each index") {
   xgrad::set_num_threads(2);
   for (const bool parallel : {false, true}) {
