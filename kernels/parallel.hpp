@@ -37,7 +37,7 @@ void parallel_for(std::size_t n, bool parallel, Body&& body) {
 }
 
 /// parallel_for with what each thread keeps for itself (its scratch buffers): body(i, local),
-/// local = make_local() made once on each thread that runs part of the loop.
+/// local = make_local() made once on each thread of the region (once, when the loop is serial).
 template <class MakeLocal, class Body>
 void parallel_for_with(std::size_t n, bool parallel, MakeLocal&& make_local, Body&& body) {
   const auto count = static_cast<std::int64_t>(n);

@@ -92,7 +92,7 @@ TEST_CASE("parallel_for: called inside a parallel region, no nested region") {
   CHECK(nested == 0);
 }
 
-TEST_CASE("parallel_for_with: one local per thread that runs, passed to each index") {
+TEST_CASE("parallel_for_with: one local per thread, passed to each index") {
   xgrad::set_num_threads(2);
   for (const bool parallel : {false, true}) {
     CAPTURE(parallel);
