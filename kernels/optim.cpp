@@ -132,14 +132,6 @@ double chunked_sum(const float* x, std::size_t size, F f) {
   return total;
 }
 
-/// Runs body(begin, end) over blocks of kBlock elements of [0, n), over the threads for large n.
-template <class Body>
-void over_blocks(std::size_t n, Body&& body) {
-  constexpr auto block = static_cast<std::size_t>(kBlock);
-  parallel_for((n + block - 1) / block, n >= kParallelUpdateElements,
-               [&](std::size_t b) { body(b * block, std::min(n, (b + 1) * block)); });
-}
-
 }  // namespace
 
 void adam_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
@@ -188,14 +180,14 @@ float max_abs(const float* x, std::size_t n) {
 }
 
 void scale_(float* x, std::size_t n, float coef) {
-  over_blocks(n, [&](std::size_t begin, std::size_t end) {
+  parallel_blocks(n, n >= kParallelUpdateElements, [&](std::size_t begin, std::size_t end) {
 #pragma omp simd
     for (std::size_t k = begin; k < end; ++k) x[k] = x[k] * coef;
   });
 }
 
 void clamp_(float* x, std::size_t n, float low, float high) {
-  over_blocks(n, [&](std::size_t begin, std::size_t end) {
+  parallel_blocks(n, n >= kParallelUpdateElements, [&](std::size_t begin, std::size_t end) {
 #pragma omp simd
     for (std::size_t k = begin; k < end; ++k) x[k] = std::min(std::max(x[k], low), high);  // NaN stays NaN
   });

@@ -23,21 +23,10 @@ constexpr std::size_t kParallelWork = 32768;
 /// which a decoding step would otherwise pay a dozen times.
 inline bool use_threads(bool worth_it) { return worth_it && omp_get_max_threads() > 1 && !omp_in_parallel(); }
 
-/// Runs body(i) for i in [0, n): over the OpenMP threads (a static schedule) when
-/// use_threads(parallel), else in order on this thread, with no parallel region.
-template <class Body>
-void parallel_for(std::size_t n, bool parallel, Body&& body) {
-  const auto count = static_cast<std::int64_t>(n);
-  if (!use_threads(parallel && n > 1)) {
-    for (std::int64_t i = 0; i < count; ++i) body(static_cast<std::size_t>(i));
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < count; ++i) body(static_cast<std::size_t>(i));
-}
-
-/// parallel_for with what each thread keeps for itself (its scratch buffers): body(i, local),
-/// local = make_local() made once on each thread of the region (once, when the loop is serial).
+/// Runs body(i, local) for i in [0, n), local = make_local() made once on each thread of the
+/// region (what the thread keeps for itself: its scratch buffers): over the OpenMP threads (a
+/// static schedule) when use_threads(parallel), else in order on this thread, with no parallel
+/// region and one local.
 template <class MakeLocal, class Body>
 void parallel_for_with(std::size_t n, bool parallel, MakeLocal&& make_local, Body&& body) {
   const auto count = static_cast<std::int64_t>(n);
@@ -54,19 +43,33 @@ void parallel_for_with(std::size_t n, bool parallel, MakeLocal&& make_local, Bod
   }
 }
 
+/// parallel_for_with without a local: body(i).
+template <class Body>
+void parallel_for(std::size_t n, bool parallel, Body&& body) {
+  parallel_for_with(n, parallel, [] { return 0; }, [&](std::size_t i, int&) { body(i); });
+}
+
 /// Runs body(r) for r in [0, rows), over the OpenMP threads when rows * work_per_row is large.
 template <class Body>
 void parallel_rows(std::size_t rows, std::size_t work_per_row, Body&& body) {
   parallel_for(rows, rows * work_per_row >= kParallelWork, std::forward<Body>(body));
 }
 
-/// Runs body(begin, end) over blocks of [0, n), over the OpenMP threads when n is large: for
-/// elementwise loops.
+/// Runs body(begin, end) over blocks of kBlockElements of [0, n), over the OpenMP threads when
+/// use_threads(parallel): for elementwise loops.
+constexpr std::size_t kBlockElements = 16384;
+template <class Body>
+void parallel_blocks(std::size_t n, bool parallel, Body&& body) {
+  const std::size_t blocks = (n + kBlockElements - 1) / kBlockElements;
+  parallel_for(blocks, parallel,
+               [&](std::size_t b) { body(b * kBlockElements, std::min(n, (b + 1) * kBlockElements)); });
+}
+
+/// parallel_blocks over the threads when the blocks hold kParallelWork elements or more.
 template <class Body>
 void parallel_blocks(std::size_t n, Body&& body) {
-  constexpr std::size_t kBlock = 16384;
-  const std::size_t blocks = (n + kBlock - 1) / kBlock;
-  parallel_rows(blocks, kBlock, [&](std::size_t b) { body(b * kBlock, std::min(n, (b + 1) * kBlock)); });
+  const std::size_t blocks = (n + kBlockElements - 1) / kBlockElements;
+  parallel_blocks(n, blocks * kBlockElements >= kParallelWork, std::forward<Body>(body));
 }
 
 /// Runs body(first, count) for runs of `count` contiguous rows of `length` elements, about
