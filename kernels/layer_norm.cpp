@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include <omp.h>
 
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/row_sums.hpp>
+#include <xgrad/kernels/with_flag.hpp>
 
 namespace xgrad::kernels {
 
@@ -68,14 +70,22 @@ inline void add_row(const float* x, const float* residual, std::size_t d, float*
   for (std::size_t j = 0; j < d; ++j) s[j] = x[j] + residual[j];
 }
 
+/// out[k] = v, or out[k] += v when Add.
+template <bool Add>
+inline void put(float* out, std::size_t k, float v) {
+  if constexpr (Add) out[k] += v;
+  else out[k] = v;
+}
+
 /// The backward of R consecutive rows from r: one pass over the columns for both of each row's
 /// sums (sum of g = dy w, sum of g xhat) and the rows' dweight and dbias terms (dy xhat, dy) added
-/// to pw and pb (null: not wanted), then dx row by row. Two vector sums per row sum, the tail as a
-/// vector of zeros past d: a row's sums are the same whether it goes alone or in a pair, and pw
-/// and pb are loaded and stored once for R rows.
-template <std::size_t R>
+/// to pw and pb (null: not wanted), then ds row by row into ds0 (null: not wanted) and, when Two,
+/// ds1, each written or added to (Add0, Add1). Two vector sums per row sum, the tail as a vector
+/// of zeros past d: a row's sums are the same whether it goes alone or in a pair, and pw and pb are
+/// loaded and stored once for R rows.
+template <std::size_t R, bool Add0, bool Two, bool Add1>
 void backward_rows(const float* s, const float* dy, std::size_t r, std::size_t d, const float* w, const float* mean,
-                   const float* rstd, float* pw, float* pb, float* dx) {
+                   const float* rstd, float* pw, float* pb, float* ds0, float* ds1) {
   Vec sum_g[R][2] = {}, sum_g_xhat[R][2] = {};
   vec::over_lane_pairs(d, [&](std::size_t i, std::size_t lanes, auto half) {
     const Vec wi = vec::load(w + i, lanes, 0.f);
@@ -93,18 +103,21 @@ void backward_rows(const float* s, const float* dy, std::size_t r, std::size_t d
       vec::store(pb + i, vec::load(pb + i, lanes, 0.f) + db_term, lanes);
     }
   });
-  if (!dx) return;
+  if (!ds0) return;
   for (std::size_t j = 0; j < R; ++j) {
     const float* sr = s + (r + j) * d;
     const float* dyr = dy + (r + j) * d;
     const float m = mean[r + j], rs = rstd[r + j];
     const float mean_g = vec::lanes_sum(sum_g[j][0] + sum_g[j][1]) / static_cast<float>(d);
     const float mean_g_xhat = vec::lanes_sum(sum_g_xhat[j][0] + sum_g_xhat[j][1]) / static_cast<float>(d);
-    float* dxr = dx + (r + j) * d;
+    float* out0 = ds0 + (r + j) * d;
+    float* out1 = Two ? ds1 + (r + j) * d : nullptr;
 #pragma omp simd
     for (std::size_t k = 0; k < d; ++k) {
       const float xhat = (sr[k] - m) * rs;
-      dxr[k] = rs * (dyr[k] * w[k] - mean_g - xhat * mean_g_xhat);
+      const float v = rs * (dyr[k] * w[k] - mean_g - xhat * mean_g_xhat);
+      put<Add0>(out0, k, v);
+      if constexpr (Two) put<Add1>(out1, k, v);
     }
   }
 }
@@ -143,27 +156,39 @@ void layer_norm_forward(const float* x, const float* residual, float* sum, std::
 }
 
 void layer_norm_backward(const float* s, const float* dy, std::size_t rows, std::size_t d, const float* w,
-                         const float* mean, const float* rstd, float* dx, float* dw, float* db) {
+                         const float* mean, const float* rstd, RowsGrad ds0, RowsGrad ds1, float* dw, float* db) {
+  if (!ds0.data) std::swap(ds0, ds1);  // a single target goes first
   // Rows are split into one contiguous range per thread; each thread sums its rows' dweight and
   // dbias into its own slice of `partial`, added up afterwards.
   const int threads = use_threads(rows >= 2 && rows * d >= kParallelWork) ? omp_get_max_threads() : 1;
   const bool sums = dw || db;
   std::vector<float> partial(sums ? static_cast<std::size_t>(threads) * 2 * d : 0, 0.f);  // (threads, 2, D)
-  const auto rows_of_thread = [&](std::size_t t, std::size_t nt) {  // thread t of nt
-    float* pw = sums ? partial.data() + t * 2 * d : nullptr;  // (D)
-    float* pb = sums ? pw + d : nullptr;                      // (D)
-    const std::size_t end = rows * (t + 1) / nt;
-    for (std::size_t r = rows * t / nt; r < end; r += 2) {
-      if (r + 1 < end) backward_rows<2>(s, dy, r, d, w, mean, rstd, pw, pb, dx);
-      else backward_rows<1>(s, dy, r, d, w, mean, rstd, pw, pb, dx);
-    }
-  };
-  if (threads == 1) {
-    rows_of_thread(0, 1);
-  } else {
+  with_flag(ds0.add, [&](auto add0) {
+    with_flag(ds1.data != nullptr, [&](auto two) {
+      with_flag(ds1.add, [&](auto add1) {
+        constexpr bool kAdd0 = decltype(add0)::value, kTwo = decltype(two)::value, kAdd1 = decltype(add1)::value;
+        const auto rows_of_thread = [&](std::size_t t, std::size_t nt) {  // thread t of nt
+          float* pw = sums ? partial.data() + t * 2 * d : nullptr;  // (D)
+          float* pb = sums ? pw + d : nullptr;                      // (D)
+          const std::size_t end = rows * (t + 1) / nt;
+          for (std::size_t r = rows * t / nt; r < end; r += 2) {
+            if (r + 1 < end) {
+              backward_rows<2, kAdd0, kTwo, kAdd1>(s, dy, r, d, w, mean, rstd, pw, pb, ds0.data, ds1.data);
+            } else {
+              backward_rows<1, kAdd0, kTwo, kAdd1>(s, dy, r, d, w, mean, rstd, pw, pb, ds0.data, ds1.data);
+            }
+          }
+        };
+        if (threads == 1) {
+          rows_of_thread(0, 1);
+        } else {
 #pragma omp parallel num_threads(threads)
-    rows_of_thread(static_cast<std::size_t>(omp_get_thread_num()), static_cast<std::size_t>(omp_get_num_threads()));
-  }
+          rows_of_thread(static_cast<std::size_t>(omp_get_thread_num()),
+                         static_cast<std::size_t>(omp_get_num_threads()));
+        }
+      });
+    });
+  });
   if (!sums) return;
   for (int t = 0; t < threads; ++t) {
     const float* pw = partial.data() + static_cast<std::size_t>(t) * 2 * d;

@@ -85,13 +85,22 @@ Tensor layer_norm_of(const char* op, const Tensor& x, const Tensor& residual, co
   //   ds = rstd (g - mean(g) - xhat mean(g xhat)),  dweight = sum_rows dy xhat,  dbias = sum_rows dy;
   // x and the residual both receive ds.
   return record(op, std::move(out), inputs, [s, w_saved, stats, rows, d, add, weight_input, bias_input](BackwardContext& ctx) {
-    const bool need_s = ctx.needs_grad(0) || (add && ctx.needs_grad(1));
     const bool need_w = weight_input != 0 && ctx.needs_grad(weight_input);
     const bool need_b = bias_input != 0 && ctx.needs_grad(bias_input);
     const std::vector<float> ones(w_saved ? 0 : d, 1.f);
     const float* w = w_saved ? w_saved->data() : ones.data();  // (D)
-    Array ds, dweight, dbias;
-    if (need_s) ds = Array::from_shape(s->shape());
+    // ds goes straight into x's and the residual's gradients, added to what they hold already.
+    const auto target = [&](std::size_t input) {
+      kernels::RowsGrad grad;
+      if (!ctx.needs_grad(input)) return grad;
+      float beta = 0.f;
+      grad.data = ctx.grad_target(input, beta).data();
+      grad.add = beta != 0.f;
+      return grad;
+    };
+    const kernels::RowsGrad ds_x = target(0);
+    const kernels::RowsGrad ds_residual = add ? target(1) : kernels::RowsGrad{};
+    Array dweight, dbias;
     if (need_w || need_b) {
       dweight = Array::from_shape({d});
       dbias = Array::from_shape({d});
@@ -99,13 +108,8 @@ Tensor layer_norm_of(const char* op, const Tensor& x, const Tensor& residual, co
       dbias.fill(0.f);
     }
     kernels::layer_norm_backward(s->data(), ctx.grad_output().data(), rows, d, w, stats->mean.data(),
-                                 stats->rstd.data(), need_s ? ds.data() : nullptr, need_w ? dweight.data() : nullptr,
+                                 stats->rstd.data(), ds_x, ds_residual, need_w ? dweight.data() : nullptr,
                                  need_b ? dbias.data() : nullptr);
-    if (add && ctx.needs_grad(1)) {
-      if (ctx.needs_grad(0)) ctx.accumulate(1, ds);  // a copy: x takes ds itself below
-      else ctx.accumulate(1, std::move(ds));
-    }
-    if (ctx.needs_grad(0)) ctx.accumulate(0, std::move(ds));
     if (need_w) ctx.accumulate(weight_input, std::move(dweight));
     if (need_b) ctx.accumulate(bias_input, std::move(dbias));
   });

@@ -538,6 +538,33 @@ TEST_CASE("add_layer_norm is layer_norm(x + residual), forward and backward, bit
   CHECK(gradcheck([](const std::vector<Tensor>& in) { return add_layer_norm(in[0], in[0], in[1], in[2]); }, {x, w, b}));
 }
 
+TEST_CASE("layer_norm and add_layer_norm add their input gradients to what those already hold") {
+  for (const Shape shape : {Shape{2, 3, 5}, Shape{64, 1024}}) {  // small, and large enough for the threads
+    Tensor x = randn(shape).set_requires_grad(true), r = randn(shape).set_requires_grad(true);
+    Tensor w = normal({shape.back()}, 1.f, 0.5f).set_requires_grad(true);
+    Tensor x2 = Tensor(x.value()).set_requires_grad(true), r2 = Tensor(r.value()).set_requires_grad(true);
+    Tensor w2 = Tensor(w.value()).set_requires_grad(true);
+    Tensor dy = randn(shape), c = randn(shape);
+    // x and r feed another op too, whose backward runs first (it is recorded last): the layer
+    // norm's part arrives in gradients that hold that op's already.
+    Tensor fused = add_layer_norm(x, r, w) + layer_norm(x) + r * c;
+    Tensor plain = layer_norm(x2 + r2, w2) + layer_norm(x2) + r2 * c;
+    REQUIRE(fused.value() == plain.value());
+    fused.backward(dy);
+    plain.backward(dy);
+    CHECK(x.grad().value() == x2.grad().value());
+    CHECK(r.grad().value() == r2.grad().value());
+    CHECK(w.grad().value() == w2.grad().value());
+    // A second backward adds to the leaves' gradients: twice the first, exactly.
+    Tensor x3 = Tensor(x.value()).set_requires_grad(true), r3 = Tensor(r.value()).set_requires_grad(true);
+    add_layer_norm(x3, r3, w).backward(dy);
+    const Array x_once = x3.grad().value(), r_once = r3.grad().value();
+    add_layer_norm(x3, r3, w).backward(dy);
+    CHECK(x3.grad().value() == Array(2.f * x_once));
+    CHECK(r3.grad().value() == Array(2.f * r_once));
+  }
+}
+
 TEST_CASE("add_layer_norm rejects a residual of another shape, or none") {
   Tensor x = randn({2, 4});
   CHECK_THROWS_WITH_AS(add_layer_norm(x, randn({2, 5})),
