@@ -135,6 +135,13 @@ Array& BackwardContext::grad_target(std::size_t input, float& beta) {
   return target;
 }
 
+kernels::GradOut BackwardContext::grad_out(std::size_t input) {
+  if (!needs_grad(input)) return {};
+  float beta = 0.f;
+  float* data = grad_target(input, beta).data();
+  return {data, beta != 0.f};
+}
+
 // --- recording -----------------------------------------------------------------------------------
 
 namespace detail {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <xgrad/autograd/tensor.hpp>
+#include <xgrad/kernels/grad_out.hpp>
 
 namespace xgrad {
 
@@ -89,6 +90,9 @@ class BackwardContext {
   /// element (GEMM's beta): on the first contribution the buffer is left unfilled and beta is 0,
   /// afterwards it holds the gradient so far and beta is 1. Saves grad_buffer's zero-fill.
   Array& grad_target(std::size_t input, float& beta);
+  /// grad_target for a kernel that puts its result into every element itself (kernels::GradOut:
+  /// written the first time, added to afterwards); null data when input i needs no gradient.
+  kernels::GradOut grad_out(std::size_t input);
 
  private:
   Array& slot(std::size_t input, bool& first);

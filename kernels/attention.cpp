@@ -484,7 +484,7 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
 
 void attention_backward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
                         const AttentionMasks& masks, const AttentionDropout* dropout, const SoftmaxRowStats* stats,
-                        const float* probs, const float* dout, float* dq, float* dk, float* dv) {
+                        const float* probs, const float* dout, GradOut dq, GradOut dk, GradOut dv) {
   const std::size_t heads = d.B * d.H, block = d.T * d.S;
   const auto make_scratch = [&] { return Scratch(d, dropout != nullptr, true); };
   parallel_for_with(heads, parallel_heads(d), make_scratch, [&](std::size_t bh, Scratch& scratch) {
@@ -502,28 +502,33 @@ void attention_backward(const AttentionShape& d, float scale, const float* q, co
     const float* W = dropped_weights(d, dropout, bh, P, scratch);
     const float* M = dropout ? scratch.keep.data() : nullptr;
     const float* dO = dout + o_off;  // (T, dv), row stride H*dv
-    if (dv) small_gemm(d.S, d.dv, d.T, 1.f, W, 1, d.S, dO, d.v_ld(), true, dv + v_off, d.v_ld());  // dV += W^T dO
-    if (!dq && !dk) return;
-    // dP (T, S) = dO V^T
-    float* dP = scratch.grad.data();
-    float* VT = scratch.transposed.data();  // (dv, S)
-    transpose(v + v_off, d.S, d.dv, d.v_ld(), VT);
-    small_gemm(d.T, d.S, d.dv, 1.f, dO, d.v_ld(), 1, VT, d.S, false, dP, d.S);
-    // dS = P o (dP o keep - rowsum(dP o keep o P)), in place of dP
-    for (std::size_t t = 0; t < d.T; ++t) {
-      float* g = dP + t * d.S;
-      const float* p = P + t * d.S;
-      if (M) {
-        const float* m = M + t * d.S;
+    if (dq.data || dk.data) {
+      // dP (T, S) = dO V^T
+      float* dP = scratch.grad.data();
+      float* VT = scratch.transposed.data();  // (dv, S)
+      transpose(v + v_off, d.S, d.dv, d.v_ld(), VT);
+      small_gemm(d.T, d.S, d.dv, 1.f, dO, d.v_ld(), 1, VT, d.S, false, dP, d.S);
+      // dS = P o (dP o keep - rowsum(dP o keep o P)), in place of dP
+      for (std::size_t t = 0; t < d.T; ++t) {
+        float* g = dP + t * d.S;
+        const float* p = P + t * d.S;
+        if (M) {
+          const float* m = M + t * d.S;
 #pragma omp simd
-        for (std::size_t s = 0; s < d.S; ++s) g[s] *= m[s];
+          for (std::size_t s = 0; s < d.S; ++s) g[s] *= m[s];
+        }
+        const float total = row_dot(g, p, d.S);
+#pragma omp simd
+        for (std::size_t s = 0; s < d.S; ++s) g[s] = p[s] * (g[s] - total);
       }
-      const float total = row_dot(g, p, d.S);
-#pragma omp simd
-      for (std::size_t s = 0; s < d.S; ++s) g[s] = p[s] * (g[s] - total);
+      if (dq.data) {  // dQ = scale dS K
+        small_gemm(d.T, d.dk, d.S, scale, dP, d.S, 1, k + k_off, d.q_ld(), dq.add, dq.data + q_off, d.q_ld());
+      }
+      if (dk.data) {  // dK = scale dS^T Q
+        small_gemm(d.S, d.dk, d.T, scale, dP, 1, d.S, q + q_off, d.q_ld(), dk.add, dk.data + k_off, d.q_ld());
+      }
     }
-    if (dq) small_gemm(d.T, d.dk, d.S, scale, dP, d.S, 1, k + k_off, d.q_ld(), true, dq + q_off, d.q_ld());  // dQ += dS K
-    if (dk) small_gemm(d.S, d.dk, d.T, scale, dP, 1, d.S, q + q_off, d.q_ld(), true, dk + k_off, d.q_ld());  // dK += dS^T Q
+    if (dv.data) small_gemm(d.S, d.dv, d.T, 1.f, W, 1, d.S, dO, d.v_ld(), dv.add, dv.data + v_off, d.v_ld());  // dV = W^T dO
   });
 }
 

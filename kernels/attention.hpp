@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include <xgrad/core/philox.hpp>
+#include <xgrad/kernels/grad_out.hpp>
 #include <xgrad/kernels/softmax.hpp>
 
 namespace xgrad::kernels {
@@ -44,15 +45,19 @@ void attention_forward(const AttentionShape& d, float scale, const float* q, con
                        const AttentionMasks& masks, const AttentionDropout* dropout, SoftmaxRowStats* stats,
                        float* probs, float* out);
 
-/// Accumulates into each gradient not null, with the same inputs, masks and dropout as the forward
-/// and its stats: with W = P o keep and dO = dout (B, T, H*dv),
-///   dV += W^T dO,  dS = P o (dP o keep - rowsum(dP o keep o P)) where dP = dO V^T,
-///   dQ += scale dS K,  dK += scale dS^T Q.
-/// P is read from probs (B, H, T, S) when not null, else made again one (batch, head) block at a
-/// time from the scores and the stats, bit for bit the forward's; keep is drawn again per block.
+/// The gradients wanted of q, k and v, with the same inputs, masks and dropout as the forward and
+/// its stats: with W = P o keep and dO = dout (B, T, H*dv),
+///   dS = P o (dP o keep - rowsum(dP o keep o P)) where dP = dO V^T,
+///   dQ = scale dS K,  dK = scale dS^T Q,  dV = W^T dO,
+/// each written or added to (GradOut), block by block in that order on the thread that made it:
+/// gradients that are one array (q, k or v the same tensor) take the first as written and the
+/// others as added. Key rows past S (of S_stored) get nothing: an array written must be zeroed
+/// there first. P is read from probs (B, H, T, S) when not null, else made again one (batch, head)
+/// block at a time from the scores and the stats, bit for bit the forward's; keep is drawn again
+/// per block.
 void attention_backward(const AttentionShape& d, float scale, const float* q, const float* k, const float* v,
                         const AttentionMasks& masks, const AttentionDropout* dropout, const SoftmaxRowStats* stats,
-                        const float* probs, const float* dout, float* dq, float* dk, float* dv);
+                        const float* probs, const float* dout, GradOut dq, GradOut dk, GradOut dv);
 
 /// One query row (H heads side by side) over keys gathered row by row (a decoder's cache):
 /// out (H*dv) = sum_s w_hs v_s per head, w_h = softmax(scale q_h . k_hs), with k_s = keys[s]

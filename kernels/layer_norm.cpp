@@ -156,7 +156,7 @@ void layer_norm_forward(const float* x, const float* residual, float* sum, std::
 }
 
 void layer_norm_backward(const float* s, const float* dy, std::size_t rows, std::size_t d, const float* w,
-                         const float* mean, const float* rstd, RowsGrad ds0, RowsGrad ds1, float* dw, float* db) {
+                         const float* mean, const float* rstd, GradOut ds0, GradOut ds1, float* dw, float* db) {
   if (!ds0.data) std::swap(ds0, ds1);  // a single target goes first
   // Rows are split into one contiguous range per thread; each thread sums its rows' dweight and
   // dbias into its own slice of `partial`, added up afterwards.

@@ -90,16 +90,7 @@ Tensor layer_norm_of(const char* op, const Tensor& x, const Tensor& residual, co
     const std::vector<float> ones(w_saved ? 0 : d, 1.f);
     const float* w = w_saved ? w_saved->data() : ones.data();  // (D)
     // ds goes straight into x's and the residual's gradients, added to what they hold already.
-    const auto target = [&](std::size_t input) {
-      kernels::RowsGrad grad;
-      if (!ctx.needs_grad(input)) return grad;
-      float beta = 0.f;
-      grad.data = ctx.grad_target(input, beta).data();
-      grad.add = beta != 0.f;
-      return grad;
-    };
-    const kernels::RowsGrad ds_x = target(0);
-    const kernels::RowsGrad ds_residual = add ? target(1) : kernels::RowsGrad{};
+    const kernels::GradOut ds_x = ctx.grad_out(0), ds_residual = add ? ctx.grad_out(1) : kernels::GradOut{};
     Array dweight, dbias;
     if (need_w || need_b) {
       dweight = Array::from_shape({d});

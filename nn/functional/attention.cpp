@@ -4,10 +4,12 @@
 // sequence the backward keeps only each row's softmax statistics and makes the weights again.
 #include <xgrad/nn/functional.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -148,9 +150,18 @@ AttentionResult scaled_dot_product_attention(const Tensor& q_in, const Tensor& k
   auto q_saved = q.saved(), k_saved = k.saved(), v_saved = v.saved();
   result.output = record("scaled_dot_product_attention", std::move(out), {q, k, v},
                          [d, scale, stats, probs, dropout, attn_mask, key_padding, q_saved, k_saved, v_saved](BackwardContext& ctx) {
-    float* dq = ctx.needs_grad(0) ? ctx.grad_buffer(0).data() : nullptr;
-    float* dk = ctx.needs_grad(1) ? ctx.grad_buffer(1).data() : nullptr;
-    float* dv = ctx.needs_grad(2) ? ctx.grad_buffer(2).data() : nullptr;
+    // Straight into the gradients, in the order the kernel puts them (q, k, v the same tensor
+    // share one array: the first put writes it).
+    kernels::GradOut dq = ctx.grad_out(0), dk = ctx.grad_out(1), dv = ctx.grad_out(2);
+    if (d.S < d.S_stored) {  // keys past num_keys get no gradient from the kernel: zeros
+      const std::pair<kernels::GradOut*, std::size_t> unused_keys[] = {{&dk, d.q_ld()}, {&dv, d.v_ld()}};
+      for (const auto& [grad, width] : unused_keys) {
+        if (grad->data && !grad->add) {
+          std::fill_n(grad->data, d.B * d.S_stored * width, 0.f);
+          grad->add = true;
+        }
+      }
+    }
     kernels::attention_backward(d, scale, q_saved->data(), k_saved->data(), v_saved->data(),
                                 masks_of(attn_mask.get(), key_padding.get()),
                                 dropout ? &*dropout : nullptr, stats ? stats->data() : nullptr,

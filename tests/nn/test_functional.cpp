@@ -314,6 +314,36 @@ TEST_CASE("attention: self-attention with q, k and v the same tensor, gradcheck"
                   {x}));
 }
 
+TEST_CASE("attention adds its gradients to what q, k and v hold already, alone or as one tensor") {
+  for (const Shape shape : {Shape{2, 3, 4}, Shape{4, 64, 32}}) {  // small, and long enough for the threads
+    CAPTURE(shape_str(shape));
+    Tensor q = param(shape, 31), k = param(shape, 32), v = param(shape, 33);
+    F::AttentionOptions options;
+    options.attn_mask = F::causal_mask(shape[1]);
+    const auto attention = [&](const Tensor& a, const Tensor& b, const Tensor& c) {
+      return sum(F::scaled_dot_product_attention(a, b, c, 2, options).output);
+    };
+    attention(q, k, v).backward();  // alone: the attention's part of each gradient
+    const std::vector<Array> part = {q.grad().value(), k.grad().value(), v.grad().value()};
+    // q, k and v also feed sums recorded after the attention, whose backward runs first: each
+    // gradient holds ones when the attention's part arrives.
+    Tensor q2 = param(shape, 31), k2 = param(shape, 32), v2 = param(shape, 33);
+    const Tensor attended = attention(q2, k2, v2);
+    const Tensor others = sum(q2) + sum(k2) + sum(v2);
+    (attended + others).backward();
+    const std::vector<Array> with_ones = {q2.grad().value(), k2.grad().value(), v2.grad().value()};
+    for (std::size_t i = 0; i < 3; ++i) {
+      CAPTURE(i);
+      CHECK(xt::allclose(with_ones[i], part[i] + 1.f, 1e-6, 1e-6));  // a GEMM's sums may start from the ones
+    }
+    // One tensor as q, k and v: the three parts add up in one gradient, as attention on copies.
+    Tensor x = param(shape, 34), xq = param(shape, 34), xk = param(shape, 34), xv = param(shape, 34);
+    attention(x, x, x).backward();
+    attention(xq, xk, xv).backward();
+    CHECK(xt::allclose(x.grad().value(), xq.grad().value() + xk.grad().value() + xv.grad().value(), 1e-5, 1e-6));
+  }
+}
+
 TEST_CASE("attention: dropout on the weights is seeded, inverted, and gradchecked with its mask fixed") {
   Tensor q = param({2, 3, 4}, 11), k = param({2, 5, 4}, 12), v = param({2, 5, 4}, 13);
   auto run = [&](Inputs in, std::uint64_t seed) {
