@@ -72,6 +72,11 @@ Node::~Node() {
 
 // --- BackwardContext -----------------------------------------------------------------------------
 
+Array BackwardContext::take_grad_output() {
+  if (node_.given_grad) return *node_.given_grad;
+  return std::move(node_.grad);
+}
+
 bool BackwardContext::needs_grad(std::size_t input) const {
   return input < node_.inputs.size() && node_.inputs[input].needs_grad();
 }

@@ -78,6 +78,10 @@ class BackwardContext {
   const char* op() const { return node_.name; }
   /// d(loss)/d(output), of the output's shape.
   const Array& grad_output() const { return node_.given_grad ? *node_.given_grad : node_.grad; }
+  /// The output gradient itself, for a backward that passes it on unchanged or under another
+  /// shape: moved out of the record when the record holds it, copied when the caller does (the
+  /// gradient a backward starts from). grad_output() is empty afterwards.
+  Array take_grad_output();
   /// Whether input i needs a gradient at all (skip computing the ones nobody needs).
   bool needs_grad(std::size_t input) const;
   /// Adds `grad` to input i's gradient. Its shape must be the input's: a mismatch throws an

@@ -35,14 +35,17 @@ Tensor add(const Tensor& a, const Tensor& b) {
     out = a.value() + b.value();
   }
   return record("add", std::move(out), {a, b}, [a_shape, b_shape](BackwardContext& ctx) {
-    if (ctx.needs_grad(0)) ctx.accumulate(0, sum_to_shape(ctx.grad_output(), a_shape));
-    if (ctx.needs_grad(1)) ctx.accumulate(1, sum_to_shape(ctx.grad_output(), b_shape));
+    // The last input that needs it takes the output gradient itself.
+    if (ctx.needs_grad(0)) {
+      ctx.accumulate(0, sum_to_shape(ctx.needs_grad(1) ? ctx.grad_output() : ctx.take_grad_output(), a_shape));
+    }
+    if (ctx.needs_grad(1)) ctx.accumulate(1, sum_to_shape(ctx.take_grad_output(), b_shape));
   });
 }
 
 Tensor add(const Tensor& a, float b) {
   Array out = a.value() + b;
-  return record("add", std::move(out), {a}, [](BackwardContext& ctx) { ctx.accumulate(0, ctx.grad_output()); });
+  return record("add", std::move(out), {a}, [](BackwardContext& ctx) { ctx.accumulate(0, ctx.take_grad_output()); });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {

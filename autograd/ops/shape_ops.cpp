@@ -84,7 +84,7 @@ Tensor reshaped(const char* op, const Tensor& x, const Shape& shape) {
   y.reshape(shape);
   Shape x_shape = x.shape();
   return record(op, std::move(y), {x}, [x_shape](BackwardContext& ctx) {
-    Array g = ctx.grad_output();
+    Array g = ctx.take_grad_output();
     g.reshape(x_shape);
     ctx.accumulate(0, std::move(g));
   });

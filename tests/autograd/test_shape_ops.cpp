@@ -486,3 +486,24 @@ TEST_CASE("large slice backward and cat use the parallel kernels correctly") {
   CHECK(values(narrow(c, 1, 300, 200)) == values(q));
   CHECK(values(expand(unsqueeze(q, 0), {3, -1, -1, -1})) == values(cat({q, q, q})));
 }
+
+TEST_CASE("reshape and add pass their output gradient on: the caller's stays as it was, the graph's is not copied") {
+  Tensor x = randn({2, 6}).set_requires_grad(true), b = randn({2, 6}).set_requires_grad(true);
+  // A backward that starts at the reshape reads the caller's gradient: it is copied, not taken.
+  Tensor g = randn({3, 4});
+  const Array g_before = g.value();
+  reshape(x, {3, 4}).backward(g);
+  CHECK(g.value() == g_before);
+  CHECK(x.grad().value() == Array(xt::reshape_view(g_before, {2, 6})));
+  // Inside the graph: x + b's gradient reaches both inputs, then flows on through the reshapes.
+  x.zero_grad();
+  Tensor y = reshape(add(reshape(x, {12}), reshape(b, {12})), {4, 3});
+  Tensor dy = randn({4, 3});
+  y.backward(dy);
+  CHECK(x.grad().value() == Array(xt::reshape_view(dy.value(), {2, 6})));
+  CHECK(b.grad().value() == Array(xt::reshape_view(dy.value(), {2, 6})));
+  const Array d2 = xt::reshape_view(dy.value(), {2, 6});
+  x.zero_grad();
+  reshape(add(x, x), {4, 3}).backward(dy);  // one tensor as both inputs: both parts arrive
+  CHECK(x.grad().value() == Array(2.f * d2));
+}
