@@ -66,14 +66,14 @@ void columns(const float* x, std::size_t rows, std::size_t in, const float* w, f
 }
 
 /// The schedule of both skinny kernels: W's `out` rows (of `in` elements of type T) in tasks of
-/// kBlock over the threads above kParallelProducts; within a task, kCols rows at a time through
+/// kBlock over the threads when split_product says so; within a task, kCols rows at a time through
 /// columns(o, kCols), then the rest one by one through columns(o, 1). W streams from memory once:
 /// the rows two register blocks ahead are asked for while these are multiplied.
 template <class T, class Columns>
 void over_weight_rows(const T* w, std::size_t rows, std::size_t in, std::size_t out, Columns&& columns) {
   constexpr std::size_t kBlock = 64, kLine = 64 / sizeof(T);  // rows of W per task; elements per cache line
   const std::size_t blocks = (out + kBlock - 1) / kBlock;
-  parallel_for(blocks, rows * in * out > kParallelProducts, [&](std::size_t block_index) {
+  parallel_for(blocks, split_product(rows * in * out), [&](std::size_t block_index) {
     const std::size_t begin = block_index * kBlock, end = std::min(out, begin + kBlock);
     std::size_t o = begin;
     for (; o + kCols <= end; o += kCols) {

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <xgrad/kernels/team.hpp>
+
 namespace xgrad::kernels {
 
 /// Rows of x up to which skinny_linear beats the GEMM library (measured: bench_gemm --skinny).
@@ -20,8 +22,18 @@ constexpr std::size_t kSkinnyRows = 8;
 /// one; split only above 2^20, at 1.0x, while batch 32's products (2^21 and more) still gain.
 constexpr std::size_t kParallelProducts = std::size_t{1} << 20;
 
+/// The same inside with_team (kernels/team.hpp), where handing a part to another thread costs a
+/// cache line each way, not a region.
+constexpr std::size_t kTeamProducts = std::size_t{1} << 15;
+
+/// Whether a few-row product of this many multiply-adds goes over the threads: above
+/// kTeamProducts in a team, else above kParallelProducts.
+inline bool split_product(std::size_t multiply_adds) {
+  return multiply_adds > (team_size() > 1 ? kTeamProducts : kParallelProducts);
+}
+
 /// y (rows, out) += x (rows, in) W^T, W (out, in) row-major, every matrix dense. Blocks of W's
-/// rows over the threads above kParallelProducts.
+/// rows over the threads when split_product says so.
 void skinny_linear(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out, float* y);
 
 /// skinny_linear under bf16 autocast, W given as bf16 bits (a layer's bf16 copy, kernels::to_bf16),

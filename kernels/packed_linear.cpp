@@ -110,7 +110,7 @@ void pack_weight(const float* w, std::size_t out, std::size_t in, float* packed)
 }
 
 void packed_linear(const float* x, std::size_t rows, std::size_t in, const float* packed, std::size_t out, float* y) {
-  parallel_for(panels_of(out), rows * in * out > kParallelProducts, [&](std::size_t p) {
+  parallel_for(panels_of(out), split_product(rows * in * out), [&](std::size_t p) {
     const std::size_t cols = std::min(kPanel, out - p * kPanel);
     const float* panel = packed + p * in * kPanel;
     float* y_panel = y + p * kPanel;

@@ -17,7 +17,7 @@ std::size_t packed_weight_size(std::size_t out, std::size_t in);
 void pack_weight(const float* w, std::size_t out, std::size_t in, float* packed);
 
 /// y (rows, out) += x (rows, in) W^T with W given packed (pack_weight), x and y dense. Panels over
-/// the threads above kParallelProducts (linear.hpp).
+/// the threads when split_product says so (linear.hpp).
 void packed_linear(const float* x, std::size_t rows, std::size_t in, const float* packed, std::size_t out, float* y);
 
 }  // namespace xgrad::kernels

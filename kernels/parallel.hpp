@@ -9,6 +9,8 @@
 
 #include <omp.h>
 
+#include <xgrad/kernels/team.hpp>
+
 namespace xgrad::kernels {
 
 /// Work (in elements) below which a kernel stays on one thread: a parallel region costs a few
@@ -25,11 +27,21 @@ inline bool use_threads(bool worth_it) { return worth_it && omp_get_max_threads(
 
 /// Runs body(i, local) for i in [0, n), local = make_local() made once on each thread of the
 /// region (what the thread keeps for itself: its scratch buffers): over the OpenMP threads (a
-/// static schedule) when use_threads(parallel), else in order on this thread, with no parallel
-/// region and one local.
+/// static schedule) when use_threads(parallel), or over the team this thread leads (with_team,
+/// kernels/team.hpp) when `parallel`; else in order on this thread, with no parallel region and
+/// one local.
 template <class MakeLocal, class Body>
 void parallel_for_with(std::size_t n, bool parallel, MakeLocal&& make_local, Body&& body) {
   const auto count = static_cast<std::int64_t>(n);
+  if (parallel && n > 1 && team_size() > 1) {  // inside with_team: the team's threads, no region
+    team_for([&](std::size_t t, std::size_t threads) {
+      const std::size_t begin = n * t / threads, end = n * (t + 1) / threads;
+      if (begin == end) return;
+      auto local = make_local();
+      for (std::size_t i = begin; i < end; ++i) body(i, local);
+    });
+    return;
+  }
   if (!use_threads(parallel && n > 1)) {
     auto local = make_local();
     for (std::int64_t i = 0; i < count; ++i) body(static_cast<std::size_t>(i), local);

@@ -17,8 +17,10 @@
 #include <xgrad/autograd/ops/shape_ops.hpp>
 #include <xgrad/core/shape.hpp>
 #include <xgrad/autograd/tape.hpp>
+#include <xgrad/kernels/linear.hpp>
 #include <xgrad/kernels/parallel.hpp>
 #include <xgrad/kernels/softmax.hpp>
+#include <xgrad/kernels/team.hpp>
 #include <xgrad/kernels/top_n.hpp>
 #include <xgrad/models/sampling.hpp>
 #include <xgrad/nn/functional.hpp>
@@ -229,7 +231,22 @@ void TransformerDecoding::reorder(const std::vector<std::size_t>& rows) {
   else refeed_->reorder(rows);
 }
 
+bool TransformerDecoding::small_steps(std::size_t rows) const { return cached_ && rows <= kernels::kSkinnyRows; }
+
 // --- the strategies, over any DecoderState ---------------------------------------------------------
+
+namespace {
+
+/// Runs a strategy's steps after the first: in a team of the threads (kernels::with_team) when
+/// the decoder says they are small, few rows through a cache, whose products then split over the
+/// threads without a parallel region each. The first step (a prompt, the memory's keys and
+/// values) runs before, on the whole machine.
+void in_team(bool small_steps, const std::function<void()>& steps) {
+  if (small_steps) kernels::with_team(steps);
+  else steps();
+}
+
+}  // namespace
 
 Indices decode_tokens(DecoderState& decoder, std::size_t batch, std::size_t vocab, std::int64_t eos_id,
                       std::int64_t pad, std::size_t max_len,
@@ -245,8 +262,8 @@ Indices decode_tokens(DecoderState& decoder, std::size_t batch, std::size_t voca
   std::iota(row_of.begin(), row_of.end(), std::size_t{0});
   Indices fed = Indices::from_shape({batch});  // (rows)
   std::size_t steps = 0;
-  for (; steps < max_len; ++steps) {
-    if (std::all_of(done.begin(), done.end(), [](bool b) { return b; })) break;
+  const auto advance = [&] {  // one step; false (and none taken) once every row is done
+    if (std::all_of(done.begin(), done.end(), [](bool b) { return b; })) return false;
     const Array logits = steps == 0 ? decoder.start() : decoder.step(fed);  // (rows, V)
     std::size_t rows = 0, finished_rows = 0;
     for (std::size_t b = 0; b < batch; ++b) {
@@ -275,6 +292,14 @@ Indices decode_tokens(DecoderState& decoder, std::size_t batch, std::size_t voca
       for (std::size_t i = 0; i < kept.size(); ++i) kept_fed(i) = fed(kept[i]);
       fed = std::move(kept_fed);
     }
+    ++steps;
+    return true;
+  };
+  if (max_len > 0 && advance()) {
+    in_team(decoder.small_steps(batch), [&] {
+      while (steps < max_len && advance()) {
+      }
+    });
   }
   Indices result = Indices::from_shape({batch, steps});  // (B, L)
   for (std::size_t b = 0; b < batch; ++b) std::copy_n(out[b].data(), steps, result.data() + b * steps);
@@ -405,7 +430,8 @@ std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::siz
   std::vector<Candidate> candidates, extensions;
   std::vector<std::size_t> counts;
   std::vector<const Beam*> beams;
-  for (std::size_t step = 0; step < max_len && !active.empty(); ++step) {
+  std::size_t step = 0;
+  const auto advance = [&] {  // one step; false once no source is left
     const Array logits = step == 0 ? decoder.start() : decoder.step(fed);  // (A * width, V)
     std::vector<std::size_t> rows;           // the decoder row each next beam continues
     std::vector<std::int64_t> next_tokens;   // and the token it feeds
@@ -458,11 +484,19 @@ std::vector<std::vector<Hypothesis>> beam_search(DecoderState& decoder, std::siz
       still_active.push_back(b);
     }
     active = std::move(still_active);
-    if (active.empty()) break;
+    ++step;
+    if (active.empty()) return false;
     decoder.reorder(rows);
     width = k;
     fed = Indices::from_shape({rows.size()});
     std::copy(next_tokens.begin(), next_tokens.end(), fed.begin());
+    return true;
+  };
+  if (max_len > 0 && !active.empty() && advance()) {
+    in_team(decoder.small_steps(active.size() * k), [&] {
+      while (step < max_len && advance()) {
+      }
+    });
   }
 
   const std::size_t n = std::min(k, options.n_best);

@@ -32,6 +32,10 @@ class DecoderState {
   virtual Array step(const Indices& tokens) = 0;
   /// Row i continues row rows[i] (rows may repeat, be fewer or more): the batch becomes rows.size().
   virtual void reorder(const std::vector<std::size_t>& rows) = 0;
+  /// Whether step() on `rows` rows is small work (a few rows through a KV cache, products that
+  /// stream the weights in microseconds): the strategies then run the steps after start() in a
+  /// team of the threads (kernels::with_team), which splits them without a parallel region each.
+  virtual bool small_steps(std::size_t rows) const { return false; }
 };
 
 /// The decoder run one position at a time, each layer by its own forward_step. Per layer it
@@ -84,6 +88,7 @@ class TransformerDecoding : public DecoderState {
   Array start() override;
   Array step(const Indices& tokens) override;
   void reorder(const std::vector<std::size_t>& rows) override;
+  bool small_steps(std::size_t rows) const override;  // with the KV cache, up to kernels::kSkinnyRows
 
  private:
   struct Refeed;

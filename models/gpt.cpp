@@ -18,6 +18,7 @@
 #include <xgrad/models/checkpoint.hpp>
 #include <xgrad/models/config_json.hpp>
 #include <xgrad/models/sampling.hpp>
+#include <xgrad/kernels/linear.hpp>
 
 namespace xgrad::models {
 
@@ -214,6 +215,8 @@ Array GPTDecoding::step(const Indices& tokens) {
 void GPTDecoding::reorder(const std::vector<std::size_t>& rows) {
   for (nn::KVCache& layer : cache_.layers) layer.reorder(rows);
 }
+
+bool GPTDecoding::small_steps(std::size_t rows) const { return rows <= kernels::kSkinnyRows; }
 
 std::vector<std::vector<Hypothesis>> beam_search(const GPT& model, const Indices& prompt, std::int64_t eos_id,
                                                  std::size_t max_new_tokens, const BeamSearchOptions& options) {

@@ -117,6 +117,7 @@ class GPTDecoding : public DecoderState {
   Array start() override;
   Array step(const Indices& tokens) override;
   void reorder(const std::vector<std::size_t>& rows) override;
+  bool small_steps(std::size_t rows) const override;  // up to kernels::kSkinnyRows
 
  private:
   Array last_logits(const Indices& ids);  // (B, T) -> the last position's logits (B, V)

@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include <xgrad/kernels/linear.hpp>
+#include <xgrad/kernels/team.hpp>
 #include <xgrad/models/decoding.hpp>
 #include <xgrad/xgrad.hpp>
 
@@ -403,11 +404,15 @@ namespace {
 /// with a vocabulary wide enough for beam search to share its rows' work out over the threads.
 class HashDecoder : public DecoderState {
  public:
-  HashDecoder(std::size_t batch, std::size_t vocab) : vocab_(vocab), history_(batch) {
+  HashDecoder(std::size_t batch, std::size_t vocab, bool small = false)
+      : vocab_(vocab), history_(batch), small_(small) {
     for (std::size_t b = 0; b < batch; ++b) history_[b] = 1000003u * (b + 1);
   }
+  bool small_steps(std::size_t) const override { return small_; }
+  std::size_t steps_in_team = 0;  // steps run by a thread that leads a team
   Array start() override { return logits(); }
   Array step(const Indices& tokens) override {
+    steps_in_team += kernels::team_size() > 1;
     for (std::size_t b = 0; b < history_.size(); ++b) history_[b] = history_[b] * 6364136223846793005u + tokens(b) + 1;
     return logits();
   }
@@ -430,9 +435,51 @@ class HashDecoder : public DecoderState {
   }
   std::size_t vocab_;
   std::vector<std::uint64_t> history_;
+  bool small_;
 };
 
 }  // namespace
+
+TEST_CASE("decoding one sentence with the KV cache: the same tokens on one thread and in a team of two or three") {
+  // d_model 256: each step's products (256 x 256 and up, one or four rows) are large enough to
+  // split over a team of the threads (kernels::kTeamProducts); on one thread there is no team.
+  TransformerConfig c = TransformerConfig::preset("small", 300, 300);
+  c.num_encoder_layers = c.num_decoder_layers = 1;
+  c.dropout = 0.f;
+  c.max_len = 40;
+  Generator generator(17);
+  Transformer model(c, generator);
+  model.eval();
+  REQUIRE(c.d_model * c.d_model > kernels::kTeamProducts);
+  Indices src = Indices::from_shape({1, 9});
+  for (std::size_t i = 0; i < src.size(); ++i) src(0, i) = static_cast<std::int64_t>(3 + (i * 37) % 290);
+  TransformerDecoding decoding(model, src, kBos);
+  CHECK(decoding.small_steps(4));
+  CHECK_FALSE(decoding.small_steps(kernels::kSkinnyRows + 1));
+  CHECK_FALSE(TransformerDecoding(model, src, kBos, /*kv_cache=*/false).small_steps(1));
+  BeamSearchOptions options;
+  options.beam_size = 4;
+  options.n_best = 4;
+  const int threads = omp_get_max_threads();
+  std::vector<Indices> greedy;
+  std::vector<std::vector<std::vector<Hypothesis>>> beams;
+  for (const int t : {1, 2, 3}) {
+    omp_set_num_threads(t);
+    greedy.push_back(greedy_decode(model, src, kBos, kEos, 30));
+    beams.push_back(beam_search(model, src, kBos, kEos, 20, options));
+  }
+  omp_set_num_threads(threads);
+  CHECK(greedy[0].shape()[1] > 5);
+  for (std::size_t t = 1; t < greedy.size(); ++t) {
+    CAPTURE(t);
+    CHECK(greedy[t] == greedy[0]);
+    REQUIRE(beams[t][0].size() == beams[0][0].size());
+    for (std::size_t i = 0; i < beams[0][0].size(); ++i) {
+      CHECK(beams[t][0][i].tokens == beams[0][0][i].tokens);
+      CHECK(beams[t][0][i].log_prob == beams[0][0][i].log_prob);
+    }
+  }
+}
 
 TEST_CASE("beam_search: the same hypotheses on one thread and spread over two or three") {
   const std::size_t batch = 12, vocab = 1500;  // 48 rows of 1500 logits a step: over the threads
@@ -442,9 +489,12 @@ TEST_CASE("beam_search: the same hypotheses on one thread and spread over two or
   const int threads = omp_get_max_threads();
   std::vector<std::vector<std::vector<Hypothesis>>> runs;
   for (const int t : {1, 2, 3}) {
-    omp_set_num_threads(t);
-    HashDecoder decoder(batch, vocab);
-    runs.push_back(beam_search(decoder, batch, vocab, 7, 12, options));
+    for (const bool small : {false, true}) {  // small steps: after the first, in a team of the threads
+      omp_set_num_threads(t);
+      HashDecoder decoder(batch, vocab, small);
+      runs.push_back(beam_search(decoder, batch, vocab, 7, 12, options));
+      CHECK((decoder.steps_in_team > 0) == (small && t > 1));
+    }
   }
   omp_set_num_threads(threads);
   REQUIRE(runs[0].size() == batch);
