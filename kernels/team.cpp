@@ -1,15 +1,18 @@
 // with_team and team_for: a generation counter the leader bumps to post a job (or the end), a
 // count of the helpers done with it, each on its own cache line; helpers spin on the first, the
-// leader on the second.
+// leader on the second, yielding the core once a wait grows long.
 #include <xgrad/kernels/team.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <thread>
 
 #include <immintrin.h>
 #include <omp.h>
+#include <sched.h>
 
 namespace xgrad::kernels {
 
@@ -33,12 +36,23 @@ struct Team {
 
 thread_local Team* led = nullptr;  // the team this thread leads
 
+/// Spins until ready(), pausing; after a few thousand rounds it yields the core at each, so that
+/// more threads than cores (or a busy machine) wait for a descheduled thread a time slice, not
+/// several.
+template <class Ready>
+void wait_until(Ready&& ready) {
+  for (unsigned round = 0; !ready(); ++round) {
+    if (round < 4096) _mm_pause();
+    else std::this_thread::yield();
+  }
+}
+
 /// A helper: runs its part of each job posted, until the end.
 void help(Team& team, std::size_t t) {
   std::uint64_t seen = 0;
   for (;;) {
-    std::uint64_t posted;
-    while ((posted = team.generation.load(std::memory_order_acquire)) == seen) _mm_pause();
+    std::uint64_t posted = seen;
+    wait_until([&] { return (posted = team.generation.load(std::memory_order_acquire)) != seen; });
     seen = posted;
     if (team.end) return;
     try {
@@ -52,8 +66,16 @@ void help(Team& team, std::size_t t) {
 
 }  // namespace
 
+std::size_t cores_available() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<std::size_t>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 void with_team(const std::function<void()>& f) {
-  if (led || omp_in_parallel() || omp_get_max_threads() < 2) {
+  const auto threads = static_cast<std::size_t>(omp_get_max_threads());
+  if (led || omp_in_parallel() || threads < 2 || threads > cores_available()) {
     f();
     return;
   }
@@ -98,7 +120,7 @@ void team_for(const std::function<void(std::size_t, std::size_t)>& part) {
   } catch (...) {
     error = std::current_exception();
   }
-  while (team.finished.load(std::memory_order_acquire) != team.size - 1) _mm_pause();
+  wait_until([&] { return team.finished.load(std::memory_order_acquire) == team.size - 1; });
   team.busy = false;
   if (!error && team.error) error = team.error;
   team.error = nullptr;
