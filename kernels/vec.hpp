@@ -264,10 +264,25 @@ inline float lanes_max(Vec v) {
 #endif
 }
 
-/// Lane i of v in every lane: a shuffle within the register, where v[i] would go through memory.
-inline Vec broadcast_lane(Vec v, std::size_t i) {
-  return __builtin_shuffle(v, IntVec{} + static_cast<std::int32_t>(i));
+/// Lane l of the result: v[index[l]], a permute within the register. GCC's __builtin_shuffle
+/// takes a variable index; Clang's shuffles take constants only, so there the permute
+/// instruction (AVX-512, AVX2) or lane by lane.
+inline Vec permute(Vec v, IntVec index) {
+#if !defined(__clang__)
+  return __builtin_shuffle(v, index);
+#elif defined(__AVX512F__)
+  return Vec(_mm512_permutexvar_ps(__m512i(index), __m512(v)));
+#elif defined(__AVX2__)
+  return Vec(_mm256_permutevar8x32_ps(__m256(v), __m256i(index)));
+#else
+  Vec r;
+  for (std::size_t l = 0; l < W; ++l) r[l] = v[index[l]];
+  return r;
+#endif
 }
+
+/// Lane i of v in every lane: a shuffle within the register, where v[i] would go through memory.
+inline Vec broadcast_lane(Vec v, std::size_t i) { return permute(v, IntVec{} + static_cast<std::int32_t>(i)); }
 
 /// Lane l of the result: op over the lanes of v whose index is l mod `stride` (a power of two
 /// dividing W): v combined with itself rotated by stride, 2 stride, ... lanes.
@@ -276,7 +291,7 @@ inline Vec lanes_fold(Vec v, std::size_t stride, Op op) {
   for (std::size_t step = stride; step < W; step *= 2) {
     IntVec rotation;
     for (std::size_t l = 0; l < W; ++l) rotation[l] = static_cast<std::int32_t>((l + step) % W);
-    v = op(v, __builtin_shuffle(v, rotation));
+    v = op(v, permute(v, rotation));
   }
   return v;
 }

@@ -123,7 +123,9 @@ TEST_CASE("gemm_bf16 equals the fp32 GEMM of bf16-rounded inputs: transposes, st
   const int max_threads = omp_get_max_threads();
   const std::size_t M = 37, K = 67, pad = 3;  // odd sizes, and rows with gaps
   // N = 200: on 2 and 3 threads the columns split over them (the third thread's block empty).
-  for (const auto& [N, threads] : {std::pair<std::size_t, int>{45, 1}, {200, 1}, {200, 2}, {200, 3}}) {
+  for (const auto& shape : {std::pair<std::size_t, int>{45, 1}, {200, 1}, {200, 2}, {200, 3}}) {
+    const std::size_t N = shape.first;  // not a structured binding: Clang 14 cannot capture one (CAPTURE)
+    const int threads = shape.second;
     omp_set_num_threads(threads);
     for (const bool trans_a : {false, true}) {
       for (const bool trans_b : {false, true}) {
