@@ -2,7 +2,6 @@
 // that sleeps, and non-blocking sums for data-parallel gradients.
 #include <xgrad/distributed/distributed.hpp>
 
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <mpi.h>
 
 #include <xgrad/core/error.hpp>
+#include <xgrad/kernels/team.hpp>
 
 namespace xgrad::distributed {
 
@@ -121,9 +121,7 @@ std::string host_name() {
 }
 
 int default_threads() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  const int allowed = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  const int allowed = static_cast<int>(kernels::cores_available());
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // Bound by the launcher to a share of the cores: that share is this rank's. Free to run on
   // every core: the ranks of this machine split them.

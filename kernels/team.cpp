@@ -3,7 +3,6 @@
 // leader on the second, yielding the core once a wait grows long.
 #include <xgrad/kernels/team.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
@@ -69,8 +68,7 @@ void help(Team& team, std::size_t t) {
 std::size_t cores_available() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<std::size_t>(CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
+  return sched_getaffinity(0, sizeof(set), &set) == 0 ? static_cast<std::size_t>(CPU_COUNT(&set)) : 1;
 }
 
 void with_team(const std::function<void()>& f) {
@@ -81,7 +79,7 @@ void with_team(const std::function<void()>& f) {
   }
   Team team;
   std::exception_ptr error;
-#pragma omp parallel num_threads(omp_get_max_threads())
+#pragma omp parallel num_threads(static_cast<int>(threads))
   {
     const auto t = static_cast<std::size_t>(omp_get_thread_num());
     if (t == 0) {

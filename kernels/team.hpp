@@ -14,13 +14,13 @@ namespace xgrad::kernels {
 /// one parallel region for the parts of team_for: inside f, parallel_for and the loops built on it
 /// go over the team without a region of their own. Alone (one thread, more threads than
 /// cores_available(), where a spinning team would wait for threads the system has descheduled,
-/// already inside a parallel region, or inside another with_team), f() simply runs. An exception from f, or from a part on
-/// any thread, ends the team and propagates from here. The waiting threads keep their cores busy:
+/// already inside a parallel region, or inside another with_team), f() simply runs. An exception
+/// from f, or from a part on any thread, ends the team and propagates from here. The waiting threads keep their cores busy:
 /// for loops of small steps, not around work that needs the whole machine otherwise (oneDNN's
 /// GEMMs, called inside the region, run on this thread alone).
 void with_team(const std::function<void()>& f);
 
-/// The cores this process may run on (its CPU affinity).
+/// The cores this process may run on (its CPU affinity; 1 if the system does not say).
 std::size_t cores_available();
 
 /// The number of threads of the team this thread leads (inside with_team's f), 0 when it leads
